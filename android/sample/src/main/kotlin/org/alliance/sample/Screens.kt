@@ -1,0 +1,128 @@
+package org.alliance.sample
+
+import androidx.compose.foundation.clickable
+import androidx.compose.foundation.layout.Arrangement
+import androidx.compose.foundation.layout.Column
+import androidx.compose.foundation.layout.Row
+import androidx.compose.foundation.layout.fillMaxWidth
+import androidx.compose.foundation.layout.padding
+import androidx.compose.foundation.lazy.LazyColumn
+import androidx.compose.foundation.lazy.items
+import androidx.compose.material3.Button
+import androidx.compose.material3.Card
+import androidx.compose.material3.OutlinedButton
+import androidx.compose.material3.OutlinedTextField
+import androidx.compose.material3.Slider
+import androidx.compose.material3.Text
+import androidx.compose.runtime.Composable
+import androidx.compose.runtime.collectAsState
+import androidx.compose.runtime.getValue
+import androidx.compose.runtime.mutableStateOf
+import androidx.compose.runtime.produceState
+import androidx.compose.runtime.remember
+import androidx.compose.runtime.rememberCoroutineScope
+import androidx.compose.runtime.setValue
+import androidx.compose.ui.Modifier
+import androidx.compose.ui.unit.dp
+import kotlinx.coroutines.launch
+import org.alliance.Alliance
+import org.alliance.AllianceException
+import org.alliance.CheckInDraft
+import org.alliance.Goal
+import org.alliance.PlanSummary
+import java.time.LocalDate
+import java.time.ZonedDateTime
+import kotlin.math.roundToInt
+
+@Composable
+fun PlanListScreen(alliance: Alliance, onOpen: (String) -> Unit) {
+    val plans by produceState(initialValue = emptyList<PlanSummary>(), alliance) { value = alliance.plans() }
+    LazyColumn(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(8.dp)) {
+        items(plans, key = { it.id }) { plan ->
+            Card(Modifier.fillMaxWidth().clickable { onOpen(plan.id) }) {
+                Column(Modifier.padding(16.dp)) {
+                    Text(plan.title)
+                    Text("${plan.goalCount} goals · ${plan.awaitingMyAgreement} to agree")
+                }
+            }
+        }
+    }
+}
+
+/** One plan, redrawn whenever it changes here or arrives changed from another device. */
+@Composable
+fun PlanScreen(alliance: Alliance, planId: String) {
+    val plan by remember(planId) { alliance.plan(planId) }.collectAsState(initial = null)
+    var message by remember { mutableStateOf<String?>(null) }
+    val scope = rememberCoroutineScope()
+    val current = plan
+    if (current == null) {
+        Text("Loading…")
+        return
+    }
+
+    fun act(action: suspend () -> Unit) = scope.launch {
+        message = try {
+            action()
+            null
+        } catch (e: AllianceException.NotAllowed) {
+            "Your role cannot change that."
+        } catch (e: AllianceException) {
+            "That did not work: ${e.message}"
+        }
+    }
+
+    LazyColumn(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(12.dp)) {
+        item { Text(current.title) }
+        message?.let { item { Text(it) } }
+        items(current.goals, key = { it.id }) { goal ->
+            GoalCard(
+                goal = goal,
+                mustAgree = current.me.id in goal.agreement.waitingFor,
+                onAgree = { act { alliance.agree(planId, goal.id) } },
+                onCheckIn = { draft -> act { alliance.checkIn(planId, goal.id, draft) } },
+            )
+        }
+    }
+}
+
+@Composable
+fun GoalCard(goal: Goal, mustAgree: Boolean, onAgree: () -> Unit, onCheckIn: (CheckInDraft) -> Unit) {
+    Card(Modifier.fillMaxWidth()) {
+        Column(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(8.dp)) {
+            Text("“${goal.clientWords}”")
+            when {
+                goal.agreement.isAgreed -> Text("Agreed")
+                mustAgree -> Button(onClick = onAgree) { Text("Agree") }
+                else -> Text("Waiting for agreement")
+            }
+            CheckInRow(onCheckIn)
+        }
+    }
+}
+
+/** Today's check-in: a GAS level from -2 (much less than expected) to 2 and a short note. */
+@Composable
+fun CheckInRow(onCheckIn: (CheckInDraft) -> Unit) {
+    var level by remember { mutableStateOf(0f) }
+    var note by remember { mutableStateOf("") }
+    Column {
+        Text("Today: ${level.roundToInt()}")
+        Slider(value = level, onValueChange = { level = it }, valueRange = -2f..2f, steps = 3)
+        OutlinedTextField(value = note, onValueChange = { note = it }, label = { Text("Note") })
+        Row(horizontalArrangement = Arrangement.End, modifier = Modifier.fillMaxWidth()) {
+            OutlinedButton(onClick = {
+                val now = ZonedDateTime.now()
+                onCheckIn(
+                    CheckInDraft(
+                        localDate = LocalDate.now().toString(),
+                        tzOffsetMinutes = now.offset.totalSeconds / 60,
+                        gasLevel = level.roundToInt(),
+                        note = note,
+                    )
+                )
+                note = ""
+            }) { Text("Check in") }
+        }
+    }
+}

@@ -1,0 +1,681 @@
+//! `Alliance`: one device's store of goal plans — the API every shell (CLI, Kotlin, Swift) uses.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::Transaction;
+use automerge::{ActorId, ChangeHash};
+use parking_lot::Mutex;
+
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::model::{
+    validate, CheckInId, DeviceId, GasEdit, GoalEdit, GoalId, HistoryEntry, Identity,
+    InterventionId, MemberId, NewCheckIn, NewIntervention, NewObjective, ObjectiveId, Plan,
+    PlanId, PlanSummary, Role,
+};
+use crate::plan::{write, PlanDoc};
+use crate::rules::{self, Edit};
+use crate::store::{self, DocumentSizes, Store};
+
+/// Told when a plan changed, by a local edit or a merged remote change.
+pub trait PlanObserver: Send + Sync {
+    fn plan_changed(&self, plan: PlanId);
+}
+
+impl<F: Fn(PlanId) + Send + Sync> PlanObserver for F {
+    fn plan_changed(&self, plan: PlanId) {
+        self(plan)
+    }
+}
+
+/// What a counselor gives to start a plan.
+#[derive(Clone, Debug, Default)]
+pub struct NewPlan {
+    pub title: String,
+    pub client_name: String,
+    /// The client's member id when they already use Alliance; a new one otherwise.
+    pub client_member: Option<MemberId>,
+    /// The client's device to enroll right away (its code exchanged in person).
+    pub client_device: Option<DeviceId>,
+}
+
+/// A device to enroll in a plan.
+#[derive(Clone, Debug)]
+pub struct NewDevice {
+    pub device: DeviceId,
+    pub member: MemberId,
+    /// Name and role, needed when the member is not in the plan yet.
+    pub new_member: Option<(String, Role)>,
+    pub label: String,
+}
+
+/// One device's store of plans. Cheap to share (`Arc<Alliance>`): every method takes `&self`
+/// and serializes on one internal lock, so calls from many threads never interleave writes.
+pub struct Alliance {
+    inner: Mutex<Inner>,
+    observers: Mutex<Vec<Arc<dyn PlanObserver>>>,
+}
+
+struct Inner {
+    store: Store,
+    identity: Option<Identity>,
+    docs: HashMap<PlanId, OpenDoc>,
+    sessions: HashMap<(PlanId, String), sync::State>,
+}
+
+struct OpenDoc {
+    doc: PlanDoc,
+    /// Heads already written to SQLite.
+    saved_heads: Vec<ChangeHash>,
+    /// Whether SQLite has a row for it (a document being received may not yet).
+    stored: bool,
+}
+
+fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+impl Inner {
+    fn actor(&self) -> ActorId {
+        match &self.identity {
+            Some(identity) => identity.device_id.actor(),
+            None => ActorId::random(),
+        }
+    }
+
+    fn identity(&self) -> Result<Identity> {
+        self.identity.clone().ok_or(Error::NotInitialized)
+    }
+
+    /// The plan's document, loaded from SQLite on first use.
+    fn open(&mut self, plan: PlanId) -> Result<&mut OpenDoc> {
+        if !self.docs.contains_key(&plan) {
+            let stored = self
+                .store
+                .read(|tx| store::load_document(tx, &plan.to_string()))?
+                .ok_or_else(|| Error::not_found("plan", plan))?;
+            let doc = PlanDoc::load(&stored.bytes, self.actor())?;
+            let saved_heads = doc.heads();
+            self.docs.insert(
+                plan,
+                OpenDoc {
+                    doc,
+                    saved_heads,
+                    stored: true,
+                },
+            );
+        }
+        self.docs
+            .get_mut(&plan)
+            .ok_or_else(|| Error::not_found("plan", plan))
+    }
+
+    /// The plan's document, or an empty one when this store does not have it yet.
+    fn open_or_empty(&mut self, plan: PlanId) -> Result<&mut OpenDoc> {
+        let known = self.docs.contains_key(&plan)
+            || self
+                .store
+                .read(|tx| store::has_document(tx, &plan.to_string()))?;
+        if known {
+            return self.open(plan);
+        }
+        let doc = PlanDoc::empty(self.actor());
+        Ok(self.docs.entry(plan).or_insert(OpenDoc {
+            doc,
+            saved_heads: Vec::new(),
+            stored: false,
+        }))
+    }
+
+    /// Writes what changed in the document since it was last saved, in one SQLite
+    /// transaction with `extra`. When SQLite fails the in-memory copy is dropped, so memory
+    /// never runs ahead of the file.
+    fn persist(
+        &mut self,
+        plan: PlanId,
+        extra: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> Result<bool> {
+        let now = clock::now_ms();
+        let Some(open) = self.docs.get(&plan) else {
+            return Err(Error::not_found("plan", plan));
+        };
+        let heads = open.doc.heads();
+        let changed = heads != open.saved_heads;
+        let doc_id = plan.to_string();
+        let is_plan = open.doc.is_plan();
+        let result = self.store.write(|tx| {
+            if changed {
+                if open.stored {
+                    let bytes = open.doc.save_after(&open.saved_heads);
+                    let sizes = store::append_chunk(tx, &doc_id, &bytes, now)?;
+                    if sizes.chunk_bytes > sizes.snapshot_len {
+                        store::replace_snapshot(
+                            tx,
+                            &doc_id,
+                            &open.doc.save(),
+                            &heads_bytes(&heads),
+                            now,
+                        )?;
+                    }
+                } else {
+                    store::insert_document(tx, &doc_id, &open.doc.save(), &heads_bytes(&heads), now)?;
+                }
+                if is_plan {
+                    let summary = open.doc.summary()?;
+                    store::upsert_plan_summary(
+                        tx,
+                        &PlanSummary {
+                            plan_id: summary.plan_id,
+                            title: summary.title,
+                            review_on: summary.review_on,
+                            client_name: summary.client_name,
+                            goal_count: summary.goal_count,
+                            updated_at: now,
+                        },
+                    )?;
+                }
+            }
+            extra(tx)
+        });
+        match result {
+            Ok(()) => {
+                if let Some(open) = self.docs.get_mut(&plan) {
+                    open.saved_heads = heads;
+                    open.stored |= changed;
+                }
+                Ok(changed)
+            }
+            Err(error) => {
+                self.docs.remove(&plan);
+                self.sessions.retain(|(p, _), _| *p != plan);
+                Err(error)
+            }
+        }
+    }
+}
+
+impl Alliance {
+    /// Opens (or creates) the store at `path`. The path comes from the shell.
+    pub fn open(path: &Path) -> Result<Self> {
+        Self::with_store(Store::open(path)?)
+    }
+
+    /// A store that lives in memory only.
+    pub fn open_in_memory() -> Result<Self> {
+        Self::with_store(Store::open_in_memory()?)
+    }
+
+    fn with_store(mut store: Store) -> Result<Self> {
+        let identity = store.read(|tx| store::load_identity(tx))?;
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                store,
+                identity,
+                docs: HashMap::new(),
+                sessions: HashMap::new(),
+            }),
+            observers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Registers an observer told of every plan change.
+    pub fn add_observer(&self, observer: Arc<dyn PlanObserver>) {
+        self.observers.lock().push(observer);
+    }
+
+    fn notify(&self, plan: PlanId) {
+        let observers = self.observers.lock().clone();
+        for observer in observers {
+            observer.plan_changed(plan);
+        }
+    }
+
+    /// This device's identity, if `init` ran.
+    pub fn identity(&self) -> Option<Identity> {
+        self.inner.lock().identity.clone()
+    }
+
+    /// Makes this store a device of a person: a new person, or a new device of `member`.
+    pub fn init(&self, name: &str, role: Role, member: Option<MemberId>) -> Result<Identity> {
+        validate::label("name", name)?;
+        let mut inner = self.inner.lock();
+        if inner.identity.is_some() {
+            return Err(Error::AlreadyInitialized);
+        }
+        let identity = Identity {
+            member_id: member.unwrap_or_default(),
+            device_id: DeviceId::new(),
+            name: name.trim().to_owned(),
+            role,
+        };
+        let now = clock::now_ms();
+        inner
+            .store
+            .write(|tx| store::save_identity(tx, &identity, now))?;
+        inner.identity = Some(identity.clone());
+        Ok(identity)
+    }
+
+    /// Starts a plan with this counselor and a client. Returns its id.
+    pub fn create_plan(&self, new: &NewPlan) -> Result<PlanId> {
+        validate::label("title", &new.title)?;
+        validate::label("client name", &new.client_name)?;
+        let plan = PlanId::new();
+        {
+            let mut inner = self.inner.lock();
+            let me = inner.identity()?;
+            if me.role != Role::Counselor {
+                return Err(Error::not_allowed("only a counselor creates plans"));
+            }
+            let client = new.client_member.unwrap_or_default();
+            if client == me.member_id {
+                return Err(Error::invalid("client member", "is this counselor"));
+            }
+            if new.client_device == Some(me.device_id) {
+                return Err(Error::invalid("client device", "is this device"));
+            }
+            let now = clock::now_ms();
+            let mut doc = PlanDoc::empty(me.device_id.actor());
+            doc.change("created the plan", now, |tx| {
+                write::init_plan(tx, plan, new.title.trim(), now)?;
+                write::put_member(tx, me.member_id, &me.name, Role::Counselor, now)?;
+                write::put_device(tx, me.device_id, me.member_id, "creator", now)?;
+                write::put_member(tx, client, new.client_name.trim(), Role::Client, now)?;
+                if let Some(device) = new.client_device {
+                    write::put_device(tx, device, client, "client device", now)?;
+                }
+                Ok(())
+            })?;
+            inner.docs.insert(
+                plan,
+                OpenDoc {
+                    doc,
+                    saved_heads: Vec::new(),
+                    stored: false,
+                },
+            );
+            inner.persist(plan, |_| Ok(()))?;
+        }
+        self.notify(plan);
+        Ok(plan)
+    }
+
+    /// Every plan in the catalog, without loading any document.
+    pub fn list_plans(&self) -> Result<Vec<PlanSummary>> {
+        self.inner.lock().store.read(|tx| store::list_plans(tx))
+    }
+
+    /// Ids of every plan stored here.
+    pub fn plan_ids(&self) -> Result<Vec<PlanId>> {
+        self.inner.lock().store.read(|tx| store::plan_ids(tx))
+    }
+
+    /// Whether this store holds the plan's document.
+    pub fn has_plan(&self, plan: PlanId) -> Result<bool> {
+        let mut inner = self.inner.lock();
+        if inner.docs.get(&plan).is_some_and(|open| open.stored) {
+            return Ok(true);
+        }
+        inner
+            .store
+            .read(|tx| store::has_document(tx, &plan.to_string()))
+    }
+
+    /// The plan as model types.
+    pub fn plan(&self, plan: PlanId) -> Result<Plan> {
+        self.inner.lock().open(plan)?.doc.read()
+    }
+
+    /// Every change of the plan with its author and description.
+    pub fn history(&self, plan: PlanId) -> Result<Vec<HistoryEntry>> {
+        Ok(self.inner.lock().open(plan)?.doc.history())
+    }
+
+    /// Runs one local edit: reads the plan, lets `edit` check the rules and write operations
+    /// in one Automerge change, then stores it in one SQLite transaction. If `edit` fails,
+    /// nothing is written anywhere.
+    fn edit<T>(
+        &self,
+        plan: PlanId,
+        description: &str,
+        edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let out = {
+            let mut inner = self.inner.lock();
+            let me = inner.identity()?;
+            let open = inner.open(plan)?;
+            let model = open.doc.read()?;
+            match model.device(me.device_id) {
+                Some(device) if device.member_id == me.member_id => {}
+                _ => {
+                    return Err(Error::not_allowed(
+                        "only devices enrolled in a plan write to it",
+                    ))
+                }
+            }
+            let now = clock::now_ms();
+            let mut out = None;
+            let change = open.doc.change(description, now, |tx| {
+                out = Some(edit(&model, &me, tx)?);
+                Ok(())
+            })?;
+            if change.is_some() {
+                inner.persist(plan, |_| Ok(()))?;
+            }
+            (out, change.is_some())
+        };
+        let (out, changed) = out;
+        if changed {
+            self.notify(plan);
+        }
+        out.ok_or_else(|| Error::Malformed("the edit produced no result".into()))
+    }
+
+    /// Renames the plan (counselor).
+    pub fn set_title(&self, plan: PlanId, title: &str) -> Result<()> {
+        validate::label("title", title)?;
+        self.edit(plan, "renamed the plan", |model, me, tx| {
+            rules::check(model, me.member_id, Edit::PlanSettings)?;
+            write::set_title(tx, title.trim())
+        })
+    }
+
+    /// Sets the date of the plan's next review (counselor).
+    pub fn set_review_on(&self, plan: PlanId, date: &str) -> Result<()> {
+        validate::date("review date", date)?;
+        self.edit(plan, "set the review date", |model, me, tx| {
+            rules::check(model, me.member_id, Edit::PlanSettings)?;
+            write::set_review_on(tx, date)
+        })
+    }
+
+    /// Enrolls a device in the plan (a counselor: any member's; a client: their own).
+    pub fn enroll_device(&self, plan: PlanId, new: &NewDevice) -> Result<()> {
+        validate::label("device label", &new.label)?;
+        if let Some((name, _)) = &new.new_member {
+            validate::label("name", name)?;
+        }
+        self.edit(plan, "enrolled a device", |model, me, tx| {
+            let now = clock::now_ms();
+            if let Some(existing) = model.device(new.device) {
+                if existing.member_id != new.member {
+                    return Err(Error::invalid(
+                        "device id",
+                        "already enrolled for another member",
+                    ));
+                }
+            }
+            if model.member(new.member).is_none() {
+                let (name, role) = new.new_member.as_ref().ok_or_else(|| {
+                    Error::invalid("member", "not in this plan: give a name and role")
+                })?;
+                rules::check(model, me.member_id, Edit::Member)?;
+                write::put_member(tx, new.member, name.trim(), *role, now)?;
+            }
+            rules::check(model, me.member_id, Edit::EnrollDevice { member: new.member })?;
+            if model.device(new.device).is_none() {
+                write::put_device(tx, new.device, new.member, new.label.trim(), now)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Proposes a goal in the proposer's words. Returns its id.
+    pub fn propose_goal(&self, plan: PlanId, words: &str) -> Result<GoalId> {
+        validate::words("client words", words)?;
+        let goal = GoalId::new();
+        self.edit(plan, "proposed a goal", |model, me, tx| {
+            rules::check(model, me.member_id, Edit::ProposeGoal)?;
+            let now = clock::now_ms();
+            write::add_goal(tx, goal, me.member_id, words, &format!("{now:015}"), now)?;
+            Ok(goal)
+        })
+    }
+
+    /// Changes a goal's words, clinical statement, life area or status.
+    pub fn edit_goal(&self, plan: PlanId, goal: GoalId, edit: &GoalEdit) -> Result<()> {
+        validate::goal_edit(edit)?;
+        let description = describe_goal_edit(edit);
+        self.edit(plan, &description, |model, me, tx| {
+            let current = model.goal(goal)?;
+            rules::check(model, me.member_id, Edit::EditGoal { goal: current, edit })?;
+            if let Some(status) = edit.status {
+                if !current.status.can_become(status) {
+                    return Err(Error::invalid(
+                        "status",
+                        format!("a goal does not go from {} to {status}", current.status),
+                    ));
+                }
+            }
+            write::edit_goal(tx, goal, edit)
+        })
+    }
+
+    /// Adds a SMART objective to a goal (counselor). Returns its id.
+    pub fn add_objective(
+        &self,
+        plan: PlanId,
+        goal: GoalId,
+        objective: &NewObjective,
+    ) -> Result<ObjectiveId> {
+        validate::objective(objective)?;
+        let id = ObjectiveId::new();
+        self.edit(plan, "added an objective", |model, me, tx| {
+            model.goal(goal)?;
+            rules::check(model, me.member_id, Edit::Objective)?;
+            write::add_objective(tx, goal, id, objective)?;
+            Ok(id)
+        })
+    }
+
+    /// Adds an intervention to a goal (counselor). Returns its id.
+    pub fn add_intervention(
+        &self,
+        plan: PlanId,
+        goal: GoalId,
+        intervention: &NewIntervention,
+    ) -> Result<InterventionId> {
+        validate::intervention(intervention)?;
+        let id = InterventionId::new();
+        self.edit(plan, "added an intervention", |model, me, tx| {
+            model.goal(goal)?;
+            if let Some(owner) = intervention.owner {
+                if model.member(owner).is_none() {
+                    return Err(Error::not_found("member", owner));
+                }
+            }
+            rules::check(model, me.member_id, Edit::Objective)?;
+            write::add_intervention(tx, goal, id, intervention)?;
+            Ok(id)
+        })
+    }
+
+    /// Describes a GAS level (both roles) or sets the weight or baseline (counselor).
+    pub fn set_gas(&self, plan: PlanId, goal: GoalId, edit: &GasEdit) -> Result<()> {
+        validate::gas_edit(edit)?;
+        let description = match edit {
+            GasEdit::Level { .. } => "described a GAS level",
+            GasEdit::Weight(_) => "set a GAS weight",
+            GasEdit::Baseline(_) => "set a GAS baseline",
+        };
+        self.edit(plan, description, |model, me, tx| {
+            model.goal(goal)?;
+            rules::check(model, me.member_id, Edit::Gas(edit))?;
+            write::set_gas(tx, goal, edit)
+        })
+    }
+
+    /// Records this member's agreement to the goal's current content.
+    pub fn agree(&self, plan: PlanId, goal: GoalId) -> Result<()> {
+        self.edit(plan, "agreed to a goal", |model, me, tx| {
+            let current = model.goal(goal)?;
+            rules::check(model, me.member_id, Edit::Agree { member: me.member_id })?;
+            let already = current
+                .agreement
+                .agreements
+                .iter()
+                .any(|a| a.member_id == me.member_id && a.content_hash == current.content_hash);
+            if !already {
+                write::agree(tx, goal, me.member_id, &current.content_hash, clock::now_ms())?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records a check-in by this member (or a correction of one of theirs). Returns its id.
+    pub fn check_in(&self, plan: PlanId, goal: GoalId, checkin: &NewCheckIn) -> Result<CheckInId> {
+        validate::checkin(checkin)?;
+        let id = CheckInId::new();
+        let description = if checkin.corrects.is_some() {
+            "corrected a check-in"
+        } else {
+            "checked in"
+        };
+        self.edit(plan, description, |model, me, tx| {
+            let current = model.goal(goal)?;
+            let corrects = match checkin.corrects {
+                Some(original) => Some(
+                    current
+                        .checkins
+                        .iter()
+                        .find(|c| c.checkin_id == original)
+                        .ok_or_else(|| Error::not_found("check-in", original))?,
+                ),
+                None => None,
+            };
+            rules::check(
+                model,
+                me.member_id,
+                Edit::CheckIn {
+                    by: me.member_id,
+                    corrects,
+                },
+            )?;
+            let now = clock::now_ms();
+            let tz_offset_min = checkin.tz_offset_min.unwrap_or_else(clock::local_offset_min);
+            let local_date = match (&checkin.local_date, corrects) {
+                (Some(day), _) => day.clone(),
+                (None, Some(original)) => original.local_date.clone(),
+                (None, None) => clock::local_date(now, tz_offset_min),
+            };
+            write::add_checkin(
+                tx,
+                goal,
+                &write::CheckInEntry {
+                    id,
+                    by: me.member_id,
+                    at: now,
+                    local_date: &local_date,
+                    tz_offset_min,
+                    gas_level: checkin.gas_level,
+                    value: checkin.value,
+                    mood: checkin.mood,
+                    craving: checkin.craving,
+                    note: &checkin.note,
+                    corrects: checkin.corrects,
+                },
+            )?;
+            Ok(id)
+        })
+    }
+
+    /// Snapshot and chunk sizes of a plan's stored document.
+    pub fn document_sizes(&self, plan: PlanId) -> Result<DocumentSizes> {
+        self.inner
+            .lock()
+            .store
+            .read(|tx| store::document_sizes(tx, &plan.to_string()))?
+            .ok_or_else(|| Error::not_found("plan", plan))
+    }
+
+    /// The bytes of `save()` of a plan's document (what compaction stores as its snapshot).
+    pub fn saved_document(&self, plan: PlanId) -> Result<Vec<u8>> {
+        Ok(self.inner.lock().open(plan)?.doc.save())
+    }
+
+    // ---- transport-agnostic sync: bytes in, bytes out ----
+
+    /// The next Automerge sync message for `peer` about `plan`, or None when the peer has
+    /// everything we know of. Works for a plan not stored here yet (asks the peer for it).
+    pub fn generate_sync_message(&self, plan: PlanId, peer: &str) -> Result<Option<Vec<u8>>> {
+        let mut inner = self.inner.lock();
+        let state = load_session(&mut inner, plan, peer)?;
+        let open = inner.open_or_empty(plan)?;
+        let mut state = state;
+        let message = open.doc.automerge().generate_sync_message(&mut state);
+        inner.sessions.insert((plan, peer.to_owned()), state);
+        Ok(message.map(sync::Message::encode))
+    }
+
+    /// Applies a sync message from `peer` in one SQLite transaction (document and sync
+    /// state together). Creates the plan here when it is new.
+    pub fn receive_sync_message(&self, plan: PlanId, peer: &str, message: &[u8]) -> Result<()> {
+        let message =
+            sync::Message::decode(message).map_err(|e| Error::SyncMessage(e.to_string()))?;
+        let changed = {
+            let mut inner = self.inner.lock();
+            let mut state = load_session(&mut inner, plan, peer)?;
+            let open = inner.open_or_empty(plan)?;
+            if let Err(error) = open.doc.automerge_mut().receive_sync_message(&mut state, message) {
+                inner.docs.remove(&plan);
+                inner.sessions.remove(&(plan, peer.to_owned()));
+                return Err(error.into());
+            }
+            let has_content = !open.doc.heads().is_empty();
+            let encoded = state.encode();
+            inner.sessions.insert((plan, peer.to_owned()), state);
+            if !has_content {
+                false
+            } else {
+                let doc_id = plan.to_string();
+                inner.persist(plan, |tx| store::save_sync_state(tx, &doc_id, peer, &encoded))?
+            }
+        };
+        if changed {
+            self.notify(plan);
+        }
+        Ok(())
+    }
+
+    /// Forgets the in-memory sync sessions with `peer` (call on disconnect); the next
+    /// session starts from the persisted state, so only news is sent.
+    pub fn end_sync_session(&self, peer: &str) {
+        let mut inner = self.inner.lock();
+        inner.sessions.retain(|(_, p), _| p != peer);
+        inner.docs.retain(|_, open| open.stored);
+    }
+}
+
+fn load_session(inner: &mut Inner, plan: PlanId, peer: &str) -> Result<sync::State> {
+    if let Some(state) = inner.sessions.remove(&(plan, peer.to_owned())) {
+        return Ok(state);
+    }
+    let stored = inner
+        .store
+        .read(|tx| store::load_sync_state(tx, &plan.to_string(), peer))?;
+    Ok(match stored {
+        Some(bytes) => sync::State::decode(&bytes).unwrap_or_else(|_| sync::State::new()),
+        None => sync::State::new(),
+    })
+}
+
+fn describe_goal_edit(edit: &GoalEdit) -> String {
+    let mut fields = Vec::new();
+    if edit.client_words.is_some() {
+        fields.push("client words".to_owned());
+    }
+    if edit.clinical_statement.is_some() {
+        fields.push("clinical statement".to_owned());
+    }
+    if edit.life_area.is_some() {
+        fields.push("life area".to_owned());
+    }
+    if let Some(status) = edit.status {
+        fields.push(format!("status → {status}"));
+    }
+    format!("edited a goal: {}", fields.join(", "))
+}
+

@@ -1,0 +1,62 @@
+//! The core's one error type. Messages name fields and rules, never personal data.
+
+use thiserror::Error;
+
+/// Result alias used across the core.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside the core.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// A role rule refused the write; nothing was written.
+    #[error("not allowed: {rule}")]
+    NotAllowed { rule: String },
+    /// Input that fails validation; nothing was written.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput { field: &'static str, reason: String },
+    /// A plan, goal, check-in or member that does not exist here.
+    #[error("{what} not found: {id}")]
+    NotFound { what: &'static str, id: String },
+    /// This store has no identity yet (`init` first).
+    #[error("this store has no identity yet: run `alliance init` first")]
+    NotInitialized,
+    /// This store already has an identity.
+    #[error("this store already has an identity")]
+    AlreadyInitialized,
+    /// The database was written by a newer version of Alliance.
+    #[error("database schema version {found} is newer than this build supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    /// A stored or received plan document does not have the expected shape.
+    #[error("malformed plan document: {0}")]
+    Malformed(String),
+    /// SQLite failed.
+    #[error("storage error: {0}")]
+    Storage(#[from] rusqlite::Error),
+    /// Automerge failed (e.g. a corrupt document or sync message).
+    #[error("document error: {0}")]
+    Document(#[from] automerge::AutomergeError),
+    /// A sync message could not be decoded.
+    #[error("sync message error: {0}")]
+    SyncMessage(String),
+    /// Filesystem I/O.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn not_allowed(rule: impl Into<String>) -> Self {
+        Error::NotAllowed { rule: rule.into() }
+    }
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        Error::InvalidInput {
+            field,
+            reason: reason.into(),
+        }
+    }
+    pub(crate) fn not_found(what: &'static str, id: impl ToString) -> Self {
+        Error::NotFound {
+            what,
+            id: id.to_string(),
+        }
+    }
+}

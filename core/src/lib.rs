@@ -1,0 +1,19 @@
+//! Alliance core: goal plans that a counselor and a client write together, stored as
+//! Automerge documents in SQLite, checked by role rules, synced with any automerge-repo peer.
+//!
+//! Start with [`Alliance`]: open a store, `init` an identity, create or receive plans, edit
+//! them, and exchange sync messages with peers.
+
+mod alliance;
+mod clock;
+mod error;
+pub mod local_sync;
+pub mod model;
+pub mod plan;
+pub mod rules;
+pub mod store;
+pub mod sync;
+
+pub use alliance::{Alliance, NewDevice, NewPlan, PlanObserver};
+pub use error::{Error, Result};
+pub use model::*;

@@ -1,0 +1,230 @@
+//! Validation of every field a person types: typed errors, never a silent trim to fit.
+
+use chrono::NaiveDate;
+
+use super::{GasEdit, GoalEdit, NewCheckIn, NewIntervention, NewObjective};
+use crate::error::{Error, Result};
+
+/// Longest free text (goal words, clinical statement, notes, objectives), in characters.
+pub const MAX_TEXT: usize = 4000;
+/// Longest short label (names, titles, life areas, units, measures), in characters.
+pub const MAX_LABEL: usize = 200;
+
+/// Free text that must say something.
+pub fn words(field: &'static str, text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    optional_text(field, text)
+}
+
+/// Free text that may be empty.
+pub fn optional_text(field: &'static str, text: &str) -> Result<()> {
+    length(field, text, MAX_TEXT)
+}
+
+/// A short label that must say something.
+pub fn label(field: &'static str, text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    length(field, text, MAX_LABEL)?;
+    if text.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must be one line"));
+    }
+    Ok(())
+}
+
+fn length(field: &'static str, text: &str, max: usize) -> Result<()> {
+    let count = text.chars().count();
+    if count > max {
+        return Err(Error::invalid(
+            field,
+            format!("too long ({count} characters, at most {max})"),
+        ));
+    }
+    if text.contains('\0') {
+        return Err(Error::invalid(field, "contains a NUL character"));
+    }
+    Ok(())
+}
+
+/// A calendar date written YYYY-MM-DD.
+pub fn date(field: &'static str, text: &str) -> Result<NaiveDate> {
+    if text.len() != 10 {
+        return Err(Error::invalid(field, "expected a date as YYYY-MM-DD"));
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .map_err(|_| Error::invalid(field, "expected a real date as YYYY-MM-DD"))
+}
+
+/// A GAS level: -2 (much less than expected) ..= +2 (much more than expected).
+pub fn gas_level(level: i8) -> Result<i8> {
+    if (-2..=2).contains(&level) {
+        Ok(level)
+    } else {
+        Err(Error::invalid("gas level", "must be between -2 and 2"))
+    }
+}
+
+/// A 0..=10 rating (mood, craving).
+pub fn rating(field: &'static str, value: u8) -> Result<u8> {
+    if value <= 10 {
+        Ok(value)
+    } else {
+        Err(Error::invalid(field, "must be between 0 and 10"))
+    }
+}
+
+/// A finite number.
+pub fn number(field: &'static str, value: f64) -> Result<f64> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(Error::invalid(field, "must be a finite number"))
+    }
+}
+
+/// A time-zone offset in minutes east of UTC.
+pub fn tz_offset(minutes: i32) -> Result<i32> {
+    if (-14 * 60..=14 * 60).contains(&minutes) {
+        Ok(minutes)
+    } else {
+        Err(Error::invalid(
+            "time-zone offset",
+            "must be within ±14 hours",
+        ))
+    }
+}
+
+pub fn goal_edit(edit: &GoalEdit) -> Result<()> {
+    if edit.is_empty() {
+        return Err(Error::invalid("goal edit", "nothing to change"));
+    }
+    if let Some(text) = &edit.client_words {
+        words("client words", text)?;
+    }
+    if let Some(text) = &edit.clinical_statement {
+        optional_text("clinical statement", text)?;
+    }
+    if let Some(text) = &edit.life_area {
+        if !text.is_empty() {
+            label("life area", text)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn objective(objective: &NewObjective) -> Result<()> {
+    words("objective text", &objective.text)?;
+    if let Some(measure) = &objective.measure {
+        label("measure", measure)?;
+    }
+    if let Some(target) = objective.target {
+        number("target", target)?;
+    }
+    if let Some(unit) = &objective.unit {
+        label("unit", unit)?;
+    }
+    if let Some(due) = &objective.due_on {
+        date("due date", due)?;
+    }
+    Ok(())
+}
+
+pub fn intervention(intervention: &NewIntervention) -> Result<()> {
+    words("intervention text", &intervention.text)?;
+    if let Some(frequency) = &intervention.frequency {
+        label("frequency", frequency)?;
+    }
+    Ok(())
+}
+
+pub fn gas_edit(edit: &GasEdit) -> Result<()> {
+    match edit {
+        GasEdit::Level { level, text } => {
+            gas_level(*level)?;
+            words("gas level text", text)
+        }
+        GasEdit::Weight(weight) => {
+            number("gas weight", *weight)?;
+            if *weight <= 0.0 || *weight > 100.0 {
+                return Err(Error::invalid("gas weight", "must be above 0 and at most 100"));
+            }
+            Ok(())
+        }
+        GasEdit::Baseline(level) => gas_level(*level).map(|_| ()),
+    }
+}
+
+pub fn checkin(checkin: &NewCheckIn) -> Result<()> {
+    if let Some(level) = checkin.gas_level {
+        gas_level(level)?;
+    }
+    if let Some(value) = checkin.value {
+        number("value", value)?;
+    }
+    if let Some(mood) = checkin.mood {
+        rating("mood", mood)?;
+    }
+    if let Some(craving) = checkin.craving {
+        rating("craving", craving)?;
+    }
+    optional_text("note", &checkin.note)?;
+    if let Some(day) = &checkin.local_date {
+        date("date", day)?;
+    }
+    if let Some(offset) = checkin.tz_offset_min {
+        tz_offset(offset)?;
+    }
+    let says_something = checkin.gas_level.is_some()
+        || checkin.value.is_some()
+        || checkin.mood.is_some()
+        || checkin.craving.is_some()
+        || !checkin.note.trim().is_empty();
+    if !says_something {
+        return Err(Error::invalid(
+            "check-in",
+            "needs a level, value, mood, craving or note",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(result: Result<impl Sized>) -> &'static str {
+        match result {
+            Err(Error::InvalidInput { field, .. }) => field,
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("accepted bad input"),
+        }
+    }
+
+    #[test]
+    fn rejects_bad_fields_with_their_names() {
+        assert_eq!(field_of(words("client words", "   ")), "client words");
+        assert_eq!(
+            field_of(words("client words", &"x".repeat(MAX_TEXT + 1))),
+            "client words"
+        );
+        assert!(words("client words", &"é".repeat(MAX_TEXT)).is_ok());
+        assert_eq!(field_of(date("due date", "2026-02-30")), "due date");
+        assert_eq!(field_of(date("due date", "2026-2-3")), "due date");
+        assert!(date("due date", "2028-02-29").is_ok());
+        assert_eq!(field_of(gas_level(3)), "gas level");
+        assert_eq!(field_of(gas_level(-3)), "gas level");
+        assert_eq!(field_of(rating("mood", 11)), "mood");
+        assert_eq!(field_of(label("name", "a\nb")), "name");
+        assert_eq!(field_of(number("target", f64::NAN)), "target");
+        assert_eq!(field_of(tz_offset(15 * 60)), "time-zone offset");
+        assert_eq!(
+            field_of(gas_edit(&GasEdit::Weight(0.0))),
+            "gas weight"
+        );
+        assert_eq!(field_of(checkin(&NewCheckIn::default())), "check-in");
+        assert_eq!(field_of(goal_edit(&GoalEdit::default())), "goal edit");
+    }
+}

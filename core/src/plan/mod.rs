@@ -1,0 +1,98 @@
+//! The Automerge schema of a plan: read it into model types, write it by operations.
+
+mod hash;
+pub mod history;
+pub mod read;
+pub mod schema;
+pub mod write;
+
+use automerge::transaction::{CommitOptions, Transaction};
+use automerge::{ActorId, Automerge, Change, ChangeHash};
+
+pub use hash::content_hash;
+pub use read::Summary;
+
+use crate::error::Result;
+use crate::model::{HistoryEntry, Plan};
+
+/// One plan's Automerge document.
+#[derive(Debug, Clone)]
+pub struct PlanDoc {
+    doc: Automerge,
+}
+
+impl PlanDoc {
+    /// An empty document (a plan about to arrive by sync, or about to be created).
+    pub fn empty(actor: ActorId) -> Self {
+        Self {
+            doc: Automerge::new().with_actor(actor),
+        }
+    }
+
+    /// Loads saved bytes (a snapshot followed by any incremental chunks).
+    pub fn load(bytes: &[u8], actor: ActorId) -> Result<Self> {
+        let doc = Automerge::load(bytes)?.with_actor(actor);
+        Ok(Self { doc })
+    }
+
+    pub fn automerge(&self) -> &Automerge {
+        &self.doc
+    }
+
+    pub fn automerge_mut(&mut self) -> &mut Automerge {
+        &mut self.doc
+    }
+
+    /// Whether the document holds a plan yet.
+    pub fn is_plan(&self) -> bool {
+        read::is_plan(&self.doc)
+    }
+
+    /// The whole plan as model types.
+    pub fn read(&self) -> Result<Plan> {
+        read::read_plan(&self.doc)
+    }
+
+    /// The catalog facts, without reading goals.
+    pub fn summary(&self) -> Result<Summary> {
+        read::read_summary(&self.doc)
+    }
+
+    pub fn history(&self) -> Vec<HistoryEntry> {
+        history::history(&self.doc)
+    }
+
+    pub fn heads(&self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// Runs `edit` as one Automerge change with a description and time. Nothing is applied if
+    /// `edit` fails. Returns None when the edit made no operation.
+    pub fn change<F>(&mut self, description: &str, now: i64, edit: F) -> Result<Option<ChangeHash>>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<()>,
+    {
+        let options = CommitOptions::default()
+            .with_message(description.to_owned())
+            .with_time(now);
+        match self.doc.transact_with(|_| options, edit) {
+            Ok(success) => Ok(success.hash),
+            Err(failure) => Err(failure.error),
+        }
+    }
+
+    /// Changes made after `heads`, encoded as incremental bytes.
+    pub fn save_after(&self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
+    }
+
+    /// A compact snapshot of the whole document.
+    pub fn save(&self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    /// Every change in the document.
+    pub fn changes(&self) -> Vec<Change> {
+        self.doc.get_changes(&[])
+    }
+}

@@ -1,0 +1,507 @@
+//! Reads a plan document into model types: goals, derived agreement, conflicts, GAS T-score.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use automerge::{ObjId, ObjType, ReadDoc, ScalarValue, Value, ROOT};
+
+use super::hash::content_hash;
+use super::schema as k;
+use crate::error::{Error, Result};
+use crate::model::{
+    gas_t_score, Agreement, AgreementState, AgreementStatus, CheckIn, CheckInId, Conflict,
+    ConflictValue, Device, DeviceId, GasRating, GasScale, Goal, GoalId, GoalStatus, Intervention,
+    InterventionId, Member, MemberId, Objective, ObjectiveId, Plan, PlanId, Role,
+};
+
+/// A string field: a scalar string or the content of a Text object.
+pub(crate) fn get_string<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<String> {
+    match doc.get(obj, key).ok().flatten()? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::Str(text) => Some(text.to_string()),
+            _ => None,
+        },
+        (Value::Object(ObjType::Text), id) => doc.text(&id).ok(),
+        _ => None,
+    }
+}
+
+pub(crate) fn get_i64<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<i64> {
+    match doc.get(obj, key).ok().flatten()? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::Int(n) => Some(*n),
+            ScalarValue::Uint(n) => i64::try_from(*n).ok(),
+            ScalarValue::Timestamp(n) => Some(*n),
+            ScalarValue::F64(f) if f.fract() == 0.0 && f.is_finite() => Some(*f as i64),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub(crate) fn get_f64<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<f64> {
+    match doc.get(obj, key).ok().flatten()? {
+        (Value::Scalar(s), _) => match s.as_ref() {
+            ScalarValue::F64(f) => Some(*f),
+            ScalarValue::Int(n) => Some(*n as f64),
+            ScalarValue::Uint(n) => Some(*n as f64),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// A map-valued field.
+pub(crate) fn get_map<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<ObjId> {
+    match doc.get(obj, key).ok().flatten()? {
+        (Value::Object(ObjType::Map), id) => Some(id),
+        _ => None,
+    }
+}
+
+/// A Text-valued field.
+pub(crate) fn get_text_obj<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<ObjId> {
+    match doc.get(obj, key).ok().flatten()? {
+        (Value::Object(ObjType::Text), id) => Some(id),
+        _ => None,
+    }
+}
+
+/// The goal map of `goal`, or NotFound.
+pub(crate) fn goal_obj<R: ReadDoc>(doc: &R, goal: GoalId) -> Result<ObjId> {
+    get_map(doc, &ROOT, k::GOALS)
+        .and_then(|goals| get_map(doc, &goals, &goal.to_string()))
+        .ok_or_else(|| Error::not_found("goal", goal))
+}
+
+/// Whether the document holds a plan yet (a freshly synced document may still be empty).
+pub fn is_plan<R: ReadDoc>(doc: &R) -> bool {
+    get_string(doc, &ROOT, k::PLAN_ID).is_some()
+}
+
+/// The light catalog facts of a plan, without reading its goals.
+pub struct Summary {
+    pub plan_id: PlanId,
+    pub title: String,
+    pub review_on: Option<String>,
+    pub client_name: Option<String>,
+    pub goal_count: u32,
+}
+
+pub fn read_summary<R: ReadDoc>(doc: &R) -> Result<Summary> {
+    let plan_id = read_plan_id(doc)?;
+    let members = read_members(doc);
+    Ok(Summary {
+        plan_id,
+        title: get_string(doc, &ROOT, k::TITLE).unwrap_or_default(),
+        review_on: get_string(doc, &ROOT, k::REVIEW_ON),
+        client_name: members
+            .iter()
+            .find(|m| m.role == Role::Client)
+            .map(|m| m.name.clone()),
+        goal_count: get_map(doc, &ROOT, k::GOALS)
+            .map(|goals| doc.length(&goals) as u32)
+            .unwrap_or(0),
+    })
+}
+
+fn read_plan_id<R: ReadDoc>(doc: &R) -> Result<PlanId> {
+    let text = get_string(doc, &ROOT, k::PLAN_ID)
+        .ok_or_else(|| Error::Malformed("the document has no plan id".into()))?;
+    PlanId::parse(&text).map_err(|_| Error::Malformed("the plan id is not a UUID".into()))
+}
+
+fn read_members<R: ReadDoc>(doc: &R) -> Vec<Member> {
+    let Some(members) = get_map(doc, &ROOT, k::MEMBERS) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Member> = doc
+        .map_range(&members, ..)
+        .filter_map(|item| {
+            let member_id = MemberId::parse(&item.key).ok()?;
+            let obj = get_map(doc, &members, &item.key)?;
+            let role = get_string(doc, &obj, k::ROLE)?.parse().ok()?;
+            Some(Member {
+                member_id,
+                name: get_string(doc, &obj, k::NAME).unwrap_or_default(),
+                role,
+                added_at: get_i64(doc, &obj, k::ADDED_AT).unwrap_or(0),
+            })
+        })
+        .collect();
+    out.sort_by_key(|m| (m.added_at, m.member_id));
+    out
+}
+
+fn read_devices<R: ReadDoc>(doc: &R) -> Vec<Device> {
+    let Some(devices) = get_map(doc, &ROOT, k::DEVICES) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Device> = doc
+        .map_range(&devices, ..)
+        .filter_map(|item| {
+            let device_id = DeviceId::parse(&item.key).ok()?;
+            let obj = get_map(doc, &devices, &item.key)?;
+            Some(Device {
+                device_id,
+                member_id: MemberId::parse(&get_string(doc, &obj, k::MEMBER_ID)?).ok()?,
+                label: get_string(doc, &obj, k::LABEL).unwrap_or_default(),
+                added_at: get_i64(doc, &obj, k::ADDED_AT).unwrap_or(0),
+            })
+        })
+        .collect();
+    out.sort_by_key(|d| (d.added_at, d.device_id));
+    out
+}
+
+/// Names the author of a value by its Automerge actor.
+struct Authors {
+    by_device: HashMap<DeviceId, String>,
+}
+
+impl Authors {
+    fn new(members: &[Member], devices: &[Device]) -> Self {
+        let names: HashMap<MemberId, &str> = members
+            .iter()
+            .map(|m| (m.member_id, m.name.as_str()))
+            .collect();
+        let by_device = devices
+            .iter()
+            .filter_map(|d| Some((d.device_id, names.get(&d.member_id)?.to_string())))
+            .collect();
+        Self { by_device }
+    }
+
+    fn name_of(&self, actor: &automerge::ActorId) -> (String, String) {
+        let device = DeviceId::from_actor(actor);
+        let device_text = actor.to_hex_string();
+        let name = device
+            .and_then(|d| self.by_device.get(&d).cloned())
+            .unwrap_or_else(|| "unknown device".to_owned());
+        (name, device_text)
+    }
+}
+
+fn json_of<R: ReadDoc>(doc: &R, value: &Value<'_>, id: &ObjId) -> serde_json::Value {
+    match value {
+        Value::Scalar(s) => match s.as_ref() {
+            ScalarValue::Str(text) => serde_json::Value::from(text.to_string()),
+            ScalarValue::Int(n) => serde_json::Value::from(*n),
+            ScalarValue::Uint(n) => serde_json::Value::from(*n),
+            ScalarValue::F64(f) => serde_json::Value::from(*f),
+            ScalarValue::Boolean(b) => serde_json::Value::from(*b),
+            ScalarValue::Null => serde_json::Value::Null,
+            other => serde_json::Value::from(other.to_string()),
+        },
+        Value::Object(ObjType::Text) => serde_json::Value::from(doc.text(id).unwrap_or_default()),
+        Value::Object(_) => serde_json::Value::from("(object)"),
+    }
+}
+
+/// The concurrent values of one field, when there is more than one.
+fn conflict<R: ReadDoc>(
+    doc: &R,
+    obj: &ObjId,
+    key: &str,
+    field: String,
+    authors: &Authors,
+) -> Option<Conflict> {
+    let all = doc.get_all(obj, key).ok()?;
+    if all.len() < 2 {
+        return None;
+    }
+    let values = all
+        .iter()
+        .map(|(value, id)| {
+            let (by, device_id) = match id {
+                ObjId::Id(_, actor, _) => authors.name_of(actor),
+                ObjId::Root => ("unknown device".to_owned(), String::new()),
+            };
+            ConflictValue {
+                value: json_of(doc, value, id),
+                by,
+                device_id,
+            }
+        })
+        .collect();
+    Some(Conflict { field, values })
+}
+
+/// Reads the whole plan into model types.
+pub fn read_plan<R: ReadDoc>(doc: &R) -> Result<Plan> {
+    let plan_id = read_plan_id(doc)?;
+    let members = read_members(doc);
+    let devices = read_devices(doc);
+    let authors = Authors::new(&members, &devices);
+    let mut goals = Vec::new();
+    if let Some(goals_obj) = get_map(doc, &ROOT, k::GOALS) {
+        for item in doc.map_range(&goals_obj, ..) {
+            let Ok(goal_id) = GoalId::parse(&item.key) else {
+                continue;
+            };
+            let Some(obj) = get_map(doc, &goals_obj, &item.key) else {
+                continue;
+            };
+            goals.push(read_goal(doc, goal_id, &obj, &members, &authors));
+        }
+    }
+    goals.sort_by(|a, b| (&a.rank, a.goal_id).cmp(&(&b.rank, b.goal_id)));
+    let ratings: Vec<GasRating> = goals
+        .iter()
+        .filter_map(|g| {
+            Some(GasRating {
+                level: g.latest_gas_level?,
+                weight: g.gas.weight,
+            })
+        })
+        .collect();
+    Ok(Plan {
+        plan_id,
+        title: get_string(doc, &ROOT, k::TITLE).unwrap_or_default(),
+        review_on: get_string(doc, &ROOT, k::REVIEW_ON),
+        created_at: get_i64(doc, &ROOT, k::CREATED_AT).unwrap_or(0),
+        members,
+        devices,
+        gas_t_score: gas_t_score(&ratings),
+        goals,
+    })
+}
+
+fn read_goal<R: ReadDoc>(
+    doc: &R,
+    goal_id: GoalId,
+    obj: &ObjId,
+    members: &[Member],
+    authors: &Authors,
+) -> Goal {
+    let client_words = get_string(doc, obj, k::CLIENT_WORDS).unwrap_or_default();
+    let clinical_statement = get_string(doc, obj, k::CLINICAL_STATEMENT).unwrap_or_default();
+    let objectives = read_objectives(doc, obj);
+    let gas = read_gas(doc, obj);
+    let hash = content_hash(&client_words, &clinical_statement, &objectives, &gas);
+    let agreement = read_agreement(doc, obj, members, &hash);
+    let checkins = read_checkins(doc, obj);
+    let latest_gas_level = checkins
+        .iter()
+        .filter(|c| !c.superseded)
+        .filter_map(|c| Some(((c.local_date.as_str(), c.at), c.gas_level?)))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, level)| level);
+
+    let mut conflicts = Vec::new();
+    for key in [k::STATUS, k::LIFE_AREA] {
+        conflicts.extend(conflict(doc, obj, key, key.to_owned(), authors));
+    }
+    if let Some(gas_obj) = get_map(doc, obj, k::GAS) {
+        for key in [k::WEIGHT, k::BASELINE] {
+            conflicts.extend(conflict(doc, &gas_obj, key, format!("gas.{key}"), authors));
+        }
+    }
+    if let Some(objectives_obj) = get_map(doc, obj, k::OBJECTIVES) {
+        for objective in &objectives {
+            let id = objective.objective_id.to_string();
+            if let Some(o) = get_map(doc, &objectives_obj, &id) {
+                for key in [k::MEASURE, k::TARGET, k::UNIT, k::DUE_ON, k::STATUS] {
+                    let field = format!("objectives.{id}.{key}");
+                    conflicts.extend(conflict(doc, &o, key, field, authors));
+                }
+            }
+        }
+    }
+
+    Goal {
+        goal_id,
+        proposed_by: get_string(doc, obj, k::PROPOSED_BY).and_then(|s| MemberId::parse(&s).ok()),
+        created_at: get_i64(doc, obj, k::CREATED_AT).unwrap_or(0),
+        rank: get_string(doc, obj, k::RANK).unwrap_or_default(),
+        client_words,
+        clinical_statement,
+        life_area: get_string(doc, obj, k::LIFE_AREA).unwrap_or_default(),
+        status: get_string(doc, obj, k::STATUS)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(GoalStatus::Proposed),
+        content_hash: hash,
+        agreement,
+        objectives,
+        interventions: read_interventions(doc, obj),
+        gas,
+        checkins,
+        latest_gas_level,
+        conflicts,
+    }
+}
+
+fn read_objectives<R: ReadDoc>(doc: &R, goal: &ObjId) -> Vec<Objective> {
+    let Some(map) = get_map(doc, goal, k::OBJECTIVES) else {
+        return Vec::new();
+    };
+    doc.map_range(&map, ..)
+        .filter_map(|item| {
+            let objective_id = ObjectiveId::parse(&item.key).ok()?;
+            let o = get_map(doc, &map, &item.key)?;
+            Some(Objective {
+                objective_id,
+                text: get_string(doc, &o, k::TEXT).unwrap_or_default(),
+                measure: get_string(doc, &o, k::MEASURE),
+                target: get_f64(doc, &o, k::TARGET),
+                unit: get_string(doc, &o, k::UNIT),
+                due_on: get_string(doc, &o, k::DUE_ON),
+                status: get_string(doc, &o, k::STATUS).unwrap_or_else(|| "open".to_owned()),
+            })
+        })
+        .collect()
+}
+
+fn read_interventions<R: ReadDoc>(doc: &R, goal: &ObjId) -> Vec<Intervention> {
+    let Some(map) = get_map(doc, goal, k::INTERVENTIONS) else {
+        return Vec::new();
+    };
+    doc.map_range(&map, ..)
+        .filter_map(|item| {
+            let intervention_id = InterventionId::parse(&item.key).ok()?;
+            let o = get_map(doc, &map, &item.key)?;
+            Some(Intervention {
+                intervention_id,
+                text: get_string(doc, &o, k::TEXT).unwrap_or_default(),
+                owner: get_string(doc, &o, k::OWNER).and_then(|s| MemberId::parse(&s).ok()),
+                frequency: get_string(doc, &o, k::FREQUENCY),
+            })
+        })
+        .collect()
+}
+
+fn read_gas<R: ReadDoc>(doc: &R, goal: &ObjId) -> GasScale {
+    let Some(gas) = get_map(doc, goal, k::GAS) else {
+        return GasScale::default();
+    };
+    let levels: BTreeMap<String, String> = get_map(doc, &gas, k::LEVELS)
+        .map(|levels| {
+            k::GAS_LEVEL_KEYS
+                .iter()
+                .filter_map(|key| Some((key.to_string(), get_string(doc, &levels, key)?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    GasScale {
+        levels,
+        weight: get_f64(doc, &gas, k::WEIGHT)
+            .filter(|w| w.is_finite() && *w > 0.0)
+            .unwrap_or(1.0),
+        baseline: get_i64(doc, &gas, k::BASELINE)
+            .filter(|b| (-2..=2).contains(b))
+            .map(|b| b as i8),
+    }
+}
+
+fn read_agreement<R: ReadDoc>(
+    doc: &R,
+    goal: &ObjId,
+    members: &[Member],
+    current_hash: &str,
+) -> AgreementStatus {
+    let mut agreements: Vec<Agreement> = get_map(doc, goal, k::AGREEMENTS)
+        .map(|map| {
+            doc.map_range(&map, ..)
+                .filter_map(|item| {
+                    let member_id = MemberId::parse(&item.key).ok()?;
+                    members.iter().find(|m| m.member_id == member_id)?;
+                    let entry = get_map(doc, &map, &item.key)?;
+                    Some(Agreement {
+                        member_id,
+                        content_hash: get_string(doc, &entry, k::CONTENT_HASH)?,
+                        at: get_i64(doc, &entry, k::AT).unwrap_or(0),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    agreements.sort_by_key(|a| (a.at, a.member_id));
+    derive_agreement(agreements, members, current_hash)
+}
+
+/// Agreement is derived, never stored as a flag: agreed when the client and at least one
+/// counselor hold an agreement on the current content hash.
+pub(crate) fn derive_agreement(
+    agreements: Vec<Agreement>,
+    members: &[Member],
+    current_hash: &str,
+) -> AgreementStatus {
+    let agreed_by: Vec<MemberId> = agreements
+        .iter()
+        .filter(|a| a.content_hash == current_hash)
+        .map(|a| a.member_id)
+        .collect();
+    let has_agreed = |role: Role| {
+        members
+            .iter()
+            .any(|m| m.role == role && agreed_by.contains(&m.member_id))
+    };
+    let mut waiting_for = Vec::new();
+    for role in [Role::Client, Role::Counselor] {
+        if !has_agreed(role) {
+            waiting_for.extend(members.iter().filter(|m| m.role == role).map(|m| m.member_id));
+        }
+    }
+    let any_stale = agreements.iter().any(|a| a.content_hash != current_hash);
+    let state = if has_agreed(Role::Client) && has_agreed(Role::Counselor) {
+        AgreementState::Agreed
+    } else if any_stale {
+        AgreementState::Stale
+    } else {
+        AgreementState::Pending
+    };
+    AgreementStatus {
+        state,
+        agreed_by,
+        waiting_for,
+        agreements,
+    }
+}
+
+fn read_checkins<R: ReadDoc>(doc: &R, goal: &ObjId) -> Vec<CheckIn> {
+    let Some(map) = get_map(doc, goal, k::CHECKINS) else {
+        return Vec::new();
+    };
+    let mut out: Vec<CheckIn> = doc
+        .map_range(&map, ..)
+        .filter_map(|item| {
+            let checkin_id = CheckInId::parse(&item.key).ok()?;
+            let c = get_map(doc, &map, &item.key)?;
+            Some(CheckIn {
+                checkin_id,
+                by: MemberId::parse(&get_string(doc, &c, k::BY)?).ok()?,
+                at: get_i64(doc, &c, k::AT).unwrap_or(0),
+                local_date: get_string(doc, &c, k::LOCAL_DATE).unwrap_or_default(),
+                tz_offset_min: get_i64(doc, &c, k::TZ_OFFSET_MIN).unwrap_or(0) as i32,
+                gas_level: get_i64(doc, &c, k::GAS_LEVEL)
+                    .filter(|l| (-2..=2).contains(l))
+                    .map(|l| l as i8),
+                value: get_f64(doc, &c, k::VALUE),
+                mood: get_i64(doc, &c, k::MOOD)
+                    .filter(|m| (0..=10).contains(m))
+                    .map(|m| m as u8),
+                craving: get_i64(doc, &c, k::CRAVING)
+                    .filter(|m| (0..=10).contains(m))
+                    .map(|m| m as u8),
+                note: get_string(doc, &c, k::NOTE).unwrap_or_default(),
+                corrects: get_string(doc, &c, k::CORRECTS)
+                    .and_then(|s| CheckInId::parse(&s).ok()),
+                superseded: false,
+            })
+        })
+        .collect();
+    // A correction supersedes the entry it names, when both have the same author.
+    let authors: HashMap<CheckInId, MemberId> =
+        out.iter().map(|c| (c.checkin_id, c.by)).collect();
+    let superseded: HashSet<CheckInId> = out
+        .iter()
+        .filter_map(|c| {
+            let target = c.corrects?;
+            (authors.get(&target) == Some(&c.by)).then_some(target)
+        })
+        .collect();
+    for c in &mut out {
+        c.superseded = superseded.contains(&c.checkin_id);
+    }
+    out.sort_by(|a, b| (a.at, a.checkin_id).cmp(&(b.at, b.checkin_id)));
+    out
+}

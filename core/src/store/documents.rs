@@ -1,0 +1,197 @@
+//! Documents as a snapshot plus incremental chunks, and the plan catalog.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use crate::error::Result;
+use crate::model::{PlanId, PlanSummary};
+
+/// A document's bytes as stored: the snapshot followed by every chunk, loadable in one go.
+pub struct StoredDocument {
+    pub bytes: Vec<u8>,
+    pub snapshot_len: usize,
+    pub chunk_bytes: usize,
+}
+
+/// Sizes that decide compaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocumentSizes {
+    pub snapshot_len: usize,
+    pub chunk_bytes: usize,
+    pub chunk_count: usize,
+}
+
+pub fn load_document(conn: &Connection, doc_id: &str) -> Result<Option<StoredDocument>> {
+    let row: Option<(Vec<u8>, i64)> = conn
+        .query_row(
+            "SELECT snapshot, chunk_bytes FROM documents WHERE doc_id = ?1",
+            [doc_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .optional()?;
+    let Some((mut bytes, chunk_bytes)) = row else {
+        return Ok(None);
+    };
+    let snapshot_len = bytes.len();
+    bytes.reserve(chunk_bytes.max(0) as usize);
+    let mut statement =
+        conn.prepare_cached("SELECT bytes FROM chunks WHERE doc_id = ?1 ORDER BY seq")?;
+    let mut rows = statement.query([doc_id])?;
+    while let Some(row) = rows.next()? {
+        let chunk = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+        bytes.extend_from_slice(chunk);
+    }
+    Ok(Some(StoredDocument {
+        bytes,
+        snapshot_len,
+        chunk_bytes: chunk_bytes.max(0) as usize,
+    }))
+}
+
+pub fn document_sizes(conn: &Connection, doc_id: &str) -> Result<Option<DocumentSizes>> {
+    Ok(conn
+        .query_row(
+            "SELECT length(snapshot), chunk_bytes,
+                    (SELECT count(*) FROM chunks WHERE doc_id = ?1)
+             FROM documents WHERE doc_id = ?1",
+            [doc_id],
+            |row| {
+                Ok(DocumentSizes {
+                    snapshot_len: row.get::<_, i64>(0)? as usize,
+                    chunk_bytes: row.get::<_, i64>(1)? as usize,
+                    chunk_count: row.get::<_, i64>(2)? as usize,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub fn insert_document(
+    conn: &Connection,
+    doc_id: &str,
+    snapshot: &[u8],
+    heads: &[u8],
+    now: i64,
+) -> Result<()> {
+    conn.execute(
+        "INSERT INTO documents (doc_id, snapshot, snapshot_heads, chunk_bytes, updated_at)
+         VALUES (?1, ?2, ?3, 0, ?4)",
+        params![doc_id, snapshot, heads, now],
+    )?;
+    Ok(())
+}
+
+/// Appends one incremental chunk; returns the sizes after it, for the compaction decision.
+pub fn append_chunk(conn: &Connection, doc_id: &str, bytes: &[u8], now: i64) -> Result<DocumentSizes> {
+    let (snapshot_len, chunk_bytes, next_seq): (i64, i64, i64) = conn
+        .prepare_cached(
+            "UPDATE documents SET chunk_bytes = chunk_bytes + ?2, updated_at = ?3
+             WHERE doc_id = ?1
+             RETURNING length(snapshot), chunk_bytes,
+                       (SELECT coalesce(max(seq), 0) + 1 FROM chunks WHERE doc_id = ?1)",
+        )?
+        .query_row(params![doc_id, bytes.len() as i64, now], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    conn.prepare_cached("INSERT INTO chunks (doc_id, seq, bytes) VALUES (?1, ?2, ?3)")?
+        .execute(params![doc_id, next_seq, bytes])?;
+    Ok(DocumentSizes {
+        snapshot_len: snapshot_len as usize,
+        chunk_bytes: chunk_bytes as usize,
+        chunk_count: next_seq as usize,
+    })
+}
+
+/// Compaction: a new snapshot replaces the old one and every chunk.
+pub fn replace_snapshot(
+    conn: &Connection,
+    doc_id: &str,
+    snapshot: &[u8],
+    heads: &[u8],
+    now: i64,
+) -> Result<()> {
+    conn.execute("DELETE FROM chunks WHERE doc_id = ?1", [doc_id])?;
+    conn.execute(
+        "UPDATE documents SET snapshot = ?2, snapshot_heads = ?3, chunk_bytes = 0, updated_at = ?4
+         WHERE doc_id = ?1",
+        params![doc_id, snapshot, heads, now],
+    )?;
+    Ok(())
+}
+
+pub fn upsert_plan_summary(conn: &Connection, summary: &PlanSummary) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO plans (plan_id, title, review_on, client_name, goal_count, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (plan_id) DO UPDATE SET title = excluded.title,
+            review_on = excluded.review_on, client_name = excluded.client_name,
+            goal_count = excluded.goal_count, updated_at = excluded.updated_at",
+    )?
+    .execute(params![
+        summary.plan_id.to_string(),
+        summary.title,
+        summary.review_on,
+        summary.client_name,
+        summary.goal_count,
+        summary.updated_at
+    ])?;
+    Ok(())
+}
+
+fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(String, PlanSummaryRow)> {
+    Ok((
+        row.get(0)?,
+        PlanSummaryRow {
+            title: row.get(1)?,
+            review_on: row.get(2)?,
+            client_name: row.get(3)?,
+            goal_count: row.get(4)?,
+            updated_at: row.get(5)?,
+        },
+    ))
+}
+
+struct PlanSummaryRow {
+    title: String,
+    review_on: Option<String>,
+    client_name: Option<String>,
+    goal_count: u32,
+    updated_at: i64,
+}
+
+pub fn list_plans(conn: &Connection) -> Result<Vec<PlanSummary>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT plan_id, title, review_on, client_name, goal_count, updated_at
+         FROM plans ORDER BY title COLLATE NOCASE, plan_id",
+    )?;
+    let rows = statement.query_map([], summary_from_row)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (plan_id, row) = row?;
+        out.push(PlanSummary {
+            plan_id: PlanId::parse(&plan_id)?,
+            title: row.title,
+            review_on: row.review_on,
+            client_name: row.client_name,
+            goal_count: row.goal_count,
+            updated_at: row.updated_at,
+        });
+    }
+    Ok(out)
+}
+
+pub fn plan_ids(conn: &Connection) -> Result<Vec<PlanId>> {
+    let mut statement = conn.prepare_cached("SELECT plan_id FROM plans ORDER BY plan_id")?;
+    let ids = statement.query_map([], |row| row.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(PlanId::parse(&id?)?);
+    }
+    Ok(out)
+}
+
+pub fn has_document(conn: &Connection, doc_id: &str) -> Result<bool> {
+    Ok(conn
+        .query_row("SELECT 1 FROM documents WHERE doc_id = ?1", [doc_id], |_| Ok(()))
+        .optional()?
+        .is_some())
+}

@@ -1,0 +1,84 @@
+//! Numbered SQL migrations, versioned by `PRAGMA user_version`.
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// Every migration, in order; migration `i` takes the schema from version `i` to `i + 1`.
+/// A shipped migration is never edited: add a new file instead.
+pub const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql")];
+
+/// The schema version this build writes.
+pub const VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn user_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.pragma_query_value(None, "user_version", |row| row.get(0))?)
+}
+
+/// Brings the database up to [`VERSION`] in one transaction; refuses a newer database.
+pub fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_to(conn, VERSION)
+}
+
+/// Applies migrations up to `target` (tests use it to build old databases).
+pub fn migrate_to(conn: &mut Connection, target: i64) -> Result<()> {
+    let found = user_version(conn)?;
+    if found > VERSION {
+        return Err(Error::SchemaTooNew {
+            found,
+            supported: VERSION,
+        });
+    }
+    if found >= target {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    for (index, sql) in MIGRATIONS.iter().enumerate().take(target as usize) {
+        if (index as i64) >= found {
+            tx.execute_batch(sql)?;
+        }
+    }
+    tx.pragma_update(None, "user_version", target)?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema_of(conn: &Connection) -> Vec<(String, String)> {
+        let mut statement = conn
+            .prepare("SELECT name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    #[test]
+    fn migrating_from_every_version_matches_a_fresh_database() {
+        let mut fresh = Connection::open_in_memory().unwrap();
+        migrate(&mut fresh).unwrap();
+        for start in 0..VERSION {
+            let mut old = Connection::open_in_memory().unwrap();
+            migrate_to(&mut old, start).unwrap();
+            assert_eq!(user_version(&old).unwrap(), start);
+            migrate(&mut old).unwrap();
+            assert_eq!(user_version(&old).unwrap(), VERSION);
+            assert_eq!(schema_of(&old), schema_of(&fresh));
+        }
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_and_left_alone() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1).unwrap();
+        let err = migrate(&mut conn).unwrap_err();
+        assert!(matches!(err, Error::SchemaTooNew { found, .. } if found == VERSION + 1));
+        assert_eq!(user_version(&conn).unwrap(), VERSION + 1);
+        assert!(schema_of(&conn).is_empty());
+    }
+}

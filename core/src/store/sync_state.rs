@@ -1,0 +1,24 @@
+//! Persisted Automerge sync state per (document, peer).
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::Result;
+
+pub fn load_sync_state(conn: &Connection, doc_id: &str, peer: &str) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .query_row(
+            "SELECT state FROM sync_state WHERE doc_id = ?1 AND peer_id = ?2",
+            params![doc_id, peer],
+            |row| row.get(0),
+        )
+        .optional()?)
+}
+
+pub fn save_sync_state(conn: &Connection, doc_id: &str, peer: &str, state: &[u8]) -> Result<()> {
+    conn.execute(
+        "INSERT INTO sync_state (doc_id, peer_id, state) VALUES (?1, ?2, ?3)
+         ON CONFLICT (doc_id, peer_id) DO UPDATE SET state = excluded.state",
+        params![doc_id, peer, state],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,903 @@
+//! The automerge-repo WebSocket protocol v1: one binary frame holds one CBOR map.
+//!
+//! Decoding goes through `ciborium::Value`, so any valid CBOR encoding of the map is accepted:
+//! keys in any order, extra keys, non-minimal length headers (cbor-x writes maps with 16-bit
+//! length headers), `undefined` for absent values, byte strings with or without tag 64.
+
+use std::fmt;
+
+use ciborium::Value;
+
+use super::doc_id::DocumentId;
+use super::error::SyncError;
+
+/// The only protocol version this build speaks.
+pub const PROTOCOL_V1: &str = "1";
+
+/// The default largest frame accepted (a plan with years of check-ins stays far below it).
+pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// Nesting deeper than this is refused while decoding (protocol maps are two levels deep).
+const MAX_NESTING: usize = 32;
+
+/// A peer's id in the protocol: random per connection in automerge-repo.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(String);
+
+impl PeerId {
+    /// A peer id from its text.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+    /// The text of the id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({})", self.0)
+    }
+}
+
+impl From<&str> for PeerId {
+    fn from(id: &str) -> Self {
+        Self(id.to_string())
+    }
+}
+
+impl From<String> for PeerId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+/// What a peer says about itself in `join` and `peer`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerMetadata {
+    /// A stable id of the peer's storage; sync state is kept per storage id.
+    pub storage_id: Option<String>,
+    /// True when the peer keeps nothing between sessions.
+    pub is_ephemeral: bool,
+}
+
+/// A `request` or `sync` message: an Automerge sync message for one document.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DocumentMessage {
+    pub sender_id: PeerId,
+    pub target_id: PeerId,
+    pub document_id: DocumentId,
+    /// The Automerge sync message.
+    pub data: Vec<u8>,
+}
+
+/// One protocol message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// Client → server: the first message of a connection.
+    Join {
+        sender_id: PeerId,
+        peer_metadata: Option<PeerMetadata>,
+        /// Absent means "1" to automerge-repo servers.
+        supported_protocol_versions: Option<Vec<String>>,
+    },
+    /// Server → client: the answer to `join`.
+    Peer {
+        sender_id: PeerId,
+        target_id: PeerId,
+        peer_metadata: Option<PeerMetadata>,
+        selected_protocol_version: String,
+    },
+    /// Client → server: going away.
+    Leave { sender_id: PeerId },
+    /// The first sync message for a document the sender does not have yet.
+    Request(DocumentMessage),
+    /// A sync message for a document.
+    Sync(DocumentMessage),
+    /// The sender does not have the document (and none of its peers do).
+    DocUnavailable {
+        sender_id: PeerId,
+        target_id: PeerId,
+        document_id: DocumentId,
+    },
+    /// Application data gossiped about a document; never stored.
+    Ephemeral {
+        sender_id: PeerId,
+        target_id: PeerId,
+        count: u64,
+        session_id: String,
+        document_id: DocumentId,
+        data: Vec<u8>,
+    },
+    /// The sender refuses something; usually followed by a close.
+    Error {
+        sender_id: Option<PeerId>,
+        target_id: Option<PeerId>,
+        message: String,
+    },
+    /// A message type this build does not act on (e.g. `remote-heads-changed`); tolerated.
+    Unknown {
+        message_type: String,
+        sender_id: Option<PeerId>,
+    },
+}
+
+impl Message {
+    /// The `type` field of this message.
+    pub fn message_type(&self) -> &str {
+        match self {
+            Message::Join { .. } => "join",
+            Message::Peer { .. } => "peer",
+            Message::Leave { .. } => "leave",
+            Message::Request(_) => "request",
+            Message::Sync(_) => "sync",
+            Message::DocUnavailable { .. } => "doc-unavailable",
+            Message::Ephemeral { .. } => "ephemeral",
+            Message::Error { .. } => "error",
+            Message::Unknown { message_type, .. } => message_type,
+        }
+    }
+
+    /// The sender, when the message names one.
+    pub fn sender_id(&self) -> Option<&PeerId> {
+        match self {
+            Message::Join { sender_id, .. }
+            | Message::Peer { sender_id, .. }
+            | Message::Leave { sender_id }
+            | Message::DocUnavailable { sender_id, .. }
+            | Message::Ephemeral { sender_id, .. } => Some(sender_id),
+            Message::Request(message) | Message::Sync(message) => Some(&message.sender_id),
+            Message::Error { sender_id, .. } | Message::Unknown { sender_id, .. } => {
+                sender_id.as_ref()
+            }
+        }
+    }
+
+    /// The document this message is about, if any.
+    pub fn document_id(&self) -> Option<DocumentId> {
+        match self {
+            Message::Request(message) | Message::Sync(message) => Some(message.document_id),
+            Message::DocUnavailable { document_id, .. }
+            | Message::Ephemeral { document_id, .. } => Some(*document_id),
+            _ => None,
+        }
+    }
+
+    /// Encodes this message as one CBOR map (the payload of one binary frame).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut map: Vec<(Value, Value)> = vec![entry("type", text(self.message_type()))];
+        match self {
+            Message::Join {
+                sender_id,
+                peer_metadata,
+                supported_protocol_versions,
+            } => {
+                map.push(entry("senderId", peer(sender_id)));
+                if let Some(metadata) = peer_metadata {
+                    map.push(entry("peerMetadata", metadata_value(metadata)));
+                }
+                if let Some(versions) = supported_protocol_versions {
+                    let versions = versions.iter().map(|v| text(v)).collect();
+                    map.push(entry("supportedProtocolVersions", Value::Array(versions)));
+                }
+            }
+            Message::Peer {
+                sender_id,
+                target_id,
+                peer_metadata,
+                selected_protocol_version,
+            } => {
+                map.push(entry("senderId", peer(sender_id)));
+                map.push(entry("targetId", peer(target_id)));
+                if let Some(metadata) = peer_metadata {
+                    map.push(entry("peerMetadata", metadata_value(metadata)));
+                }
+                map.push(entry(
+                    "selectedProtocolVersion",
+                    text(selected_protocol_version),
+                ));
+            }
+            Message::Leave { sender_id } => map.push(entry("senderId", peer(sender_id))),
+            Message::Request(message) | Message::Sync(message) => {
+                map.push(entry("senderId", peer(&message.sender_id)));
+                map.push(entry("targetId", peer(&message.target_id)));
+                map.push(entry("documentId", text(&message.document_id.to_string())));
+                map.push(entry("data", Value::Bytes(message.data.clone())));
+            }
+            Message::DocUnavailable {
+                sender_id,
+                target_id,
+                document_id,
+            } => {
+                map.push(entry("senderId", peer(sender_id)));
+                map.push(entry("targetId", peer(target_id)));
+                map.push(entry("documentId", text(&document_id.to_string())));
+            }
+            Message::Ephemeral {
+                sender_id,
+                target_id,
+                count,
+                session_id,
+                document_id,
+                data,
+            } => {
+                map.push(entry("senderId", peer(sender_id)));
+                map.push(entry("targetId", peer(target_id)));
+                map.push(entry("count", Value::Integer((*count).into())));
+                map.push(entry("sessionId", text(session_id)));
+                map.push(entry("documentId", text(&document_id.to_string())));
+                map.push(entry("data", Value::Bytes(data.clone())));
+            }
+            Message::Error {
+                sender_id,
+                target_id,
+                message,
+            } => {
+                if let Some(sender_id) = sender_id {
+                    map.push(entry("senderId", peer(sender_id)));
+                }
+                if let Some(target_id) = target_id {
+                    map.push(entry("targetId", peer(target_id)));
+                }
+                map.push(entry("message", text(message)));
+            }
+            Message::Unknown { sender_id, .. } => {
+                if let Some(sender_id) = sender_id {
+                    map.push(entry("senderId", peer(sender_id)));
+                }
+            }
+        }
+        let mut bytes = Vec::new();
+        // Writing into a Vec cannot fail, and every value above is plain data.
+        if ciborium::into_writer(&Value::Map(map), &mut bytes).is_err() {
+            bytes.clear();
+        }
+        bytes
+    }
+
+    /// Decodes one frame, refusing frames above [`DEFAULT_MAX_FRAME_BYTES`].
+    pub fn decode(frame: &[u8]) -> Result<Self, SyncError> {
+        Self::decode_with_limit(frame, DEFAULT_MAX_FRAME_BYTES)
+    }
+
+    /// Decodes one frame, refusing frames above `limit` bytes before reading them.
+    pub fn decode_with_limit(frame: &[u8], limit: usize) -> Result<Self, SyncError> {
+        if frame.len() > limit {
+            return Err(SyncError::FrameTooLarge {
+                size: frame.len(),
+                limit,
+            });
+        }
+        if frame.is_empty() {
+            return Err(SyncError::MalformedFrame("empty frame".into()));
+        }
+        let mut rest = frame;
+        let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut rest, MAX_NESTING)
+            .map_err(|error| SyncError::MalformedFrame(cbor_reason(&error)))?;
+        if !rest.is_empty() {
+            return Err(SyncError::MalformedFrame(format!(
+                "{} bytes after the message",
+                rest.len()
+            )));
+        }
+        let Value::Map(entries) = value else {
+            return Err(SyncError::MalformedFrame("not a CBOR map".into()));
+        };
+        Fields::new(entries)?.into_message()
+    }
+}
+
+/// Picks the protocol version for a `join`: "1" when offered, or when nothing is offered
+/// (what automerge-repo servers do).
+pub fn select_protocol_version(offered: Option<&[String]>) -> Result<&'static str, SyncError> {
+    match offered {
+        None => Ok(PROTOCOL_V1),
+        Some(versions) if versions.iter().any(|v| v == PROTOCOL_V1) => Ok(PROTOCOL_V1),
+        Some(versions) => Err(SyncError::UnsupportedProtocolVersion {
+            offered: versions.to_vec(),
+        }),
+    }
+}
+
+/// Checks the version a server selected in its `peer` message.
+pub fn check_selected_version(selected: &str) -> Result<(), SyncError> {
+    if selected == PROTOCOL_V1 {
+        Ok(())
+    } else {
+        Err(SyncError::UnsupportedProtocolVersion {
+            offered: vec![selected.to_string()],
+        })
+    }
+}
+
+fn entry(key: &str, value: Value) -> (Value, Value) {
+    (text(key), value)
+}
+
+fn text(value: &str) -> Value {
+    Value::Text(value.to_string())
+}
+
+fn peer(id: &PeerId) -> Value {
+    text(id.as_str())
+}
+
+fn metadata_value(metadata: &PeerMetadata) -> Value {
+    let mut map = Vec::new();
+    if let Some(storage_id) = &metadata.storage_id {
+        map.push(entry("storageId", text(storage_id)));
+    }
+    map.push(entry("isEphemeral", Value::Bool(metadata.is_ephemeral)));
+    Value::Map(map)
+}
+
+fn cbor_reason<E: fmt::Debug>(error: &ciborium::de::Error<E>) -> String {
+    match error {
+        ciborium::de::Error::Io(_) => "truncated CBOR".into(),
+        ciborium::de::Error::Syntax(offset) => format!("CBOR syntax error at byte {offset}"),
+        ciborium::de::Error::Semantic(offset, _) => match offset {
+            Some(offset) => format!("unsupported CBOR item at byte {offset}"),
+            None => "unsupported CBOR item".into(),
+        },
+        ciborium::de::Error::RecursionLimitExceeded => "CBOR nested too deeply".into(),
+    }
+}
+
+/// The text-keyed entries of a decoded map.
+struct Fields {
+    message_type: String,
+    entries: Vec<(String, Value)>,
+}
+
+impl Fields {
+    fn new(entries: Vec<(Value, Value)>) -> Result<Self, SyncError> {
+        let mut message_type = None;
+        let mut fields = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            let Value::Text(key) = key else {
+                continue;
+            };
+            if key == "type" {
+                match value {
+                    Value::Text(kind) => message_type = Some(kind),
+                    _ => {
+                        return Err(SyncError::InvalidField {
+                            field: "type",
+                            reason: "not a string",
+                        })
+                    }
+                }
+            } else {
+                fields.push((key, value));
+            }
+        }
+        let message_type =
+            message_type.ok_or(SyncError::MalformedFrame("map has no `type`".into()))?;
+        Ok(Self {
+            message_type,
+            entries: fields,
+        })
+    }
+
+    /// Takes a field out; the first occurrence wins, `null`/`undefined` count as absent.
+    fn take(&mut self, field: &str) -> Option<Value> {
+        let index = self.entries.iter().position(|(key, _)| key == field)?;
+        match self.entries.swap_remove(index).1 {
+            Value::Null => None,
+            value => Some(value),
+        }
+    }
+
+    fn missing(&self, field: &'static str) -> SyncError {
+        SyncError::MissingField {
+            message_type: self.message_type.clone(),
+            field,
+        }
+    }
+
+    fn opt_text(&mut self, field: &'static str) -> Result<Option<String>, SyncError> {
+        match self.take(field) {
+            None => Ok(None),
+            Some(Value::Text(value)) => Ok(Some(value)),
+            Some(_) => Err(SyncError::InvalidField {
+                field,
+                reason: "not a string",
+            }),
+        }
+    }
+
+    fn text(&mut self, field: &'static str) -> Result<String, SyncError> {
+        self.opt_text(field)?.ok_or_else(|| self.missing(field))
+    }
+
+    fn peer(&mut self, field: &'static str) -> Result<PeerId, SyncError> {
+        self.text(field).map(PeerId)
+    }
+
+    fn opt_peer(&mut self, field: &'static str) -> Result<Option<PeerId>, SyncError> {
+        Ok(self.opt_text(field)?.map(PeerId))
+    }
+
+    fn document_id(&mut self) -> Result<DocumentId, SyncError> {
+        DocumentId::parse(&self.text("documentId")?)
+    }
+
+    fn bytes(&mut self, field: &'static str) -> Result<Vec<u8>, SyncError> {
+        match self.take(field) {
+            None => Err(self.missing(field)),
+            Some(Value::Bytes(bytes)) => Ok(bytes),
+            // cbor-x tags Uint8Arrays with 64 unless told not to.
+            Some(Value::Tag(64, inner)) => match *inner {
+                Value::Bytes(bytes) => Ok(bytes),
+                _ => Err(SyncError::InvalidField {
+                    field,
+                    reason: "tag 64 without a byte string",
+                }),
+            },
+            Some(_) => Err(SyncError::InvalidField {
+                field,
+                reason: "not a byte string",
+            }),
+        }
+    }
+
+    fn count(&mut self, field: &'static str) -> Result<u64, SyncError> {
+        let invalid = SyncError::InvalidField {
+            field,
+            reason: "not a non-negative integer",
+        };
+        match self.take(field) {
+            None => Err(self.missing(field)),
+            Some(Value::Integer(value)) => u64::try_from(value).map_err(|_| invalid),
+            // JavaScript numbers may arrive as floats; accept whole ones.
+            Some(Value::Float(value))
+                if value >= 0.0 && value.fract() == 0.0 && value <= u64::MAX as f64 =>
+            {
+                Ok(value as u64)
+            }
+            Some(_) => Err(invalid),
+        }
+    }
+
+    fn metadata(&mut self) -> Result<Option<PeerMetadata>, SyncError> {
+        let invalid = |reason| SyncError::InvalidField {
+            field: "peerMetadata",
+            reason,
+        };
+        let Some(value) = self.take("peerMetadata") else {
+            return Ok(None);
+        };
+        let Value::Map(entries) = value else {
+            return Err(invalid("not a map"));
+        };
+        let mut metadata = PeerMetadata::default();
+        for (key, value) in entries {
+            match (key.as_text(), value) {
+                (Some("storageId"), Value::Text(id)) => metadata.storage_id = Some(id),
+                (Some("storageId"), Value::Null) => {}
+                (Some("storageId"), _) => return Err(invalid("storageId is not a string")),
+                (Some("isEphemeral"), Value::Bool(flag)) => metadata.is_ephemeral = flag,
+                (Some("isEphemeral"), Value::Null) => {}
+                (Some("isEphemeral"), _) => return Err(invalid("isEphemeral is not a boolean")),
+                _ => {}
+            }
+        }
+        Ok(Some(metadata))
+    }
+
+    fn versions(&mut self) -> Result<Option<Vec<String>>, SyncError> {
+        let invalid = SyncError::InvalidField {
+            field: "supportedProtocolVersions",
+            reason: "not an array of strings",
+        };
+        match self.take("supportedProtocolVersions") {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|item| match item {
+                    Value::Text(version) => Ok(version),
+                    _ => Err(SyncError::InvalidField {
+                        field: "supportedProtocolVersions",
+                        reason: "not an array of strings",
+                    }),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(invalid),
+        }
+    }
+
+    fn document_message(&mut self) -> Result<DocumentMessage, SyncError> {
+        Ok(DocumentMessage {
+            sender_id: self.peer("senderId")?,
+            target_id: self.peer("targetId")?,
+            document_id: self.document_id()?,
+            data: self.bytes("data")?,
+        })
+    }
+
+    fn into_message(mut self) -> Result<Message, SyncError> {
+        let message = match self.message_type.as_str() {
+            "join" => Message::Join {
+                sender_id: self.peer("senderId")?,
+                peer_metadata: self.metadata()?,
+                supported_protocol_versions: self.versions()?,
+            },
+            "peer" => Message::Peer {
+                sender_id: self.peer("senderId")?,
+                target_id: self.peer("targetId")?,
+                peer_metadata: self.metadata()?,
+                selected_protocol_version: self.text("selectedProtocolVersion")?,
+            },
+            "leave" => Message::Leave {
+                sender_id: self.peer("senderId")?,
+            },
+            "request" => Message::Request(self.document_message()?),
+            "sync" => Message::Sync(self.document_message()?),
+            "doc-unavailable" => Message::DocUnavailable {
+                sender_id: self.peer("senderId")?,
+                target_id: self.peer("targetId")?,
+                document_id: self.document_id()?,
+            },
+            "ephemeral" => Message::Ephemeral {
+                sender_id: self.peer("senderId")?,
+                target_id: self.peer("targetId")?,
+                count: self.count("count")?,
+                session_id: self.text("sessionId")?,
+                document_id: self.document_id()?,
+                data: self.bytes("data")?,
+            },
+            "error" => Message::Error {
+                sender_id: self.opt_peer("senderId")?,
+                target_id: self.opt_peer("targetId")?,
+                message: self.opt_text("message")?.unwrap_or_default(),
+            },
+            _ => Message::Unknown {
+                sender_id: self.opt_peer("senderId").ok().flatten(),
+                message_type: self.message_type,
+            },
+        };
+        Ok(message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    // Document id of 9b2f4c1e-8d3a-4f6b-a1c2-3d4e5f607182, as automerge-repo writes it.
+    const DOC: &str = "3APv7dCA4yNK5y5HxwTGR7VpRu3D";
+
+    fn doc() -> DocumentId {
+        DocumentId::parse(DOC).unwrap()
+    }
+
+    fn all_messages() -> Vec<Message> {
+        vec![
+            Message::Join {
+                sender_id: "device-a".into(),
+                peer_metadata: Some(PeerMetadata {
+                    storage_id: Some("store-1".into()),
+                    is_ephemeral: false,
+                }),
+                supported_protocol_versions: Some(vec!["1".into()]),
+            },
+            Message::Join {
+                sender_id: "device-b".into(),
+                peer_metadata: None,
+                supported_protocol_versions: None,
+            },
+            Message::Peer {
+                sender_id: "relay".into(),
+                target_id: "device-a".into(),
+                peer_metadata: Some(PeerMetadata {
+                    storage_id: None,
+                    is_ephemeral: true,
+                }),
+                selected_protocol_version: "1".into(),
+            },
+            Message::Leave {
+                sender_id: "device-a".into(),
+            },
+            Message::Request(DocumentMessage {
+                sender_id: "a".into(),
+                target_id: "b".into(),
+                document_id: doc(),
+                data: vec![0x42, 0, 1],
+            }),
+            Message::Sync(DocumentMessage {
+                sender_id: "a".into(),
+                target_id: "b".into(),
+                document_id: doc(),
+                data: vec![0x42; 300],
+            }),
+            Message::DocUnavailable {
+                sender_id: "b".into(),
+                target_id: "a".into(),
+                document_id: doc(),
+            },
+            Message::Ephemeral {
+                sender_id: "a".into(),
+                target_id: "b".into(),
+                count: u64::from(u32::MAX) + 5,
+                session_id: "session".into(),
+                document_id: doc(),
+                data: vec![1, 2, 3],
+            },
+            Message::Error {
+                sender_id: Some("relay".into()),
+                target_id: None,
+                message: "unsupported protocol version".into(),
+            },
+            Message::Unknown {
+                message_type: "remote-heads-changed".into(),
+                sender_id: Some("a".into()),
+            },
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for message in all_messages() {
+            let bytes = message.encode();
+            assert!(!bytes.is_empty());
+            assert_eq!(Message::decode(&bytes).unwrap(), message, "{message:?}");
+        }
+    }
+
+    #[test]
+    fn decodes_cbor_x_join_with_map16_headers_and_undefined() {
+        // `cbor.encode` of automerge-repo 2.5.6 (cbor-x) for
+        // {type:"join", senderId:"peer-js", peerMetadata:{storageId: undefined,
+        //  isEphemeral: true}, supportedProtocolVersions:["1"]}
+        let bytes = hex(concat!(
+            "b900046474797065646a6f696e6873656e646572496467706565722d6a736c7065",
+            "65724d65746164617461b900026973746f726167654964f76b6973457068656d65",
+            "72616cf57819737570706f7274656450726f746f636f6c56657273696f6e738161",
+            "31"
+        ));
+        assert_eq!(&bytes[..3], &[0xb9, 0x00, 0x04]);
+        assert_eq!(
+            Message::decode(&bytes).unwrap(),
+            Message::Join {
+                sender_id: "peer-js".into(),
+                peer_metadata: Some(PeerMetadata {
+                    storage_id: None,
+                    is_ephemeral: true
+                }),
+                supported_protocol_versions: Some(vec!["1".into()]),
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_cbor_x_sync_and_ephemeral() {
+        let sync = hex(concat!(
+            "b9000564747970656473796e636873656e646572496461616874617267657449",
+            "6461626a646f63756d656e744964781c334150763764434134794e4b35793548",
+            "78775447523756705275334464646174614442010203"
+        ));
+        assert_eq!(&sync[..3], &[0xb9, 0x00, 0x05]);
+        assert_eq!(
+            Message::decode(&sync).unwrap(),
+            Message::Sync(DocumentMessage {
+                sender_id: "a".into(),
+                target_id: "b".into(),
+                document_id: doc(),
+                data: vec![0x42, 1, 2, 3],
+            })
+        );
+        let ephemeral = hex(concat!(
+            "b90007647479706569657068656d6572616c6873656e64657249646161687461",
+            "726765744964616265636f756e74076973657373696f6e49646273316a646f63",
+            "756d656e744964781c334150763764434134794e4b3579354878775447523756",
+            "705275334464646174614101"
+        ));
+        assert_eq!(
+            Message::decode(&ephemeral).unwrap(),
+            Message::Ephemeral {
+                sender_id: "a".into(),
+                target_id: "b".into(),
+                count: 7,
+                session_id: "s1".into(),
+                document_id: doc(),
+                data: vec![1],
+            }
+        );
+    }
+
+    #[test]
+    fn decodes_non_minimal_headers_everywhere() {
+        // {type: "leave", senderId: "x"} with a 32-bit map length, a 16-bit text length,
+        // an 8-bit text length below 24, and then the same map with an indefinite length.
+        let bytes = hex(concat!(
+            "ba00000002",
+            "780474797065",
+            "7900056c65617665",
+            "6873656e6465724964",
+            "7801",
+            "78"
+        ));
+        let expected = Message::Leave {
+            sender_id: "x".into(),
+        };
+        assert_eq!(Message::decode(&bytes).unwrap(), expected);
+        let indefinite = hex("bf6474797065656c656176656873656e64657249646178ff");
+        assert_eq!(Message::decode(&indefinite).unwrap(), expected);
+    }
+
+    #[test]
+    fn accepts_tagged_byte_strings_and_float_counts() {
+        let map = Value::Map(vec![
+            entry("type", text("ephemeral")),
+            entry("senderId", text("a")),
+            entry("targetId", text("b")),
+            entry("count", Value::Float(12.0)),
+            entry("sessionId", text("s")),
+            entry("documentId", text(DOC)),
+            entry("data", Value::Tag(64, Box::new(Value::Bytes(vec![9, 9])))),
+            entry("extra", text("ignored")),
+        ]);
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&map, &mut bytes).unwrap();
+        let Message::Ephemeral { count, data, .. } = Message::decode(&bytes).unwrap() else {
+            panic!("not ephemeral");
+        };
+        assert_eq!((count, data), (12, vec![9, 9]));
+    }
+
+    #[test]
+    fn tolerates_unknown_types() {
+        let map = Value::Map(vec![
+            entry("type", text("remote-heads-changed")),
+            entry("senderId", text("js")),
+            entry("targetId", text("me")),
+            entry("documentId", text(DOC)),
+            entry("newHeads", Value::Map(vec![])),
+        ]);
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&map, &mut bytes).unwrap();
+        assert_eq!(
+            Message::decode(&bytes).unwrap(),
+            Message::Unknown {
+                message_type: "remote-heads-changed".into(),
+                sender_id: Some("js".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_garbage() {
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", vec![]),
+            ("not cbor", b"hello world".to_vec()),
+            ("truncated map", hex("b9000564747970")),
+            ("array", hex("8101")),
+            ("trailing bytes", {
+                let mut bytes = all_messages()[3].encode();
+                bytes.push(0);
+                bytes
+            }),
+            ("no type", hex("a1616101")),
+            ("deep nesting", {
+                let mut bytes = vec![0x81; 100];
+                bytes.push(0);
+                bytes
+            }),
+        ];
+        for (name, bytes) in cases {
+            assert!(
+                matches!(Message::decode(&bytes), Err(SyncError::MalformedFrame(_))),
+                "{name}: {:?}",
+                Message::decode(&bytes)
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_missing_or_mistyped_fields() {
+        let encode = |entries: Vec<(Value, Value)>| {
+            let mut bytes = Vec::new();
+            ciborium::into_writer(&Value::Map(entries), &mut bytes).unwrap();
+            bytes
+        };
+        let no_data = encode(vec![
+            entry("type", text("sync")),
+            entry("senderId", text("a")),
+            entry("targetId", text("b")),
+            entry("documentId", text(DOC)),
+        ]);
+        assert!(matches!(
+            Message::decode(&no_data),
+            Err(SyncError::MissingField { field: "data", .. })
+        ));
+        let text_data = encode(vec![
+            entry("type", text("request")),
+            entry("senderId", text("a")),
+            entry("targetId", text("b")),
+            entry("documentId", text(DOC)),
+            entry("data", text("not bytes")),
+        ]);
+        assert!(matches!(
+            Message::decode(&text_data),
+            Err(SyncError::InvalidField { field: "data", .. })
+        ));
+        let bad_doc = encode(vec![
+            entry("type", text("doc-unavailable")),
+            entry("senderId", text("a")),
+            entry("targetId", text("b")),
+            entry("documentId", text("not-a-doc")),
+        ]);
+        assert!(matches!(
+            Message::decode(&bad_doc),
+            Err(SyncError::InvalidDocumentId(_))
+        ));
+        let negative_count = encode(vec![
+            entry("type", text("ephemeral")),
+            entry("senderId", text("a")),
+            entry("targetId", text("b")),
+            entry("count", Value::Integer((-1).into())),
+            entry("sessionId", text("s")),
+            entry("documentId", text(DOC)),
+            entry("data", Value::Bytes(vec![1])),
+        ]);
+        assert!(matches!(
+            Message::decode(&negative_count),
+            Err(SyncError::InvalidField { field: "count", .. })
+        ));
+        let numeric_type = encode(vec![entry("type", Value::Integer(3.into()))]);
+        assert!(matches!(
+            Message::decode(&numeric_type),
+            Err(SyncError::InvalidField { field: "type", .. })
+        ));
+    }
+
+    #[test]
+    fn refuses_oversized_frames_before_decoding() {
+        let message = all_messages()[5].encode();
+        assert!(matches!(
+            Message::decode_with_limit(&message, 100),
+            Err(SyncError::FrameTooLarge { limit: 100, .. })
+        ));
+        assert!(Message::decode_with_limit(&message, message.len()).is_ok());
+        // Garbage that is too large is refused by size, not by content.
+        let huge = vec![0xffu8; DEFAULT_MAX_FRAME_BYTES + 1];
+        assert!(matches!(
+            Message::decode(&huge),
+            Err(SyncError::FrameTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn negotiates_protocol_version_one_only() {
+        assert_eq!(select_protocol_version(None).unwrap(), "1");
+        assert_eq!(
+            select_protocol_version(Some(&["0".into(), "1".into()])).unwrap(),
+            "1"
+        );
+        assert!(matches!(
+            select_protocol_version(Some(&["2".into()])),
+            Err(SyncError::UnsupportedProtocolVersion { offered }) if offered == ["2"]
+        ));
+        assert!(select_protocol_version(Some(&[])).is_err());
+        assert!(check_selected_version("1").is_ok());
+        assert!(matches!(
+            check_selected_version("2"),
+            Err(SyncError::UnsupportedProtocolVersion { .. })
+        ));
+    }
+}

@@ -1,0 +1,18 @@
+// Everything the Alliance API throws: one Swift error type whose cases are things a UI can act
+// on. Messages carry no personal data (no goal text, no names): they end up in crash logs.
+// The wrapper maps the generated ApiError to these in one place; no generated error escapes.
+
+public enum AllianceError: Error, Sendable, Equatable {
+    /// The member's role may not write this (e.g. a client editing the clinical statement).
+    case notAllowed(String)
+    /// No plan, goal, member or check-in with that id.
+    case notFound(String)
+    /// Malformed id, empty words, a GAS level outside -2...2, and the like.
+    case invalidInput(String)
+    /// The database could not be read or written, or the key does not open it.
+    case storage(String)
+    /// Syncing with the server failed; local work is kept and goes out on the next connection.
+    case sync(String)
+    /// The Alliance was closed; open a new one.
+    case closed
+}

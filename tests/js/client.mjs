@@ -1,0 +1,61 @@
+// An automerge-repo 2.5.6 client for interop tests:
+//   node client.mjs PORT automerge:<id> [NEW_TITLE]
+// Finds the plan through ws://127.0.0.1:PORT, prints {"title", "client_words"} of the plan and of
+// its first goal (by rank) as one JSON line, then, when NEW_TITLE is given, rewrites the title
+// with updateText and waits until the server has acknowledged the change.
+import { Repo, updateText, decodeHeads } from "@automerge/automerge-repo";
+import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
+
+const [port, url, newTitle] = process.argv.slice(2);
+if (!port || !url) {
+  console.error("usage: node client.mjs PORT automerge:<id> [NEW_TITLE]");
+  process.exit(2);
+}
+const timeoutMs = Number(process.env.ALLIANCE_JS_TIMEOUT_MS ?? "15000");
+const deadline = setTimeout(() => {
+  console.error(`timed out after ${timeoutMs} ms`);
+  process.exit(3);
+}, timeoutMs);
+
+const repo = new Repo({
+  network: [new WebSocketClientAdapter(`ws://127.0.0.1:${port}`)],
+  peerId: `js-client-${process.pid}`,
+});
+
+let handle;
+try {
+  handle = await repo.find(url);
+} catch (error) {
+  console.error(`find failed: ${error.message}`);
+  process.exit(4);
+}
+
+const doc = handle.doc();
+const goals = Object.entries(doc.goals ?? {}).sort(([idA, a], [idB, b]) =>
+  String(a.rank).localeCompare(String(b.rank)) || idA.localeCompare(idB),
+);
+const firstGoal = goals.length > 0 ? goals[0][1] : undefined;
+console.log(
+  JSON.stringify({
+    title: doc.title ?? null,
+    client_words: firstGoal?.client_words ?? null,
+  }),
+);
+
+if (newTitle !== undefined) {
+  const acknowledged = new Promise(resolve => {
+    const sameHeads = (a, b) =>
+      a.length === b.length && [...a].sort().every((head, i) => head === [...b].sort()[i]);
+    repo.synchronizer.on("sync-state", ({ documentId, syncState }) => {
+      if (documentId !== handle.documentId) return;
+      if (sameHeads(syncState.sharedHeads, decodeHeads(handle.heads()))) resolve();
+    });
+  });
+  handle.change(plan => updateText(plan, ["title"], newTitle));
+  await acknowledged;
+  console.log(JSON.stringify({ edited: true }));
+}
+
+clearTimeout(deadline);
+await repo.shutdown();
+process.exit(0);
