@@ -1,1 +1,40 @@
-fn main() {}
+//! `alliance`: the terminal shell over alliance-core — every operation, the demo, and sync.
+
+mod args;
+mod commands;
+mod demo;
+mod print;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                error.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = error.print();
+                return ExitCode::SUCCESS;
+            }
+            // One line on stderr: the first line clap renders, without the usage block.
+            let rendered = error.to_string();
+            let line = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("{}", line.trim());
+            return ExitCode::from(2);
+        }
+    };
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", error.to_string().replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

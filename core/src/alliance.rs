@@ -13,8 +13,8 @@ use crate::clock;
 use crate::error::{Error, Result};
 use crate::model::{
     validate, CheckInId, DeviceId, GasEdit, GoalEdit, GoalId, HistoryEntry, Identity,
-    InterventionId, MemberId, NewCheckIn, NewIntervention, NewObjective, ObjectiveId, Plan,
-    PlanId, PlanSummary, Role,
+    InterventionId, MemberId, NewCheckIn, NewIntervention, NewObjective, ObjectiveId, Plan, PlanId,
+    PlanSummary, Role,
 };
 use crate::plan::{write, PlanDoc};
 use crate::rules::{self, Edit};
@@ -161,7 +161,13 @@ impl Inner {
                         )?;
                     }
                 } else {
-                    store::insert_document(tx, &doc_id, &open.doc.save(), &heads_bytes(&heads), now)?;
+                    store::insert_document(
+                        tx,
+                        &doc_id,
+                        &open.doc.save(),
+                        &heads_bytes(&heads),
+                        now,
+                    )?;
                 }
                 if is_plan {
                     let summary = open.doc.summary()?;
@@ -415,7 +421,11 @@ impl Alliance {
                 rules::check(model, me.member_id, Edit::Member)?;
                 write::put_member(tx, new.member, name.trim(), *role, now)?;
             }
-            rules::check(model, me.member_id, Edit::EnrollDevice { member: new.member })?;
+            rules::check(
+                model,
+                me.member_id,
+                Edit::EnrollDevice { member: new.member },
+            )?;
             if model.device(new.device).is_none() {
                 write::put_device(tx, new.device, new.member, new.label.trim(), now)?;
             }
@@ -441,7 +451,14 @@ impl Alliance {
         let description = describe_goal_edit(edit);
         self.edit(plan, &description, |model, me, tx| {
             let current = model.goal(goal)?;
-            rules::check(model, me.member_id, Edit::EditGoal { goal: current, edit })?;
+            rules::check(
+                model,
+                me.member_id,
+                Edit::EditGoal {
+                    goal: current,
+                    edit,
+                },
+            )?;
             if let Some(status) = edit.status {
                 if !current.status.can_become(status) {
                     return Err(Error::invalid(
@@ -512,14 +529,26 @@ impl Alliance {
     pub fn agree(&self, plan: PlanId, goal: GoalId) -> Result<()> {
         self.edit(plan, "agreed to a goal", |model, me, tx| {
             let current = model.goal(goal)?;
-            rules::check(model, me.member_id, Edit::Agree { member: me.member_id })?;
+            rules::check(
+                model,
+                me.member_id,
+                Edit::Agree {
+                    member: me.member_id,
+                },
+            )?;
             let already = current
                 .agreement
                 .agreements
                 .iter()
                 .any(|a| a.member_id == me.member_id && a.content_hash == current.content_hash);
             if !already {
-                write::agree(tx, goal, me.member_id, &current.content_hash, clock::now_ms())?;
+                write::agree(
+                    tx,
+                    goal,
+                    me.member_id,
+                    &current.content_hash,
+                    clock::now_ms(),
+                )?;
             }
             Ok(())
         })
@@ -555,7 +584,9 @@ impl Alliance {
                 },
             )?;
             let now = clock::now_ms();
-            let tz_offset_min = checkin.tz_offset_min.unwrap_or_else(clock::local_offset_min);
+            let tz_offset_min = checkin
+                .tz_offset_min
+                .unwrap_or_else(clock::local_offset_min);
             let local_date = match (&checkin.local_date, corrects) {
                 (Some(day), _) => day.clone(),
                 (None, Some(original)) => original.local_date.clone(),
@@ -619,7 +650,11 @@ impl Alliance {
             let mut inner = self.inner.lock();
             let mut state = load_session(&mut inner, plan, peer)?;
             let open = inner.open_or_empty(plan)?;
-            if let Err(error) = open.doc.automerge_mut().receive_sync_message(&mut state, message) {
+            if let Err(error) = open
+                .doc
+                .automerge_mut()
+                .receive_sync_message(&mut state, message)
+            {
                 inner.docs.remove(&plan);
                 inner.sessions.remove(&(plan, peer.to_owned()));
                 return Err(error.into());
@@ -631,7 +666,9 @@ impl Alliance {
                 false
             } else {
                 let doc_id = plan.to_string();
-                inner.persist(plan, |tx| store::save_sync_state(tx, &doc_id, peer, &encoded))?
+                inner.persist(plan, |tx| {
+                    store::save_sync_state(tx, &doc_id, peer, &encoded)
+                })?
             }
         };
         if changed {
@@ -678,4 +715,3 @@ fn describe_goal_edit(edit: &GoalEdit) -> String {
     }
     format!("edited a goal: {}", fields.join(", "))
 }
-

@@ -51,15 +51,27 @@ mod tests {
     fn weighted_matches_hand_computation() {
         // w = (2, 1), x = (+1, -2): Σwx = 0 → 50.
         let ratings = [
-            GasRating { level: 1, weight: 2.0 },
-            GasRating { level: -2, weight: 1.0 },
+            GasRating {
+                level: 1,
+                weight: 2.0,
+            },
+            GasRating {
+                level: -2,
+                weight: 1.0,
+            },
         ];
         assert_eq!(gas_t_score(&ratings), Some(50.0));
         // w = (3, 1), x = (+2, -1): Σwx = 5; Σw² = 10; (Σw)² = 16;
         // T = 50 + 50/√(7 + 4.8) = 50 + 50/√11.8 ≈ 64.5556
         let ratings = [
-            GasRating { level: 2, weight: 3.0 },
-            GasRating { level: -1, weight: 1.0 },
+            GasRating {
+                level: 2,
+                weight: 3.0,
+            },
+            GasRating {
+                level: -1,
+                weight: 1.0,
+            },
         ];
         let t = gas_t_score(&ratings).unwrap();
         assert!((t - (50.0 + 50.0 / 11.8f64.sqrt())).abs() < 1e-9);

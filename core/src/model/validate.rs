@@ -149,7 +149,10 @@ pub fn gas_edit(edit: &GasEdit) -> Result<()> {
         GasEdit::Weight(weight) => {
             number("gas weight", *weight)?;
             if *weight <= 0.0 || *weight > 100.0 {
-                return Err(Error::invalid("gas weight", "must be above 0 and at most 100"));
+                return Err(Error::invalid(
+                    "gas weight",
+                    "must be above 0 and at most 100",
+                ));
             }
             Ok(())
         }
@@ -220,10 +223,7 @@ mod tests {
         assert_eq!(field_of(label("name", "a\nb")), "name");
         assert_eq!(field_of(number("target", f64::NAN)), "target");
         assert_eq!(field_of(tz_offset(15 * 60)), "time-zone offset");
-        assert_eq!(
-            field_of(gas_edit(&GasEdit::Weight(0.0))),
-            "gas weight"
-        );
+        assert_eq!(field_of(gas_edit(&GasEdit::Weight(0.0))), "gas weight");
         assert_eq!(field_of(checkin(&NewCheckIn::default())), "check-in");
         assert_eq!(field_of(goal_edit(&GoalEdit::default())), "goal edit");
     }

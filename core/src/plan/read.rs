@@ -438,7 +438,12 @@ pub(crate) fn derive_agreement(
     let mut waiting_for = Vec::new();
     for role in [Role::Client, Role::Counselor] {
         if !has_agreed(role) {
-            waiting_for.extend(members.iter().filter(|m| m.role == role).map(|m| m.member_id));
+            waiting_for.extend(
+                members
+                    .iter()
+                    .filter(|m| m.role == role)
+                    .map(|m| m.member_id),
+            );
         }
     }
     let any_stale = agreements.iter().any(|a| a.content_hash != current_hash);
@@ -483,15 +488,13 @@ fn read_checkins<R: ReadDoc>(doc: &R, goal: &ObjId) -> Vec<CheckIn> {
                     .filter(|m| (0..=10).contains(m))
                     .map(|m| m as u8),
                 note: get_string(doc, &c, k::NOTE).unwrap_or_default(),
-                corrects: get_string(doc, &c, k::CORRECTS)
-                    .and_then(|s| CheckInId::parse(&s).ok()),
+                corrects: get_string(doc, &c, k::CORRECTS).and_then(|s| CheckInId::parse(&s).ok()),
                 superseded: false,
             })
         })
         .collect();
     // A correction supersedes the entry it names, when both have the same author.
-    let authors: HashMap<CheckInId, MemberId> =
-        out.iter().map(|c| (c.checkin_id, c.by)).collect();
+    let authors: HashMap<CheckInId, MemberId> = out.iter().map(|c| (c.checkin_id, c.by)).collect();
     let superseded: HashSet<CheckInId> = out
         .iter()
         .filter_map(|c| {
@@ -502,6 +505,6 @@ fn read_checkins<R: ReadDoc>(doc: &R, goal: &ObjId) -> Vec<CheckIn> {
     for c in &mut out {
         c.superseded = superseded.contains(&c.checkin_id);
     }
-    out.sort_by(|a, b| (a.at, a.checkin_id).cmp(&(b.at, b.checkin_id)));
+    out.sort_by_key(|c| (c.at, c.checkin_id));
     out
 }

@@ -51,7 +51,9 @@ pub fn check(plan: &Plan, author: MemberId, edit: Edit<'_>) -> Result<()> {
         if counselor {
             Ok(())
         } else {
-            Err(Error::not_allowed(format!("only a counselor writes {what}")))
+            Err(Error::not_allowed(format!(
+                "only a counselor writes {what}"
+            )))
         }
     };
     match edit {
@@ -92,16 +94,12 @@ pub fn check(plan: &Plan, author: MemberId, edit: Edit<'_>) -> Result<()> {
             if whose == author {
                 Ok(())
             } else {
-                Err(Error::not_allowed(
-                    "members write only their own agreement",
-                ))
+                Err(Error::not_allowed("members write only their own agreement"))
             }
         }
         Edit::CheckIn { by, corrects } => {
             if by != author {
-                return Err(Error::not_allowed(
-                    "members write only their own check-ins",
-                ));
+                return Err(Error::not_allowed("members write only their own check-ins"));
             }
             match corrects {
                 Some(original) if original.by != author => Err(Error::not_allowed(

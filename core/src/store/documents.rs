@@ -81,7 +81,12 @@ pub fn insert_document(
 }
 
 /// Appends one incremental chunk; returns the sizes after it, for the compaction decision.
-pub fn append_chunk(conn: &Connection, doc_id: &str, bytes: &[u8], now: i64) -> Result<DocumentSizes> {
+pub fn append_chunk(
+    conn: &Connection,
+    doc_id: &str,
+    bytes: &[u8],
+    now: i64,
+) -> Result<DocumentSizes> {
     let (snapshot_len, chunk_bytes, next_seq): (i64, i64, i64) = conn
         .prepare_cached(
             "UPDATE documents SET chunk_bytes = chunk_bytes + ?2, updated_at = ?3
@@ -191,7 +196,11 @@ pub fn plan_ids(conn: &Connection) -> Result<Vec<PlanId>> {
 
 pub fn has_document(conn: &Connection, doc_id: &str) -> Result<bool> {
     Ok(conn
-        .query_row("SELECT 1 FROM documents WHERE doc_id = ?1", [doc_id], |_| Ok(()))
+        .query_row(
+            "SELECT 1 FROM documents WHERE doc_id = ?1",
+            [doc_id],
+            |_| Ok(()),
+        )
         .optional()?
         .is_some())
 }

@@ -40,7 +40,8 @@ impl Store {
     fn setup(mut conn: Connection) -> Result<Self> {
         conn.busy_timeout(Duration::from_secs(5))?;
         // WAL: readers never block the writer; NORMAL sync is durable across app crashes.
-        let _mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        let _mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         schema::migrate(&mut conn)?;
@@ -49,7 +50,9 @@ impl Store {
 
     /// Runs `f` in one read transaction.
     pub fn read<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
         let out = f(&tx)?;
         tx.finish()?;
         Ok(out)
@@ -57,7 +60,9 @@ impl Store {
 
     /// Runs `f` in one write transaction: everything it writes lands, or nothing does.
     pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
@@ -65,8 +70,8 @@ impl Store {
 }
 
 pub use documents::{
-    append_chunk, document_sizes, has_document, insert_document, list_plans,
-    load_document, plan_ids, replace_snapshot, upsert_plan_summary,
+    append_chunk, document_sizes, has_document, insert_document, list_plans, load_document,
+    plan_ids, replace_snapshot, upsert_plan_summary,
 };
 pub use identity::{load_identity, save_identity};
 pub use sync_state::{load_sync_state, save_sync_state};

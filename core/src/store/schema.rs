@@ -75,7 +75,8 @@ mod tests {
     #[test]
     fn a_newer_database_is_refused_and_left_alone() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "user_version", VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", VERSION + 1)
+            .unwrap();
         let err = migrate(&mut conn).unwrap_err();
         assert!(matches!(err, Error::SchemaTooNew { found, .. } if found == VERSION + 1));
         assert_eq!(user_version(&conn).unwrap(), VERSION + 1);

@@ -47,16 +47,17 @@ impl DocumentId {
         if text.len() > 28 {
             return Err(SyncError::InvalidDocumentId("too long"));
         }
-        let bytes = bs58::decode(text)
-            .with_check(None)
-            .into_vec()
-            .map_err(|error| match error {
-                bs58::decode::Error::InvalidChecksum { .. } => {
-                    SyncError::InvalidDocumentId("checksum mismatch")
-                }
-                bs58::decode::Error::NoChecksum => SyncError::InvalidDocumentId("too short"),
-                _ => SyncError::InvalidDocumentId("not base58"),
-            })?;
+        let bytes =
+            bs58::decode(text)
+                .with_check(None)
+                .into_vec()
+                .map_err(|error| match error {
+                    bs58::decode::Error::InvalidChecksum { .. } => {
+                        SyncError::InvalidDocumentId("checksum mismatch")
+                    }
+                    bs58::decode::Error::NoChecksum => SyncError::InvalidDocumentId("too short"),
+                    _ => SyncError::InvalidDocumentId("not base58"),
+                })?;
         let bytes: [u8; 16] = bytes
             .try_into()
             .map_err(|_| SyncError::InvalidDocumentId("not 16 bytes"))?;
@@ -71,7 +72,9 @@ impl DocumentId {
             .strip_prefix(URL_PREFIX)
             .ok_or(SyncError::InvalidUrl("does not start with `automerge:`"))?;
         if rest.contains('#') {
-            return Err(SyncError::InvalidUrl("URLs pinned to heads are not supported"));
+            return Err(SyncError::InvalidUrl(
+                "URLs pinned to heads are not supported",
+            ));
         }
         Self::parse(rest).map_err(|_| SyncError::InvalidUrl("bad document id"))
     }

@@ -1,0 +1,289 @@
+//! Runs each command against the store named by `--db`.
+
+use std::path::Path;
+
+use alliance_core::local_sync::sync_stores;
+use alliance_core::{
+    Alliance, CheckInId, DeviceId, Error, GasEdit, GoalEdit, GoalId, MemberId, NewCheckIn,
+    NewDevice, NewIntervention, NewObjective, NewPlan, PlanId, Result, Role,
+};
+
+use crate::args::{
+    CheckinArgs, Cli, Command, DeviceCommand, GasCommand, GoalCommand, InterventionCommand,
+    ObjectiveCommand, PlanCommand,
+};
+use crate::{demo, print};
+
+/// Opens an existing store; a missing file is an error, never a new empty store.
+pub fn open_existing(path: &Path) -> Result<Alliance> {
+    if !path.exists() {
+        return Err(Error::NotFound {
+            what: "store",
+            id: format!("{} (run `alliance init` first)", path.display()),
+        });
+    }
+    Alliance::open(path)
+}
+
+fn int_in<T: TryFrom<i64>>(
+    field: &'static str,
+    value: Option<i64>,
+    range: &str,
+) -> Result<Option<T>> {
+    value
+        .map(|v| {
+            T::try_from(v).map_err(|_| Error::InvalidInput {
+                field,
+                reason: format!("must be {range}"),
+            })
+        })
+        .transpose()
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    let db = cli.db.as_path();
+    match cli.command {
+        Command::Init { name, role, member } => {
+            let role: Role = role.parse()?;
+            let member = member.as_deref().map(MemberId::parse).transpose()?;
+            let store = Alliance::open(db)?;
+            let me = store.init(&name, role, member)?;
+            println!("member {}", me.member_id);
+            println!("device {}", me.device_id);
+        }
+        Command::Whoami { json } => {
+            let store = open_existing(db)?;
+            let me = store.identity().ok_or(Error::NotInitialized)?;
+            print::identity(&me, json);
+        }
+        Command::Plan(command) => plan(db, command)?,
+        Command::Device(DeviceCommand::Add {
+            plan,
+            member,
+            device,
+            name,
+            role,
+            label,
+        }) => {
+            let plan = PlanId::parse(&plan)?;
+            let member = MemberId::parse(&member)?;
+            let device = DeviceId::parse(&device)?;
+            let role = role.as_deref().map(str::parse::<Role>).transpose()?;
+            let new_member = match (name, role) {
+                (Some(name), Some(role)) => Some((name, role)),
+                (None, None) => None,
+                _ => {
+                    return Err(Error::InvalidInput {
+                        field: "member",
+                        reason: "give both --name and --role, or neither".into(),
+                    })
+                }
+            };
+            let store = open_existing(db)?;
+            store.enroll_device(
+                plan,
+                &NewDevice {
+                    device,
+                    member,
+                    new_member,
+                    label,
+                },
+            )?;
+            println!("enrolled device {device}");
+        }
+        Command::Show { plan, json } => {
+            let plan = PlanId::parse(&plan)?;
+            let store = open_existing(db)?;
+            print::plan(&store.plan(plan)?, json);
+        }
+        Command::History { plan, json } => {
+            let plan = PlanId::parse(&plan)?;
+            let store = open_existing(db)?;
+            print::history(&store.history(plan)?, json);
+        }
+        Command::Goal(command) => goal(db, command)?,
+        Command::Objective(ObjectiveCommand::Add {
+            plan,
+            goal,
+            text,
+            measure,
+            target,
+            unit,
+            due,
+        }) => {
+            let (plan, goal) = (PlanId::parse(&plan)?, GoalId::parse(&goal)?);
+            let store = open_existing(db)?;
+            let id = store.add_objective(
+                plan,
+                goal,
+                &NewObjective {
+                    text,
+                    measure,
+                    target,
+                    unit,
+                    due_on: due,
+                },
+            )?;
+            println!("{id}");
+        }
+        Command::Intervention(InterventionCommand::Add {
+            plan,
+            goal,
+            text,
+            frequency,
+            owner,
+        }) => {
+            let (plan, goal) = (PlanId::parse(&plan)?, GoalId::parse(&goal)?);
+            let owner = owner.as_deref().map(MemberId::parse).transpose()?;
+            let store = open_existing(db)?;
+            let id = store.add_intervention(
+                plan,
+                goal,
+                &NewIntervention {
+                    text,
+                    owner,
+                    frequency,
+                },
+            )?;
+            println!("{id}");
+        }
+        Command::Gas(GasCommand::Set(args)) => {
+            let (plan, goal) = (PlanId::parse(&args.plan)?, GoalId::parse(&args.goal)?);
+            let edit = match (args.level, args.text, args.weight, args.baseline) {
+                (Some(level), Some(text), None, None) => GasEdit::Level {
+                    level: int_in("gas level", Some(level), "between -2 and 2")?.unwrap_or(0),
+                    text,
+                },
+                (None, None, Some(weight), None) => GasEdit::Weight(weight),
+                (None, None, None, Some(level)) => GasEdit::Baseline(
+                    int_in("gas baseline", Some(level), "between -2 and 2")?.unwrap_or(0),
+                ),
+                _ => {
+                    return Err(Error::InvalidInput {
+                        field: "gas",
+                        reason: "give --level with --text, or --weight, or --baseline".into(),
+                    })
+                }
+            };
+            let store = open_existing(db)?;
+            store.set_gas(plan, goal, &edit)?;
+            println!("ok");
+        }
+        Command::Checkin(args) => checkin(db, args)?,
+        Command::Sync { with } => {
+            let mine = open_existing(db)?;
+            let theirs = open_existing(&with)?;
+            let report = sync_stores(&mine, &theirs)?;
+            println!(
+                "synced {} plan(s): {} messages, {} bytes",
+                report.plans.len(),
+                report.messages,
+                report.bytes
+            );
+        }
+        Command::Demo => demo::run()?,
+    }
+    Ok(())
+}
+
+fn plan(db: &Path, command: PlanCommand) -> Result<()> {
+    match command {
+        PlanCommand::New {
+            title,
+            client_name,
+            client_member,
+            client_device,
+        } => {
+            let client_member = client_member.as_deref().map(MemberId::parse).transpose()?;
+            let client_device = client_device.as_deref().map(DeviceId::parse).transpose()?;
+            let store = open_existing(db)?;
+            let id = store.create_plan(&NewPlan {
+                title,
+                client_name,
+                client_member,
+                client_device,
+            })?;
+            println!("{id}");
+        }
+        PlanCommand::List { json } => {
+            let store = open_existing(db)?;
+            print::plan_list(&store.list_plans()?, json);
+        }
+        PlanCommand::Set {
+            plan,
+            title,
+            review_on,
+        } => {
+            let plan = PlanId::parse(&plan)?;
+            if title.is_none() && review_on.is_none() {
+                return Err(Error::InvalidInput {
+                    field: "plan",
+                    reason: "give --title or --review-on".into(),
+                });
+            }
+            let store = open_existing(db)?;
+            if let Some(title) = title {
+                store.set_title(plan, &title)?;
+            }
+            if let Some(date) = review_on {
+                store.set_review_on(plan, &date)?;
+            }
+            println!("ok");
+        }
+    }
+    Ok(())
+}
+
+fn goal(db: &Path, command: GoalCommand) -> Result<()> {
+    match command {
+        GoalCommand::Propose { plan, words } => {
+            let plan = PlanId::parse(&plan)?;
+            let store = open_existing(db)?;
+            println!("{}", store.propose_goal(plan, &words)?);
+        }
+        GoalCommand::Edit {
+            plan,
+            goal,
+            words,
+            clinical,
+            life_area,
+            status,
+        } => {
+            let (plan, goal) = (PlanId::parse(&plan)?, GoalId::parse(&goal)?);
+            let edit = GoalEdit {
+                client_words: words,
+                clinical_statement: clinical,
+                life_area,
+                status: status.as_deref().map(str::parse).transpose()?,
+            };
+            let store = open_existing(db)?;
+            store.edit_goal(plan, goal, &edit)?;
+            println!("ok");
+        }
+        GoalCommand::Agree { plan, goal } => {
+            let (plan, goal) = (PlanId::parse(&plan)?, GoalId::parse(&goal)?);
+            let store = open_existing(db)?;
+            store.agree(plan, goal)?;
+            let state = store.plan(plan)?.goal(goal)?.agreement.state;
+            println!("agreed; goal is now {}", print::agreement_word(state));
+        }
+    }
+    Ok(())
+}
+
+fn checkin(db: &Path, args: CheckinArgs) -> Result<()> {
+    let (plan, goal) = (PlanId::parse(&args.plan)?, GoalId::parse(&args.goal)?);
+    let checkin = NewCheckIn {
+        gas_level: int_in("gas level", args.level, "between -2 and 2")?,
+        value: args.value,
+        mood: int_in("mood", args.mood, "between 0 and 10")?,
+        craving: int_in("craving", args.craving, "between 0 and 10")?,
+        note: args.note,
+        local_date: args.date,
+        tz_offset_min: None,
+        corrects: args.corrects.as_deref().map(CheckInId::parse).transpose()?,
+    };
+    let store = open_existing(db)?;
+    println!("{}", store.check_in(plan, goal, &checkin)?);
+    Ok(())
+}

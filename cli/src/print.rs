@@ -1,0 +1,206 @@
+//! Human and JSON output.
+
+use alliance_core::{AgreementState, Goal, HistoryEntry, Identity, MemberId, Plan, PlanSummary};
+use chrono::{TimeZone, Utc};
+
+fn json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(error) => eprintln!("error: could not write JSON: {error}"),
+    }
+}
+
+fn time(ms: i64) -> String {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+pub fn identity(me: &Identity, as_json: bool) {
+    if as_json {
+        json(&serde_json::json!({
+            "member_id": me.member_id,
+            "device_id": me.device_id,
+            "name": me.name,
+            "role": me.role,
+        }));
+    } else {
+        println!("{} ({})", me.name, me.role);
+        println!("member {}", me.member_id);
+        println!("device {}", me.device_id);
+    }
+}
+
+pub fn plan_list(plans: &[PlanSummary], as_json: bool) {
+    if as_json {
+        return json(&plans);
+    }
+    if plans.is_empty() {
+        println!("no plans yet");
+    }
+    for p in plans {
+        println!(
+            "{}  {}  (client: {}, {} goal(s){})",
+            p.plan_id,
+            p.title,
+            p.client_name.as_deref().unwrap_or("-"),
+            p.goal_count,
+            p.review_on
+                .as_deref()
+                .map(|d| format!(", review on {d}"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+pub fn agreement_word(state: AgreementState) -> &'static str {
+    match state {
+        AgreementState::Agreed => "agreed",
+        AgreementState::Pending => "pending",
+        AgreementState::Stale => "stale (needs re-agreement)",
+    }
+}
+
+fn names(plan: &Plan, ids: &[MemberId]) -> String {
+    let names: Vec<&str> = ids
+        .iter()
+        .map(|id| plan.member(*id).map(|m| m.name.as_str()).unwrap_or("?"))
+        .collect();
+    if names.is_empty() {
+        "-".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+pub fn plan(plan: &Plan, as_json: bool) {
+    if as_json {
+        return json(plan);
+    }
+    println!("{}  ({})", plan.title, plan.plan_id);
+    if let Some(date) = &plan.review_on {
+        println!("review on {date}");
+    }
+    let members: Vec<String> = plan
+        .members
+        .iter()
+        .map(|m| format!("{} ({})", m.name, m.role))
+        .collect();
+    println!("members: {}", members.join(", "));
+    for goal in &plan.goals {
+        print_goal(plan, goal);
+    }
+    match plan.gas_t_score {
+        Some(t) => println!("GAS T-score: {t:.1}"),
+        None => println!("GAS T-score: - (no goal rated yet)"),
+    }
+}
+
+fn print_goal(plan: &Plan, goal: &Goal) {
+    println!();
+    println!("goal {}  [{}]", goal.goal_id, goal.status);
+    println!("  in the client's words: \"{}\"", goal.client_words);
+    if !goal.clinical_statement.is_empty() {
+        println!("  clinical statement: {}", goal.clinical_statement);
+    }
+    if !goal.life_area.is_empty() {
+        println!("  life area: {}", goal.life_area);
+    }
+    let a = &goal.agreement;
+    println!(
+        "  agreement: {} — agreed: {}; waiting for: {}",
+        agreement_word(a.state),
+        names(plan, &a.agreed_by),
+        names(plan, &a.waiting_for)
+    );
+    for o in &goal.objectives {
+        let mut line = format!("  objective: {}", o.text);
+        if let Some(m) = &o.measure {
+            line.push_str(&format!("; measure: {m}"));
+        }
+        if let Some(t) = o.target {
+            line.push_str(&format!(
+                "; target: {t}{}",
+                o.unit
+                    .as_deref()
+                    .map(|u| format!(" {u}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if let Some(d) = &o.due_on {
+            line.push_str(&format!("; due {d}"));
+        }
+        println!("{line}");
+    }
+    for i in &goal.interventions {
+        println!(
+            "  intervention: {}{}",
+            i.text,
+            i.frequency
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default()
+        );
+    }
+    if !goal.gas.levels.is_empty() || goal.gas.weight != 1.0 {
+        println!("  GAS (weight {}):", goal.gas.weight);
+        for (level, text) in &goal.gas.levels {
+            println!("    {level:>2}: {text}");
+        }
+    }
+    for c in &goal.checkins {
+        let mut parts = Vec::new();
+        if let Some(l) = c.gas_level {
+            parts.push(format!("level {l:+}"));
+        }
+        if let Some(v) = c.value {
+            parts.push(format!("value {v}"));
+        }
+        if let Some(m) = c.mood {
+            parts.push(format!("mood {m}"));
+        }
+        if let Some(cr) = c.craving {
+            parts.push(format!("craving {cr}"));
+        }
+        if !c.note.is_empty() {
+            parts.push(format!("\"{}\"", c.note));
+        }
+        let who = plan.member(c.by).map(|m| m.name.as_str()).unwrap_or("?");
+        let flag = if c.superseded {
+            " (corrected)"
+        } else if c.corrects.is_some() {
+            " (correction)"
+        } else {
+            ""
+        };
+        println!(
+            "  check-in {} by {who}: {}{flag}",
+            c.local_date,
+            parts.join(", ")
+        );
+    }
+    for conflict in &goal.conflicts {
+        let values: Vec<String> = conflict
+            .values
+            .iter()
+            .map(|v| format!("{} (by {})", v.value, v.by))
+            .collect();
+        println!("  conflict in {}: {}", conflict.field, values.join(" vs "));
+    }
+}
+
+pub fn history(entries: &[HistoryEntry], as_json: bool) {
+    if as_json {
+        return json(&entries);
+    }
+    for e in entries {
+        println!(
+            "{}  {} (device {}…): {}",
+            time(e.at),
+            e.author,
+            &e.device_id[..e.device_id.len().min(8)],
+            e.description
+        );
+    }
+}

@@ -1,0 +1,92 @@
+//! Calls into a [`SyncStore`] for one remote peer, run off the async reactor (SQLite blocks).
+
+use std::sync::Arc;
+
+use super::doc_id::DocumentId;
+use super::error::SyncError;
+use super::heads::SyncEnvelope;
+use super::store::SyncStore;
+
+/// One store seen from one connection: sync state is kept under `key`.
+#[derive(Clone)]
+pub struct Exchange {
+    store: Arc<dyn SyncStore>,
+    key: Arc<str>,
+}
+
+impl Exchange {
+    pub fn new(store: Arc<dyn SyncStore>, key: &str) -> Self {
+        Self {
+            store,
+            key: Arc::from(key),
+        }
+    }
+
+    /// The key sync state is kept under for this peer.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&dyn SyncStore, &str) -> Result<T, SyncError> + Send + 'static,
+    ) -> Result<T, SyncError> {
+        let store = Arc::clone(&self.store);
+        let key = Arc::clone(&self.key);
+        tokio::task::spawn_blocking(move || work(store.as_ref(), &key))
+            .await
+            .map_err(|_| SyncError::Transport("store task failed".into()))?
+    }
+
+    /// The next sync message for the peer, with what it says.
+    pub async fn generate(
+        &self,
+        document: DocumentId,
+    ) -> Result<Option<(Vec<u8>, SyncEnvelope)>, SyncError> {
+        self.run(move |store, key| {
+            match store.generate_sync_message(document, key)? {
+                Some(data) => {
+                    let envelope = SyncEnvelope::read(&data)?;
+                    Ok(Some((data, envelope)))
+                }
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// Applies a sync message from the peer.
+    pub async fn receive(&self, document: DocumentId, data: Vec<u8>) -> Result<(), SyncError> {
+        self.run(move |store, key| store.receive_sync_message(document, key, &data))
+            .await
+    }
+
+    /// Whether the store holds the document.
+    pub async fn has_document(&self, document: DocumentId) -> Result<bool, SyncError> {
+        self.run(move |store, _| store.has_document(document)).await
+    }
+
+    /// Every document to sync with this peer: held ones first, then wanted ones.
+    pub async fn documents(&self) -> Result<Vec<DocumentId>, SyncError> {
+        self.run(|store, _| {
+            let mut documents = store.document_ids()?;
+            for wanted in store.wanted_document_ids()? {
+                if !documents.contains(&wanted) {
+                    documents.push(wanted);
+                }
+            }
+            Ok(documents)
+        })
+        .await
+    }
+
+    /// Ends the session with the peer (in-memory sync state is dropped).
+    pub async fn end(&self) {
+        let _ = self
+            .run(|store, key| {
+                store.end_sync_session(key);
+                Ok(())
+            })
+            .await;
+    }
+}

@@ -1,0 +1,49 @@
+//! What the network layer needs from a store of documents: sync messages in, sync messages out.
+//!
+//! [`crate::Alliance`] implements it (see `alliance_store.rs`); tests use an in-memory store.
+//! Every method is synchronous and may touch SQLite; the network layer calls them off the
+//! async reactor.
+
+use super::doc_id::DocumentId;
+use super::error::SyncError;
+
+/// A store the sync engine and the relay exchange Automerge sync messages with.
+///
+/// `peer` is the key sync state is kept under: the remote's storage id when it keeps one, so
+/// a reconnecting peer is recognised and only news is sent.
+pub trait SyncStore: Send + Sync + 'static {
+    /// A stable id of this store, announced to peers as `storageId`.
+    fn storage_id(&self) -> Result<String, SyncError>;
+
+    /// The documents this store syncs on every connection (a device: its plans).
+    fn document_ids(&self) -> Result<Vec<DocumentId>, SyncError>;
+
+    /// Documents this store wants but does not hold yet (e.g. plans a member was enrolled in,
+    /// found through discovery). Requested on every connection until they arrive.
+    fn wanted_document_ids(&self) -> Result<Vec<DocumentId>, SyncError> {
+        Ok(Vec::new())
+    }
+
+    /// Whether this store holds the document.
+    fn has_document(&self, document: DocumentId) -> Result<bool, SyncError>;
+
+    /// The next sync message for `peer`, or None when the peer has everything we know of.
+    /// Must work for a document not held yet (the message then asks for everything).
+    fn generate_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &str,
+    ) -> Result<Option<Vec<u8>>, SyncError>;
+
+    /// Applies a sync message from `peer` atomically; creates the document when it is new.
+    /// A refusal (rules, malformed data) must leave the store unchanged.
+    fn receive_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &str,
+        message: &[u8],
+    ) -> Result<(), SyncError>;
+
+    /// Forgets in-memory session state with `peer`; called when its connection ends.
+    fn end_sync_session(&self, peer: &str);
+}
