@@ -53,7 +53,7 @@ if [ ! -x "$KOTLIN_HOME/bin/kotlinc" ] || [ "$(installed_version)" != "$KOTLIN_V
     mkdir -p "$CACHE/$KOTLIN_VERSION.partial"
     npm install --prefix "$CACHE/$KOTLIN_VERSION.partial" --no-save --no-package-lock \
         --no-audit --no-fund --loglevel=error "kotlin-compiler@$KOTLIN_VERSION" >&2
-    rm -rf "$CACHE/$KOTLIN_VERSION"
+    rm -rf "${CACHE:?}/$KOTLIN_VERSION"
     mv "$CACHE/$KOTLIN_VERSION.partial" "$CACHE/$KOTLIN_VERSION"
 fi
 for f in bin/kotlinc lib/kotlin-stdlib.jar lib/kotlinx-coroutines-core-jvm.jar; do

@@ -12,7 +12,7 @@
 #                           keep it outside the repository.
 #   ALLIANCE_DEBIAN_MIRROR  Debian mirror (default: the host's apt mirror, else deb.debian.org).
 #
-# Needs root (debootstrap, chroot, mount). A cold build takes a few minutes; afterwards the
+# Needs root (debootstrap, chroot, mount). A cold build takes one to two minutes; afterwards the
 # script only checks the marker file written at the very end of a successful build.
 set -euo pipefail
 
@@ -177,7 +177,7 @@ case "${1:-}" in
         run_in_chroot "$@"
         ;;
     -h|--help)
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
         die "unknown command $1 (try --help)"

@@ -715,3 +715,6 @@ fn describe_goal_edit(edit: &GoalEdit) -> String {
     }
     format!("edited a goal: {}", fields.join(", "))
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,655 @@
+//! Unit tests of the API on in-memory stores: every operation and every local refusal.
+
+use super::*;
+use crate::model::{AgreementState, GoalStatus};
+
+struct World {
+    counselor: Alliance,
+    client: Alliance,
+    plan: PlanId,
+    goal: GoalId,
+}
+
+fn world() -> World {
+    let counselor = Alliance::open_in_memory().unwrap();
+    let client = Alliance::open_in_memory().unwrap();
+    counselor.init("Dana", Role::Counselor, None).unwrap();
+    let sam = client.init("Sam", Role::Client, None).unwrap();
+    let plan = counselor
+        .create_plan(&NewPlan {
+            title: "Plan".into(),
+            client_name: "Sam".into(),
+            client_member: Some(sam.member_id),
+            client_device: Some(sam.device_id),
+        })
+        .unwrap();
+    crate::local_sync::sync_stores(&counselor, &client).unwrap();
+    let goal = client.propose_goal(plan, "Sleep before midnight").unwrap();
+    crate::local_sync::sync_stores(&counselor, &client).unwrap();
+    World {
+        counselor,
+        client,
+        plan,
+        goal,
+    }
+}
+
+fn heads(store: &Alliance, plan: PlanId) -> Vec<ChangeHash> {
+    store.inner.lock().open(plan).unwrap().doc.heads()
+}
+
+fn assert_refused<T: std::fmt::Debug>(
+    store: &Alliance,
+    plan: PlanId,
+    op: impl FnOnce() -> Result<T>,
+) {
+    let before = heads(store, plan);
+    let sizes_before = store.document_sizes(plan).unwrap();
+    let plan_before = store.plan(plan).unwrap();
+    match op() {
+        Err(Error::NotAllowed { .. }) => {}
+        other => panic!("expected NotAllowed, got {other:?}"),
+    }
+    assert_eq!(
+        heads(store, plan),
+        before,
+        "a refused edit changed the document"
+    );
+    assert_eq!(
+        store.document_sizes(plan).unwrap(),
+        sizes_before,
+        "a refused edit was stored"
+    );
+    assert_eq!(store.plan(plan).unwrap(), plan_before);
+}
+
+#[test]
+fn every_operation_reads_back() {
+    let w = world();
+    let (c, plan, goal) = (&w.counselor, w.plan, w.goal);
+    c.set_title(plan, "Sam's plan").unwrap();
+    c.set_review_on(plan, "2027-02-23").unwrap();
+    c.edit_goal(
+        plan,
+        goal,
+        &GoalEdit {
+            clinical_statement: Some("Client will keep a sleep schedule".into()),
+            life_area: Some("health".into()),
+            status: Some(GoalStatus::Active),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let objective = c
+        .add_objective(
+            plan,
+            goal,
+            &NewObjective {
+                text: "Lights out by 23:30".into(),
+                measure: Some("nights".into()),
+                target: Some(5.0),
+                unit: Some("nights a week".into()),
+                due_on: Some("2027-01-31".into()),
+            },
+        )
+        .unwrap();
+    let intervention = c
+        .add_intervention(
+            plan,
+            goal,
+            &NewIntervention {
+                text: "Sleep hygiene coaching".into(),
+                owner: None,
+                frequency: Some("weekly".into()),
+            },
+        )
+        .unwrap();
+    c.set_gas(
+        plan,
+        goal,
+        &GasEdit::Level {
+            level: -2,
+            text: "No nights".into(),
+        },
+    )
+    .unwrap();
+    c.set_gas(plan, goal, &GasEdit::Weight(2.0)).unwrap();
+    c.set_gas(plan, goal, &GasEdit::Baseline(-1)).unwrap();
+    let dana = c.identity().unwrap().member_id;
+    let checkin = c
+        .check_in(
+            plan,
+            goal,
+            &NewCheckIn {
+                gas_level: Some(1),
+                value: Some(4.0),
+                mood: Some(7),
+                craving: Some(0),
+                note: "session note".into(),
+                local_date: Some("2026-11-20".into()),
+                tz_offset_min: Some(-300),
+                corrects: None,
+            },
+        )
+        .unwrap();
+    c.agree(plan, goal).unwrap();
+
+    let read = c.plan(plan).unwrap();
+    assert_eq!(read.title, "Sam's plan");
+    assert_eq!(read.review_on.as_deref(), Some("2027-02-23"));
+    let g = read.goal(goal).unwrap();
+    assert_eq!(g.client_words, "Sleep before midnight");
+    assert_eq!(g.clinical_statement, "Client will keep a sleep schedule");
+    assert_eq!(g.life_area, "health");
+    assert_eq!(g.status, GoalStatus::Active);
+    assert_eq!(g.objectives.len(), 1);
+    assert_eq!(g.objectives[0].objective_id, objective);
+    assert_eq!(g.objectives[0].target, Some(5.0));
+    assert_eq!(g.objectives[0].due_on.as_deref(), Some("2027-01-31"));
+    assert_eq!(g.interventions[0].intervention_id, intervention);
+    assert_eq!(g.interventions[0].frequency.as_deref(), Some("weekly"));
+    assert_eq!(
+        g.gas.levels.get("-2").map(String::as_str),
+        Some("No nights")
+    );
+    assert_eq!(g.gas.weight, 2.0);
+    assert_eq!(g.gas.baseline, Some(-1));
+    assert_eq!(g.checkins.len(), 1);
+    let entry = &g.checkins[0];
+    assert_eq!(entry.checkin_id, checkin);
+    assert_eq!(entry.by, dana);
+    assert_eq!(entry.local_date, "2026-11-20");
+    assert_eq!(entry.tz_offset_min, -300);
+    assert_eq!(
+        (entry.gas_level, entry.mood, entry.craving),
+        (Some(1), Some(7), Some(0))
+    );
+    assert_eq!(g.latest_gas_level, Some(1));
+    assert_eq!(g.agreement.agreed_by, vec![dana]);
+    assert_eq!(g.agreement.state, AgreementState::Pending);
+    // One goal at +1 with any weight: T = 50 + 10·w / √(w²) = 60.
+    assert!((read.gas_t_score.unwrap() - 60.0).abs() < 1e-9);
+    let history = c.history(plan).unwrap();
+    assert!(history
+        .iter()
+        .any(|h| h.description == "proposed a goal" && h.author == "Sam"));
+    assert!(history
+        .iter()
+        .any(|h| h.description == "checked in" && h.author == "Dana"));
+    let listed = c.list_plans().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].title, "Sam's plan");
+    assert_eq!(listed[0].client_name.as_deref(), Some("Sam"));
+    assert_eq!(listed[0].goal_count, 1);
+}
+
+#[test]
+fn the_client_is_refused_what_only_a_counselor_writes() {
+    let w = world();
+    let (s, plan, goal) = (&w.client, w.plan, w.goal);
+    let only = |edit: GoalEdit| move || s.edit_goal(plan, goal, &edit);
+    assert_refused(
+        s,
+        plan,
+        only(GoalEdit {
+            clinical_statement: Some("x".into()),
+            ..Default::default()
+        }),
+    );
+    assert_refused(
+        s,
+        plan,
+        only(GoalEdit {
+            status: Some(GoalStatus::Active),
+            ..Default::default()
+        }),
+    );
+    assert_refused(
+        s,
+        plan,
+        only(GoalEdit {
+            life_area: Some("work".into()),
+            ..Default::default()
+        }),
+    );
+    assert_refused(s, plan, || {
+        s.add_objective(
+            plan,
+            goal,
+            &NewObjective {
+                text: "x".into(),
+                ..Default::default()
+            },
+        )
+    });
+    assert_refused(s, plan, || {
+        s.add_intervention(
+            plan,
+            goal,
+            &NewIntervention {
+                text: "x".into(),
+                ..Default::default()
+            },
+        )
+    });
+    assert_refused(s, plan, || s.set_gas(plan, goal, &GasEdit::Weight(2.0)));
+    assert_refused(s, plan, || s.set_gas(plan, goal, &GasEdit::Baseline(0)));
+    assert_refused(s, plan, || s.set_title(plan, "Mine"));
+    assert_refused(s, plan, || s.set_review_on(plan, "2027-01-01"));
+    let dana = w.counselor.identity().unwrap().member_id;
+    assert_refused(s, plan, || {
+        s.enroll_device(
+            plan,
+            &NewDevice {
+                device: DeviceId::new(),
+                member: dana,
+                new_member: None,
+                label: "tablet".into(),
+            },
+        )
+    });
+    assert_refused(s, plan, || {
+        s.enroll_device(
+            plan,
+            &NewDevice {
+                device: DeviceId::new(),
+                member: MemberId::new(),
+                new_member: Some(("Friend".into(), Role::Client)),
+                label: "phone".into(),
+            },
+        )
+    });
+    // What the client may write still works.
+    let me = s.identity().unwrap().member_id;
+    s.enroll_device(
+        plan,
+        &NewDevice {
+            device: DeviceId::new(),
+            member: me,
+            new_member: None,
+            label: "tablet".into(),
+        },
+    )
+    .unwrap();
+    s.set_gas(
+        plan,
+        goal,
+        &GasEdit::Level {
+            level: 2,
+            text: "Every night".into(),
+        },
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_counselor_suggests_words_only_while_a_goal_is_proposed() {
+    let w = world();
+    let (c, plan, goal) = (&w.counselor, w.plan, w.goal);
+    let words = |text: &str| GoalEdit {
+        client_words: Some(text.into()),
+        ..Default::default()
+    };
+    c.edit_goal(plan, goal, &words("Sleep before midnight most nights"))
+        .unwrap();
+    c.edit_goal(
+        plan,
+        goal,
+        &GoalEdit {
+            status: Some(GoalStatus::Active),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_refused(c, plan, || c.edit_goal(plan, goal, &words("Sleep more")));
+    // The client still may.
+    crate::local_sync::sync_stores(c, &w.client).unwrap();
+    w.client
+        .edit_goal(plan, goal, &words("Sleep more"))
+        .unwrap();
+}
+
+#[test]
+fn nobody_writes_another_members_agreement_or_check_ins() {
+    let w = world();
+    let plan = w.counselor.plan(w.plan).unwrap();
+    let dana = w.counselor.identity().unwrap().member_id;
+    let sam = w.client.identity().unwrap().member_id;
+    assert!(matches!(
+        rules::check(&plan, dana, Edit::Agree { member: sam }),
+        Err(Error::NotAllowed { .. })
+    ));
+    assert!(matches!(
+        rules::check(
+            &plan,
+            sam,
+            Edit::CheckIn {
+                by: dana,
+                corrects: None
+            }
+        ),
+        Err(Error::NotAllowed { .. })
+    ));
+    assert!(matches!(
+        rules::check(&plan, MemberId::new(), Edit::ProposeGoal),
+        Err(Error::NotAllowed { .. })
+    ));
+    // Correcting someone else's check-in through the API is refused.
+    let theirs = w
+        .client
+        .check_in(
+            w.plan,
+            w.goal,
+            &NewCheckIn {
+                mood: Some(5),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    crate::local_sync::sync_stores(&w.counselor, &w.client).unwrap();
+    assert_refused(&w.counselor, w.plan, || {
+        w.counselor.check_in(
+            w.plan,
+            w.goal,
+            &NewCheckIn {
+                mood: Some(1),
+                corrects: Some(theirs),
+                ..Default::default()
+            },
+        )
+    });
+}
+
+#[test]
+fn a_device_not_enrolled_writes_nothing() {
+    let w = world();
+    // Another device of the same counselor, not enrolled, that got the plan somehow.
+    let laptop = Alliance::open_in_memory().unwrap();
+    let dana = w.counselor.identity().unwrap();
+    laptop
+        .init("Dana", Role::Counselor, Some(dana.member_id))
+        .unwrap();
+    // Nothing is shared with a device that is not enrolled.
+    let report = crate::local_sync::sync_stores(&w.counselor, &laptop).unwrap();
+    assert!(report.plans.is_empty());
+    assert!(matches!(laptop.plan(w.plan), Err(Error::NotFound { .. })));
+    // Once it holds a copy (e.g. enrolled, then copied) but is not in `devices`, it is refused.
+    let msg = w
+        .counselor
+        .generate_sync_message(w.plan, "laptop")
+        .unwrap()
+        .unwrap();
+    laptop.receive_sync_message(w.plan, "dana", &msg).unwrap();
+    let reply = laptop
+        .generate_sync_message(w.plan, "dana")
+        .unwrap()
+        .unwrap();
+    w.counselor
+        .receive_sync_message(w.plan, "laptop", &reply)
+        .unwrap();
+    let msg = w
+        .counselor
+        .generate_sync_message(w.plan, "laptop")
+        .unwrap()
+        .unwrap();
+    laptop.receive_sync_message(w.plan, "dana", &msg).unwrap();
+    assert!(laptop.has_plan(w.plan).unwrap());
+    assert_refused(&laptop, w.plan, || laptop.propose_goal(w.plan, "anything"));
+}
+
+#[test]
+fn agreement_goes_agreed_then_stale_then_agreed_again() {
+    let w = world();
+    let (c, s, plan, goal) = (&w.counselor, &w.client, w.plan, w.goal);
+    let state = |store: &Alliance| {
+        store
+            .plan(plan)
+            .unwrap()
+            .goal(goal)
+            .unwrap()
+            .agreement
+            .clone()
+    };
+    assert_eq!(state(c).state, AgreementState::Pending);
+    assert_eq!(state(c).waiting_for.len(), 2);
+    c.agree(plan, goal).unwrap();
+    s.agree(plan, goal).unwrap();
+    crate::local_sync::sync_stores(c, s).unwrap();
+    assert_eq!(state(c).state, AgreementState::Agreed);
+    assert_eq!(state(s).state, AgreementState::Agreed);
+    assert!(state(c).waiting_for.is_empty());
+    // Status and check-ins are not agreed content.
+    c.edit_goal(
+        plan,
+        goal,
+        &GoalEdit {
+            status: Some(GoalStatus::Active),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    s.check_in(
+        plan,
+        goal,
+        &NewCheckIn {
+            gas_level: Some(0),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    crate::local_sync::sync_stores(c, s).unwrap();
+    assert_eq!(state(c).state, AgreementState::Agreed);
+    // An objective is: the agreement goes stale on both devices.
+    c.add_objective(
+        plan,
+        goal,
+        &NewObjective {
+            text: "Journal nightly".into(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    crate::local_sync::sync_stores(c, s).unwrap();
+    for store in [c, s] {
+        let a = state(store);
+        assert_eq!(a.state, AgreementState::Stale);
+        assert!(a.agreed_by.is_empty());
+        assert_eq!(a.waiting_for.len(), 2);
+    }
+    s.agree(plan, goal).unwrap();
+    crate::local_sync::sync_stores(c, s).unwrap();
+    let a = state(c);
+    assert_eq!(a.state, AgreementState::Stale);
+    assert_eq!(a.waiting_for, vec![c.identity().unwrap().member_id]);
+    c.agree(plan, goal).unwrap();
+    crate::local_sync::sync_stores(c, s).unwrap();
+    assert_eq!(state(s).state, AgreementState::Agreed);
+}
+
+#[test]
+fn corrections_supersede_the_original_and_keep_its_day() {
+    let w = world();
+    let (s, plan, goal) = (&w.client, w.plan, w.goal);
+    let first = s
+        .check_in(
+            plan,
+            goal,
+            &NewCheckIn {
+                gas_level: Some(2),
+                mood: Some(9),
+                local_date: Some("2026-11-20".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        s.plan(plan).unwrap().goal(goal).unwrap().latest_gas_level,
+        Some(2)
+    );
+    let fix = s
+        .check_in(
+            plan,
+            goal,
+            &NewCheckIn {
+                gas_level: Some(-1),
+                note: "I tapped the wrong level".into(),
+                corrects: Some(first),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let g = s.plan(plan).unwrap().goal(goal).unwrap().clone();
+    assert_eq!(
+        g.checkins.len(),
+        2,
+        "a correction is a new entry; nothing is deleted"
+    );
+    let original = g.checkins.iter().find(|c| c.checkin_id == first).unwrap();
+    let correction = g.checkins.iter().find(|c| c.checkin_id == fix).unwrap();
+    assert!(original.superseded);
+    assert_eq!(original.gas_level, Some(2));
+    assert!(!correction.superseded);
+    assert_eq!(correction.corrects, Some(first));
+    assert_eq!(correction.local_date, "2026-11-20");
+    assert_eq!(g.latest_gas_level, Some(-1));
+    assert!(matches!(
+        s.check_in(
+            plan,
+            goal,
+            &NewCheckIn {
+                mood: Some(1),
+                corrects: Some(CheckInId::new()),
+                ..Default::default()
+            }
+        ),
+        Err(Error::NotFound {
+            what: "check-in",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn bad_input_is_a_typed_error_and_changes_nothing() {
+    let w = world();
+    let (c, plan, goal) = (&w.counselor, w.plan, w.goal);
+    let before = heads(c, plan);
+    let invalid = |r: Result<()>| assert!(matches!(r, Err(Error::InvalidInput { .. })), "{r:?}");
+    invalid(c.propose_goal(plan, "  ").map(|_| ()));
+    invalid(c.propose_goal(plan, &"x".repeat(5000)).map(|_| ()));
+    invalid(c.set_gas(
+        plan,
+        goal,
+        &GasEdit::Level {
+            level: 7,
+            text: "x".into(),
+        },
+    ));
+    invalid(c.set_review_on(plan, "2026-13-01"));
+    invalid(
+        c.add_objective(
+            plan,
+            goal,
+            &NewObjective {
+                text: "x".into(),
+                due_on: Some("tomorrow".into()),
+                ..Default::default()
+            },
+        )
+        .map(|_| ()),
+    );
+    invalid(
+        c.check_in(
+            plan,
+            goal,
+            &NewCheckIn {
+                mood: Some(11),
+                ..Default::default()
+            },
+        )
+        .map(|_| ()),
+    );
+    invalid(
+        c.edit_goal(
+            plan,
+            goal,
+            &GoalEdit {
+                status: Some(GoalStatus::Active),
+                ..Default::default()
+            },
+        )
+        .and_then(|_| {
+            c.edit_goal(
+                plan,
+                goal,
+                &GoalEdit {
+                    status: Some(GoalStatus::Proposed),
+                    ..Default::default()
+                },
+            )
+        }),
+    );
+    let after_status = heads(c, plan);
+    assert_ne!(after_status, before, "the valid status change landed");
+    assert!(matches!(
+        c.plan(PlanId::new()),
+        Err(Error::NotFound { what: "plan", .. })
+    ));
+    assert!(matches!(
+        c.edit_goal(
+            plan,
+            GoalId::new(),
+            &GoalEdit {
+                clinical_statement: Some("x".into()),
+                ..Default::default()
+            }
+        ),
+        Err(Error::NotFound { what: "goal", .. })
+    ));
+    assert_eq!(heads(c, plan), after_status);
+    assert!(matches!(
+        c.init("Again", Role::Client, None),
+        Err(Error::AlreadyInitialized)
+    ));
+    let fresh = Alliance::open_in_memory().unwrap();
+    assert!(matches!(
+        fresh.create_plan(&NewPlan {
+            title: "t".into(),
+            client_name: "c".into(),
+            ..Default::default()
+        }),
+        Err(Error::NotInitialized)
+    ));
+    assert!(matches!(
+        w.client.create_plan(&NewPlan {
+            title: "t".into(),
+            client_name: "c".into(),
+            ..Default::default()
+        }),
+        Err(Error::NotAllowed { .. })
+    ));
+}
+
+#[test]
+fn observers_hear_local_and_merged_changes() {
+    let w = world();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let sink = heard.clone();
+    w.client
+        .add_observer(Arc::new(move |plan: PlanId| sink.lock().push(plan)));
+    w.client
+        .check_in(
+            w.plan,
+            w.goal,
+            &NewCheckIn {
+                mood: Some(4),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(heard.lock().len(), 1);
+    w.counselor.set_title(w.plan, "Renamed").unwrap();
+    crate::local_sync::sync_stores(&w.counselor, &w.client).unwrap();
+    assert!(heard.lock().len() >= 2);
+    assert!(heard.lock().iter().all(|p| *p == w.plan));
+}

@@ -1,0 +1,551 @@
+//! The device side of sync: connect to a relay (or any automerge-repo server), sync every plan
+//! this store holds or wants, keep syncing while connected, reconnect with backoff.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::connection::{websocket_config, Connection, Traffic};
+use super::doc_id::DocumentId;
+use super::error::SyncError;
+use super::exchange::Exchange;
+use super::heads::{DocumentProgress, SyncEnvelope};
+use super::protocol::{
+    check_selected_version, DocumentMessage, Message, PeerId, PeerMetadata,
+    DEFAULT_MAX_FRAME_BYTES, PROTOCOL_V1,
+};
+use super::store::SyncStore;
+
+/// Limits and timings of the device side.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Largest frame accepted from the server.
+    pub max_frame_bytes: usize,
+    /// Connecting plus the `join`/`peer` exchange.
+    pub handshake_timeout: Duration,
+    /// `sync_once` gives up when documents are not settled by then.
+    pub settle_timeout: Duration,
+    /// First wait before reconnecting in watch mode; doubles up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            handshake_timeout: Duration::from_secs(10),
+            settle_timeout: Duration::from_secs(60),
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a shell shows about sync.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// A session with the server is open.
+    pub connected: bool,
+    /// Documents (plans) this device syncs.
+    pub plans_total: usize,
+    /// Documents whose heads the server has confirmed.
+    pub plans_synced: usize,
+    /// The last failure, kept until a session succeeds.
+    pub last_error: Option<String>,
+}
+
+/// Told whenever [`SyncProgress`] changes.
+pub trait SyncObserver: Send + Sync {
+    fn progress(&self, progress: &SyncProgress);
+}
+
+impl<F: Fn(&SyncProgress) + Send + Sync> SyncObserver for F {
+    fn progress(&self, progress: &SyncProgress) {
+        self(progress)
+    }
+}
+
+/// What one `sync_once` did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyncSummary {
+    /// Documents synced in this session.
+    pub documents_total: usize,
+    /// Documents now identical on both sides.
+    pub documents_synced: usize,
+    /// Documents that arrived with changes from the server.
+    pub documents_updated: Vec<DocumentId>,
+    /// Documents the server does not have and could not get (e.g. wanted plans not yet shared).
+    pub documents_unavailable: Vec<DocumentId>,
+    /// Frames and bytes exchanged, the handshake included.
+    pub traffic: Traffic,
+}
+
+/// Checks a server URL: `ws://` (or `wss://` when TLS is built in).
+fn check_server_url(url: &str) -> Result<(), SyncError> {
+    if url.starts_with("ws://") || url.starts_with("wss://") {
+        Ok(())
+    } else {
+        Err(SyncError::Transport(
+            "server URL must start with ws:// or wss://".into(),
+        ))
+    }
+}
+
+fn random_suffix() -> String {
+    let bytes = uuid::Uuid::new_v4();
+    format!("{:016x}", bytes.as_u128() as u64)
+}
+
+/// One open conversation with a server.
+struct Session<S> {
+    conn: Connection<S>,
+    exchange: Exchange,
+    me: PeerId,
+    remote: PeerId,
+    documents: BTreeMap<DocumentId, DocumentProgress>,
+    updated: BTreeSet<DocumentId>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// Sends `join`, waits for `peer`, and picks the key sync state is kept under.
+    async fn handshake(
+        mut conn: Connection<S>,
+        store: Arc<dyn SyncStore>,
+        storage_id: String,
+        options: &SyncOptions,
+    ) -> Result<Self, SyncError> {
+        let me = PeerId::new(format!("alliance-device-{}", random_suffix()));
+        conn.send(&Message::Join {
+            sender_id: me.clone(),
+            peer_metadata: Some(PeerMetadata {
+                storage_id: Some(storage_id),
+                is_ephemeral: false,
+            }),
+            supported_protocol_versions: Some(vec![PROTOCOL_V1.to_string()]),
+        })
+        .await?;
+        let deadline = Instant::now() + options.handshake_timeout;
+        loop {
+            let message = tokio::time::timeout_at(deadline, conn.recv())
+                .await
+                .map_err(|_| SyncError::Timeout("the server's `peer` message"))?
+                .ok_or(SyncError::Closed)??;
+            match message {
+                Message::Peer {
+                    sender_id,
+                    peer_metadata,
+                    selected_protocol_version,
+                    ..
+                } => {
+                    check_selected_version(&selected_protocol_version)?;
+                    // Sync state is worth keeping only with a peer that keeps its own.
+                    let key = match peer_metadata {
+                        Some(PeerMetadata {
+                            storage_id: Some(storage_id),
+                            is_ephemeral: false,
+                        }) => storage_id,
+                        _ => sender_id.to_string(),
+                    };
+                    debug!(server = %sender_id, "sync session open");
+                    return Ok(Self {
+                        conn,
+                        exchange: Exchange::new(store, &key),
+                        me,
+                        remote: sender_id,
+                        documents: BTreeMap::new(),
+                        updated: BTreeSet::new(),
+                    });
+                }
+                Message::Error { message, .. } => return Err(SyncError::Remote(message)),
+                Message::Unknown { message_type, .. } => {
+                    debug!(%message_type, "ignored before handshake")
+                }
+                other => {
+                    return Err(SyncError::UnexpectedMessage(
+                        other.message_type().to_string(),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Starts syncing every document the store holds or wants.
+    async fn start(&mut self) -> Result<(), SyncError> {
+        for document in self.exchange.documents().await? {
+            self.push(document).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the next sync message for a document, if there is one.
+    async fn push(&mut self, document: DocumentId) -> Result<(), SyncError> {
+        let progress = self.documents.entry(document).or_default();
+        let Some((data, envelope)) = self.exchange.generate(document).await? else {
+            return Ok(());
+        };
+        progress.sent(&envelope);
+        let message = DocumentMessage {
+            sender_id: self.me.clone(),
+            target_id: self.remote.clone(),
+            document_id: document,
+            data,
+        };
+        // Like automerge-repo: a peer with nothing of the document asks for it.
+        let message = if envelope.heads.is_empty() {
+            Message::Request(message)
+        } else {
+            Message::Sync(message)
+        };
+        self.conn.send(&message).await
+    }
+
+    /// Acts on one message from the server.
+    async fn handle(&mut self, message: Message) -> Result<(), SyncError> {
+        match message {
+            Message::Sync(message) | Message::Request(message) => {
+                let document = message.document_id;
+                let envelope = SyncEnvelope::read(&message.data)?;
+                let ours = self.documents.contains_key(&document)
+                    || self.exchange.has_document(document).await?;
+                if !ours {
+                    // A server offering documents nobody here asked for: decline.
+                    debug!(%document, "declined an unrequested document");
+                    return self
+                        .conn
+                        .send(&Message::DocUnavailable {
+                            sender_id: self.me.clone(),
+                            target_id: self.remote.clone(),
+                            document_id: document,
+                        })
+                        .await;
+                }
+                self.exchange.receive(document, message.data).await?;
+                self.documents
+                    .entry(document)
+                    .or_default()
+                    .received(&envelope);
+                if envelope.carries_changes {
+                    self.updated.insert(document);
+                }
+                self.push(document).await
+            }
+            Message::DocUnavailable { document_id, .. } => {
+                if let Some(progress) = self.documents.get_mut(&document_id) {
+                    progress.unavailable = true;
+                }
+                Ok(())
+            }
+            Message::Error { message, .. } => Err(SyncError::Remote(message)),
+            Message::Leave { .. } => Err(SyncError::Closed),
+            Message::Ephemeral { .. }
+            | Message::Join { .. }
+            | Message::Peer { .. }
+            | Message::Unknown { .. } => {
+                debug!(message_type = message.message_type(), "ignored");
+                Ok(())
+            }
+        }
+    }
+
+    fn all_settled(&self) -> bool {
+        self.documents.values().all(DocumentProgress::is_settled)
+    }
+
+    fn progress(&self, last_error: Option<String>) -> SyncProgress {
+        SyncProgress {
+            connected: true,
+            plans_total: self.documents.len(),
+            plans_synced: self
+                .documents
+                .values()
+                .filter(|p| p.is_settled() && !p.unavailable)
+                .count(),
+            last_error,
+        }
+    }
+
+    fn summary(&self) -> SyncSummary {
+        SyncSummary {
+            documents_total: self.documents.len(),
+            documents_synced: self
+                .documents
+                .values()
+                .filter(|p| p.is_settled() && !p.unavailable)
+                .count(),
+            documents_updated: self.updated.iter().copied().collect(),
+            documents_unavailable: self
+                .documents
+                .iter()
+                .filter(|(_, p)| p.unavailable)
+                .map(|(id, _)| *id)
+                .collect(),
+            traffic: self.conn.traffic(),
+        }
+    }
+
+    /// Closes the socket and forgets the in-memory sync session.
+    async fn finish(&mut self) {
+        self.conn.close(None).await;
+        self.exchange.end().await;
+    }
+}
+
+async fn connect(
+    store: &Arc<dyn SyncStore>,
+    url: &str,
+    options: &SyncOptions,
+) -> Result<Session<impl AsyncRead + AsyncWrite + Unpin>, SyncError> {
+    check_server_url(url)?;
+    let storage_id = {
+        let store = Arc::clone(store);
+        tokio::task::spawn_blocking(move || store.storage_id())
+            .await
+            .map_err(|_| SyncError::Transport("store task failed".into()))??
+    };
+    let deadline = Instant::now() + options.handshake_timeout;
+    let config = websocket_config(options.max_frame_bytes);
+    let (socket, _) = tokio::time::timeout_at(
+        deadline,
+        tokio_tungstenite::connect_async_with_config(url, Some(config), true),
+    )
+    .await
+    .map_err(|_| SyncError::Timeout("the connection to the server"))??;
+    let conn = Connection::new(socket, options.max_frame_bytes);
+    Session::handshake(conn, Arc::clone(store), storage_id, options).await
+}
+
+/// Syncs every document with the server until both sides have the same heads for each (or
+/// the server cannot have it), then closes and returns what happened. For `alliance sync`.
+pub async fn sync_once(
+    store: Arc<dyn SyncStore>,
+    url: &str,
+    options: &SyncOptions,
+) -> Result<SyncSummary, SyncError> {
+    let mut session = connect(&store, url, options).await?;
+    let result = settle(&mut session, options).await;
+    session.finish().await;
+    result.map(|()| session.summary())
+}
+
+async fn settle<S: AsyncRead + AsyncWrite + Unpin>(
+    session: &mut Session<S>,
+    options: &SyncOptions,
+) -> Result<(), SyncError> {
+    session.start().await?;
+    let deadline = Instant::now() + options.settle_timeout;
+    while !session.all_settled() {
+        let message = tokio::time::timeout_at(deadline, session.conn.recv())
+            .await
+            .map_err(|_| SyncError::Timeout("every plan to be in sync"))?
+            .ok_or(SyncError::Closed)??;
+        session.handle(message).await?;
+    }
+    Ok(())
+}
+
+/// [`sync_once`] for callers without a tokio runtime (the CLI): runs on a private one.
+pub fn sync_once_blocking(
+    store: Arc<dyn SyncStore>,
+    url: &str,
+    options: &SyncOptions,
+) -> Result<SyncSummary, SyncError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| SyncError::Transport(format!("cannot start the runtime: {error}")))?;
+    runtime.block_on(sync_once(store, url, options))
+}
+
+/// A running watch-mode sync (see [`spawn_watch`]). Dropping it stops syncing.
+pub struct SyncHandle {
+    changes: mpsc::UnboundedSender<DocumentId>,
+    stop: watch::Sender<bool>,
+    progress: Arc<Mutex<SyncProgress>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SyncHandle {
+    /// Tells the engine a document changed locally, so it is pushed right away.
+    pub fn local_change(&self, document: DocumentId) {
+        let _ = self.changes.send(document);
+    }
+
+    /// A sender the store's change observer can keep (see [`SyncHandle::local_change`]).
+    pub fn change_sender(&self) -> mpsc::UnboundedSender<DocumentId> {
+        self.changes.clone()
+    }
+
+    /// The latest progress.
+    pub fn progress(&self) -> SyncProgress {
+        self.progress.lock().clone()
+    }
+
+    /// Stops syncing and waits until the connection is closed.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SyncHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Keeps syncing with the server until stopped: pushes local changes as they are announced,
+/// takes in remote ones, reconnects with exponential backoff. Must run inside a tokio runtime.
+pub fn spawn_watch(
+    store: Arc<dyn SyncStore>,
+    url: &str,
+    options: SyncOptions,
+    observer: Arc<dyn SyncObserver>,
+) -> SyncHandle {
+    let (changes, change_rx) = mpsc::unbounded_channel();
+    let (stop, stop_rx) = watch::channel(false);
+    let progress = Arc::new(Mutex::new(SyncProgress::default()));
+    let reporter = Reporter {
+        observer,
+        latest: Arc::clone(&progress),
+    };
+    let task = tokio::spawn(watch_loop(
+        store,
+        url.to_string(),
+        options,
+        reporter,
+        change_rx,
+        stop_rx,
+    ));
+    SyncHandle {
+        changes,
+        stop,
+        progress,
+        task: Some(task),
+    }
+}
+
+struct Reporter {
+    observer: Arc<dyn SyncObserver>,
+    latest: Arc<Mutex<SyncProgress>>,
+}
+
+impl Reporter {
+    fn report(&self, progress: SyncProgress) {
+        {
+            let mut latest = self.latest.lock();
+            if *latest == progress {
+                return;
+            }
+            *latest = progress.clone();
+        }
+        self.observer.progress(&progress);
+    }
+
+    fn last_error(&self) -> Option<String> {
+        self.latest.lock().last_error.clone()
+    }
+}
+
+enum SessionEnd {
+    Stopped,
+    Failed(SyncError),
+}
+
+async fn watch_loop(
+    store: Arc<dyn SyncStore>,
+    url: String,
+    options: SyncOptions,
+    reporter: Reporter,
+    mut changes: mpsc::UnboundedReceiver<DocumentId>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut delay = options.backoff_initial;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let (end, was_connected) =
+            watch_session(&store, &url, &options, &reporter, &mut changes, &mut stop).await;
+        let error = match end {
+            SessionEnd::Stopped => {
+                reporter.report(SyncProgress {
+                    connected: false,
+                    ..reporter.latest.lock().clone()
+                });
+                return;
+            }
+            SessionEnd::Failed(error) => error,
+        };
+        if was_connected {
+            delay = options.backoff_initial;
+        }
+        warn!(%error, retry_in_ms = delay.as_millis() as u64, "sync session ended");
+        reporter.report(SyncProgress {
+            connected: false,
+            last_error: Some(error.to_string()),
+            ..reporter.latest.lock().clone()
+        });
+        // Up to a quarter more, so many devices do not reconnect in lockstep.
+        let jitter = delay.mul_f64((uuid::Uuid::new_v4().as_u128() % 256) as f64 / 1024.0);
+        tokio::select! {
+            _ = tokio::time::sleep(delay + jitter) => {}
+            _ = stop.changed() => return,
+        }
+        delay = (delay * 2).min(options.backoff_max);
+    }
+}
+
+/// One connection in watch mode; returns how it ended and whether the handshake succeeded.
+async fn watch_session(
+    store: &Arc<dyn SyncStore>,
+    url: &str,
+    options: &SyncOptions,
+    reporter: &Reporter,
+    changes: &mut mpsc::UnboundedReceiver<DocumentId>,
+    stop: &mut watch::Receiver<bool>,
+) -> (SessionEnd, bool) {
+    let mut session = tokio::select! {
+        session = connect(store, url, options) => match session {
+            Ok(session) => session,
+            Err(error) => return (SessionEnd::Failed(error), false),
+        },
+        _ = stop.changed() => return (SessionEnd::Stopped, false),
+    };
+    info!(server = %session.remote, "connected");
+    // Everything is synced from scratch on connect: queued notifications are stale.
+    while changes.try_recv().is_ok() {}
+    let mut last_error = reporter.last_error();
+    let end = async {
+        session.start().await?;
+        loop {
+            if session.all_settled() {
+                last_error = None;
+            }
+            reporter.report(session.progress(last_error.clone()));
+            tokio::select! {
+                message = session.conn.recv() => match message {
+                    Some(message) => session.handle(message?).await?,
+                    None => return Err(SyncError::Closed),
+                },
+                Some(document) = changes.recv() => session.push(document).await?,
+                _ = stop.changed() => return Ok(()),
+            }
+        }
+    }
+    .await;
+    session.finish().await;
+    match end {
+        Ok(()) => (SessionEnd::Stopped, true),
+        Err(error) => (SessionEnd::Failed(error), true),
+    }
+}

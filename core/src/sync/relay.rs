@@ -1,0 +1,533 @@
+//! The relay: an always-on peer over its own store. Devices (and automerge-repo clients) join,
+//! ask for plans, and every change one sends reaches every other peer syncing that plan.
+//!
+//! A peer that sends garbage gets an `error` frame and is disconnected; nothing it sent is
+//! stored and other connections carry on.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::connection::{websocket_config, Connection, Traffic};
+use super::doc_id::DocumentId;
+use super::error::SyncError;
+use super::exchange::Exchange;
+use super::heads::SyncEnvelope;
+use super::protocol::{
+    select_protocol_version, DocumentMessage, Message, PeerId, PeerMetadata,
+    DEFAULT_MAX_FRAME_BYTES,
+};
+use super::store::SyncStore;
+
+/// Limits of the relay.
+#[derive(Clone, Debug)]
+pub struct RelayOptions {
+    /// Largest frame accepted from a peer.
+    pub max_frame_bytes: usize,
+    /// The WebSocket upgrade plus the peer's `join`.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the relay tells its connections about each other.
+#[derive(Clone, Debug)]
+enum RelayEvent {
+    /// A peer's message brought changes to a document.
+    Changed { document: DocumentId, origin: u64 },
+    /// A peer gossiped an ephemeral message about a document.
+    Ephemeral { message: Message, origin: u64 },
+}
+
+/// Counts a relay keeps about itself.
+#[derive(Debug, Default)]
+struct RelayCounters {
+    connections: AtomicU64,
+    refused: AtomicU64,
+}
+
+/// A running relay. Dropping it stops accepting and closes every connection.
+pub struct Relay {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    counters: Arc<RelayCounters>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Binds `listen` (e.g. `127.0.0.1:0`) and starts serving `store`.
+    pub async fn bind(
+        listen: &str,
+        store: Arc<dyn SyncStore>,
+        options: RelayOptions,
+    ) -> Result<Self, SyncError> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|error| SyncError::Transport(format!("cannot listen on {listen}: {error}")))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|error| SyncError::Transport(error.to_string()))?;
+        let storage_id = {
+            let store = Arc::clone(&store);
+            tokio::task::spawn_blocking(move || store.storage_id())
+                .await
+                .map_err(|_| SyncError::Transport("store task failed".into()))??
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let counters = Arc::new(RelayCounters::default());
+        let shared = Arc::new(Shared {
+            store,
+            options,
+            storage_id,
+            peer_id: PeerId::new(format!("alliance-relay-{}", local_addr.port())),
+            events: broadcast::channel(1024).0,
+            counters: Arc::clone(&counters),
+        });
+        info!(%local_addr, "relay listening");
+        let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
+        Ok(Self {
+            local_addr,
+            stop,
+            counters,
+            task: Some(task),
+        })
+    }
+
+    /// The address the relay listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `ws://` URL of the relay.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.local_addr)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections_accepted(&self) -> u64 {
+        self.counters.connections.load(Ordering::Relaxed)
+    }
+
+    /// Connections closed for bad input so far.
+    pub fn connections_refused(&self) -> u64 {
+        self.counters.refused.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, closes every connection, and waits for it.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    /// Serves until the task is cancelled (Ctrl-C in the CLI).
+    pub async fn run(mut self) {
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// Runs a relay on `listen` until the process ends; `ready` is told the bound address.
+/// For `alliance relay --listen ADDR --db FILE`.
+pub fn run_relay_blocking(
+    listen: &str,
+    store: Arc<dyn SyncStore>,
+    options: RelayOptions,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), SyncError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|error| SyncError::Transport(format!("cannot start the runtime: {error}")))?;
+    runtime.block_on(async {
+        let relay = Relay::bind(listen, store, options).await?;
+        ready(relay.local_addr());
+        relay.run().await;
+        Ok(())
+    })
+}
+
+struct Shared {
+    store: Arc<dyn SyncStore>,
+    options: RelayOptions,
+    storage_id: String,
+    peer_id: PeerId,
+    events: broadcast::Sender<RelayEvent>,
+    counters: Arc<RelayCounters>,
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    let id = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
+                    let shared = Arc::clone(&shared);
+                    let stop = stop.clone();
+                    connections.spawn(async move {
+                        serve(stream, remote, id, shared, stop).await;
+                    });
+                }
+                Err(error) => {
+                    warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    while connections.join_next().await.is_some() {}
+}
+
+/// Why a connection ended.
+enum Ending {
+    /// The peer left or the relay stopped.
+    Done,
+    /// The peer misbehaved: it is told why and disconnected.
+    Refused(SyncError),
+}
+
+async fn serve(
+    stream: TcpStream,
+    remote: SocketAddr,
+    id: u64,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let config = websocket_config(shared.options.max_frame_bytes);
+    let handshake = tokio::time::timeout(
+        shared.options.handshake_timeout,
+        tokio_tungstenite::accept_async_with_config(stream, Some(config)),
+    );
+    let socket = match handshake.await {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(error)) => {
+            debug!(%remote, %error, "websocket upgrade failed");
+            return;
+        }
+        Err(_) => {
+            debug!(%remote, "websocket upgrade timed out");
+            return;
+        }
+    };
+    let mut conn = Connection::new(socket, shared.options.max_frame_bytes);
+    let peer = match join(&mut conn, &shared).await {
+        Ok(peer) => peer,
+        Err(error) => {
+            refuse(&mut conn, &shared, None, remote, &error).await;
+            return;
+        }
+    };
+    let mut session = PeerSession {
+        id,
+        peer: peer.clone(),
+        exchange: Exchange::new(Arc::clone(&shared.store), &peer.key),
+        shared: Arc::clone(&shared),
+        documents: HashSet::new(),
+    };
+    info!(connection = id, peer = %peer.id, "peer joined");
+    let mut events = shared.events.subscribe();
+    let ending = loop {
+        let step = tokio::select! {
+            message = conn.recv() => match message {
+                None => Ok(false),
+                Some(Err(error)) => Err(error),
+                Some(Ok(message)) => session.handle(&mut conn, message).await,
+            },
+            event = events.recv() => match event {
+                Ok(event) => session.relay(&mut conn, event).await.map(|()| true),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    debug!(connection = id, missed, "caught up after lagging");
+                    session.push_all(&mut conn).await.map(|()| true)
+                }
+                Err(broadcast::error::RecvError::Closed) => Ok(false),
+            },
+            _ = stop.changed() => Ok(false),
+        };
+        match step {
+            Ok(true) => {}
+            Ok(false) => break Ending::Done,
+            Err(SyncError::Closed) => break Ending::Done,
+            Err(error) => break Ending::Refused(error),
+        }
+    };
+    let traffic = conn.traffic();
+    match ending {
+        Ending::Done => conn.close(None).await,
+        Ending::Refused(error) => refuse(&mut conn, &shared, Some(&peer.id), remote, &error).await,
+    }
+    session.exchange.end().await;
+    log_end(id, &peer.id, &traffic);
+}
+
+fn log_end(id: u64, peer: &PeerId, traffic: &Traffic) {
+    info!(
+        connection = id,
+        %peer,
+        frames_in = traffic.frames_received,
+        frames_out = traffic.frames_sent,
+        "peer left"
+    );
+}
+
+/// Tells a misbehaving peer why it is disconnected, and logs it.
+async fn refuse<S>(
+    conn: &mut Connection<S>,
+    shared: &Shared,
+    peer: Option<&PeerId>,
+    remote: SocketAddr,
+    error: &SyncError,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+    warn!(%remote, peer = ?peer.map(PeerId::as_str), %error, "closing connection");
+    if !matches!(error, SyncError::Closed | SyncError::Transport(_)) {
+        let _ = conn
+            .send(&Message::Error {
+                sender_id: Some(shared.peer_id.clone()),
+                target_id: peer.cloned(),
+                message: error.to_string(),
+            })
+            .await;
+    }
+    conn.close(Some(&error.to_string())).await;
+}
+
+/// Who joined, and the key their sync state is kept under.
+#[derive(Clone)]
+struct JoinedPeer {
+    id: PeerId,
+    key: String,
+}
+
+/// Waits for `join`, checks the protocol version, answers `peer`.
+async fn join<S>(conn: &mut Connection<S>, shared: &Shared) -> Result<JoinedPeer, SyncError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let message = tokio::time::timeout(shared.options.handshake_timeout, conn.recv())
+        .await
+        .map_err(|_| SyncError::Timeout("the peer's `join` message"))?
+        .ok_or(SyncError::Closed)??;
+    let Message::Join {
+        sender_id,
+        peer_metadata,
+        supported_protocol_versions,
+    } = message
+    else {
+        return Err(SyncError::UnexpectedMessage(
+            message.message_type().to_string(),
+        ));
+    };
+    let version = select_protocol_version(supported_protocol_versions.as_deref())?;
+    // Keep sync state per storage for peers that keep theirs; per connection otherwise.
+    let key = match peer_metadata {
+        Some(PeerMetadata {
+            storage_id: Some(storage_id),
+            is_ephemeral: false,
+        }) => storage_id,
+        _ => format!("ephemeral:{sender_id}"),
+    };
+    conn.send(&Message::Peer {
+        sender_id: shared.peer_id.clone(),
+        target_id: sender_id.clone(),
+        peer_metadata: Some(PeerMetadata {
+            storage_id: Some(shared.storage_id.clone()),
+            is_ephemeral: false,
+        }),
+        selected_protocol_version: version.to_string(),
+    })
+    .await?;
+    Ok(JoinedPeer { id: sender_id, key })
+}
+
+/// One joined peer: the documents it syncs with the relay.
+struct PeerSession {
+    id: u64,
+    peer: JoinedPeer,
+    exchange: Exchange,
+    shared: Arc<Shared>,
+    /// Documents this peer asked for or sent; changes to them are pushed to it.
+    documents: HashSet<DocumentId>,
+}
+
+impl PeerSession {
+    /// Acts on one message; `Ok(false)` ends the connection quietly.
+    async fn handle<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        message: Message,
+    ) -> Result<bool, SyncError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        match message {
+            Message::Request(message) | Message::Sync(message) => {
+                self.receive(conn, message).await?;
+                Ok(true)
+            }
+            Message::Ephemeral {
+                ref sender_id,
+                document_id,
+                ..
+            } => {
+                if *sender_id == self.peer.id && self.documents.contains(&document_id) {
+                    let _ = self.shared.events.send(RelayEvent::Ephemeral {
+                        message,
+                        origin: self.id,
+                    });
+                }
+                Ok(true)
+            }
+            Message::DocUnavailable { .. } => Ok(true),
+            Message::Leave { .. } => Ok(false),
+            Message::Error { message, .. } => {
+                info!(connection = self.id, %message, "peer reported an error");
+                Ok(false)
+            }
+            Message::Join { .. } | Message::Peer { .. } => Err(SyncError::UnexpectedMessage(
+                message.message_type().to_string(),
+            )),
+            Message::Unknown { message_type, .. } => {
+                debug!(connection = self.id, %message_type, "ignored unknown message");
+                Ok(true)
+            }
+        }
+    }
+
+    async fn receive<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        message: DocumentMessage,
+    ) -> Result<(), SyncError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        if message.sender_id != self.peer.id {
+            return Err(SyncError::UnexpectedMessage(
+                "message from another sender id".into(),
+            ));
+        }
+        let document = message.document_id;
+        // Refuse undecodable sync data before the store sees it.
+        let envelope = SyncEnvelope::read(&message.data)?;
+        self.documents.insert(document);
+        if envelope.heads.is_empty() && !self.exchange.has_document(document).await? {
+            // Neither side has it. The peer stays subscribed: if the plan arrives later it is
+            // pushed, as automerge-repo peers expect.
+            return conn
+                .send(&Message::DocUnavailable {
+                    sender_id: self.shared.peer_id.clone(),
+                    target_id: self.peer.id.clone(),
+                    document_id: document,
+                })
+                .await;
+        }
+        self.exchange.receive(document, message.data).await?;
+        if envelope.carries_changes {
+            let _ = self.shared.events.send(RelayEvent::Changed {
+                document,
+                origin: self.id,
+            });
+        }
+        self.push(conn, document).await
+    }
+
+    /// Sends the next sync message for a document to this peer, if there is one.
+    async fn push<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        document: DocumentId,
+    ) -> Result<(), SyncError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        if let Some((data, _)) = self.exchange.generate(document).await? {
+            conn.send(&Message::Sync(DocumentMessage {
+                sender_id: self.shared.peer_id.clone(),
+                target_id: self.peer.id.clone(),
+                document_id: document,
+                data,
+            }))
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn push_all<S>(&mut self, conn: &mut Connection<S>) -> Result<(), SyncError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let documents: Vec<DocumentId> = self.documents.iter().copied().collect();
+        for document in documents {
+            if self.exchange.has_document(document).await? {
+                self.push(conn, document).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Passes another connection's news on to this peer.
+    async fn relay<S>(&mut self, conn: &mut Connection<S>, event: RelayEvent) -> Result<(), SyncError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        match event {
+            RelayEvent::Changed { document, origin } => {
+                if origin != self.id && self.documents.contains(&document) {
+                    self.push(conn, document).await?;
+                }
+            }
+            RelayEvent::Ephemeral { message, origin } => {
+                if let Message::Ephemeral {
+                    sender_id,
+                    count,
+                    session_id,
+                    document_id,
+                    data,
+                    ..
+                } = message
+                {
+                    if origin != self.id && self.documents.contains(&document_id) {
+                        conn.send(&Message::Ephemeral {
+                            sender_id,
+                            target_id: self.peer.id.clone(),
+                            count,
+                            session_id,
+                            document_id,
+                            data,
+                        })
+                        .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
