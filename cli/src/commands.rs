@@ -25,6 +25,15 @@ pub fn open_existing(path: &Path) -> Result<Alliance> {
     Alliance::open(path)
 }
 
+/// Removes a store file (and its WAL companions) that a failed `init` just created.
+fn remove_store_files(db: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.as_os_str().to_owned();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 fn int_in<T: TryFrom<i64>>(
     field: &'static str,
     value: Option<i64>,
@@ -46,8 +55,18 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Init { name, role, member } => {
             let role: Role = role.parse()?;
             let member = member.as_deref().map(MemberId::parse).transpose()?;
+            let existed = db.exists();
             let store = Alliance::open(db)?;
-            let me = store.init(&name, role, member)?;
+            let me = match store.init(&name, role, member) {
+                Ok(me) => me,
+                Err(error) => {
+                    drop(store);
+                    if !existed {
+                        remove_store_files(db);
+                    }
+                    return Err(error);
+                }
+            };
             println!("member {}", me.member_id);
             println!("device {}", me.device_id);
         }

@@ -22,11 +22,6 @@ impl Exchange {
         }
     }
 
-    /// The key sync state is kept under for this peer.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&dyn SyncStore, &str) -> Result<T, SyncError> + Send + 'static,
@@ -43,15 +38,15 @@ impl Exchange {
         &self,
         document: DocumentId,
     ) -> Result<Option<(Vec<u8>, SyncEnvelope)>, SyncError> {
-        self.run(move |store, key| {
-            match store.generate_sync_message(document, key)? {
+        self.run(
+            move |store, key| match store.generate_sync_message(document, key)? {
                 Some(data) => {
                     let envelope = SyncEnvelope::read(&data)?;
                     Ok(Some((data, envelope)))
                 }
                 None => Ok(None),
-            }
-        })
+            },
+        )
         .await
     }
 

@@ -90,12 +90,17 @@ mod tests {
             .sync()
             .receive_sync_message(&mut other_state, sync::Message::decode(&bytes).unwrap())
             .unwrap();
-        let reply = other.sync().generate_sync_message(&mut other_state).unwrap();
-        doc.sync()
-            .receive_sync_message(&mut state, reply)
+        let reply = other
+            .sync()
+            .generate_sync_message(&mut other_state)
             .unwrap();
+        doc.sync().receive_sync_message(&mut state, reply).unwrap();
         let changes = doc.sync().generate_sync_message(&mut state).unwrap();
-        assert!(SyncEnvelope::read(&changes.encode()).unwrap().carries_changes);
+        assert!(
+            SyncEnvelope::read(&changes.encode())
+                .unwrap()
+                .carries_changes
+        );
     }
 
     #[test]

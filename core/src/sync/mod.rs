@@ -1,9 +1,32 @@
 //! Sync over the network: the automerge-repo WebSocket protocol v1, devices and the relay.
+//!
+//! - [`protocol`]: the CBOR messages; [`doc_id`]: document ids and `automerge:` URLs.
+//! - [`store::SyncStore`]: what the network layer needs from a store (sync messages in/out).
+//! - [`client`]: a device syncing with a server, once or in watch mode.
+//! - [`relay`]: the always-on peer a clinic runs.
 
+pub mod client;
+pub mod connection;
 pub mod doc_id;
 pub mod error;
+mod exchange;
+pub mod heads;
 pub mod protocol;
+pub mod relay;
+pub mod store;
 
+#[cfg(test)]
+mod memory_store;
+#[cfg(test)]
+mod tests;
+
+pub use client::{
+    spawn_watch, sync_once, sync_once_blocking, SyncHandle, SyncObserver, SyncOptions,
+    SyncProgress, SyncSummary,
+};
+pub use connection::Traffic;
 pub use doc_id::{parse_plan_url, plan_url, DocumentId};
 pub use error::SyncError;
 pub use protocol::{DocumentMessage, Message, PeerId, PeerMetadata, PROTOCOL_V1};
+pub use relay::{run_relay_blocking, Relay, RelayOptions};
+pub use store::SyncStore;

@@ -494,7 +494,11 @@ impl PeerSession {
     }
 
     /// Passes another connection's news on to this peer.
-    async fn relay<S>(&mut self, conn: &mut Connection<S>, event: RelayEvent) -> Result<(), SyncError>
+    async fn relay<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        event: RelayEvent,
+    ) -> Result<(), SyncError>
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {

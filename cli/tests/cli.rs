@@ -1,0 +1,538 @@
+//! The `alliance` command's contract: outputs, exit codes, one-line errors, and that bad
+//! input leaves the store unchanged.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+struct Cli {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Cli {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        Self { _dir: dir, root }
+    }
+
+    fn db(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    fn run(&self, db: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_alliance"))
+            .arg("--db")
+            .arg(db)
+            .args(args)
+            .env_remove("ALLIANCE_DB")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command that must succeed; returns its trimmed stdout.
+    fn ok(&self, db: &Path, args: &[&str]) -> String {
+        let out = self.run(db, args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn json(&self, db: &Path, args: &[&str]) -> Value {
+        serde_json::from_str(&self.ok(db, args)).unwrap()
+    }
+}
+
+struct Setup {
+    cli: Cli,
+    dana: PathBuf,
+    sam: PathBuf,
+    plan: String,
+    goal: String,
+}
+
+fn setup() -> Setup {
+    let cli = Cli::new();
+    let (dana, sam) = (cli.db("dana.db"), cli.db("sam.db"));
+    cli.ok(&dana, &["init", "--name", "Dana", "--role", "counselor"]);
+    cli.ok(&sam, &["init", "--name", "Sam", "--role", "client"]);
+    let me = cli.json(&sam, &["whoami", "--json"]);
+    let plan = cli.ok(
+        &dana,
+        &[
+            "plan",
+            "new",
+            "--title",
+            "Sam's plan",
+            "--client-name",
+            "Sam",
+            "--client-member",
+            me["member_id"].as_str().unwrap(),
+            "--client-device",
+            me["device_id"].as_str().unwrap(),
+        ],
+    );
+    cli.ok(&dana, &["sync", "--with", sam.to_str().unwrap()]);
+    let goal = cli.ok(
+        &sam,
+        &["goal", "propose", &plan, "--words", "I want to sleep"],
+    );
+    cli.ok(&dana, &["sync", "--with", sam.to_str().unwrap()]);
+    Setup {
+        cli,
+        dana,
+        sam,
+        plan,
+        goal,
+    }
+}
+
+#[test]
+fn the_whole_contract_works_end_to_end() {
+    let Setup {
+        cli,
+        dana,
+        sam,
+        plan,
+        goal,
+    } = setup();
+    let who = cli.json(&dana, &["whoami", "--json"]);
+    let keys: Vec<&str> = who
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["device_id", "member_id", "name", "role"]);
+    assert_eq!(who["role"], "counselor");
+
+    let list = cli.json(&sam, &["plan", "list", "--json"]);
+    assert_eq!(list[0]["plan_id"], plan.as_str());
+    assert_eq!(list[0]["title"], "Sam's plan");
+
+    cli.ok(
+        &dana,
+        &[
+            "goal",
+            "edit",
+            &plan,
+            &goal,
+            "--clinical",
+            "Sleep hygiene",
+            "--life-area",
+            "health",
+        ],
+    );
+    let objective = cli.ok(
+        &dana,
+        &[
+            "objective",
+            "add",
+            &plan,
+            &goal,
+            "--text",
+            "Lights out 23:30",
+            "--measure",
+            "nights",
+            "--target",
+            "5",
+            "--unit",
+            "nights/week",
+            "--due",
+            "2027-01-31",
+        ],
+    );
+    assert_eq!(objective.len(), 36);
+    cli.ok(&dana, &["gas", "set", &plan, &goal, "--weight", "2"]);
+    cli.ok(
+        &sam,
+        &[
+            "gas",
+            "set",
+            &plan,
+            &goal,
+            "--level",
+            "-2",
+            "--text",
+            "No nights",
+        ],
+    );
+    cli.ok(&dana, &["sync", "--with", sam.to_str().unwrap()]);
+    cli.ok(&dana, &["goal", "agree", &plan, &goal]);
+    let agreed = cli.ok(&sam, &["goal", "agree", &plan, &goal]);
+    assert!(agreed.contains("pending"), "{agreed}");
+    cli.ok(&dana, &["sync", "--with", sam.to_str().unwrap()]);
+    cli.ok(&dana, &["goal", "edit", &plan, &goal, "--status", "active"]);
+    let checkin = cli.ok(
+        &sam,
+        &[
+            "checkin",
+            &plan,
+            &goal,
+            "--level",
+            "1",
+            "--value",
+            "4",
+            "--mood",
+            "7",
+            "--craving",
+            "2",
+            "--note",
+            "slept well",
+            "--date",
+            "2026-11-24",
+        ],
+    );
+    cli.ok(
+        &sam,
+        &[
+            "checkin",
+            &plan,
+            &goal,
+            "--level",
+            "0",
+            "--corrects",
+            &checkin,
+        ],
+    );
+    let new_device = "00112233445566778899aabbccddeeff";
+    let dana_member = who["member_id"].as_str().unwrap().to_owned();
+    cli.ok(
+        &dana,
+        &[
+            "device",
+            "add",
+            &plan,
+            "--member",
+            &dana_member,
+            "--device",
+            new_device,
+        ],
+    );
+    cli.ok(&dana, &["sync", "--with", sam.to_str().unwrap()]);
+
+    let show = cli.json(&sam, &["show", &plan, "--json"]);
+    assert_eq!(show, cli.json(&dana, &["show", &plan, "--json"]));
+    for key in [
+        "plan_id",
+        "title",
+        "review_on",
+        "members",
+        "goals",
+        "gas_t_score",
+    ] {
+        assert!(show.get(key).is_some(), "show --json lacks {key}");
+    }
+    for key in ["member_id", "name", "role"] {
+        assert!(show["members"][0].get(key).is_some());
+    }
+    let g = &show["goals"][0];
+    for key in [
+        "goal_id",
+        "client_words",
+        "clinical_statement",
+        "life_area",
+        "status",
+        "agreement",
+        "objectives",
+        "gas",
+        "checkins",
+        "conflicts",
+    ] {
+        assert!(g.get(key).is_some(), "goal lacks {key}");
+    }
+    for key in ["state", "agreed_by", "waiting_for"] {
+        assert!(g["agreement"].get(key).is_some());
+    }
+    for key in ["levels", "weight", "baseline"] {
+        assert!(g["gas"].get(key).is_some());
+    }
+    for key in [
+        "checkin_id",
+        "by",
+        "at",
+        "local_date",
+        "gas_level",
+        "value",
+        "mood",
+        "craving",
+        "note",
+        "corrects",
+    ] {
+        assert!(g["checkins"][0].get(key).is_some(), "check-in lacks {key}");
+    }
+    assert_eq!(g["status"], "active");
+    assert_eq!(g["clinical_statement"], "Sleep hygiene");
+    assert_eq!(g["agreement"]["state"], "agreed");
+    assert_eq!(g["gas"]["weight"], 2.0);
+    assert_eq!(g["gas"]["levels"]["-2"], "No nights");
+    assert_eq!(g["checkins"].as_array().unwrap().len(), 2);
+    assert_eq!(g["objectives"][0]["due_on"], "2027-01-31");
+    // One goal, latest level 0 after the correction: T = 50.
+    assert_eq!(show["gas_t_score"], 50.0);
+
+    let history = cli.json(&dana, &["history", &plan, "--json"]);
+    let entries = history.as_array().unwrap();
+    assert!(entries
+        .iter()
+        .any(|e| e["author"] == "Sam" && e["description"] == "proposed a goal"));
+    assert!(entries
+        .iter()
+        .any(|e| e["author"] == "Dana" && e["description"] == "enrolled a device"));
+    let text = cli.ok(&dana, &["show", &plan]);
+    assert!(text.contains("I want to sleep"));
+}
+
+#[test]
+fn concurrent_word_edits_merge_after_sync_with() {
+    let Setup {
+        cli,
+        dana,
+        sam,
+        plan,
+        goal,
+    } = setup();
+    cli.ok(
+        &sam,
+        &[
+            "goal",
+            "edit",
+            &plan,
+            &goal,
+            "--words",
+            "I want to sleep early",
+        ],
+    );
+    cli.ok(
+        &dana,
+        &[
+            "goal",
+            "edit",
+            &plan,
+            &goal,
+            "--words",
+            "Honestly, I want to sleep",
+        ],
+    );
+    cli.ok(&dana, &["sync", "--with", sam.to_str().unwrap()]);
+    let a = cli.json(&dana, &["show", &plan, "--json"]);
+    let b = cli.json(&sam, &["show", &plan, "--json"]);
+    assert_eq!(a, b);
+    assert_eq!(
+        a["goals"][0]["client_words"],
+        "Honestly, I want to sleep early"
+    );
+}
+
+/// The store's whole observable state.
+fn state(cli: &Cli, db: &Path, plan: &str) -> String {
+    let show = cli.run(db, &["show", plan, "--json"]);
+    let history = cli.run(db, &["history", plan, "--json"]);
+    let list = cli.run(db, &["plan", "list", "--json"]);
+    let who = cli.run(db, &["whoami", "--json"]);
+    [show, history, list, who]
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .collect()
+}
+
+#[test]
+fn bad_input_for_every_command_is_one_line_and_changes_nothing() {
+    let Setup {
+        cli,
+        dana,
+        sam,
+        plan,
+        goal,
+    } = setup();
+    let missing = cli.db("missing.db");
+    let other_plan = "6f1d8f0e-2a4b-4c3d-9e8f-0a1b2c3d4e5f";
+    let cases: Vec<(&Path, Vec<&str>)> = vec![
+        (&dana, vec!["init", "--name", "Dana", "--role", "counselor"]),
+        (&missing, vec!["init", "--name", "X", "--role", "wizard"]),
+        (
+            &missing,
+            vec![
+                "init",
+                "--name",
+                "X",
+                "--role",
+                "client",
+                "--member",
+                "not-an-id",
+            ],
+        ),
+        (&missing, vec!["whoami"]),
+        (&missing, vec!["init", "--name", " ", "--role", "client"]),
+        (
+            &sam,
+            vec!["plan", "new", "--title", "Mine", "--client-name", "Me"],
+        ),
+        (
+            &dana,
+            vec!["plan", "new", "--title", "", "--client-name", "Sam"],
+        ),
+        (
+            &dana,
+            vec![
+                "plan",
+                "new",
+                "--title",
+                "T",
+                "--client-name",
+                "Sam",
+                "--client-device",
+                "xyz",
+            ],
+        ),
+        (
+            &dana,
+            vec!["plan", "set", &plan, "--review-on", "2026-02-30"],
+        ),
+        (&sam, vec!["plan", "set", &plan, "--title", "Mine"]),
+        (
+            &dana,
+            vec![
+                "device",
+                "add",
+                &plan,
+                "--member",
+                "nope",
+                "--device",
+                "00112233445566778899aabbccddeeff",
+            ],
+        ),
+        (
+            &dana,
+            vec![
+                "device",
+                "add",
+                &plan,
+                "--member",
+                other_plan,
+                "--device",
+                "00112233445566778899aabbccddeeff",
+            ],
+        ),
+        (
+            &dana,
+            vec![
+                "device", "add", &plan, "--member", other_plan, "--device", "0011", "--name", "X",
+                "--role", "client",
+            ],
+        ),
+        (&dana, vec!["show", other_plan]),
+        (&dana, vec!["show", "plan?"]),
+        (&dana, vec!["history", other_plan]),
+        (&sam, vec!["goal", "propose", &plan, "--words", "   "]),
+        (
+            &sam,
+            vec!["goal", "propose", other_plan, "--words", "Hello"],
+        ),
+        (
+            &sam,
+            vec![
+                "goal",
+                "edit",
+                &plan,
+                &goal,
+                "--clinical",
+                "I diagnose myself",
+            ],
+        ),
+        (
+            &sam,
+            vec!["goal", "edit", &plan, &goal, "--status", "achieved"],
+        ),
+        (
+            &dana,
+            vec!["goal", "edit", &plan, &goal, "--status", "finished"],
+        ),
+        (&dana, vec!["goal", "edit", &plan, &goal]),
+        (&dana, vec!["goal", "agree", &plan, other_plan]),
+        (
+            &sam,
+            vec!["objective", "add", &plan, &goal, "--text", "Mine"],
+        ),
+        (
+            &dana,
+            vec![
+                "objective",
+                "add",
+                &plan,
+                &goal,
+                "--text",
+                "X",
+                "--due",
+                "soon",
+            ],
+        ),
+        (
+            &dana,
+            vec![
+                "gas",
+                "set",
+                &plan,
+                &goal,
+                "--level",
+                "7",
+                "--text",
+                "Way beyond",
+            ],
+        ),
+        (&dana, vec!["gas", "set", &plan, &goal, "--weight", "-1"]),
+        (&dana, vec!["gas", "set", &plan, &goal]),
+        (&sam, vec!["gas", "set", &plan, &goal, "--weight", "3"]),
+        (&sam, vec!["checkin", &plan, &goal, "--mood", "11"]),
+        (&sam, vec!["checkin", &plan, &goal, "--level", "-3"]),
+        (&sam, vec!["checkin", &plan, &goal]),
+        (
+            &sam,
+            vec![
+                "checkin",
+                &plan,
+                &goal,
+                "--mood",
+                "3",
+                "--date",
+                "yesterday",
+            ],
+        ),
+        (
+            &sam,
+            vec![
+                "checkin",
+                &plan,
+                &goal,
+                "--mood",
+                "3",
+                "--corrects",
+                other_plan,
+            ],
+        ),
+        (&dana, vec!["sync", "--with", missing.to_str().unwrap()]),
+        (&dana, vec!["no-such-command"]),
+    ];
+    let before = (state(&cli, &dana, &plan), state(&cli, &sam, &plan));
+    for (db, args) in &cases {
+        let out = cli.run(db, args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{args:?}: stderr not one line: {stderr}"
+        );
+        assert!(stderr.len() > 10, "{args:?}: no message");
+    }
+    assert!(!missing.exists(), "a failed command created a store");
+    assert_eq!(
+        (state(&cli, &dana, &plan), state(&cli, &sam, &plan)),
+        before
+    );
+}

@@ -1,0 +1,146 @@
+//! An in-memory [`SyncStore`] over plain Automerge documents, for the sync layer's own tests.
+
+use std::collections::HashMap;
+
+use automerge::sync::{self, SyncDoc};
+use automerge::transaction::Transactable;
+use automerge::{AutoCommit, ReadDoc, ROOT};
+use parking_lot::Mutex;
+
+use super::doc_id::DocumentId;
+use super::error::SyncError;
+use super::store::SyncStore;
+
+#[derive(Default)]
+struct Inner {
+    docs: HashMap<DocumentId, AutoCommit>,
+    sessions: HashMap<(DocumentId, String), sync::State>,
+    saved_states: HashMap<(DocumentId, String), Vec<u8>>,
+    wanted: Vec<DocumentId>,
+}
+
+/// Documents in memory; sync state "persisted" in a map that survives `end_sync_session`.
+pub struct MemoryStore {
+    storage_id: String,
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new(storage_id: &str) -> Self {
+        Self {
+            storage_id: storage_id.to_string(),
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// Creates or edits a document: sets `key` to `value` at the root.
+    pub fn put(&self, document: DocumentId, key: &str, value: &str) {
+        let mut inner = self.inner.lock();
+        let doc = inner.docs.entry(document).or_default();
+        doc.put(ROOT, key, value).unwrap();
+        doc.commit();
+    }
+
+    /// The value at `key`, if the document is here.
+    pub fn get(&self, document: DocumentId, key: &str) -> Option<String> {
+        let inner = self.inner.lock();
+        let doc = inner.docs.get(&document)?;
+        doc.get(ROOT, key)
+            .ok()
+            .flatten()
+            .map(|(value, _)| value.as_str().unwrap_or_default().to_string())
+    }
+
+    /// The document's heads (empty when absent).
+    pub fn heads(&self, document: DocumentId) -> Vec<automerge::ChangeHash> {
+        let mut inner = self.inner.lock();
+        inner
+            .docs
+            .get_mut(&document)
+            .map(|doc| doc.get_heads())
+            .unwrap_or_default()
+    }
+
+    pub fn want(&self, document: DocumentId) {
+        self.inner.lock().wanted.push(document);
+    }
+}
+
+impl SyncStore for MemoryStore {
+    fn storage_id(&self) -> Result<String, SyncError> {
+        Ok(self.storage_id.clone())
+    }
+
+    fn document_ids(&self) -> Result<Vec<DocumentId>, SyncError> {
+        let mut ids: Vec<_> = self.inner.lock().docs.keys().copied().collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn wanted_document_ids(&self) -> Result<Vec<DocumentId>, SyncError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .wanted
+            .iter()
+            .filter(|id| !inner.docs.contains_key(id))
+            .copied()
+            .collect())
+    }
+
+    fn has_document(&self, document: DocumentId) -> Result<bool, SyncError> {
+        Ok(self.inner.lock().docs.contains_key(&document))
+    }
+
+    fn generate_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &str,
+    ) -> Result<Option<Vec<u8>>, SyncError> {
+        let mut inner = self.inner.lock();
+        let key = (document, peer.to_string());
+        let mut state = session(&mut inner, &key);
+        let mut empty = AutoCommit::new();
+        let doc = inner.docs.get_mut(&document).unwrap_or(&mut empty);
+        let message = doc.sync().generate_sync_message(&mut state);
+        inner.sessions.insert(key, state);
+        Ok(message.map(sync::Message::encode))
+    }
+
+    fn receive_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &str,
+        message: &[u8],
+    ) -> Result<(), SyncError> {
+        let message = sync::Message::decode(message)
+            .map_err(|error| SyncError::InvalidSyncData(error.to_string()))?;
+        let mut inner = self.inner.lock();
+        let key = (document, peer.to_string());
+        let mut state = session(&mut inner, &key);
+        let mut doc = inner.docs.get(&document).cloned().unwrap_or_default();
+        doc.sync()
+            .receive_sync_message(&mut state, message)
+            .map_err(SyncError::store)?;
+        if !doc.get_heads().is_empty() {
+            inner.docs.insert(document, doc);
+        }
+        inner.saved_states.insert(key.clone(), state.encode());
+        inner.sessions.insert(key, state);
+        Ok(())
+    }
+
+    fn end_sync_session(&self, peer: &str) {
+        self.inner.lock().sessions.retain(|(_, p), _| p != peer);
+    }
+}
+
+fn session(inner: &mut Inner, key: &(DocumentId, String)) -> sync::State {
+    if let Some(state) = inner.sessions.remove(key) {
+        return state;
+    }
+    inner
+        .saved_states
+        .get(key)
+        .and_then(|bytes| sync::State::decode(bytes).ok())
+        .unwrap_or_default()
+}

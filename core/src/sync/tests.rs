@@ -1,0 +1,403 @@
+//! Device ↔ relay tests on loopback with in-memory stores.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message as Frame;
+use uuid::Uuid;
+
+use super::memory_store::MemoryStore;
+use super::*;
+
+fn doc() -> DocumentId {
+    DocumentId::from_uuid(Uuid::new_v4())
+}
+
+fn quick() -> SyncOptions {
+    SyncOptions {
+        settle_timeout: Duration::from_secs(10),
+        backoff_initial: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(200),
+        ..SyncOptions::default()
+    }
+}
+
+async fn relay(store: &Arc<MemoryStore>) -> Relay {
+    Relay::bind("127.0.0.1:0", store.clone(), RelayOptions::default())
+        .await
+        .unwrap()
+}
+
+async fn sync(store: &Arc<MemoryStore>, relay: &Relay) -> SyncSummary {
+    sync_once(store.clone(), &relay.url(), &quick())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_converge_through_the_relay() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = relay(&relay_store).await;
+    let a = Arc::new(MemoryStore::new("device-a"));
+    let b = Arc::new(MemoryStore::new("device-b"));
+    let plan = doc();
+    a.put(plan, "title", "first");
+    b.want(plan);
+
+    let summary = sync(&a, &relay).await;
+    assert_eq!((summary.documents_total, summary.documents_synced), (1, 1));
+    assert_eq!(relay_store.get(plan, "title").as_deref(), Some("first"));
+
+    let summary = sync(&b, &relay).await;
+    assert_eq!(summary.documents_updated, vec![plan]);
+    assert_eq!(b.get(plan, "title").as_deref(), Some("first"));
+
+    // Offline edits on both sides, then any order of syncs.
+    a.put(plan, "title", "from a");
+    a.put(plan, "a", "1");
+    b.put(plan, "b", "2");
+    sync(&a, &relay).await;
+    sync(&b, &relay).await;
+    sync(&a, &relay).await;
+    assert_eq!(a.heads(plan), b.heads(plan));
+    assert_eq!(a.heads(plan), relay_store.heads(plan));
+    assert_eq!(b.get(plan, "a").as_deref(), Some("1"));
+    assert_eq!(a.get(plan, "b").as_deref(), Some("2"));
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_plans_are_answered_doc_unavailable() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = relay(&relay_store).await;
+    let device = Arc::new(MemoryStore::new("device"));
+    let missing = doc();
+    device.want(missing);
+    let summary = sync(&device, &relay).await;
+    assert_eq!(summary.documents_unavailable, vec![missing]);
+    assert_eq!(summary.documents_synced, 0);
+    assert!(!relay_store.has_document(missing).unwrap());
+    assert!(!device.has_document(missing).unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_reconnect_exchanges_one_small_message_each_way_per_plan() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = relay(&relay_store).await;
+    let device = Arc::new(MemoryStore::new("device"));
+    let plans: Vec<_> = (0..20).map(|_| doc()).collect();
+    for plan in &plans {
+        device.put(*plan, "title", &"x".repeat(200));
+    }
+    let first = sync(&device, &relay).await;
+    assert_eq!(first.documents_synced, 20);
+    let idle = sync(&device, &relay).await;
+    assert_eq!(idle.documents_synced, 20);
+    assert!(idle.documents_updated.is_empty());
+    // join + one sync per plan; peer + one answer per plan.
+    assert_eq!(idle.traffic.frames_sent, 21, "{:?}", idle.traffic);
+    assert_eq!(idle.traffic.frames_received, 21, "{:?}", idle.traffic);
+    assert!(
+        idle.traffic.bytes_sent < first.traffic.bytes_sent,
+        "{:?} vs {:?}",
+        idle.traffic,
+        first.traffic
+    );
+    assert!(idle.traffic.bytes_sent < 21 * 200, "{:?}", idle.traffic);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_mode_pushes_local_changes_to_other_devices() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = relay(&relay_store).await;
+    let a = Arc::new(MemoryStore::new("device-a"));
+    let b = Arc::new(MemoryStore::new("device-b"));
+    let plan = doc();
+    a.put(plan, "title", "v1");
+    b.want(plan);
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::<SyncProgress>::new()));
+    let observer = {
+        let seen = seen.clone();
+        Arc::new(move |p: &SyncProgress| seen.lock().push(p.clone()))
+    };
+    let watch_a = spawn_watch(a.clone(), &relay.url(), quick(), observer);
+    let watch_b = spawn_watch(
+        b.clone(),
+        &relay.url(),
+        quick(),
+        Arc::new(|_: &SyncProgress| {}),
+    );
+    wait_for(|| b.get(plan, "title").as_deref() == Some("v1")).await;
+    a.put(plan, "title", "v2");
+    watch_a.local_change(plan);
+    wait_for(|| b.get(plan, "title").as_deref() == Some("v2")).await;
+    b.put(plan, "title", "v3");
+    watch_b.local_change(plan);
+    wait_for(|| a.get(plan, "title").as_deref() == Some("v3")).await;
+    wait_for(|| watch_a.progress().plans_synced == 1).await;
+    let progress = watch_a.progress();
+    assert!(progress.connected);
+    assert_eq!(progress.plans_total, 1);
+    assert!(seen
+        .lock()
+        .iter()
+        .any(|p| p.connected && p.plans_synced == 1));
+    watch_a.stop().await;
+    watch_b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_mode_reconnects_after_the_relay_restarts() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let first = relay(&relay_store).await;
+    let addr = first.local_addr();
+    let device = Arc::new(MemoryStore::new("device"));
+    let plan = doc();
+    device.put(plan, "title", "v1");
+    let watch = spawn_watch(
+        device.clone(),
+        &first.url(),
+        quick(),
+        Arc::new(|_: &SyncProgress| {}),
+    );
+    wait_for(|| relay_store.get(plan, "title").as_deref() == Some("v1")).await;
+    first.shutdown().await;
+    wait_for(|| !watch.progress().connected).await;
+    device.put(plan, "title", "v2");
+    watch.local_change(plan);
+    // Same address, same store: the device comes back by itself.
+    let second = Relay::bind(
+        &addr.to_string(),
+        relay_store.clone(),
+        RelayOptions::default(),
+    )
+    .await
+    .unwrap();
+    wait_for(|| relay_store.get(plan, "title").as_deref() == Some("v2")).await;
+    assert!(watch.progress().last_error.is_none() || watch.progress().connected);
+    watch.stop().await;
+    second.shutdown().await;
+}
+
+async fn wait_for(mut condition: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("condition not met within 5 s");
+}
+
+type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn raw(relay: &Relay) -> RawSocket {
+    tokio_tungstenite::connect_async(relay.url())
+        .await
+        .unwrap()
+        .0
+}
+
+async fn send(socket: &mut RawSocket, message: &Message) {
+    socket.send(Frame::binary(message.encode())).await.unwrap();
+}
+
+/// The next protocol message, or None when the relay closed the connection.
+async fn next(socket: &mut RawSocket) -> Option<Message> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), socket.next())
+            .await
+            .expect("relay answered in time");
+        match frame {
+            Some(Ok(Frame::Binary(bytes))) => return Some(Message::decode(&bytes).unwrap()),
+            Some(Ok(Frame::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+fn join(sender: &str, versions: &[&str]) -> Message {
+    Message::Join {
+        sender_id: sender.into(),
+        peer_metadata: None,
+        supported_protocol_versions: Some(versions.iter().map(|v| v.to_string()).collect()),
+    }
+}
+
+async fn expect_error_then_close(socket: &mut RawSocket, contains: &str) {
+    match next(socket).await {
+        Some(Message::Error { message, .. }) => {
+            assert!(message.contains(contains), "{message} lacks {contains}")
+        }
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+    assert_eq!(next(socket).await, None, "connection should close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_refuses_bad_input_and_keeps_serving_others() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = Relay::bind(
+        "127.0.0.1:0",
+        relay_store.clone(),
+        RelayOptions {
+            max_frame_bytes: 64 * 1024,
+            ..RelayOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let device = Arc::new(MemoryStore::new("device"));
+    let plan = doc();
+    device.put(plan, "title", "kept");
+    sync(&device, &relay).await;
+    let heads = relay_store.heads(plan);
+    let mut documents_before = relay_store.document_ids().unwrap();
+    documents_before.sort();
+
+    // A device stays connected throughout, in watch mode.
+    let watch = spawn_watch(
+        device.clone(),
+        &relay.url(),
+        quick(),
+        Arc::new(|_: &SyncProgress| {}),
+    );
+
+    // Garbage instead of join.
+    let mut socket = raw(&relay).await;
+    socket
+        .send(Frame::binary(vec![0xff, 0x00, 0x13]))
+        .await
+        .unwrap();
+    expect_error_then_close(&mut socket, "malformed").await;
+
+    // A text frame.
+    let mut socket = raw(&relay).await;
+    socket
+        .send(Frame::text("{\"type\":\"join\"}"))
+        .await
+        .unwrap();
+    expect_error_then_close(&mut socket, "text frame").await;
+
+    // Wrong protocol version.
+    let mut socket = raw(&relay).await;
+    send(&mut socket, &join("old", &["0", "2"])).await;
+    expect_error_then_close(&mut socket, "protocol version").await;
+
+    // Something other than join first.
+    let mut socket = raw(&relay).await;
+    send(
+        &mut socket,
+        &Message::DocUnavailable {
+            sender_id: "x".into(),
+            target_id: "y".into(),
+            document_id: plan,
+        },
+    )
+    .await;
+    expect_error_then_close(&mut socket, "doc-unavailable").await;
+
+    // After a good join: unknown types are tolerated, truncated sync data is refused.
+    let mut socket = raw(&relay).await;
+    send(&mut socket, &join("mallory", &["1"])).await;
+    assert!(matches!(
+        next(&mut socket).await,
+        Some(Message::Peer { .. })
+    ));
+    let unknown = {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(
+            &ciborium::Value::Map(vec![
+                ("type".into(), "remote-heads-changed".into()),
+                ("senderId".into(), "mallory".into()),
+            ]),
+            &mut bytes,
+        )
+        .unwrap();
+        bytes
+    };
+    socket.send(Frame::binary(unknown)).await.unwrap();
+    let mut request = Vec::new();
+    {
+        let mut state = automerge::sync::State::new();
+        use automerge::sync::SyncDoc;
+        let empty = automerge::Automerge::new();
+        request.extend(empty.generate_sync_message(&mut state).unwrap().encode());
+    }
+    send(
+        &mut socket,
+        &Message::Request(DocumentMessage {
+            sender_id: "mallory".into(),
+            target_id: "relay".into(),
+            document_id: plan,
+            data: request.clone(),
+        }),
+    )
+    .await;
+    // Still connected: the plan comes back.
+    assert!(matches!(next(&mut socket).await, Some(Message::Sync(m)) if m.document_id == plan));
+    let mut truncated = sync_message_with_changes();
+    truncated.truncate(truncated.len() - 7);
+    send(
+        &mut socket,
+        &Message::Sync(DocumentMessage {
+            sender_id: "mallory".into(),
+            target_id: "relay".into(),
+            document_id: plan,
+            data: truncated,
+        }),
+    )
+    .await;
+    expect_error_then_close(&mut socket, "invalid sync data").await;
+
+    // An oversized frame.
+    let mut socket = raw(&relay).await;
+    send(&mut socket, &join("big", &["1"])).await;
+    assert!(matches!(
+        next(&mut socket).await,
+        Some(Message::Peer { .. })
+    ));
+    let _ = socket.send(Frame::binary(vec![0u8; 100 * 1024])).await;
+    match next(&mut socket).await {
+        None => {}
+        Some(Message::Error { message, .. }) => assert!(message.contains("exceeds")),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+
+    assert_eq!(relay.connections_refused(), 6);
+    assert_eq!(relay_store.heads(plan), heads, "nothing stored changed");
+    let mut documents_after = relay_store.document_ids().unwrap();
+    documents_after.sort();
+    assert_eq!(documents_after, documents_before);
+
+    // The well-behaved device is still served.
+    device.put(plan, "title", "still served");
+    watch.local_change(plan);
+    wait_for(|| relay_store.get(plan, "title").as_deref() == Some("still served")).await;
+    watch.stop().await;
+}
+
+/// A sync message that carries a change.
+fn sync_message_with_changes() -> Vec<u8> {
+    use automerge::sync::{State, SyncDoc};
+    use automerge::transaction::Transactable;
+    let mut doc = automerge::AutoCommit::new();
+    doc.put(automerge::ROOT, "title", "x".repeat(100)).unwrap();
+    let mut state = State::new();
+    let hello = doc.sync().generate_sync_message(&mut state).unwrap();
+    let mut empty = automerge::AutoCommit::new();
+    let mut empty_state = State::new();
+    empty
+        .sync()
+        .receive_sync_message(&mut empty_state, hello)
+        .unwrap();
+    let ask = empty
+        .sync()
+        .generate_sync_message(&mut empty_state)
+        .unwrap();
+    doc.sync().receive_sync_message(&mut state, ask).unwrap();
+    let message = doc.sync().generate_sync_message(&mut state).unwrap();
+    message.encode()
+}
