@@ -12,6 +12,7 @@
 #   target/bindings/{kotlin,swift}/       uniffi-generated sources
 #   target/bindings/kotlin-classes/       compiled Kotlin (generated + wrapper + tests)
 #   target/bindings/swift-build/          SwiftPM scratch folder
+#   target/bindings/relay.{url,log}       the loopback relay's URL and log
 # plus ios/Sources/AllianceBindings/alliance_ffi.swift, a copy of the generated Swift that SwiftPM
 # compiles there (gitignored by ios/.gitignore).
 set -euo pipefail
@@ -51,6 +52,25 @@ generate() { # language
         generate --library "$LIB" --language "$1" --no-format --out-dir "$OUT/$1"
 }
 
+# A loopback relay (bindings/examples/loopback_relay.rs) for the tests that sync two stores over
+# the network; its ws:// URL reaches the runners as ALLIANCE_TEST_RELAY. Stopped on exit.
+step "loopback relay"
+cargo build -q -p "$FFI_CRATE" --example loopback_relay
+mkdir -p "$OUT"
+"$LIB_DIR/examples/loopback_relay" >"$OUT/relay.url" 2>"$OUT/relay.log" &
+RELAY_PID=$!
+trap 'kill "$RELAY_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+    [ -s "$OUT/relay.url" ] && break
+    kill -0 "$RELAY_PID" 2>/dev/null || break
+    sleep 0.1
+done
+RELAY_URL=$(head -n 1 "$OUT/relay.url" 2>/dev/null || true)
+case "$RELAY_URL" in
+    ws://*) echo "relay at $RELAY_URL" ;;
+    *) echo "test-bindings: the loopback relay did not start (see $OUT/relay.log)" >&2; exit 1 ;;
+esac
+
 status=0
 failed_runners=()
 
@@ -76,7 +96,8 @@ run_kotlin() {
     "$kotlinc" -jvm-target 17 -cp "$classpath" -d "$classes" "${sources[@]}" || return 1
 
     step "Kotlin: run tests"
-    java -Djna.library.path="$LIB_DIR" -cp "$classes:$classpath" "$KOTLIN_TEST_MAIN"
+    ALLIANCE_TEST_RELAY="$RELAY_URL" \
+        java -Djna.library.path="$LIB_DIR" -cp "$classes:$classpath" "$KOTLIN_TEST_MAIN"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +123,7 @@ run_swift() {
     fi
     scripts/setup-swift.sh run "${binds[@]}" \
         --env ALLIANCE_LOCAL_FFI=1 \
+        --env ALLIANCE_TEST_RELAY="$RELAY_URL" \
         --env LD_LIBRARY_PATH="$CHROOT_REPO/target/debug" \
         -- swift test --disable-swift-testing \
             --package-path "$CHROOT_REPO/ios" \

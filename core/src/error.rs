@@ -38,6 +38,9 @@ pub enum Error {
     /// A sync message could not be decoded.
     #[error("sync message error: {0}")]
     SyncMessage(String),
+    /// The network sync layer failed.
+    #[error("sync error: {0}")]
+    Sync(#[from] crate::sync::SyncError),
     /// Filesystem I/O.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

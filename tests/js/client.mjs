@@ -1,14 +1,17 @@
 // An automerge-repo 2.5.6 client for interop tests:
-//   node client.mjs PORT automerge:<id> [NEW_TITLE]
+//   node client.mjs PORT automerge:<id> [NEW_TITLE [ACTOR_HEX]]
 // Finds the plan through ws://127.0.0.1:PORT, prints {"title", "client_words"} of the plan and of
 // its first goal (by rank) as one JSON line, then, when NEW_TITLE is given, rewrites the title
-// with updateText and waits until the server has acknowledged the change.
+// with updateText and waits until the server has acknowledged the change. ACTOR_HEX makes the
+// edit under that Automerge actor (a device id enrolled in the plan), so Alliance's rules
+// accept it; without it the edit is made by a random actor.
+import * as Automerge from "@automerge/automerge";
 import { Repo, updateText, decodeHeads } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
 
-const [port, url, newTitle] = process.argv.slice(2);
+const [port, url, newTitle, actor] = process.argv.slice(2);
 if (!port || !url) {
-  console.error("usage: node client.mjs PORT automerge:<id> [NEW_TITLE]");
+  console.error("usage: node client.mjs PORT automerge:<id> [NEW_TITLE [ACTOR_HEX]]");
   process.exit(2);
 }
 const timeoutMs = Number(process.env.ALLIANCE_JS_TIMEOUT_MS ?? "15000");
@@ -51,7 +54,16 @@ if (newTitle !== undefined) {
       if (sameHeads(syncState.sharedHeads, decodeHeads(handle.heads()))) resolve();
     });
   });
-  handle.change(plan => updateText(plan, ["title"], newTitle));
+  if (actor) {
+    // Same document, edited as the enrolled device.
+    handle.update(doc =>
+      Automerge.change(Automerge.clone(doc, { actor }), plan =>
+        updateText(plan, ["title"], newTitle),
+      ),
+    );
+  } else {
+    handle.change(plan => updateText(plan, ["title"], newTitle));
+  }
   await acknowledged;
   console.log(JSON.stringify({ edited: true }));
 }

@@ -1,12 +1,12 @@
 //! `Alliance`: one device's store of goal plans — the API every shell (CLI, Kotlin, Swift) uses.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transaction;
-use automerge::{ActorId, ChangeHash};
+use automerge::{ActorId, Automerge, Change, ChangeHash};
 use parking_lot::Mutex;
 
 use crate::clock;
@@ -14,10 +14,10 @@ use crate::error::{Error, Result};
 use crate::model::{
     validate, CheckInId, DeviceId, GasEdit, GoalEdit, GoalId, HistoryEntry, Identity,
     InterventionId, MemberId, NewCheckIn, NewIntervention, NewObjective, ObjectiveId, Plan, PlanId,
-    PlanSummary, Role,
+    PlanSummary, RefusedChange, Role,
 };
 use crate::plan::{write, PlanDoc};
-use crate::rules::{self, Edit};
+use crate::rules::{self, remote, Edit};
 use crate::store::{self, DocumentSizes, Store};
 
 /// Told when a plan changed, by a local edit or a merged remote change.
@@ -64,6 +64,10 @@ struct Inner {
     identity: Option<Identity>,
     docs: HashMap<PlanId, OpenDoc>,
     sessions: HashMap<(PlanId, String), sync::State>,
+    /// Hashes of changes refused per plan, loaded on first use.
+    refused: HashMap<PlanId, HashSet<ChangeHash>>,
+    /// Changes received before their dependencies, per plan: judged once those arrive.
+    held: HashMap<PlanId, Vec<Change>>,
 }
 
 struct OpenDoc {
@@ -88,6 +92,19 @@ impl Inner {
 
     fn identity(&self) -> Result<Identity> {
         self.identity.clone().ok_or(Error::NotInitialized)
+    }
+
+    /// Hashes of the plan's refused changes.
+    fn refused_hashes(&mut self, plan: PlanId) -> Result<HashSet<ChangeHash>> {
+        if !self.refused.contains_key(&plan) {
+            let records = self.store.read(|tx| store::list_refusals(tx, Some(plan)))?;
+            let hashes = records
+                .iter()
+                .filter_map(|(_, r)| r.change_hash.parse().ok())
+                .collect();
+            self.refused.insert(plan, hashes);
+        }
+        Ok(self.refused.get(&plan).cloned().unwrap_or_default())
     }
 
     /// The plan's document, loaded from SQLite on first use.
@@ -222,6 +239,8 @@ impl Alliance {
                 identity,
                 docs: HashMap::new(),
                 sessions: HashMap::new(),
+                refused: HashMap::new(),
+                held: HashMap::new(),
             }),
             observers: Mutex::new(Vec::new()),
         })
@@ -230,6 +249,15 @@ impl Alliance {
     /// Registers an observer told of every plan change.
     pub fn add_observer(&self, observer: Arc<dyn PlanObserver>) {
         self.observers.lock().push(observer);
+    }
+
+    /// Unregisters an observer given to [`Alliance::add_observer`] (the same `Arc`); it is not
+    /// told of changes made after this returns. Unknown observers are ignored.
+    pub fn remove_observer(&self, observer: &Arc<dyn PlanObserver>) {
+        let target = Arc::as_ptr(observer).cast::<()>();
+        self.observers
+            .lock()
+            .retain(|known| Arc::as_ptr(known).cast::<()>() != target);
     }
 
     fn notify(&self, plan: PlanId) {
@@ -336,8 +364,30 @@ impl Alliance {
     }
 
     /// Every change of the plan with its author and description.
+    /// Refused changes from peers come last, marked `refused`.
     pub fn history(&self, plan: PlanId) -> Result<Vec<HistoryEntry>> {
-        Ok(self.inner.lock().open(plan)?.doc.history())
+        let mut inner = self.inner.lock();
+        let open = inner.open(plan)?;
+        let mut entries = open.doc.history();
+        let model = open.doc.read().ok();
+        let refusals = inner
+            .store
+            .read(|tx| store::list_refusals(tx, Some(plan)))?;
+        entries.extend(refusals.into_iter().map(|(_, r)| {
+            let member = r.member_id.and_then(|m| model.as_ref()?.member(m).cloned());
+            HistoryEntry {
+                hash: r.change_hash,
+                at: r.change_at,
+                device_id: r.device_id,
+                member_id: r.member_id,
+                author: member
+                    .map(|m| m.name)
+                    .unwrap_or_else(|| "unknown device".to_owned()),
+                description: format!("refused: {}", r.rule),
+                refused: true,
+            }
+        }));
+        Ok(entries)
     }
 
     /// Runs one local edit: reads the plan, lets `edit` check the rules and write operations
@@ -641,15 +691,39 @@ impl Alliance {
         Ok(message.map(sync::Message::encode))
     }
 
-    /// Applies a sync message from `peer` in one SQLite transaction (document and sync
-    /// state together). Creates the plan here when it is new.
+    /// Applies a sync message from `peer` in one SQLite transaction (document, sync state and
+    /// refusal records together). Every change in it is first judged by its author's role
+    /// (see [`rules::remote`]); refused changes, and anything built on them, are not applied.
+    /// Creates the plan here when it is new.
     pub fn receive_sync_message(&self, plan: PlanId, peer: &str, message: &[u8]) -> Result<()> {
-        let message =
+        let mut message =
             sync::Message::decode(message).map_err(|e| Error::SyncMessage(e.to_string()))?;
         let changed = {
             let mut inner = self.inner.lock();
             let mut state = load_session(&mut inner, plan, peer)?;
+            let known_refused = inner.refused_hashes(plan)?;
+            // Changes that arrived before their dependencies get another chance now.
+            let earlier = if message.changes.is_empty() {
+                Vec::new()
+            } else {
+                inner.held.remove(&plan).unwrap_or_default()
+            };
+            let mut still_held = Vec::new();
             let open = inner.open_or_empty(plan)?;
+            let mut refused = Vec::new();
+            if !message.changes.is_empty() {
+                let mut incoming = changes_in(open.doc.automerge(), &message)?;
+                incoming.extend(earlier);
+                let judgement = remote::judge(open.doc.automerge(), plan, incoming, &known_refused);
+                still_held = judgement.held;
+                let accepted: Vec<Vec<u8>> = judgement
+                    .accepted
+                    .iter()
+                    .map(|c| c.raw_bytes().to_vec())
+                    .collect();
+                message.changes = accepted.into();
+                refused = judgement.refused;
+            }
             if let Err(error) = open
                 .doc
                 .automerge_mut()
@@ -659,22 +733,72 @@ impl Alliance {
                 inner.sessions.remove(&(plan, peer.to_owned()));
                 return Err(error.into());
             }
+            // The peer holds changes we refused: count them as settled so that neither side
+            // keeps asking for or offering them in this session.
+            let all_refused: HashSet<ChangeHash> = known_refused
+                .iter()
+                .copied()
+                .chain(refused.iter().map(|r| r.hash))
+                .collect();
+            if state
+                .their_heads
+                .as_ref()
+                .is_some_and(|heads| heads.iter().any(|h| all_refused.contains(h)))
+            {
+                state.their_heads = Some(open.doc.heads());
+            }
             let has_content = !open.doc.heads().is_empty();
+            if !still_held.is_empty() {
+                inner.held.insert(plan, still_held);
+            }
             let encoded = state.encode();
             inner.sessions.insert((plan, peer.to_owned()), state);
-            if !has_content {
-                false
-            } else {
-                let doc_id = plan.to_string();
+            let now = clock::now_ms();
+            let records: Vec<RefusedChange> = refused
+                .iter()
+                .map(|r| RefusedChange {
+                    change_hash: r.hash.to_string(),
+                    peer: peer.to_owned(),
+                    device_id: r.actor.to_hex_string(),
+                    member_id: r.member,
+                    rule: r.rule.clone(),
+                    change_at: r.at,
+                    recorded_at: now,
+                })
+                .collect();
+            let doc_id = plan.to_string();
+            let changed = if has_content {
                 inner.persist(plan, |tx| {
-                    store::save_sync_state(tx, &doc_id, peer, &encoded)
+                    store::save_sync_state(tx, &doc_id, peer, &encoded)?;
+                    records
+                        .iter()
+                        .try_for_each(|record| store::record_refusal(tx, plan, record))
                 })?
+            } else {
+                inner.store.write(|tx| {
+                    records
+                        .iter()
+                        .try_for_each(|record| store::record_refusal(tx, plan, record))
+                })?;
+                false
+            };
+            if let Some(set) = inner.refused.get_mut(&plan) {
+                set.extend(refused.iter().map(|r| r.hash));
             }
+            changed
         };
         if changed {
             self.notify(plan);
         }
         Ok(())
+    }
+
+    /// Changes from peers that the role rules refused, for one plan or all (`None`).
+    pub fn refused_changes(&self, plan: Option<PlanId>) -> Result<Vec<(PlanId, RefusedChange)>> {
+        self.inner
+            .lock()
+            .store
+            .read(|tx| store::list_refusals(tx, plan))
     }
 
     /// Forgets the in-memory sync sessions with `peer` (call on disconnect); the next
@@ -697,6 +821,52 @@ fn load_session(inner: &mut Inner, plan: PlanId, peer: &str) -> Result<sync::Sta
         Some(bytes) => sync::State::decode(&bytes).unwrap_or_else(|_| sync::State::new()),
         None => sync::State::new(),
     })
+}
+
+/// The changes a sync message carries. Each chunk (V2 messages join several into one blob) is
+/// parsed on its own: change and bundle chunks directly, whole documents through a scratch
+/// copy of the document. Changes whose dependencies are missing are kept, to be held.
+fn changes_in(doc: &Automerge, message: &sync::Message) -> Result<Vec<Change>> {
+    let mut changes = Vec::new();
+    for blob in message.changes.iter() {
+        for chunk in split_chunks(blob)? {
+            if let Ok(change) = Change::from_bytes(chunk.to_vec()) {
+                changes.push(change);
+            } else if let Some(bundled) = automerge::Bundle::try_from(chunk)
+                .ok()
+                .and_then(|bundle| bundle.to_changes().ok())
+            {
+                changes.extend(bundled);
+            } else {
+                let mut scratch = doc.fork();
+                scratch
+                    .load_incremental(chunk)
+                    .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                changes.extend(doc.get_changes_added(&scratch));
+            }
+        }
+    }
+    Ok(changes)
+}
+
+/// Splits joined storage chunks at their headers: magic (4 bytes), checksum (4), type (1),
+/// body length (LEB128), body.
+fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>> {
+    let malformed = || Error::SyncMessage("malformed change chunk".into());
+    let mut chunks = Vec::new();
+    while !bytes.is_empty() {
+        let mut header = bytes.get(9..).ok_or_else(malformed)?;
+        let before = header.len();
+        let body = leb128::read::unsigned(&mut header).map_err(|_| malformed())?;
+        let end = usize::try_from(body)
+            .ok()
+            .and_then(|body| (9 + before - header.len()).checked_add(body))
+            .filter(|end| *end <= bytes.len())
+            .ok_or_else(malformed)?;
+        chunks.push(&bytes[..end]);
+        bytes = &bytes[end..];
+    }
+    Ok(chunks)
 }
 
 fn describe_goal_edit(edit: &GoalEdit) -> String {

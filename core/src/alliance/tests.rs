@@ -653,3 +653,37 @@ fn observers_hear_local_and_merged_changes() {
     assert!(heard.lock().len() >= 2);
     assert!(heard.lock().iter().all(|p| *p == w.plan));
 }
+
+#[test]
+fn a_removed_observer_hears_nothing_more() {
+    let w = world();
+    let kept = Arc::new(Mutex::new(0));
+    let removed = Arc::new(Mutex::new(0));
+    let (kept_sink, removed_sink) = (kept.clone(), removed.clone());
+    w.client
+        .add_observer(Arc::new(move |_: PlanId| *kept_sink.lock() += 1));
+    let observer: Arc<dyn PlanObserver> = Arc::new(move |_: PlanId| *removed_sink.lock() += 1);
+    w.client.add_observer(observer.clone());
+    w.client
+        .set_gas(
+            w.plan,
+            w.goal,
+            &GasEdit::Level {
+                level: 0,
+                text: "Most nights".into(),
+            },
+        )
+        .unwrap();
+    w.client.remove_observer(&observer);
+    w.client
+        .set_gas(
+            w.plan,
+            w.goal,
+            &GasEdit::Level {
+                level: 1,
+                text: "Every night".into(),
+            },
+        )
+        .unwrap();
+    assert_eq!((*kept.lock(), *removed.lock()), (2, 1));
+}

@@ -308,6 +308,24 @@ pub struct HistoryEntry {
     /// The member's name, or "unknown device".
     pub author: String,
     pub description: String,
+    /// True for a change from a peer that the role rules refused (it is not in the plan).
+    pub refused: bool,
+}
+
+/// A change from a peer that the role rules refused: recorded, never stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RefusedChange {
+    pub change_hash: String,
+    /// The peer that sent it (a device or the relay).
+    pub peer: String,
+    /// The Automerge actor that made it (a device id when it has that shape).
+    pub device_id: String,
+    pub member_id: Option<MemberId>,
+    pub rule: String,
+    /// The time the change claims (UTC milliseconds).
+    pub change_at: i64,
+    /// When this device refused it (UTC milliseconds).
+    pub recorded_at: i64,
 }
 
 /// A plan as listed from the catalog, without loading its document.

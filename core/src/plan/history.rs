@@ -26,6 +26,7 @@ pub fn history(doc: &Automerge) -> Vec<HistoryEntry> {
                     .map(|m| m.name)
                     .unwrap_or_else(|| "unknown device".to_owned()),
                 description,
+                refused: false,
             }
         })
         .collect()

@@ -11,6 +11,8 @@
 //! | check-ins authored by self | write | write |
 //! | devices | own member's | any |
 
+pub mod remote;
+
 use crate::error::{Error, Result};
 use crate::model::{CheckIn, GasEdit, Goal, GoalEdit, GoalStatus, MemberId, Plan, Role};
 

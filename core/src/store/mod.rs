@@ -3,6 +3,7 @@
 
 mod documents;
 mod identity;
+mod refusals;
 pub mod schema;
 mod sync_state;
 
@@ -74,4 +75,5 @@ pub use documents::{
     plan_ids, replace_snapshot, upsert_plan_summary,
 };
 pub use identity::{load_identity, save_identity};
+pub use refusals::{list_refusals, record_refusal};
 pub use sync_state::{load_sync_state, save_sync_state};

@@ -6,7 +6,10 @@ use crate::error::{Error, Result};
 
 /// Every migration, in order; migration `i` takes the schema from version `i` to `i + 1`.
 /// A shipped migration is never edited: add a new file instead.
-pub const MIGRATIONS: &[&str] = &[include_str!("migrations/001_init.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/001_init.sql"),
+    include_str!("migrations/002_refusals.sql"),
+];
 
 /// The schema version this build writes.
 pub const VERSION: i64 = MIGRATIONS.len() as i64;

@@ -35,6 +35,9 @@ pub struct SyncOptions {
     /// First wait before reconnecting in watch mode; doubles up to `backoff_max`.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// Documents to ask the server for besides those the store holds or wants (e.g. a plan
+    /// opened by its `automerge:` URL).
+    pub also_request: Vec<DocumentId>,
 }
 
 impl Default for SyncOptions {
@@ -45,6 +48,7 @@ impl Default for SyncOptions {
             settle_timeout: Duration::from_secs(60),
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
+            also_request: Vec::new(),
         }
     }
 }
@@ -177,9 +181,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Starts syncing every document the store holds or wants.
-    async fn start(&mut self) -> Result<(), SyncError> {
-        for document in self.exchange.documents().await? {
+    /// Starts syncing every document the store holds or wants, and `also`.
+    async fn start(&mut self, also: &[DocumentId]) -> Result<(), SyncError> {
+        let mut documents = self.exchange.documents().await?;
+        for document in also {
+            if !documents.contains(document) {
+                documents.push(*document);
+            }
+        }
+        for document in documents {
             self.push(document).await?;
         }
         Ok(())
@@ -339,7 +349,7 @@ async fn settle<S: AsyncRead + AsyncWrite + Unpin>(
     session: &mut Session<S>,
     options: &SyncOptions,
 ) -> Result<(), SyncError> {
-    session.start().await?;
+    session.start(&options.also_request).await?;
     let deadline = Instant::now() + options.settle_timeout;
     while !session.all_settled() {
         let message = tokio::time::timeout_at(deadline, session.conn.recv())
@@ -370,6 +380,8 @@ pub struct SyncHandle {
     stop: watch::Sender<bool>,
     progress: Arc<Mutex<SyncProgress>>,
     task: Option<JoinHandle<()>>,
+    /// Undoes what was hooked into the store for this handle (e.g. a change observer).
+    on_stop: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl SyncHandle {
@@ -388,9 +400,17 @@ impl SyncHandle {
         self.progress.lock().clone()
     }
 
+    /// Runs `undo` when syncing stops (used to unhook store observers).
+    pub(crate) fn set_on_stop(&mut self, undo: Box<dyn FnOnce() + Send>) {
+        self.on_stop = Some(undo);
+    }
+
     /// Stops syncing and waits until the connection is closed.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
+        if let Some(undo) = self.on_stop.take() {
+            undo();
+        }
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -400,6 +420,9 @@ impl SyncHandle {
 impl Drop for SyncHandle {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
+        if let Some(undo) = self.on_stop.take() {
+            undo();
+        }
     }
 }
 
@@ -431,6 +454,7 @@ pub fn spawn_watch(
         stop,
         progress,
         task: Some(task),
+        on_stop: None,
     }
 }
 
@@ -451,8 +475,8 @@ impl Reporter {
         self.observer.progress(&progress);
     }
 
-    fn last_error(&self) -> Option<String> {
-        self.latest.lock().last_error.clone()
+    fn latest(&self) -> SyncProgress {
+        self.latest.lock().clone()
     }
 }
 
@@ -478,9 +502,10 @@ async fn watch_loop(
             watch_session(&store, &url, &options, &reporter, &mut changes, &mut stop).await;
         let error = match end {
             SessionEnd::Stopped => {
+                let latest = reporter.latest();
                 reporter.report(SyncProgress {
                     connected: false,
-                    ..reporter.latest.lock().clone()
+                    ..latest
                 });
                 return;
             }
@@ -490,10 +515,11 @@ async fn watch_loop(
             delay = options.backoff_initial;
         }
         warn!(%error, retry_in_ms = delay.as_millis() as u64, "sync session ended");
+        let latest = reporter.latest();
         reporter.report(SyncProgress {
             connected: false,
             last_error: Some(error.to_string()),
-            ..reporter.latest.lock().clone()
+            ..latest
         });
         // Up to a quarter more, so many devices do not reconnect in lockstep.
         let jitter = delay.mul_f64((uuid::Uuid::new_v4().as_u128() % 256) as f64 / 1024.0);
@@ -524,9 +550,9 @@ async fn watch_session(
     info!(server = %session.remote, "connected");
     // Everything is synced from scratch on connect: queued notifications are stale.
     while changes.try_recv().is_ok() {}
-    let mut last_error = reporter.last_error();
+    let mut last_error = reporter.latest().last_error;
     let end = async {
-        session.start().await?;
+        session.start(&options.also_request).await?;
         loop {
             if session.all_settled() {
                 last_error = None;

@@ -5,8 +5,10 @@
 //! - [`client`]: a device syncing with a server, once or in watch mode.
 //! - [`relay`]: the always-on peer a clinic runs.
 
+mod alliance_store;
 pub mod client;
 pub mod connection;
+pub mod discovery;
 pub mod doc_id;
 pub mod error;
 mod exchange;
@@ -20,6 +22,7 @@ mod memory_store;
 #[cfg(test)]
 mod tests;
 
+pub use alliance_store::{spawn_alliance_watch, watch_blocking};
 pub use client::{
     spawn_watch, sync_once, sync_once_blocking, SyncHandle, SyncObserver, SyncOptions,
     SyncProgress, SyncSummary,
@@ -28,5 +31,5 @@ pub use connection::Traffic;
 pub use doc_id::{parse_plan_url, plan_url, DocumentId};
 pub use error::SyncError;
 pub use protocol::{DocumentMessage, Message, PeerId, PeerMetadata, PROTOCOL_V1};
-pub use relay::{run_relay_blocking, Relay, RelayOptions};
+pub use relay::{run_relay_blocking, BackgroundRelay, Relay, RelayOptions};
 pub use store::SyncStore;

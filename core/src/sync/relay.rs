@@ -170,6 +170,70 @@ pub fn run_relay_blocking(
     })
 }
 
+/// A relay on its own threads, for callers without a tokio runtime (the CLI demo, tests).
+pub struct BackgroundRelay {
+    relay: Option<Relay>,
+    runtime: Option<tokio::runtime::Runtime>,
+    local_addr: SocketAddr,
+}
+
+impl BackgroundRelay {
+    /// Binds `listen` and serves `store` until stopped or dropped.
+    pub fn start(
+        listen: &str,
+        store: Arc<dyn SyncStore>,
+        options: RelayOptions,
+    ) -> Result<Self, SyncError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("alliance-relay")
+            .enable_all()
+            .build()
+            .map_err(|error| SyncError::Transport(format!("cannot start the runtime: {error}")))?;
+        let relay = runtime.block_on(Relay::bind(listen, store, options))?;
+        Ok(Self {
+            local_addr: relay.local_addr(),
+            relay: Some(relay),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// The address the relay listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `ws://` URL of the relay.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.local_addr)
+    }
+
+    /// Connections closed for bad input so far.
+    pub fn connections_refused(&self) -> u64 {
+        self.relay.as_ref().map_or(0, Relay::connections_refused)
+    }
+
+    /// Closes every connection and stops the relay's threads.
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let (Some(relay), Some(runtime)) = (self.relay.take(), self.runtime.as_ref()) {
+            runtime.block_on(relay.shutdown());
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Drop for BackgroundRelay {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
 struct Shared {
     store: Arc<dyn SyncStore>,
     options: RelayOptions,

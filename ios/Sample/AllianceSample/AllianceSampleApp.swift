@@ -1,20 +1,23 @@
-// A small SwiftUI app over the Alliance package: plan list, goals in the client's words with an
-// Agree button, and a daily check-in.
+// A small SwiftUI app over the Alliance package: first-run setup, plan list, goals in the
+// client's words with an Agree button, and a daily check-in.
 import Alliance
 import SwiftUI
 
 @main
 struct AllianceSampleApp: App {
     @State private var alliance: Alliance?
+    @State private var identity: Identity?
     @State private var failure: String?
 
     var body: some Scene {
         WindowGroup {
             NavigationStack {
-                if let alliance {
-                    PlanListView(alliance: alliance)
-                } else if let failure {
+                if let failure {
                     Text(failure)
+                } else if let alliance, let identity {
+                    PlanListView(alliance: alliance, me: identity)
+                } else if let alliance {
+                    SetupView(alliance: alliance) { identity = $0 }
                 } else {
                     ProgressView("Opening…").task { await open() }
                 }
@@ -24,10 +27,13 @@ struct AllianceSampleApp: App {
 
     private func open() async {
         do {
+            // The path comes from the app, never from the core. (So will the database key,
+            // DatabaseKey.load(), once the core encrypts the store.)
             let folder = try FileManager.default.url(for: .applicationSupportDirectory, in: .userDomainMask,
                                                      appropriateFor: nil, create: true)
-            alliance = try await Alliance.open(path: folder.appendingPathComponent("alliance.db").path,
-                                               key: DatabaseKey.load())
+            let opened = try await Alliance.open(path: folder.appendingPathComponent("alliance.db").path)
+            identity = try await opened.identity()
+            alliance = opened
         } catch {
             failure = "The plans on this phone could not be opened."
         }

@@ -1,22 +1,56 @@
 import Alliance
 import SwiftUI
 
+/// First run: who uses this phone.
+struct SetupView: View {
+    let alliance: Alliance
+    let onReady: (Identity) -> Void
+    @State private var name = ""
+    @State private var message: String?
+
+    var body: some View {
+        Form {
+            TextField("Your name", text: $name)
+            Button("I am a client") { start(.client) }
+            Button("I am a counselor") { start(.counselor) }
+            if let message { Text(message).foregroundStyle(.red) }
+        }
+        .navigationTitle("Welcome")
+    }
+
+    private func start(_ role: Role) {
+        Task {
+            do {
+                onReady(try await alliance.initIdentity(name: name, role: role))
+            } catch AllianceError.invalidInput {
+                message = "Please enter your name."
+            } catch {
+                message = "That did not work."
+            }
+        }
+    }
+}
+
 struct PlanListView: View {
     let alliance: Alliance
+    let me: Identity
     @State private var plans: [PlanSummary] = []
 
     var body: some View {
-        List(plans) { plan in
-            NavigationLink(value: plan.id) {
-                VStack(alignment: .leading) {
-                    Text(plan.title)
-                    Text("\(plan.goalCount) goals · \(plan.awaitingMyAgreement) to agree")
-                        .font(.caption).foregroundStyle(.secondary)
+        List {
+            // A counselor enrolls this id in a plan to share it with this phone.
+            Text("This phone: \(me.deviceId)").font(.caption).textSelection(.enabled)
+            ForEach(plans) { plan in
+                NavigationLink(value: plan.id) {
+                    VStack(alignment: .leading) {
+                        Text(plan.title)
+                        Text("\(plan.goalCount) goals").font(.caption).foregroundStyle(.secondary)
+                    }
                 }
             }
         }
         .navigationTitle("Plans")
-        .navigationDestination(for: String.self) { PlanView(alliance: alliance, planId: $0) }
+        .navigationDestination(for: String.self) { PlanView(alliance: alliance, me: me, planId: $0) }
         .task { plans = (try? await alliance.plans()) ?? [] }
     }
 }
@@ -24,6 +58,7 @@ struct PlanListView: View {
 /// One plan, redrawn whenever it changes here or arrives changed from another device.
 struct PlanView: View {
     let alliance: Alliance
+    let me: Identity
     let planId: String
     @State private var plan: Plan?
     @State private var message: String?
@@ -33,17 +68,21 @@ struct PlanView: View {
             if let message { Text(message).foregroundStyle(.red) }
             if let plan {
                 ForEach(plan.goals) { goal in
-                    GoalRow(goal: goal, mustAgree: goal.agreement.waitingFor.contains(plan.me.id),
+                    GoalRow(goal: goal, mustAgree: goal.agreement.waitingFor.contains(me.memberId),
                             onAgree: { act { try await alliance.agree(planId: planId, goalId: goal.id) } },
                             onCheckIn: { draft in
-                                act { _ = try await alliance.checkIn(planId: planId, goalId: goal.id, draft) }
+                                act { try await alliance.checkIn(planId: planId, goalId: goal.id, draft) }
                             })
                 }
             }
         }
         .navigationTitle(plan?.title ?? "")
         .task(id: planId) {
-            for await update in alliance.plan(planId) { plan = update }
+            do {
+                for try await update in alliance.plan(planId) { plan = update }
+            } catch {
+                message = "This plan cannot be shown."
+            }
         }
     }
 

@@ -1,14 +1,223 @@
-// TODO(bindings): the wrapper over AllianceBindings, written once alliance-ffi exists.
-// Intended shape (ios/README.md has the whole of it):
-//
-//   public final class Alliance: Sendable {      // throws AllianceError only
-//       public static func open(path: String, key: Data) async throws -> Alliance
-//       public func plans() async throws -> [PlanSummary]
-//       public func plan(_ planId: String) -> AsyncStream<Plan>    // current value, then each change
-//       public func agree(planId: String, goalId: String) async throws
-//       public func checkIn(planId: String, goalId: String, _ draft: CheckInDraft) async throws -> CheckIn
-//       public func close()
-//   }
-//
-// Conversions from the generated records live beside it (`extension Plan { init(_ ffi: ...) }`),
-// and ApiError maps to AllianceError in one function.
+// The Swift face of Alliance: one device's store of goal plans, the object an app opens once and
+// keeps. Every call that touches the store is `async` and runs on the library's own threads;
+// failures are `AllianceError`s. After `close()`, every call throws `AllianceError.closed`.
+import AllianceBindings
+import Foundation
+
+public final class Alliance: Sendable {
+    private let ffi: AllianceBindings.Alliance
+
+    private init(_ ffi: AllianceBindings.Alliance) {
+        self.ffi = ffi
+    }
+
+    /// Opens (or creates) the store at `path`, a file the app chose in its own container.
+    public static func open(path: String) async throws -> Alliance {
+        Alliance(try await translate { try await AllianceBindings.Alliance.open(path: path) })
+    }
+
+    /// A store kept in memory only, for previews and tests.
+    public static func openInMemory() throws -> Alliance {
+        Alliance(try translate { try AllianceBindings.Alliance.openInMemory() })
+    }
+
+    // MARK: Identity
+
+    /// This device's identity, or nil before `initIdentity`.
+    public func identity() async throws -> Identity? {
+        try await translate { try await ffi.identity().map(Identity.init) }
+    }
+
+    /// Makes this device a device of a person: a new one, or `memberId` when they already use
+    /// Alliance.
+    public func initIdentity(name: String, role: Role, memberId: String? = nil) async throws -> Identity {
+        try await translate { Identity(try await ffi.initIdentity(name: name, role: role.ffi, memberId: memberId)) }
+    }
+
+    // MARK: Plans
+
+    /// Starts a plan with this counselor and a client. Returns the plan's id.
+    public func createPlan(title: String, clientName: String, clientMemberId: String? = nil,
+                           clientDeviceId: String? = nil) async throws -> String {
+        let new = NewPlan(title: title, clientName: clientName, clientMemberId: clientMemberId,
+                          clientDeviceId: clientDeviceId)
+        return try await translate { try await ffi.createPlan(new: new) }
+    }
+
+    /// Every plan on this device, without opening them.
+    public func plans() async throws -> [PlanSummary] {
+        try await translate { try await ffi.listPlans().map(PlanSummary.init) }
+    }
+
+    /// The plan as it is now.
+    public func readPlan(_ planId: String) async throws -> Plan {
+        try await translate { Plan(try await ffi.plan(planId: planId)) }
+    }
+
+    /// The plan now, then again after each change to it: a local edit or a merged remote change.
+    /// Keeps only the newest plan for a slow reader; ends with an `AllianceError` when the plan
+    /// cannot be read (e.g. the store was closed). Stops observing when the iteration ends.
+    public func plan(_ planId: String) -> AsyncThrowingStream<Plan, Error> {
+        AsyncThrowingStream(bufferingPolicy: .bufferingNewest(1)) { plans in
+            let (changes, changed) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+            let subscription: PlanSubscription
+            do {
+                subscription = try translate {
+                    try ffi.observe(observer: PlanWatcher(planId: planId) { changed.yield() })
+                }
+            } catch {
+                plans.finish(throwing: error)
+                return
+            }
+            changed.yield()
+            let reader = Task {
+                for await _ in changes {
+                    do {
+                        plans.yield(try await self.readPlan(planId))
+                    } catch {
+                        plans.finish(throwing: error)
+                        return
+                    }
+                }
+            }
+            plans.onTermination = { _ in
+                subscription.cancel()
+                changed.finish()
+                reader.cancel()
+            }
+        }
+    }
+
+    /// Every change of the plan: when, by whom, what.
+    public func history(_ planId: String) async throws -> [HistoryEntry] {
+        try await translate { try await ffi.history(planId: planId).map(HistoryEntry.init) }
+    }
+
+    /// Renames the plan (counselor).
+    public func setTitle(planId: String, title: String) async throws {
+        try await translate { try await ffi.setTitle(planId: planId, title: title) }
+    }
+
+    /// Sets the next review date, "YYYY-MM-DD" (counselor).
+    public func setReviewOn(planId: String, date: String) async throws {
+        try await translate { try await ffi.setReviewOn(planId: planId, date: date) }
+    }
+
+    /// Enrolls a device in the plan: a counselor any member's, a client their own. `newMember` is
+    /// needed when `memberId` is not in the plan yet.
+    public func enrollDevice(planId: String, deviceId: String, memberId: String, label: String,
+                             newMember: NewMember? = nil) async throws {
+        let device = NewDevice(deviceId: deviceId, memberId: memberId, label: label, newMember: newMember?.ffi)
+        try await translate { try await ffi.enrollDevice(planId: planId, device: device) }
+    }
+
+    // MARK: Goals
+
+    /// Proposes a goal in the proposer's own words. Returns the goal's id.
+    public func proposeGoal(planId: String, words: String) async throws -> String {
+        try await translate { try await ffi.proposeGoal(planId: planId, words: words) }
+    }
+
+    /// Changes a goal's words, clinical statement, life area or status, as the role allows.
+    public func editGoal(planId: String, goalId: String, _ changes: GoalChanges) async throws {
+        try await translate { try await ffi.editGoal(planId: planId, goalId: goalId, edit: changes.ffi) }
+    }
+
+    /// Adds a SMART objective (counselor). Returns its id.
+    public func addObjective(planId: String, goalId: String, _ objective: ObjectiveDraft) async throws -> String {
+        try await translate { try await ffi.addObjective(planId: planId, goalId: goalId, objective: objective.ffi) }
+    }
+
+    /// Adds an intervention (counselor). Returns its id.
+    public func addIntervention(planId: String, goalId: String,
+                                _ intervention: InterventionDraft) async throws -> String {
+        try await translate {
+            try await ffi.addIntervention(planId: planId, goalId: goalId, intervention: intervention.ffi)
+        }
+    }
+
+    /// Describes a GAS level (client or counselor) or sets the weight or baseline (counselor).
+    public func setGas(planId: String, goalId: String, _ change: GasChange) async throws {
+        try await translate { try await ffi.setGas(planId: planId, goalId: goalId, edit: change.ffi) }
+    }
+
+    /// Records this member's agreement to the goal's current content.
+    public func agree(planId: String, goalId: String) async throws {
+        try await translate { try await ffi.agree(planId: planId, goalId: goalId) }
+    }
+
+    /// Records a check-in by this member (or a correction of one of theirs). Returns its id.
+    @discardableResult
+    public func checkIn(planId: String, goalId: String, _ draft: CheckInDraft) async throws -> String {
+        try await translate { try await ffi.checkIn(planId: planId, goalId: goalId, checkIn: draft.ffi) }
+    }
+
+    // MARK: Sync
+
+    /// Keeps every plan on this device in sync with the server at `serverURL` (`ws://` or
+    /// `wss://`) until `stopSync()` or `close()`: local edits go out as they are made, remote
+    /// ones come in (and reach `plan(_:)` streams), lost connections are retried with backoff.
+    /// Replaces a running sync. The stream yields each change of progress and finishes when this
+    /// sync stops.
+    @discardableResult
+    public func startSync(serverURL: String) throws -> AsyncStream<SyncProgress> {
+        let (progress, continuation) = AsyncStream<SyncProgress>.makeStream(bufferingPolicy: .bufferingNewest(8))
+        try translate { try ffi.startSync(serverUrl: serverURL, observer: ProgressWatcher(continuation)) }
+        return progress
+    }
+
+    /// Stops syncing with the server and waits until the connection is closed.
+    public func stopSync() async throws {
+        try await translate { try await ffi.stopSync() }
+    }
+
+    /// The latest sync progress, or nil while no sync runs.
+    public func syncProgress() throws -> SyncProgress? {
+        try translate { try ffi.syncProgress().map(SyncProgress.init) }
+    }
+
+    /// Syncs every plan this device shares with `other`, an Alliance open in the same process.
+    @discardableResult
+    public func sync(with other: Alliance) async throws -> SyncReport {
+        try await translate { SyncReport(try await ffi.syncWith(other: other.ffi)) }
+    }
+
+    /// Closes the store and stops sync. Calls already running finish; later ones throw
+    /// `AllianceError.closed`.
+    public func close() {
+        ffi.closeStore()
+    }
+}
+
+/// Told of every plan change by the library (on its threads); passes on those of one plan.
+private final class PlanWatcher: PlanObserver {
+    private let planId: String
+    private let onChange: @Sendable () -> Void
+
+    init(planId: String, onChange: @escaping @Sendable () -> Void) {
+        self.planId = planId
+        self.onChange = onChange
+    }
+
+    func planChanged(planId: String) {
+        if planId == self.planId { onChange() }
+    }
+}
+
+/// Told of each change of sync progress by the library (on its threads). The library lets go
+/// of it when that sync stops, which finishes the stream.
+private final class ProgressWatcher: SyncObserver {
+    private let continuation: AsyncStream<SyncProgress>.Continuation
+
+    init(_ continuation: AsyncStream<SyncProgress>.Continuation) {
+        self.continuation = continuation
+    }
+
+    func syncProgress(progress: AllianceBindings.SyncProgress) {
+        continuation.yield(SyncProgress(progress))
+    }
+
+    deinit {
+        continuation.finish()
+    }
+}

@@ -1,6 +1,7 @@
 // Everything the Alliance API throws: one Swift error type whose cases are things a UI can act
 // on. Messages carry no personal data (no goal text, no names): they end up in crash logs.
-// The wrapper maps the generated ApiError to these in one place; no generated error escapes.
+// The wrapper maps the generated ApiError to these in one place (`AllianceError.init(_:)` in
+// Conversions.swift); no generated error escapes.
 
 public enum AllianceError: Error, Sendable, Equatable {
     /// The member's role may not write this (e.g. a client editing the clinical statement).
@@ -9,9 +10,11 @@ public enum AllianceError: Error, Sendable, Equatable {
     case notFound(String)
     /// Malformed id, empty words, a GAS level outside -2...2, and the like.
     case invalidInput(String)
-    /// The database could not be read or written, or the key does not open it.
+    /// This device has no identity yet: call `Alliance.initIdentity` first.
+    case notInitialized
+    /// The database could not be read or written, or its data is damaged or too new.
     case storage(String)
-    /// Syncing with the server failed; local work is kept and goes out on the next connection.
+    /// Syncing failed; local work is kept and goes out on the next session.
     case sync(String)
     /// The Alliance was closed; open a new one.
     case closed

@@ -1,29 +1,346 @@
 // The wrapper's scenarios (issue 5) through the public Swift API, run on Linux by
 // scripts/test-bindings.sh (swift test --disable-swift-testing, ALLIANCE_LOCAL_FFI=1) and on
-// macOS/iOS with the XCFramework. Tests use `Alliance` and its types only, never AllianceBindings.
-//
-// TODO(bindings): replace each `pending()` with the scenario once Sources/Alliance/Alliance.swift
-// exists. Open stores in a fresh temporary folder with a 32-byte key, as an app would.
+// macOS/iOS with the XCFramework. Tests use `Alliance` and its types only, never AllianceBindings,
+// and open their stores as files in a fresh temporary folder, as an app would.
+import Alliance
 import Foundation
 import XCTest
-@testable import Alliance
 
 final class AllianceTests: XCTestCase {
-    private func pending() throws {
-        throw XCTSkip("not written yet: needs alliance-ffi")
+    private var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory
+            .appendingPathComponent("alliance-swift-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
     }
 
-    func testCounselorCreatesPlanAndEnrollsClient() throws { try pending() }
-    func testClientProposesGoalInOwnWords() throws { try pending() }
-    func testGoalIsAgreedOnlyWhenClientAndCounselorAgree() throws { try pending() }
-    func testEditingAgreedContentMakesAgreementStale() throws { try pending() }
-    func testDailyCheckInAndCorrectionIsNewEntry() throws { try pending() }
-    func testPlanStreamYieldsOnEachChange() throws { try pending() }
-    func testClientEditingClinicalStatementThrowsNotAllowed() throws { try pending() }
-    func testBadInputThrowsInvalidInput() throws { try pending() }   // malformed id, empty words, GAS 7
-    func testUnknownPlanThrowsNotFound() throws { try pending() }
-    func testClosedStoreThrowsClosed() throws { try pending() }
-    func testTwoInstancesInOneProcessConverge() throws { try pending() }
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: folder)
+    }
+
+    // MARK: Helpers
+
+    private func openStore() async throws -> Alliance {
+        try await Alliance.open(path: folder.appendingPathComponent("\(UUID().uuidString).db").path)
+    }
+
+    private struct World {
+        let counselor: Alliance
+        let client: Alliance
+        let dana: Identity
+        let sam: Identity
+        let planId: String
+    }
+
+    /// A counselor's plan with the client's phone enrolled, synced to the client.
+    private func world() async throws -> World {
+        let counselor = try await openStore()
+        let client = try await openStore()
+        let dana = try await counselor.initIdentity(name: "Dana", role: .counselor)
+        let sam = try await client.initIdentity(name: "Sam", role: .client)
+        let planId = try await counselor.createPlan(title: "Sleep and work", clientName: "Sam",
+                                                    clientMemberId: sam.memberId)
+        try await counselor.enrollDevice(planId: planId, deviceId: sam.deviceId, memberId: sam.memberId,
+                                         label: "Sam's phone")
+        try await counselor.sync(with: client)
+        return World(counselor: counselor, client: client, dana: dana, sam: sam, planId: planId)
+    }
+
+    /// A world where the client proposed a goal, synced to the counselor.
+    private func worldWithGoal() async throws -> (World, String) {
+        let w = try await world()
+        let goalId = try await w.client.proposeGoal(planId: w.planId, words: "Be asleep before midnight on work nights")
+        try await w.client.sync(with: w.counselor)
+        return (w, goalId)
+    }
+
+    private enum Kind { case notAllowed, notFound, invalidInput, notInitialized, storage, sync, closed }
+
+    private func kind(_ error: AllianceError) -> Kind {
+        switch error {
+        case .notAllowed: return .notAllowed
+        case .notFound: return .notFound
+        case .invalidInput: return .invalidInput
+        case .notInitialized: return .notInitialized
+        case .storage: return .storage
+        case .sync: return .sync
+        case .closed: return .closed
+        }
+    }
+
+    /// Fails unless `body` throws an `AllianceError` of the given kind.
+    private func assertThrows(_ expected: Kind, _ body: () async throws -> Void,
+                              file: StaticString = #filePath, line: UInt = #line) async {
+        do {
+            try await body()
+            XCTFail("expected \(expected), nothing was thrown", file: file, line: line)
+        } catch let error as AllianceError {
+            XCTAssertEqual(kind(error), expected, "\(error)", file: file, line: line)
+        } catch {
+            XCTFail("expected \(expected), got \(error)", file: file, line: line)
+        }
+    }
+
+    private func readGoal(_ store: Alliance, _ planId: String, _ goalId: String,
+                      file: StaticString = #filePath, line: UInt = #line) async throws -> Goal {
+        let plan = try await store.readPlan(planId)
+        return try XCTUnwrap(plan.goal(goalId), "goal missing", file: file, line: line)
+    }
+
+    // MARK: Scenarios
+
+    func testCounselorCreatesPlanAndEnrollsClient() async throws {
+        let w = try await world()
+        let plan = try await w.counselor.readPlan(w.planId)
+        XCTAssertEqual(plan.title, "Sleep and work")
+        XCTAssertEqual(Set(plan.members.map(\.role)), [.counselor, .client])
+        XCTAssertEqual(plan.member(w.sam.memberId)?.name, "Sam")
+        XCTAssertTrue(plan.devices.contains { $0.id == w.sam.deviceId && $0.memberId == w.sam.memberId })
+        let counselorPlans = try await w.counselor.plans()
+        XCTAssertEqual(counselorPlans.map(\.id), [w.planId])
+        let clientPlans = try await w.client.plans()
+        XCTAssertEqual(clientPlans.map(\.id), [w.planId], "the plan reached the client")
+        let clientView = try await w.client.readPlan(w.planId)
+        XCTAssertEqual(clientView, plan)
+    }
+
+    func testClientProposesGoalInOwnWords() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        let goal = try await readGoal(w.counselor, w.planId, goalId)
+        XCTAssertEqual(goal.clientWords, "Be asleep before midnight on work nights")
+        XCTAssertEqual(goal.proposedBy, w.sam.memberId)
+        XCTAssertEqual(goal.status, .proposed)
+        XCTAssertEqual(goal.agreement.state, .pending)
+    }
+
+    func testGoalIsAgreedOnlyWhenClientAndCounselorAgree() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        try await w.client.agree(planId: w.planId, goalId: goalId)
+        let halfway = try await readGoal(w.client, w.planId, goalId).agreement
+        XCTAssertFalse(halfway.isAgreed, "one agreement is not enough")
+        XCTAssertEqual(halfway.agreedBy, [w.sam.memberId])
+        XCTAssertTrue(halfway.waitingFor.contains(w.dana.memberId), "waiting for the counselor")
+        try await w.client.sync(with: w.counselor)
+        try await w.counselor.agree(planId: w.planId, goalId: goalId)
+        try await w.counselor.sync(with: w.client)
+        for side in [w.counselor, w.client] {
+            let agreement = try await readGoal(side, w.planId, goalId).agreement
+            XCTAssertTrue(agreement.isAgreed)
+            XCTAssertEqual(agreement.waitingFor, [])
+        }
+    }
+
+    func testEditingAgreedContentMakesAgreementStale() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        try await w.client.agree(planId: w.planId, goalId: goalId)
+        try await w.client.sync(with: w.counselor)
+        try await w.counselor.agree(planId: w.planId, goalId: goalId)
+        let agreed = try await readGoal(w.counselor, w.planId, goalId).agreement
+        XCTAssertTrue(agreed.isAgreed)
+        try await w.counselor.editGoal(planId: w.planId, goalId: goalId,
+                                       GoalChanges(clinicalStatement: "Sleep hygiene: consistent bedtime"))
+        try await w.counselor.sync(with: w.client)
+        let agreement = try await readGoal(w.client, w.planId, goalId).agreement
+        XCTAssertEqual(agreement.state, .stale)
+        XCTAssertTrue(agreement.waitingFor.contains(w.sam.memberId), "the client must agree again")
+    }
+
+    func testDailyCheckInAndCorrectionIsNewEntry() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        let first = try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(
+            gasLevel: 1, mood: 7, note: "in bed 23:40", localDate: "2026-03-01", tzOffsetMinutes: 60))
+        try await w.client.checkIn(planId: w.planId, goalId: goalId,
+                                   CheckInDraft(gasLevel: 0, localDate: "2026-03-02", tzOffsetMinutes: 60))
+        let fix = try await w.client.checkIn(planId: w.planId, goalId: goalId,
+                                             CheckInDraft(gasLevel: -1, note: "it was 00:30", corrects: first))
+        let today = try await w.client.checkIn(planId: w.planId, goalId: goalId, .today(gasLevel: 2))
+        let goal = try await readGoal(w.client, w.planId, goalId)
+        XCTAssertEqual(goal.checkIns.count, 4)
+        let original = try XCTUnwrap(goal.checkIns.first { $0.id == first })
+        let correction = try XCTUnwrap(goal.checkIns.first { $0.id == fix })
+        XCTAssertTrue(original.superseded, "the corrected entry is kept, marked superseded")
+        XCTAssertEqual(original.note, "in bed 23:40")
+        XCTAssertEqual(correction.corrects, first)
+        XCTAssertEqual(correction.localDate, "2026-03-01", "a correction keeps the day it corrects")
+        XCTAssertEqual(correction.by, w.sam.memberId)
+        XCTAssertNotNil(goal.checkIns.first { $0.id == today })
+        try await w.client.sync(with: w.counselor)
+        let counselorGoal = try await self.readGoal(w.counselor, w.planId, goalId)
+        XCTAssertEqual(Set(counselorGoal.checkIns), Set(goal.checkIns))
+    }
+
+    func testPlanStreamYieldsOnEachChange() async throws {
+        let w = try await world()
+        var updates = w.client.plan(w.planId).makeAsyncIterator()
+        func next(_ what: String, _ matches: (Plan) -> Bool) async throws {
+            while let plan = try await updates.next() {
+                if matches(plan) { return }
+            }
+            XCTFail("the stream ended before \(what)")
+        }
+        try await next("the current plan") { $0.goals.isEmpty }
+        let goalId = try await w.client.proposeGoal(planId: w.planId, words: "Walk the dog every morning")
+        try await next("proposing") { $0.goal(goalId) != nil }
+        try await w.client.agree(planId: w.planId, goalId: goalId)
+        try await next("agreeing") { !($0.goal(goalId)?.agreement.agreedBy.isEmpty ?? true) }
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: 0))
+        try await next("checking in") { $0.goal(goalId)?.checkIns.count == 1 }
+        try await w.client.setGas(planId: w.planId, goalId: goalId, .level(2, text: "Every morning, an hour"))
+        try await next("describing a GAS level") { $0.goal(goalId)?.gas.levels[2] != nil }
+        try await w.counselor.setTitle(planId: w.planId, title: "Mornings")
+        try await w.counselor.sync(with: w.client)
+        try await next("a merged remote change") { $0.title == "Mornings" }
+    }
+
+    func testClientEditingClinicalStatementThrowsNotAllowed() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        let before = try await w.client.readPlan(w.planId)
+        await assertThrows(.notAllowed) {
+            try await w.client.editGoal(planId: w.planId, goalId: goalId, GoalChanges(clinicalStatement: "Insomnia"))
+        }
+        await assertThrows(.notAllowed) { try await w.client.setTitle(planId: w.planId, title: "My plan") }
+        await assertThrows(.notAllowed) {
+            _ = try await w.client.addObjective(planId: w.planId, goalId: goalId, ObjectiveDraft(text: "Lights out"))
+        }
+        let after = try await w.client.readPlan(w.planId)
+        XCTAssertEqual(after, before, "a refused edit writes nothing")
+    }
+
+    func testWrongRoleAndMissingIdentityThrowTypedErrors() async throws {
+        let client = try await openStore()
+        await assertThrows(.notInitialized) { _ = try await client.createPlan(title: "Plan", clientName: "Sam") }
+        _ = try await client.initIdentity(name: "Sam", role: .client)
+        await assertThrows(.notAllowed) { _ = try await client.createPlan(title: "Plan", clientName: "Sam") }
+        await assertThrows(.notAllowed) { _ = try await client.initIdentity(name: "Sam again", role: .client) }
+    }
+
+    func testBadInputThrowsInvalidInput() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        await assertThrows(.invalidInput) { _ = try await w.client.readPlan("not-a-plan-id") }
+        await assertThrows(.invalidInput) { try await w.client.agree(planId: w.planId, goalId: "42") }
+        await assertThrows(.invalidInput) { _ = try await w.client.proposeGoal(planId: w.planId, words: "   ") }
+        await assertThrows(.invalidInput) {
+            try await w.client.setGas(planId: w.planId, goalId: goalId, .level(7, text: "too high"))
+        }
+        await assertThrows(.invalidInput) {
+            try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: 7))
+        }
+        await assertThrows(.invalidInput) {
+            try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: Int.max))
+        }
+        await assertThrows(.invalidInput) {
+            try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(mood: 11))
+        }
+        await assertThrows(.invalidInput) { try await w.counselor.setReviewOn(planId: w.planId, date: "next Tuesday") }
+        await assertThrows(.invalidInput) { _ = try await w.counselor.createPlan(title: "", clientName: "Sam") }
+        let goal = try await readGoal(w.client, w.planId, goalId)
+        XCTAssertEqual(goal.checkIns.count, 0, "nothing was written")
+    }
+
+    func testUnknownPlanThrowsNotFound() async throws {
+        let (w, _) = try await worldWithGoal()
+        let elsewhere = "6f1c1e0a-8d2b-4c47-9a5e-0b7c2f3d4e5f"
+        await assertThrows(.notFound) { _ = try await w.client.readPlan(elsewhere) }
+        await assertThrows(.notFound) { try await w.client.agree(planId: w.planId, goalId: elsewhere) }
+        await assertThrows(.notFound) { _ = try await w.client.history(elsewhere) }
+    }
+
+    func testClosedStoreThrowsClosed() async throws {
+        let w = try await world()
+        w.client.close()
+        await assertThrows(.closed) { _ = try await w.client.readPlan(w.planId) }
+        await assertThrows(.closed) { _ = try await w.client.proposeGoal(planId: w.planId, words: "Anything") }
+        await assertThrows(.closed) { _ = try await w.client.plans() }
+        await assertThrows(.closed) { for try await _ in w.client.plan(w.planId) {} }
+        await assertThrows(.closed) { try await w.counselor.sync(with: w.client) }
+        w.client.close()
+        let title = try await w.counselor.readPlan(w.planId).title
+        XCTAssertEqual(title, "Sleep and work", "the other store is unaffected")
+    }
+
+    func testHistoryNamesWhoChangedWhat() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        try await w.client.agree(planId: w.planId, goalId: goalId)
+        let history = try await w.client.history(w.planId)
+        XCTAssertEqual(history.first?.description, "created the plan")
+        XCTAssertEqual(history.first?.author, "Dana")
+        XCTAssertEqual(history.last?.description, "agreed to a goal")
+        XCTAssertEqual(history.last?.memberId, w.sam.memberId)
+    }
+
+    func testTwoInstancesInOneProcessConvergeInProcess() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        // Both devices work offline at the same time, then sync.
+        try await w.counselor.editGoal(planId: w.planId, goalId: goalId, GoalChanges(clinicalStatement: "Delayed sleep phase"))
+        _ = try await w.counselor.addObjective(planId: w.planId, goalId: goalId,
+                                               ObjectiveDraft(text: "Lights out by 23:30", measure: "nights", target: 5))
+        try await w.counselor.setReviewOn(planId: w.planId, date: "2026-04-01")
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: 1, note: "good night"))
+        try await w.client.setGas(planId: w.planId, goalId: goalId, .level(0, text: "Asleep by midnight 4 nights a week"))
+        let report = try await w.client.sync(with: w.counselor)
+        XCTAssertEqual(report.planIds, [w.planId])
+        XCTAssertGreaterThan(report.messages, 0)
+        let counselorView = try await w.counselor.readPlan(w.planId)
+        let clientView = try await w.client.readPlan(w.planId)
+        XCTAssertEqual(counselorView, clientView)
+        let goal = try XCTUnwrap(counselorView.goal(goalId))
+        XCTAssertEqual(goal.clinicalStatement, "Delayed sleep phase")
+        XCTAssertEqual(goal.objectives.count, 1)
+        XCTAssertEqual(goal.checkIns.count, 1)
+        XCTAssertEqual(counselorView.reviewOn, "2026-04-01")
+        XCTAssertEqual(goal.latestGasLevel, 1)
+        XCTAssertNotNil(counselorView.gasTScore, "a rated goal gives a T-score")
+    }
+
+    func testTwoInstancesConvergeThroughLoopbackRelay() async throws {
+        guard let relayURL = ProcessInfo.processInfo.environment["ALLIANCE_TEST_RELAY"] else {
+            throw XCTSkip("ALLIANCE_TEST_RELAY is not set (scripts/test-bindings.sh sets it)")
+        }
+        let (w, goalId) = try await worldWithGoal()
+        try w.counselor.startSync(serverURL: relayURL)
+        var clientProgress = try w.client.startSync(serverURL: relayURL).makeAsyncIterator()
+        // The counselor's screen shows the client's check-in when it arrives.
+        var counselorPlans = w.counselor.plan(w.planId).makeAsyncIterator()
+        try await w.counselor.editGoal(planId: w.planId, goalId: goalId,
+                                       GoalChanges(clinicalStatement: "Delayed sleep phase"))
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: 1, note: "good night"))
+        while let plan = try await counselorPlans.next() {
+            if plan.goal(goalId)?.checkIns.isEmpty == false { break }
+        }
+        var converged = false
+        for _ in 0..<1500 where !converged {
+            let (ours, theirs) = (try await w.client.readPlan(w.planId), try await w.counselor.readPlan(w.planId))
+            converged = ours == theirs
+            if !converged { try await Task.sleep(nanoseconds: 20_000_000) }
+        }
+        XCTAssertTrue(converged, "both devices hold the same plan")
+        let goal = try await readGoal(w.client, w.planId, goalId)
+        XCTAssertEqual(goal.clinicalStatement, "Delayed sleep phase")
+        var synced = false
+        while !synced, let progress = await clientProgress.next() {
+            synced = progress.connected && progress.plansTotal == 1 && progress.plansSynced == 1
+        }
+        XCTAssertTrue(synced, "progress reported the plan synced")
+        try await w.client.stopSync()
+        try await w.counselor.stopSync()
+        XCTAssertNil(try w.client.syncProgress())
+    }
+
+    func testUnreachableServerShowsInProgress() async throws {
+        let (w, _) = try await worldWithGoal()
+        // Port 9 (discard) on the loopback: nothing listens there in the test environments.
+        var progress = try w.client.startSync(serverURL: "ws://127.0.0.1:9").makeAsyncIterator()
+        var failed = false
+        while !failed, let update = await progress.next() {
+            failed = !update.connected && update.lastError != nil
+        }
+        XCTAssertTrue(failed, "the failure shows in the progress")
+        _ = try await w.client.proposeGoal(planId: w.planId, words: "Walk daily")
+        try await w.client.stopSync()
+        w.client.close()
+        await assertThrows(.closed) { try w.client.startSync(serverURL: "ws://127.0.0.1:9") }
+    }
 
     /// Runs without the Rust library: the error type's cases stay distinct for `catch` clauses.
     func testAllianceErrorCasesAreDistinct() {

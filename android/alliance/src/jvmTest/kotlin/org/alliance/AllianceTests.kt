@@ -1,27 +1,288 @@
 package org.alliance
 
+import kotlinx.coroutines.TimeoutCancellationException
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.async
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.flow.first
+import kotlinx.coroutines.launch
+import kotlinx.coroutines.withTimeout
+import java.io.File
+import java.nio.file.Files
+
 /**
  * The wrapper's scenarios (issue 5), run on the JVM against the host build of alliance-ffi:
  *   java -Djna.library.path=target/debug -cp ... org.alliance.AllianceTestsKt
- * Each test goes through the public wrapper (org.alliance.*), never the generated names.
- *
- * TODO(bindings): write each pending scenario as `suite.test(name) { ... }` once `Alliance.kt`
- * exists. Open stores in a fresh temporary folder with a 32-byte key, as a shell would.
+ * Each test goes through the public wrapper (org.alliance.*), never the generated names, and opens
+ * its stores as files in a fresh temporary folder, as an app would.
  */
+
+private val folder: File = Files.createTempDirectory("alliance-kotlin-tests").toFile().also { dir ->
+    Runtime.getRuntime().addShutdownHook(Thread { dir.deleteRecursively() })
+}
+private var opened = 0
+
+/** A new store file in the temporary folder. */
+private suspend fun openStore(): Alliance = Alliance.open(File(folder, "store-${opened++}.db").path)
+
+private class World(
+    val counselor: Alliance,
+    val client: Alliance,
+    val dana: Identity,
+    val sam: Identity,
+    val planId: String,
+)
+
+/** A counselor's plan with the client's phone enrolled, synced to the client. */
+private suspend fun world(): World {
+    val counselor = openStore()
+    val client = openStore()
+    val dana = counselor.initIdentity("Dana", Role.COUNSELOR)
+    val sam = client.initIdentity("Sam", Role.CLIENT)
+    val planId = counselor.createPlan("Sleep and work", "Sam", clientMemberId = sam.memberId)
+    counselor.enrollDevice(planId, sam.deviceId, sam.memberId, "Sam's phone")
+    counselor.syncWith(client)
+    return World(counselor, client, dana, sam, planId)
+}
+
+/** A world where the client proposed a goal, synced to the counselor. */
+private suspend fun worldWithGoal(): Pair<World, String> {
+    val w = world()
+    val goalId = w.client.proposeGoal(w.planId, "Be asleep before midnight on work nights")
+    w.client.syncWith(w.counselor)
+    return w to goalId
+}
+
 fun main(args: Array<String>) {
     val suite = TestSuite()
 
-    suite.pending("counselor creates a plan and enrolls a client")
-    suite.pending("client proposes a goal in their own words")
-    suite.pending("goal is agreed only after client and counselor both agree")
-    suite.pending("editing agreed content makes the agreement stale")
-    suite.pending("client checks in daily and a correction is a new entry")
-    suite.pending("observer flow emits on each local change")
-    suite.pending("client editing the clinical statement throws NotAllowed")
-    suite.pending("malformed id, empty words, GAS level 7 throw InvalidInput")
-    suite.pending("unknown plan throws NotFound")
-    suite.pending("a closed store throws Closed, never crashes")
-    suite.pending("two Alliance instances in one process converge")
+    suite.test("counselor creates a plan and enrolls a client") {
+        val w = world()
+        val plan = w.counselor.readPlan(w.planId)
+        assertEquals("Sleep and work", plan.title)
+        assertEquals(setOf(Role.COUNSELOR, Role.CLIENT), plan.members.map { it.role }.toSet())
+        assertEquals("Sam", plan.member(w.sam.memberId)?.name)
+        assertTrue(plan.devices.any { it.id == w.sam.deviceId && it.memberId == w.sam.memberId }, "client device enrolled")
+        assertEquals(listOf(w.planId), w.counselor.plans().map { it.id })
+        assertEquals(listOf(w.planId), w.client.plans().map { it.id }, "the plan reached the client")
+        assertEquals(plan, w.client.readPlan(w.planId))
+    }
+
+    suite.test("client proposes a goal in their own words") {
+        val (w, goalId) = worldWithGoal()
+        val goal = w.counselor.readPlan(w.planId).goal(goalId) ?: fail("goal did not reach the counselor")
+        assertEquals("Be asleep before midnight on work nights", goal.clientWords)
+        assertEquals(w.sam.memberId, goal.proposedBy)
+        assertEquals(GoalStatus.PROPOSED, goal.status)
+        assertEquals(AgreementState.PENDING, goal.agreement.state)
+    }
+
+    suite.test("goal is agreed only after client and counselor both agree") {
+        val (w, goalId) = worldWithGoal()
+        w.client.agree(w.planId, goalId)
+        val halfway = w.client.readPlan(w.planId).goal(goalId)!!.agreement
+        assertTrue(!halfway.isAgreed, "one agreement is not enough")
+        assertEquals(listOf(w.sam.memberId), halfway.agreedBy)
+        assertTrue(w.dana.memberId in halfway.waitingFor, "waiting for the counselor")
+        w.client.syncWith(w.counselor)
+        w.counselor.agree(w.planId, goalId)
+        w.counselor.syncWith(w.client)
+        for (side in listOf(w.counselor, w.client)) {
+            val agreement = side.readPlan(w.planId).goal(goalId)!!.agreement
+            assertTrue(agreement.isAgreed, "agreed on both devices")
+            assertEquals(emptyList<String>(), agreement.waitingFor)
+        }
+    }
+
+    suite.test("editing agreed content makes the agreement stale") {
+        val (w, goalId) = worldWithGoal()
+        w.client.agree(w.planId, goalId)
+        w.client.syncWith(w.counselor)
+        w.counselor.agree(w.planId, goalId)
+        assertTrue(w.counselor.readPlan(w.planId).goal(goalId)!!.agreement.isAgreed)
+        w.counselor.editGoal(w.planId, goalId, GoalChanges(clinicalStatement = "Sleep hygiene: consistent bedtime"))
+        w.counselor.syncWith(w.client)
+        val agreement = w.client.readPlan(w.planId).goal(goalId)!!.agreement
+        assertEquals(AgreementState.STALE, agreement.state)
+        assertTrue(w.sam.memberId in agreement.waitingFor, "the client must agree again")
+    }
+
+    suite.test("client checks in daily and a correction is a new entry") {
+        val (w, goalId) = worldWithGoal()
+        val first = w.client.checkIn(
+            w.planId, goalId,
+            CheckInDraft(gasLevel = 1, mood = 7, note = "in bed 23:40", localDate = "2026-03-01", tzOffsetMinutes = 60),
+        )
+        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 0, localDate = "2026-03-02", tzOffsetMinutes = 60))
+        val fix = w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = -1, note = "it was 00:30", corrects = first))
+        val goal = w.client.readPlan(w.planId).goal(goalId)!!
+        assertEquals(3, goal.checkIns.size)
+        val original = goal.checkIns.single { it.id == first }
+        val correction = goal.checkIns.single { it.id == fix }
+        assertTrue(original.superseded, "the corrected entry is kept, marked superseded")
+        assertEquals("in bed 23:40", original.note)
+        assertEquals(first, correction.corrects)
+        assertEquals("2026-03-01", correction.localDate, "a correction keeps the day it corrects")
+        assertEquals(w.sam.memberId, correction.by)
+        w.client.syncWith(w.counselor)
+        assertEquals(goal.checkIns.toSet(), w.counselor.readPlan(w.planId).goal(goalId)!!.checkIns.toSet())
+    }
+
+    suite.test("observer flow emits on each local change and each merged remote change") {
+        val w = world()
+        coroutineScope {
+            val updates = Channel<Plan>(Channel.UNLIMITED)
+            val collector = launch { w.client.plan(w.planId).collect { updates.send(it) } }
+            suspend fun next(what: String, matches: (Plan) -> Boolean): Plan = try {
+                withTimeout(10_000) {
+                    var plan = updates.receive()
+                    while (!matches(plan)) plan = updates.receive()
+                    plan
+                }
+            } catch (e: TimeoutCancellationException) {
+                fail("no plan update $what")
+            }
+            next("the current plan first") { it.goals.isEmpty() }
+            val goalId = w.client.proposeGoal(w.planId, "Walk the dog every morning")
+            next("after proposing") { it.goal(goalId) != null }
+            w.client.agree(w.planId, goalId)
+            next("after agreeing") { it.goal(goalId)!!.agreement.agreedBy.isNotEmpty() }
+            w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 0))
+            next("after checking in") { it.goal(goalId)!!.checkIns.size == 1 }
+            w.client.setGas(w.planId, goalId, GasChange.Level(2, "Every morning, an hour"))
+            next("after describing a GAS level") { it.goal(goalId)!!.gas.levels[2] != null }
+            w.counselor.setTitle(w.planId, "Mornings")
+            w.counselor.syncWith(w.client)
+            next("after a merged remote change") { it.title == "Mornings" }
+            collector.cancel()
+        }
+    }
+
+    suite.test("client editing the clinical statement throws NotAllowed") {
+        val (w, goalId) = worldWithGoal()
+        val before = w.client.readPlan(w.planId)
+        assertThrows<AllianceException.NotAllowed> {
+            w.client.editGoal(w.planId, goalId, GoalChanges(clinicalStatement = "Insomnia, moderate"))
+        }
+        assertThrows<AllianceException.NotAllowed> { w.client.setTitle(w.planId, "My plan") }
+        assertThrows<AllianceException.NotAllowed> {
+            w.client.addObjective(w.planId, goalId, ObjectiveDraft("Lights out by 23:30"))
+        }
+        assertEquals(before, w.client.readPlan(w.planId), "a refused edit writes nothing")
+    }
+
+    suite.test("wrong role and a missing identity throw typed exceptions") {
+        val client = openStore()
+        assertThrows<AllianceException.NotInitialized> { client.createPlan("Plan", "Sam") }
+        client.initIdentity("Sam", Role.CLIENT)
+        assertThrows<AllianceException.NotAllowed> { client.createPlan("Plan", "Sam") }
+        assertThrows<AllianceException.NotAllowed> { client.initIdentity("Sam again", Role.CLIENT) }
+    }
+
+    suite.test("malformed id, empty words, GAS level 7 throw InvalidInput") {
+        val (w, goalId) = worldWithGoal()
+        assertThrows<AllianceException.InvalidInput> { w.client.readPlan("not-a-plan-id") }
+        assertThrows<AllianceException.InvalidInput> { w.client.agree(w.planId, "42") }
+        assertThrows<AllianceException.InvalidInput> { w.client.proposeGoal(w.planId, "   ") }
+        assertThrows<AllianceException.InvalidInput> { w.client.setGas(w.planId, goalId, GasChange.Level(7, "too high")) }
+        assertThrows<AllianceException.InvalidInput> { w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 7)) }
+        assertThrows<AllianceException.InvalidInput> { w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 300)) }
+        assertThrows<AllianceException.InvalidInput> { w.client.checkIn(w.planId, goalId, CheckInDraft(mood = 11)) }
+        assertThrows<AllianceException.InvalidInput> { w.counselor.setReviewOn(w.planId, "next Tuesday") }
+        assertThrows<AllianceException.InvalidInput> { w.counselor.createPlan("", "Sam") }
+        assertEquals(0, w.client.readPlan(w.planId).goal(goalId)!!.checkIns.size, "nothing was written")
+    }
+
+    suite.test("unknown plan or goal throws NotFound") {
+        val (w, _) = worldWithGoal()
+        val elsewhere = "6f1c1e0a-8d2b-4c47-9a5e-0b7c2f3d4e5f"
+        assertThrows<AllianceException.NotFound> { w.client.readPlan(elsewhere) }
+        assertThrows<AllianceException.NotFound> { w.client.agree(w.planId, elsewhere) }
+        assertThrows<AllianceException.NotFound> { w.client.history(elsewhere) }
+    }
+
+    suite.test("a closed store throws Closed, never crashes") {
+        val w = world()
+        w.client.close()
+        assertThrows<AllianceException.Closed> { w.client.readPlan(w.planId) }
+        assertThrows<AllianceException.Closed> { w.client.proposeGoal(w.planId, "Anything") }
+        assertThrows<AllianceException.Closed> { w.client.plans() }
+        assertThrows<AllianceException.Closed> { w.client.plan(w.planId).collect { } }
+        assertThrows<AllianceException.Closed> { w.counselor.syncWith(w.client) }
+        w.client.close()
+        assertEquals("Sleep and work", w.counselor.readPlan(w.planId).title, "the other store is unaffected")
+    }
+
+    suite.test("history names who changed what") {
+        val (w, goalId) = worldWithGoal()
+        w.client.agree(w.planId, goalId)
+        val history = w.client.history(w.planId)
+        assertEquals("created the plan", history.first().description)
+        assertEquals("Dana", history.first().author)
+        assertEquals("agreed to a goal", history.last().description)
+        assertEquals(w.sam.memberId, history.last().memberId)
+    }
+
+    suite.test("two Alliance instances in one process converge (in-process messages)") {
+        val (w, goalId) = worldWithGoal()
+        // Both devices work offline at the same time, then sync.
+        w.counselor.editGoal(w.planId, goalId, GoalChanges(clinicalStatement = "Delayed sleep phase"))
+        w.counselor.addObjective(w.planId, goalId, ObjectiveDraft("Lights out by 23:30", measure = "nights", target = 5.0))
+        w.counselor.setReviewOn(w.planId, "2026-04-01")
+        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 1, note = "good night"))
+        w.client.setGas(w.planId, goalId, GasChange.Level(0, "Asleep by midnight 4 nights a week"))
+        val report = w.client.syncWith(w.counselor)
+        assertEquals(listOf(w.planId), report.planIds)
+        assertTrue(report.messages > 0 && report.bytes > 0, "messages were exchanged")
+        val counselorView = w.counselor.readPlan(w.planId)
+        assertEquals(counselorView, w.client.readPlan(w.planId))
+        val goal = counselorView.goal(goalId)!!
+        assertEquals("Delayed sleep phase", goal.clinicalStatement)
+        assertEquals(1, goal.objectives.size)
+        assertEquals(1, goal.checkIns.size)
+        assertEquals("2026-04-01", counselorView.reviewOn)
+        assertEquals(1, goal.latestGasLevel)
+        assertTrue(counselorView.gasTScore != null, "a rated goal gives a T-score")
+    }
+
+    suite.test("two Alliance instances converge through a loopback relay") {
+        val relayUrl = System.getenv("ALLIANCE_TEST_RELAY") ?: fail("ALLIANCE_TEST_RELAY is not set")
+        val (w, goalId) = worldWithGoal()
+        w.counselor.startSync(relayUrl)
+        w.client.startSync(relayUrl)
+        try {
+            coroutineScope {
+                // The counselor's screen shows the client's check-in when it arrives.
+                val arrived = async { w.counselor.plan(w.planId).first { it.goal(goalId)!!.checkIns.isNotEmpty() } }
+                w.counselor.editGoal(w.planId, goalId, GoalChanges(clinicalStatement = "Delayed sleep phase"))
+                w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 1, note = "good night"))
+                withTimeout(30_000) { arrived.await() }
+            }
+            withTimeout(30_000) {
+                while (w.client.readPlan(w.planId) != w.counselor.readPlan(w.planId)) delay(20)
+            }
+            assertEquals("Delayed sleep phase", w.client.readPlan(w.planId).goal(goalId)!!.clinicalStatement)
+            val synced = withTimeout(30_000) { w.client.syncProgress.first { it != null && it.connected && it.plansSynced == 1 } }
+            assertEquals(1, synced!!.plansTotal)
+        } finally {
+            w.client.stopSync()
+            w.counselor.stopSync()
+        }
+        assertEquals(null, w.client.syncProgress.value)
+    }
+
+    suite.test("an unreachable server shows in sync progress, local work goes on") {
+        val (w, _) = worldWithGoal()
+        val port = java.net.ServerSocket(0).use { it.localPort } // free again once closed
+        w.client.startSync("ws://127.0.0.1:$port")
+        val failed = withTimeout(30_000) { w.client.syncProgress.first { it?.lastError != null } }
+        assertTrue(!failed!!.connected, "not connected")
+        w.client.proposeGoal(w.planId, "Walk daily")
+        w.client.stopSync()
+        w.client.close()
+        assertThrows<AllianceException.Closed> { w.client.startSync("ws://127.0.0.1:$port") }
+    }
 
     suite.runAndExit(args)
 }

@@ -1,17 +1,18 @@
 package org.alliance
 
 /**
- * The plan as an app sees it: plain immutable values converted from the uniffi records, so an
- * app never imports generated names (`org.alliance.ffi.*`). Ids are opaque strings from the core.
- *
- * These follow shared/DESIGN.md; adjust them to the records `alliance-ffi` exports.
+ * The plan as an app sees it: immutable values converted from the uniffi records, so an app never
+ * imports generated names (`org.alliance.ffi.*`). Ids are opaque strings from the core; times are
+ * UTC milliseconds; dates are "YYYY-MM-DD".
  */
 
 enum class Role { CLIENT, COUNSELOR }
 
+/** A goal's lifecycle. Goals are never deleted: they end by status. */
 enum class GoalStatus { PROPOSED, ACTIVE, ON_HOLD, ACHIEVED, DISCONTINUED }
 
-data class Member(val id: String, val role: Role, val name: String)
+/** This device's identity: who uses it, and the device id other members enroll in their plans. */
+data class Identity(val memberId: String, val deviceId: String, val name: String, val role: Role)
 
 /** One row of the plan list: enough to draw it without opening every plan. */
 data class PlanSummary(
@@ -19,73 +20,186 @@ data class PlanSummary(
     val title: String,
     /** "YYYY-MM-DD", or null before the counselor sets a review date. */
     val reviewOn: String?,
+    val clientName: String?,
     val goalCount: Int,
-    /** Goals whose current content this device's member has not agreed to yet. */
-    val awaitingMyAgreement: Int,
+    val updatedAt: Long,
 )
 
 data class Plan(
     val id: String,
     val title: String,
     val reviewOn: String?,
+    val createdAt: Long,
     val members: List<Member>,
-    /** The member this device acts as in this plan. */
-    val me: Member,
+    val devices: List<Device>,
     val goals: List<Goal>,
-    /** Concurrent writes to one value that the counselor and the client settle together. */
-    val conflicts: List<Conflict>,
-)
+    /** Kiresuk–Sherman T-score over the goals rated so far; null when none is. */
+    val gasTScore: Double?,
+) {
+    fun member(memberId: String): Member? = members.firstOrNull { it.id == memberId }
+    fun goal(goalId: String): Goal? = goals.firstOrNull { it.id == goalId }
+}
+
+data class Member(val id: String, val name: String, val role: Role, val addedAt: Long)
+
+data class Device(val id: String, val memberId: String, val label: String, val addedAt: Long)
 
 data class Goal(
     val id: String,
+    val proposedBy: String?,
+    val createdAt: Long,
     /** The goal in the client's own words. */
     val clientWords: String,
     val clinicalStatement: String,
     val lifeArea: String,
     val status: GoalStatus,
     val agreement: Agreement,
+    val objectives: List<Objective>,
+    val interventions: List<Intervention>,
+    val gas: GasScale,
     val checkIns: List<CheckIn>,
+    /** The GAS level of the latest check-in that rated one (corrections applied). */
+    val latestGasLevel: Int?,
+    /** Values written at the same time on different devices, for counselor and client to settle. */
+    val conflicts: List<Conflict>,
 )
+
+enum class AgreementState {
+    /** The client and at least one counselor agreed to the current content. */
+    AGREED,
+    /** Someone still has to agree. */
+    PENDING,
+    /** Someone agreed, then the content changed: it needs agreeing again. */
+    STALE,
+}
 
 /**
  * Derived by the core from the content hash, never stored as a flag: any edit of the goal's
  * content after an agreement makes it stale, and [waitingFor] names who has to agree again.
  */
-data class Agreement(
-    val isAgreed: Boolean,
-    val agreedBy: List<String>,
-    val waitingFor: List<String>,
+data class Agreement(val state: AgreementState, val agreedBy: List<String>, val waitingFor: List<String>) {
+    val isAgreed: Boolean get() = state == AgreementState.AGREED
+}
+
+/** A SMART objective. */
+data class Objective(
+    val id: String,
+    val text: String,
+    val measure: String?,
+    val target: Double?,
+    val unit: String?,
+    val dueOn: String?,
+    val status: String,
 )
+
+data class Intervention(val id: String, val text: String, val ownerMemberId: String?, val frequency: String?)
+
+/** A goal's Goal Attainment Scale: level (-2..2) → description, a weight and a baseline. */
+data class GasScale(val levels: Map<Int, String>, val weight: Double, val baseline: Int?)
 
 data class CheckIn(
     val id: String,
+    /** The member who checked in. */
     val by: String,
     /** UTC milliseconds. */
     val at: Long,
-    /** The calendar day the client meant, "YYYY-MM-DD". */
+    /** The calendar day the member meant, "YYYY-MM-DD". */
     val localDate: String,
+    val tzOffsetMinutes: Int,
     val gasLevel: Int?,
+    val value: Double?,
     val mood: Int?,
     val craving: Int?,
     val note: String,
     /** The check-in this one corrects (check-ins are never edited in place). */
     val corrects: String?,
+    /** A later check-in corrects this one. */
+    val superseded: Boolean,
 )
 
-/** What the client enters for a daily check-in. GAS levels run from -2 to 2. */
+/** Values of one field written concurrently; the first is the one the plan shows. */
+data class Conflict(val field: String, val values: List<ConflictValue>)
+
+data class ConflictValue(
+    /** The value as JSON text. */
+    val valueJson: String,
+    /** The member's name, or the device id when the device is unknown. */
+    val by: String,
+    val deviceId: String,
+)
+
+data class HistoryEntry(
+    val hash: String,
+    val at: Long,
+    val deviceId: String,
+    val memberId: String?,
+    /** The member's name, or "unknown device". */
+    val author: String,
+    val description: String,
+)
+
+// ---- what an app gives ----
+
+/** A member joining a plan along with their first device. */
+data class NewMember(val name: String, val role: Role)
+
+/** Changes to a goal; null fields stay as they are. */
+data class GoalChanges(
+    val clientWords: String? = null,
+    val clinicalStatement: String? = null,
+    val lifeArea: String? = null,
+    val status: GoalStatus? = null,
+)
+
+data class ObjectiveDraft(
+    val text: String,
+    val measure: String? = null,
+    val target: Double? = null,
+    val unit: String? = null,
+    val dueOn: String? = null,
+)
+
+data class InterventionDraft(val text: String, val ownerMemberId: String? = null, val frequency: String? = null)
+
+/** A change to a goal's GAS scale. */
+sealed class GasChange {
+    /** Describe one level, -2..2, in words (client or counselor). */
+    data class Level(val level: Int, val text: String) : GasChange()
+
+    /** The goal's weight in the T-score (counselor). */
+    data class Weight(val weight: Double) : GasChange()
+
+    /** The level the client starts at (counselor). */
+    data class Baseline(val level: Int) : GasChange()
+}
+
+/**
+ * What a member enters for a check-in. GAS levels run from -2 to 2, mood and craving from 0 to 10.
+ * [localDate] and [tzOffsetMinutes] default to the device's calendar and time zone.
+ */
 data class CheckInDraft(
-    val localDate: String,
-    val tzOffsetMinutes: Int,
     val gasLevel: Int? = null,
+    val value: Double? = null,
     val mood: Int? = null,
     val craving: Int? = null,
     val note: String = "",
+    val localDate: String? = null,
+    val tzOffsetMinutes: Int? = null,
+    /** The id of the check-in this one corrects. */
+    val corrects: String? = null,
 )
 
-data class Conflict(
-    val goalId: String?,
-    /** Which value, e.g. "status" or "review_on". */
-    val field: String,
-    val winner: String,
-    val others: List<String>,
+/** How sync with the server is going. */
+data class SyncProgress(
+    /** A session with the server is open. */
+    val connected: Boolean,
+    /** Plans this device syncs. */
+    val plansTotal: Int,
+    /** Plans the server has confirmed it holds as they are here. */
+    val plansSynced: Int,
+    /** The last failure, kept until a session succeeds. */
+    val lastError: String?,
 )
+
+/** What one in-process sync did. */
+data class SyncReport(val planIds: List<String>, val messages: Long, val bytes: Long)

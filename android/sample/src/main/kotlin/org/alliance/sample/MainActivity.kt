@@ -14,20 +14,25 @@ import androidx.lifecycle.lifecycleScope
 import kotlinx.coroutines.launch
 import org.alliance.Alliance
 import org.alliance.AllianceException
+import org.alliance.Identity
 import java.io.File
 
-/** Opens one Alliance for the app's lifetime and shows the plan list or one plan. */
+/** Opens one Alliance for the app's lifetime and shows setup, the plan list or one plan. */
 class MainActivity : ComponentActivity() {
     private var alliance by mutableStateOf<Alliance?>(null)
+    private var identity by mutableStateOf<Identity?>(null)
     private var failure by mutableStateOf<String?>(null)
 
     override fun onCreate(savedInstanceState: Bundle?) {
         super.onCreate(savedInstanceState)
         lifecycleScope.launch {
             try {
-                val path = File(filesDir, "alliance.db").path
-                alliance = Alliance.open(path = path, key = DatabaseKey.load(applicationContext))
-            } catch (e: AllianceException.Storage) {
+                // The path comes from the app, never from the core. (So will the database key,
+                // DatabaseKey.load, once the core encrypts the store.)
+                val opened = Alliance.open(path = File(filesDir, "alliance.db").path)
+                identity = opened.identity()
+                alliance = opened
+            } catch (e: AllianceException) {
                 failure = "The plans on this phone could not be opened."
             }
         }
@@ -35,13 +40,15 @@ class MainActivity : ComponentActivity() {
             MaterialTheme {
                 var openPlanId by rememberSaveable { mutableStateOf<String?>(null) }
                 val current = alliance
+                val me = identity
                 when {
                     failure != null -> Text(failure.orEmpty())
                     current == null -> Text("Opening…")
-                    openPlanId == null -> PlanListScreen(current, onOpen = { openPlanId = it })
+                    me == null -> SetupScreen(current, onReady = { identity = it })
+                    openPlanId == null -> PlanListScreen(current, me, onOpen = { openPlanId = it })
                     else -> {
                         BackHandler { openPlanId = null }
-                        PlanScreen(current, openPlanId!!)
+                        PlanScreen(current, me, openPlanId!!)
                     }
                 }
             }

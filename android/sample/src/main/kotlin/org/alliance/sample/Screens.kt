@@ -24,25 +24,60 @@ import androidx.compose.runtime.rememberCoroutineScope
 import androidx.compose.runtime.setValue
 import androidx.compose.ui.Modifier
 import androidx.compose.ui.unit.dp
+import kotlinx.coroutines.flow.catch
 import kotlinx.coroutines.launch
 import org.alliance.Alliance
 import org.alliance.AllianceException
 import org.alliance.CheckInDraft
 import org.alliance.Goal
+import org.alliance.Identity
 import org.alliance.PlanSummary
+import org.alliance.Role
 import java.time.LocalDate
 import java.time.ZonedDateTime
 import kotlin.math.roundToInt
 
+/** First run: who uses this phone. Shows the device id a counselor enrolls in a plan. */
 @Composable
-fun PlanListScreen(alliance: Alliance, onOpen: (String) -> Unit) {
-    val plans by produceState(initialValue = emptyList<PlanSummary>(), alliance) { value = alliance.plans() }
+fun SetupScreen(alliance: Alliance, onReady: (Identity) -> Unit) {
+    var name by remember { mutableStateOf("") }
+    var message by remember { mutableStateOf<String?>(null) }
+    val scope = rememberCoroutineScope()
+    fun start(role: Role) = scope.launch {
+        try {
+            onReady(alliance.initIdentity(name, role))
+        } catch (e: AllianceException.InvalidInput) {
+            message = "Please enter your name."
+        } catch (e: AllianceException) {
+            message = "That did not work: ${e.message}"
+        }
+    }
+    Column(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(8.dp)) {
+        OutlinedTextField(value = name, onValueChange = { name = it }, label = { Text("Your name") })
+        Row(horizontalArrangement = Arrangement.spacedBy(8.dp)) {
+            Button(onClick = { start(Role.CLIENT) }) { Text("I am a client") }
+            OutlinedButton(onClick = { start(Role.COUNSELOR) }) { Text("I am a counselor") }
+        }
+        message?.let { Text(it) }
+    }
+}
+
+@Composable
+fun PlanListScreen(alliance: Alliance, me: Identity, onOpen: (String) -> Unit) {
+    val plans by produceState(initialValue = emptyList<PlanSummary>(), alliance) {
+        value = try {
+            alliance.plans()
+        } catch (e: AllianceException) {
+            emptyList()
+        }
+    }
     LazyColumn(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(8.dp)) {
+        item { Text("This phone: ${me.deviceId}") }
         items(plans, key = { it.id }) { plan ->
             Card(Modifier.fillMaxWidth().clickable { onOpen(plan.id) }) {
                 Column(Modifier.padding(16.dp)) {
                     Text(plan.title)
-                    Text("${plan.goalCount} goals · ${plan.awaitingMyAgreement} to agree")
+                    Text("${plan.goalCount} goals" + (plan.reviewOn?.let { " · review $it" } ?: ""))
                 }
             }
         }
@@ -51,13 +86,15 @@ fun PlanListScreen(alliance: Alliance, onOpen: (String) -> Unit) {
 
 /** One plan, redrawn whenever it changes here or arrives changed from another device. */
 @Composable
-fun PlanScreen(alliance: Alliance, planId: String) {
-    val plan by remember(planId) { alliance.plan(planId) }.collectAsState(initial = null)
+fun PlanScreen(alliance: Alliance, me: Identity, planId: String) {
     var message by remember { mutableStateOf<String?>(null) }
+    val plan by remember(planId) {
+        alliance.plan(planId).catch { message = "This plan cannot be shown: ${it.message}" }
+    }.collectAsState(initial = null)
     val scope = rememberCoroutineScope()
     val current = plan
     if (current == null) {
-        Text("Loading…")
+        Text(message ?: "Loading…")
         return
     }
 
@@ -78,7 +115,7 @@ fun PlanScreen(alliance: Alliance, planId: String) {
         items(current.goals, key = { it.id }) { goal ->
             GoalCard(
                 goal = goal,
-                mustAgree = current.me.id in goal.agreement.waitingFor,
+                mustAgree = me.memberId in goal.agreement.waitingFor,
                 onAgree = { act { alliance.agree(planId, goal.id) } },
                 onCheckIn = { draft -> act { alliance.checkIn(planId, goal.id, draft) } },
             )

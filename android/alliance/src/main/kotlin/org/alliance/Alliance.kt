@@ -1,0 +1,170 @@
+package org.alliance
+
+import kotlinx.coroutines.channels.awaitClose
+import kotlinx.coroutines.flow.Flow
+import kotlinx.coroutines.flow.MutableStateFlow
+import kotlinx.coroutines.flow.StateFlow
+import kotlinx.coroutines.flow.asStateFlow
+import kotlinx.coroutines.flow.callbackFlow
+import kotlinx.coroutines.flow.conflate
+import kotlinx.coroutines.flow.map
+import org.alliance.ffi.NewDevice as FfiNewDevice
+import org.alliance.ffi.NewPlan as FfiNewPlan
+import org.alliance.ffi.PlanObserver as FfiPlanObserver
+import org.alliance.ffi.SyncObserver as FfiSyncObserver
+import org.alliance.ffi.SyncProgress as FfiSyncProgress
+import org.alliance.ffi.Alliance as FfiAlliance
+
+/**
+ * One device's store of goal plans: the object an app opens once and keeps.
+ *
+ * Every call that touches the store is `suspend` and runs on the library's own threads, so none
+ * blocks the caller's. Failures are [AllianceException]s. After [close], every call throws
+ * [AllianceException.Closed].
+ */
+class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable {
+    companion object {
+        /** Opens (or creates) the store at [path], a file the app chose in its private storage. */
+        suspend fun open(path: String): Alliance = translate { Alliance(FfiAlliance.open(path)) }
+
+        /** A store kept in memory only, for previews and tests. */
+        fun openInMemory(): Alliance = translate { Alliance(FfiAlliance.openInMemory()) }
+    }
+
+    // ---- identity ----
+
+    /** This device's identity, or null before [initIdentity]. */
+    suspend fun identity(): Identity? = translate { ffi.identity()?.toIdentity() }
+
+    /** Makes this device a device of a person: a new one, or [memberId] when they already use Alliance. */
+    suspend fun initIdentity(name: String, role: Role, memberId: String? = null): Identity =
+        translate { ffi.initIdentity(name, role.toFfi(), memberId).toIdentity() }
+
+    // ---- plans ----
+
+    /** Starts a plan with this counselor and a client. Returns the plan's id. */
+    suspend fun createPlan(
+        title: String,
+        clientName: String,
+        clientMemberId: String? = null,
+        clientDeviceId: String? = null,
+    ): String = translate { ffi.createPlan(FfiNewPlan(title, clientName, clientMemberId, clientDeviceId)) }
+
+    /** Every plan on this device, without opening them. */
+    suspend fun plans(): List<PlanSummary> = translate { ffi.listPlans().map { it.toSummary() } }
+
+    /** The plan as it is now. */
+    suspend fun readPlan(planId: String): Plan = translate { ffi.plan(planId).toPlan() }
+
+    /**
+     * The plan now, then again after each change to it: a local edit or a merged remote change.
+     * Cold (one observer per collector) and conflated: a slow collector gets the latest plan.
+     */
+    fun plan(planId: String): Flow<Plan> = callbackFlow {
+        val subscription = translate { ffi.observe(PlanWatcher(planId) { trySend(Unit) }) }
+        trySend(Unit)
+        awaitClose {
+            subscription.cancel()
+            subscription.close()
+        }
+    }.conflate().map { readPlan(planId) }
+
+    /** Every change of the plan: when, by whom, what. */
+    suspend fun history(planId: String): List<HistoryEntry> =
+        translate { ffi.history(planId).map { it.toEntry() } }
+
+    /** Renames the plan (counselor). */
+    suspend fun setTitle(planId: String, title: String) = translate { ffi.setTitle(planId, title) }
+
+    /** Sets the next review date, "YYYY-MM-DD" (counselor). */
+    suspend fun setReviewOn(planId: String, date: String) = translate { ffi.setReviewOn(planId, date) }
+
+    /**
+     * Enrolls a device in the plan: a counselor any member's, a client their own. [newMember] is
+     * needed when [memberId] is not in the plan yet.
+     */
+    suspend fun enrollDevice(
+        planId: String,
+        deviceId: String,
+        memberId: String,
+        label: String,
+        newMember: NewMember? = null,
+    ) = translate { ffi.enrollDevice(planId, FfiNewDevice(deviceId, memberId, label, newMember?.toFfi())) }
+
+    // ---- goals ----
+
+    /** Proposes a goal in the proposer's own words. Returns the goal's id. */
+    suspend fun proposeGoal(planId: String, words: String): String =
+        translate { ffi.proposeGoal(planId, words) }
+
+    /** Changes a goal's words, clinical statement, life area or status, as the role allows. */
+    suspend fun editGoal(planId: String, goalId: String, changes: GoalChanges) =
+        translate { ffi.editGoal(planId, goalId, changes.toFfi()) }
+
+    /** Adds a SMART objective (counselor). Returns its id. */
+    suspend fun addObjective(planId: String, goalId: String, objective: ObjectiveDraft): String =
+        translate { ffi.addObjective(planId, goalId, objective.toFfi()) }
+
+    /** Adds an intervention (counselor). Returns its id. */
+    suspend fun addIntervention(planId: String, goalId: String, intervention: InterventionDraft): String =
+        translate { ffi.addIntervention(planId, goalId, intervention.toFfi()) }
+
+    /** Describes a GAS level (client or counselor) or sets the weight or baseline (counselor). */
+    suspend fun setGas(planId: String, goalId: String, change: GasChange) =
+        translate { ffi.setGas(planId, goalId, change.toFfi()) }
+
+    /** Records this member's agreement to the goal's current content. */
+    suspend fun agree(planId: String, goalId: String) = translate { ffi.agree(planId, goalId) }
+
+    /** Records a check-in by this member (or a correction of one of theirs). Returns its id. */
+    suspend fun checkIn(planId: String, goalId: String, draft: CheckInDraft): String =
+        translate { ffi.checkIn(planId, goalId, draft.toFfi()) }
+
+    // ---- sync ----
+
+    private val progress = MutableStateFlow<SyncProgress?>(null)
+
+    /** How sync with the server is going; null while no sync runs. */
+    val syncProgress: StateFlow<SyncProgress?> = progress.asStateFlow()
+
+    /**
+     * Keeps every plan on this device in sync with the server at [serverUrl] (`ws://` or `wss://`)
+     * until [stopSync] or [close]: local edits go out as they are made, remote ones come in (and
+     * reach [plan] flows), lost connections are retried with backoff. Replaces a running sync.
+     */
+    fun startSync(serverUrl: String) = translate {
+        ffi.startSync(serverUrl, ProgressWatcher { progress.value = it.toProgress() })
+    }
+
+    /** Stops syncing with the server and waits until the connection is closed. */
+    suspend fun stopSync() {
+        translate { ffi.stopSync() }
+        progress.value = null
+    }
+
+    /** Syncs every plan this device shares with [other], an Alliance open in the same process. */
+    suspend fun syncWith(other: Alliance): SyncReport = translate { ffi.syncWith(other.ffi).toReport() }
+
+    /**
+     * Closes the store and stops sync. Calls already running finish; later ones throw
+     * [AllianceException.Closed]. Flows of [plan] stop receiving changes.
+     */
+    override fun close() {
+        ffi.closeStore()
+        progress.value = null
+    }
+}
+
+/** Told of every plan change by the library (on its threads); passes on those of one plan. */
+private class PlanWatcher(private val watched: String, private val onChange: () -> Unit) : FfiPlanObserver {
+    // Must not throw: it runs inside the library's call. trySend never does.
+    override fun planChanged(planId: String) {
+        if (planId == watched) onChange()
+    }
+}
+
+/** Told of each change of sync progress by the library (on its threads). */
+private class ProgressWatcher(private val onProgress: (FfiSyncProgress) -> Unit) : FfiSyncObserver {
+    // Must not throw: it runs inside the library's call. Setting a StateFlow never does.
+    override fun syncProgress(progress: FfiSyncProgress) = onProgress(progress)
+}

@@ -1,0 +1,25 @@
+//! alliance-ffi: the uniffi bindings of alliance-core that the Android and iOS shells call.
+//!
+//! Thin by design: each exported method converts its arguments, calls the core and maps the
+//! error. [`Alliance`] is the object a shell holds; [`records`] are what it reads, [`inputs`]
+//! what it gives; [`ApiError`] is the one error; [`PlanObserver`] tells it a plan changed and
+//! [`SyncObserver`] how sync with a server is going.
+//! Kotlin and Swift are generated from the built library by the `uniffi-bindgen` binary.
+
+mod alliance;
+mod error;
+pub mod inputs;
+mod observer;
+pub mod records;
+mod sync;
+
+pub use alliance::Alliance;
+pub use error::ApiError;
+pub use inputs::{
+    GasEdit, GoalEdit, NewCheckIn, NewDevice, NewIntervention, NewMember, NewObjective, NewPlan,
+};
+pub use observer::{PlanObserver, PlanSubscription};
+pub use records::*;
+pub use sync::{SyncObserver, SyncProgress};
+
+uniffi::setup_scaffolding!();

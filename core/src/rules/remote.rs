@@ -1,0 +1,628 @@
+//! Rules on merge: every change that arrives from a peer is judged by its author's role
+//! before it is stored. A change is mapped to a device and member through the plan's
+//! `devices`, its operations are decoded and their objects mapped to plan paths, and each
+//! operation is checked against the role table. A refused change is never applied, and
+//! neither is anything built on top of it.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::legacy::{Key, ObjectId, Op, OpType};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, ScalarValue};
+
+use crate::model::validate::MAX_TEXT;
+use crate::model::{DeviceId, GoalStatus, MemberId, PlanId, Role};
+use crate::plan::read::{get_string, goal_obj, is_plan, read_plan};
+use crate::plan::schema as k;
+
+/// A change that was not let in, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub hash: ChangeHash,
+    pub actor: ActorId,
+    pub device: Option<DeviceId>,
+    pub member: Option<MemberId>,
+    /// The rule the change broke, in words without personal data.
+    pub rule: String,
+    /// The time the change claims (UTC milliseconds).
+    pub at: i64,
+}
+
+/// The outcome of judging a batch of incoming changes.
+#[derive(Debug, Default)]
+pub struct Judgement {
+    /// Changes to apply, in an order where each one's dependencies come first.
+    pub accepted: Vec<Change>,
+    /// Changes refused now (not counting ones refused before).
+    pub refused: Vec<Refusal>,
+    /// Changes whose dependencies have not arrived yet: judged when they do.
+    pub held: Vec<Change>,
+}
+
+/// Judges `incoming` against the document `doc` of plan `plan_id`. `known_refused` holds
+/// hashes refused earlier: they and their descendants are dropped without a new record.
+pub fn judge(
+    doc: &Automerge,
+    plan_id: PlanId,
+    incoming: Vec<Change>,
+    known_refused: &HashSet<ChangeHash>,
+) -> Judgement {
+    let mut judgement = Judgement::default();
+    let mut pending: Vec<Change> = incoming
+        .into_iter()
+        .filter(|c| doc.get_change_by_hash(&c.hash()).is_none())
+        .collect();
+    if pending.is_empty() {
+        return judgement;
+    }
+    let mut work = doc.fork();
+    let mut refused: HashSet<ChangeHash> = known_refused.clone();
+    let mut seen = HashSet::new();
+    loop {
+        let mut progress = false;
+        let mut next = Vec::new();
+        for change in pending {
+            let hash = change.hash();
+            if !seen.insert(hash) || work.get_change_by_hash(&hash).is_some() {
+                progress = true;
+                continue;
+            }
+            if refused.contains(&hash) {
+                progress = true;
+                continue;
+            }
+            if change.deps().iter().any(|d| refused.contains(d)) {
+                refused.insert(hash);
+                judgement
+                    .refused
+                    .push(refusal(&work, &change, "builds on a refused change"));
+                progress = true;
+                continue;
+            }
+            if !change
+                .deps()
+                .iter()
+                .all(|d| work.get_change_by_hash(d).is_some())
+            {
+                seen.remove(&hash);
+                next.push(change);
+                continue;
+            }
+            progress = true;
+            match judge_one(&work, plan_id, &change) {
+                Ok(()) => match work.apply_changes([change.clone()]) {
+                    Ok(()) => judgement.accepted.push(change),
+                    Err(_) => {
+                        refused.insert(hash);
+                        judgement
+                            .refused
+                            .push(refusal(&work, &change, "cannot be applied"));
+                    }
+                },
+                Err(rule) => {
+                    refused.insert(hash);
+                    judgement.refused.push(refusal(&work, &change, &rule));
+                }
+            }
+        }
+        pending = next;
+        if pending.is_empty() || !progress {
+            break;
+        }
+    }
+    judgement.held = pending;
+    judgement
+}
+
+fn refusal(work: &Automerge, change: &Change, rule: &str) -> Refusal {
+    let device = DeviceId::from_actor(change.actor_id());
+    let member = device.and_then(|d| {
+        read_plan(work)
+            .ok()?
+            .member_of_device(d)
+            .map(|m| m.member_id)
+    });
+    Refusal {
+        hash: change.hash(),
+        actor: change.actor_id().clone(),
+        device,
+        member,
+        rule: rule.to_owned(),
+        at: change.timestamp(),
+    }
+}
+
+type Rule = Result<(), String>;
+
+fn refuse<T>(rule: impl Into<String>) -> Result<T, String> {
+    Err(rule.into())
+}
+
+/// Who wrote the change being judged, and the plan as it stood before it.
+struct Author {
+    member: MemberId,
+    role: Role,
+}
+
+impl Author {
+    fn counselor_only(&self, what: &str) -> Rule {
+        if self.role == Role::Counselor {
+            Ok(())
+        } else {
+            refuse(format!("only a counselor writes {what}"))
+        }
+    }
+}
+
+/// What an object found at a path is: its path and whether this change created it.
+#[derive(Clone)]
+struct Place {
+    path: Vec<String>,
+    created_here: bool,
+    /// The object's id in the document before this change (None when the change made it).
+    exid: Option<automerge::ObjId>,
+}
+
+fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
+    if !is_plan(work) {
+        return judge_creation(work, plan_id, change);
+    }
+    let plan = read_plan(work).map_err(|_| "the plan cannot be read".to_owned())?;
+    let device = DeviceId::from_actor(change.actor_id())
+        .ok_or_else(|| "the author is not a device of this plan".to_owned())?;
+    let member = plan
+        .member_of_device(device)
+        .ok_or_else(|| "the author is not a device enrolled in this plan".to_owned())?;
+    let author = Author {
+        member: member.member_id,
+        role: member.role,
+    };
+    let expanded = change.decode();
+    let actor = change.actor_id();
+    let start = change.start_op().get();
+    let mut created: HashMap<u64, Place> = HashMap::new();
+    let mut inserted: HashMap<Vec<String>, usize> = HashMap::new();
+    for (index, op) in expanded.operations.iter().enumerate() {
+        let place = resolve(work, actor, &created, &op.obj)?;
+        let target = match &op.key {
+            Key::Map(key) => {
+                let mut path = place.path.clone();
+                path.push(key.to_string());
+                judge_map_op(work, &author, &place, &path, op)?;
+                path
+            }
+            Key::Seq(_) => {
+                judge_text_op(work, &author, &place, op, &mut inserted)?;
+                place.path.clone()
+            }
+        };
+        if let OpType::Make(_) = op.action {
+            created.insert(
+                start + index as u64,
+                Place {
+                    path: target,
+                    created_here: true,
+                    exid: None,
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The first change of a plan: it must create this plan and enroll its author as a
+/// counselor device — the first counselor device of a plan is its creator.
+fn judge_creation(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
+    if !change.deps().is_empty() {
+        return refuse("a plan starts with its creation");
+    }
+    let mut scratch = work.fork();
+    scratch
+        .apply_changes([change.clone()])
+        .map_err(|_| "cannot be applied".to_owned())?;
+    let plan = read_plan(&scratch).map_err(|_| "the first change must create a plan".to_owned())?;
+    if plan.plan_id != plan_id {
+        return refuse("the plan id does not match the document");
+    }
+    let creator = DeviceId::from_actor(change.actor_id())
+        .and_then(|d| plan.member_of_device(d))
+        .filter(|m| m.role == Role::Counselor);
+    if creator.is_none() {
+        return refuse("a plan is created by a counselor device enrolled in it");
+    }
+    Ok(())
+}
+
+fn resolve(
+    work: &Automerge,
+    actor: &ActorId,
+    created: &HashMap<u64, Place>,
+    obj: &ObjectId,
+) -> Result<Place, String> {
+    let op_id = match obj {
+        ObjectId::Root => {
+            return Ok(Place {
+                path: Vec::new(),
+                created_here: false,
+                exid: Some(automerge::ROOT),
+            })
+        }
+        ObjectId::Id(op_id) => op_id,
+    };
+    if &op_id.1 == actor {
+        if let Some(place) = created.get(&op_id.0) {
+            return Ok(place.clone());
+        }
+    }
+    let exid = work
+        .import_obj(&format!("{}@{}", op_id.0, op_id.1.to_hex_string()))
+        .map_err(|_| "writes to an object that is not in the plan".to_owned())?;
+    let parents = work
+        .parents(&exid)
+        .map_err(|_| "writes to an object that is not in the plan".to_owned())?;
+    let path = parents
+        .path()
+        .into_iter()
+        .map(|(_, prop)| match prop {
+            Prop::Map(key) => key,
+            Prop::Seq(index) => index.to_string(),
+        })
+        .collect();
+    Ok(Place {
+        path,
+        created_here: false,
+        exid: Some(exid),
+    })
+}
+
+/// The kind of value a schema path holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Map,
+    Text,
+    Str,
+    Int,
+    Number,
+}
+
+fn kind_of(path: &[&str]) -> Option<Kind> {
+    use Kind::*;
+    Some(match path {
+        [k::SCHEMA] | [k::CREATED_AT] => Int,
+        [k::PLAN_ID] | [k::REVIEW_ON] => Str,
+        [k::TITLE] => Text,
+        [k::MEMBERS] | [k::DEVICES] | [k::GOALS] => Map,
+        [k::MEMBERS, _] | [k::DEVICES, _] | [k::GOALS, _] => Map,
+        [k::MEMBERS, _, k::ROLE | k::NAME] => Str,
+        [k::MEMBERS, _, k::ADDED_AT] => Int,
+        [k::DEVICES, _, k::MEMBER_ID | k::LABEL] => Str,
+        [k::DEVICES, _, k::ADDED_AT] => Int,
+        [k::GOALS, _, field] => match *field {
+            k::PROPOSED_BY | k::RANK | k::LIFE_AREA | k::STATUS => Str,
+            k::CREATED_AT => Int,
+            k::CLIENT_WORDS | k::CLINICAL_STATEMENT => Text,
+            k::OBJECTIVES | k::INTERVENTIONS | k::GAS | k::AGREEMENTS | k::CHECKINS => Map,
+            _ => return None,
+        },
+        [k::GOALS, _, k::OBJECTIVES | k::INTERVENTIONS, _] => Map,
+        [k::GOALS, _, k::OBJECTIVES, _, field] => match *field {
+            k::TEXT => Text,
+            k::MEASURE | k::UNIT | k::DUE_ON | k::STATUS => Str,
+            k::TARGET => Number,
+            _ => return None,
+        },
+        [k::GOALS, _, k::INTERVENTIONS, _, field] => match *field {
+            k::TEXT => Text,
+            k::OWNER | k::FREQUENCY => Str,
+            _ => return None,
+        },
+        [k::GOALS, _, k::GAS, k::LEVELS] => Map,
+        [k::GOALS, _, k::GAS, k::LEVELS, level] if k::GAS_LEVEL_KEYS.contains(level) => Text,
+        [k::GOALS, _, k::GAS, k::WEIGHT] => Number,
+        [k::GOALS, _, k::GAS, k::BASELINE] => Int,
+        [k::GOALS, _, k::AGREEMENTS, _] => Map,
+        [k::GOALS, _, k::AGREEMENTS, _, k::CONTENT_HASH] => Str,
+        [k::GOALS, _, k::AGREEMENTS, _, k::AT] => Int,
+        [k::GOALS, _, k::CHECKINS, _] => Map,
+        [k::GOALS, _, k::CHECKINS, _, field] => match *field {
+            k::BY | k::LOCAL_DATE | k::NOTE | k::CORRECTS => Str,
+            k::AT | k::TZ_OFFSET_MIN | k::GAS_LEVEL | k::MOOD | k::CRAVING => Int,
+            k::VALUE => Number,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+fn kind_matches(kind: Kind, action: &OpType) -> bool {
+    match (kind, action) {
+        (Kind::Map, OpType::Make(ObjType::Map)) => true,
+        (Kind::Text, OpType::Make(ObjType::Text)) => true,
+        (Kind::Str, OpType::Put(ScalarValue::Str(_))) => true,
+        (Kind::Int, OpType::Put(ScalarValue::Int(_) | ScalarValue::Uint(_))) => true,
+        (Kind::Int, OpType::Put(ScalarValue::F64(f))) => f.fract() == 0.0,
+        (
+            Kind::Number,
+            OpType::Put(ScalarValue::F64(_) | ScalarValue::Int(_) | ScalarValue::Uint(_)),
+        ) => true,
+        _ => false,
+    }
+}
+
+fn str_value(op: &Op) -> Option<&str> {
+    match &op.action {
+        OpType::Put(ScalarValue::Str(s)) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+fn int_value(op: &Op) -> Option<i64> {
+    match &op.action {
+        OpType::Put(ScalarValue::Int(n)) => Some(*n),
+        OpType::Put(ScalarValue::Uint(n)) => i64::try_from(*n).ok(),
+        OpType::Put(ScalarValue::F64(f)) if f.fract() == 0.0 => Some(*f as i64),
+        _ => None,
+    }
+}
+
+fn goal_status(work: &Automerge, goal: &str) -> Option<GoalStatus> {
+    let goal = crate::model::GoalId::parse(goal).ok()?;
+    let obj = goal_obj(work, goal).ok()?;
+    get_string(work, &obj, k::STATUS)?.parse().ok()
+}
+
+fn judge_map_op(
+    work: &Automerge,
+    author: &Author,
+    place: &Place,
+    path: &[String],
+    op: &Op,
+) -> Rule {
+    match &op.action {
+        OpType::Delete => return judge_settling(work, author, place, path, op),
+        OpType::Increment(_) | OpType::MarkBegin(..) | OpType::MarkEnd(_) => {
+            return refuse("uses an operation plans do not use")
+        }
+        OpType::Make(_) | OpType::Put(_) => {}
+    }
+    let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+    let kind = kind_of(&parts).ok_or_else(|| "writes outside the plan's schema".to_owned())?;
+    if !kind_matches(kind, &op.action) {
+        return refuse("changes the type of a known field");
+    }
+    if let Some(text) = str_value(op) {
+        if text.chars().count() > MAX_TEXT {
+            return refuse("writes text longer than allowed");
+        }
+    }
+    // An object-valued field is made once; making it again would replace what others wrote.
+    if matches!(op.action, OpType::Make(_)) && !place.created_here && exists(work, path) {
+        return refuse("replaces a field that already exists");
+    }
+    let me = author.member.to_string();
+    let new = place.created_here;
+    match parts.as_slice() {
+        [k::SCHEMA | k::PLAN_ID | k::CREATED_AT | k::MEMBERS | k::DEVICES | k::GOALS] => {
+            refuse("the plan's structure is written only when it is created")
+        }
+        [k::TITLE] | [k::REVIEW_ON] => {
+            author.counselor_only("the plan's title and review date")?;
+            if parts == [k::REVIEW_ON] {
+                let valid = str_value(op)
+                    .is_some_and(|d| crate::model::validate::date("review date", d).is_ok());
+                if !valid {
+                    return refuse("writes an invalid review date");
+                }
+            }
+            Ok(())
+        }
+        [k::MEMBERS, ..] => author.counselor_only("the plan's members"),
+        [k::DEVICES, _] => Ok(()),
+        [k::DEVICES, _, field] => {
+            if author.role == Role::Counselor {
+                return Ok(());
+            }
+            if !new {
+                return refuse("a client changes no enrolled device");
+            }
+            if *field == k::MEMBER_ID && str_value(op) != Some(me.as_str()) {
+                return refuse("a client enrolls devices only for themself");
+            }
+            Ok(())
+        }
+        [k::GOALS, goal] => {
+            if crate::model::GoalId::parse(goal).is_err() {
+                return refuse("a goal's key must be a goal id");
+            }
+            Ok(())
+        }
+        [k::GOALS, _, field] if new => match *field {
+            k::PROPOSED_BY if str_value(op) != Some(me.as_str()) => {
+                refuse("a goal is proposed in its author's own name")
+            }
+            k::STATUS if str_value(op) != Some(GoalStatus::Proposed.as_str()) => {
+                refuse("a new goal starts as proposed")
+            }
+            k::LIFE_AREA if author.role == Role::Client && str_value(op) != Some("") => {
+                author.counselor_only("a goal's life area")
+            }
+            _ => Ok(()),
+        },
+        [k::GOALS, _, field] => match *field {
+            k::LIFE_AREA => author.counselor_only("a goal's life area"),
+            k::STATUS => {
+                author.counselor_only("a goal's status")?;
+                match str_value(op).map(str::parse::<GoalStatus>) {
+                    Some(Ok(_)) => Ok(()),
+                    _ => refuse("writes an unknown goal status"),
+                }
+            }
+            k::RANK => author.counselor_only("a goal's rank"),
+            k::CLIENT_WORDS | k::CLINICAL_STATEMENT => {
+                judge_text_field(work, author, &parts, false)
+            }
+            _ => refuse("a goal's origin and parts are written only when it is proposed"),
+        },
+        [k::GOALS, _, k::OBJECTIVES | k::INTERVENTIONS, ..] => {
+            author.counselor_only("objectives and interventions")
+        }
+        [k::GOALS, _, k::GAS, k::LEVELS] => {
+            if new {
+                Ok(())
+            } else {
+                refuse("replaces a field that already exists")
+            }
+        }
+        [k::GOALS, _, k::GAS, k::LEVELS, _] => Ok(()),
+        [k::GOALS, _, k::GAS, field] => {
+            let initial_weight = new
+                && *field == k::WEIGHT
+                && matches!(op.action, OpType::Put(ScalarValue::F64(w)) if w == 1.0);
+            if initial_weight {
+                Ok(())
+            } else {
+                author.counselor_only("a goal's GAS weight and baseline")
+            }
+        }
+        [k::GOALS, _, k::AGREEMENTS, member, ..] => {
+            if *member == me {
+                Ok(())
+            } else {
+                refuse("members write only their own agreement")
+            }
+        }
+        [k::GOALS, _, k::CHECKINS, _] => Ok(()),
+        [k::GOALS, _, k::CHECKINS, _, field] => {
+            if !new {
+                return refuse("check-ins are append-only");
+            }
+            match *field {
+                k::BY if str_value(op) != Some(me.as_str()) => {
+                    refuse("members write only their own check-ins")
+                }
+                k::GAS_LEVEL if !int_value(op).is_some_and(|l| (-2..=2).contains(&l)) => {
+                    refuse("writes a GAS level outside -2..2")
+                }
+                k::MOOD | k::CRAVING if !int_value(op).is_some_and(|v| (0..=10).contains(&v)) => {
+                    refuse("writes a rating outside 0..10")
+                }
+                _ => Ok(()),
+            }
+        }
+        _ => refuse("writes outside the plan's schema"),
+    }
+}
+
+/// A delete of a map key is allowed only when it settles a conflict: it removes some of the
+/// key's concurrent values and one survives. It is then judged as writing the survivor.
+fn judge_settling(
+    work: &Automerge,
+    author: &Author,
+    place: &Place,
+    path: &[String],
+    op: &Op,
+) -> Rule {
+    let (Some(obj), Some(key)) = (&place.exid, path.last()) else {
+        return refuse("nothing in a plan is deleted");
+    };
+    let removed = |id: &automerge::ObjId| match id {
+        automerge::ObjId::Id(counter, actor, _) => {
+            op.pred.iter().any(|p| p.0 == *counter && &p.1 == actor)
+        }
+        automerge::ObjId::Root => false,
+    };
+    let values = work.get_all(obj, key.as_str()).unwrap_or_default();
+    let survivor = values.iter().find(|(_, id)| !removed(id));
+    match survivor {
+        Some((automerge::Value::Scalar(value), _)) => {
+            let as_put = Op {
+                action: OpType::Put(value.as_ref().clone()),
+                obj: op.obj.clone(),
+                key: op.key.clone(),
+                pred: op.pred.clone(),
+                insert: false,
+            };
+            judge_map_op(work, author, place, path, &as_put)
+        }
+        _ => refuse("nothing in a plan is deleted"),
+    }
+}
+
+fn exists(work: &Automerge, path: &[String]) -> bool {
+    let mut obj = automerge::ROOT;
+    for (i, key) in path.iter().enumerate() {
+        match work.get(&obj, key.as_str()) {
+            Ok(Some((value, id))) => {
+                if i + 1 == path.len() {
+                    return true;
+                }
+                if !value.is_object() {
+                    return false;
+                }
+                obj = id;
+            }
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// Who writes the text of a text field.
+fn judge_text_field(work: &Automerge, author: &Author, path: &[&str], goal_is_new: bool) -> Rule {
+    match path {
+        [k::TITLE] => author.counselor_only("the plan's title"),
+        [k::GOALS, goal, k::CLIENT_WORDS] => {
+            if author.role == Role::Client || goal_is_new {
+                return Ok(());
+            }
+            match goal_status(work, goal) {
+                Some(GoalStatus::Proposed) | None => Ok(()),
+                Some(_) => refuse(
+                    "a counselor suggests the client's words only while the goal is proposed",
+                ),
+            }
+        }
+        [k::GOALS, _, k::CLINICAL_STATEMENT] => author.counselor_only("the clinical statement"),
+        [k::GOALS, _, k::OBJECTIVES | k::INTERVENTIONS, _, k::TEXT] => {
+            author.counselor_only("objectives and interventions")
+        }
+        [k::GOALS, _, k::GAS, k::LEVELS, _] => Ok(()),
+        _ => refuse("writes outside the plan's schema"),
+    }
+}
+
+fn judge_text_op(
+    work: &Automerge,
+    author: &Author,
+    place: &Place,
+    op: &Op,
+    inserted: &mut HashMap<Vec<String>, usize>,
+) -> Rule {
+    match &op.action {
+        OpType::Put(ScalarValue::Str(_)) | OpType::Delete => {}
+        _ => return refuse("uses an operation plans do not use"),
+    }
+    let parts: Vec<&str> = place.path.iter().map(String::as_str).collect();
+    // Text of a goal created by this same change (its proposal) is written by the proposer.
+    let goal_is_new = place.created_here;
+    judge_text_field(work, author, &parts, goal_is_new)?;
+    if op.insert {
+        let count = inserted.entry(place.path.clone()).or_insert(0);
+        *count += str_value(op).map(|s| s.chars().count()).unwrap_or(1);
+        let existing = text_length(work, &place.path);
+        if existing + *count > MAX_TEXT {
+            return refuse("writes text longer than allowed");
+        }
+    }
+    Ok(())
+}
+
+fn text_length(work: &Automerge, path: &[String]) -> usize {
+    let mut obj = automerge::ROOT;
+    for key in path {
+        match work.get(&obj, key.as_str()) {
+            Ok(Some((_, id))) => obj = id,
+            _ => return 0,
+        }
+    }
+    work.text(&obj).map(|t| t.chars().count()).unwrap_or(0)
+}

@@ -1,0 +1,130 @@
+//! [`Alliance`] as a [`SyncStore`], and watch mode hooked to its change observers.
+
+use std::sync::Arc;
+
+use crate::alliance::{Alliance, PlanObserver};
+use crate::model::PlanId;
+
+use super::client::{self, SyncHandle, SyncObserver, SyncOptions};
+use super::doc_id::DocumentId;
+use super::error::SyncError;
+use super::store::SyncStore;
+
+/// The storage id a store without identity (a relay) announces.
+const RELAY_STORAGE_ID: &str = "alliance-relay";
+
+fn plan(document: DocumentId) -> PlanId {
+    PlanId::from(document.as_uuid())
+}
+
+fn document(plan: PlanId) -> DocumentId {
+    DocumentId::from_uuid(plan.as_uuid())
+}
+
+impl SyncStore for Alliance {
+    fn storage_id(&self) -> Result<String, SyncError> {
+        Ok(match self.identity() {
+            Some(identity) => identity.device_id.to_string(),
+            None => RELAY_STORAGE_ID.to_string(),
+        })
+    }
+
+    fn document_ids(&self) -> Result<Vec<DocumentId>, SyncError> {
+        Ok(self
+            .plan_ids()
+            .map_err(SyncError::store)?
+            .into_iter()
+            .map(document)
+            .collect())
+    }
+
+    fn has_document(&self, document: DocumentId) -> Result<bool, SyncError> {
+        self.has_plan(plan(document)).map_err(SyncError::store)
+    }
+
+    fn generate_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &str,
+    ) -> Result<Option<Vec<u8>>, SyncError> {
+        Alliance::generate_sync_message(self, plan(document), peer).map_err(SyncError::store)
+    }
+
+    fn receive_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &str,
+        message: &[u8],
+    ) -> Result<(), SyncError> {
+        Alliance::receive_sync_message(self, plan(document), peer, message)
+            .map_err(SyncError::store)
+    }
+
+    fn end_sync_session(&self, peer: &str) {
+        Alliance::end_sync_session(self, peer)
+    }
+}
+
+/// Watch mode inside a tokio runtime (shells): syncs until the handle is stopped or dropped,
+/// and pushes every local edit as soon as it is stored.
+pub fn spawn_alliance_watch(
+    alliance: Arc<Alliance>,
+    server_url: &str,
+    options: SyncOptions,
+    observer: Arc<dyn SyncObserver>,
+) -> SyncHandle {
+    let mut handle = client::spawn_watch(alliance.clone(), server_url, options, observer);
+    let changes = handle.change_sender();
+    let hook: Arc<dyn PlanObserver> = Arc::new(move |plan: PlanId| {
+        let _ = changes.send(document(plan));
+    });
+    alliance.add_observer(hook.clone());
+    handle.set_on_stop(Box::new(move || alliance.remove_observer(&hook)));
+    handle
+}
+
+/// `alliance sync --server URL --watch`: keeps syncing until the process ends.
+pub fn watch_blocking(
+    alliance: Arc<Alliance>,
+    server_url: &str,
+    options: SyncOptions,
+    observer: Arc<dyn SyncObserver>,
+) -> Result<(), SyncError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| SyncError::Transport(format!("cannot start the runtime: {error}")))?;
+    runtime.block_on(async {
+        let _handle = spawn_alliance_watch(alliance, server_url, options, observer);
+        std::future::pending::<()>().await;
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Role;
+    use crate::NewPlan;
+
+    #[test]
+    fn plans_are_documents_with_the_same_uuid() {
+        let alliance = Alliance::open_in_memory().unwrap();
+        assert_eq!(alliance.storage_id().unwrap(), RELAY_STORAGE_ID);
+        let me = alliance.init("Dana", Role::Counselor, None).unwrap();
+        assert_eq!(alliance.storage_id().unwrap(), me.device_id.to_string());
+        let id = alliance
+            .create_plan(&NewPlan {
+                title: "Plan".into(),
+                client_name: "Sam".into(),
+                ..NewPlan::default()
+            })
+            .unwrap();
+        let documents = SyncStore::document_ids(&alliance).unwrap();
+        assert_eq!(documents, vec![DocumentId::from_uuid(id.as_uuid())]);
+        assert!(alliance.has_document(documents[0]).unwrap());
+        assert!(!alliance
+            .has_document(DocumentId::from_uuid(uuid::Uuid::new_v4()))
+            .unwrap());
+    }
+}

@@ -1,0 +1,226 @@
+//! Interop with automerge-repo 2.5.6 (JS): a JS client through `alliance relay`, and Rust
+//! devices through a JS sync server. Skipped, with the reason printed, when node or
+//! tests/js/node_modules is missing (`scripts/test` runs `npm ci` in tests/js first).
+
+mod sync_support;
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use alliance_core::sync::plan_url;
+use alliance_core::{DeviceId, NewDevice, Role};
+use sync_support::{plan_for, relay_in_memory, Phone};
+
+fn js_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("js")
+}
+
+/// Why the JS tests cannot run here, if they cannot.
+fn skip_reason() -> Option<String> {
+    if !js_dir()
+        .join("node_modules/@automerge/automerge-repo")
+        .is_dir()
+    {
+        return Some(format!(
+            "{} is missing: run `npm ci` in tests/js",
+            js_dir().join("node_modules").display()
+        ));
+    }
+    match Command::new("node").arg("--version").output() {
+        Ok(output) if output.status.success() => None,
+        _ => Some("node is not on PATH".into()),
+    }
+}
+
+macro_rules! require_js {
+    ($test:literal) => {
+        if let Some(reason) = skip_reason() {
+            eprintln!("SKIPPED {}: {reason}", $test);
+            return;
+        }
+    };
+}
+
+/// Runs `node client.mjs` and returns its stdout lines.
+fn js_client(args: &[&str]) -> Vec<String> {
+    let output = Command::new("node")
+        .arg("client.mjs")
+        .args(args)
+        .current_dir(js_dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node client.mjs");
+    assert!(
+        output.status.success(),
+        "client.mjs failed ({}): {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// A JS automerge-repo server, killed when dropped.
+struct JsServer {
+    child: Child,
+    port: u16,
+}
+
+impl JsServer {
+    fn start() -> Self {
+        let mut child = Command::new("node")
+            .arg("server.mjs")
+            .arg("0")
+            .current_dir(js_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("run node server.mjs");
+        let stdout = child.stdout.take().expect("server stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server.mjs prints its ready line");
+        let port = line
+            .strip_prefix("ready ")
+            .and_then(|port| port.trim().parse().ok())
+            .unwrap_or_else(|| panic!("unexpected ready line: {line}"));
+        Self { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for JsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_js_client_reads_and_edits_a_plan_through_the_relay() {
+    require_js!("a_js_client_reads_and_edits_a_plan_through_the_relay");
+    let (relay, relay_store) = relay_in_memory();
+    let counselor = Phone::new("Dana", Role::Counselor);
+    let client = Phone::new("Sam", Role::Client);
+    let plan = plan_for(&counselor, &client, "Sleep plan");
+    counselor
+        .store
+        .propose_goal(plan, "Sleep through the night")
+        .unwrap();
+    // The JS peer edits as an enrolled device of the counselor, so the rules accept it.
+    let js_device = DeviceId::new();
+    counselor
+        .store
+        .enroll_device(
+            plan,
+            &NewDevice {
+                device: js_device,
+                member: counselor.me.member_id,
+                new_member: None,
+                label: "web".into(),
+            },
+        )
+        .unwrap();
+    counselor.sync(&relay.url(), &[]);
+
+    let port = relay.local_addr().port().to_string();
+    let url = plan_url(plan.as_uuid());
+    let lines = js_client(&[&port, &url, "Sleep and mornings", &js_device.to_string()]);
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some(r#"{"title":"Sleep plan","client_words":"Sleep through the night"}"#),
+        "{lines:?}"
+    );
+    assert_eq!(lines.get(1).map(String::as_str), Some(r#"{"edited":true}"#));
+    assert_eq!(relay_store.plan(plan).unwrap().title, "Sleep and mornings");
+
+    let summary = counselor.sync(&relay.url(), &[]);
+    assert_eq!(summary.documents_updated.len(), 1);
+    assert_eq!(
+        counselor.store.plan(plan).unwrap().title,
+        "Sleep and mornings"
+    );
+    let history = counselor.store.history(plan).unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|entry| entry.device_id == js_device.to_string()),
+        "the JS edit is attributed to its device"
+    );
+
+    // A plan the relay does not have: automerge-repo gets doc-unavailable promptly.
+    let missing = plan_url(alliance_core::PlanId::new().as_uuid());
+    let output = Command::new("node")
+        .args(["client.mjs", &port, &missing])
+        .current_dir(js_dir())
+        .env("ALLIANCE_JS_TIMEOUT_MS", "5000")
+        .output()
+        .expect("run node client.mjs");
+    assert_eq!(output.status.code(), Some(4), "find fails as unavailable");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unavailable"));
+}
+
+#[test]
+fn rust_devices_sync_through_a_js_automerge_repo_server() {
+    require_js!("rust_devices_sync_through_a_js_automerge_repo_server");
+    let server = JsServer::start();
+    let counselor = Phone::new("Dana", Role::Counselor);
+    let client = Phone::new("Sam", Role::Client);
+    let plan = plan_for(&counselor, &client, "Plan via JS");
+    let goal = counselor
+        .store
+        .propose_goal(plan, "Keep a sleep diary")
+        .unwrap();
+
+    let pushed = counselor.sync(&server.url(), &[]);
+    assert_eq!(pushed.documents_synced, 1);
+    let received = client.sync(&server.url(), &[plan]);
+    assert_eq!(received.documents_updated.len(), 1);
+    assert_eq!(
+        client.store.plan(plan).unwrap(),
+        counselor.store.plan(plan).unwrap()
+    );
+
+    // And back: the client's words reach the counselor through the JS server.
+    client
+        .store
+        .edit_goal(
+            plan,
+            goal,
+            &alliance_core::GoalEdit {
+                client_words: Some("Write down when I wake up".into()),
+                ..alliance_core::GoalEdit::default()
+            },
+        )
+        .unwrap();
+    client.sync(&server.url(), &[]);
+    counselor.sync(&server.url(), &[]);
+    assert_eq!(
+        client.store.plan(plan).unwrap(),
+        counselor.store.plan(plan).unwrap()
+    );
+
+    // The JS client sees the same plan.
+    let lines = js_client(&[&server.port.to_string(), &plan_url(plan.as_uuid())]);
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some(r#"{"title":"Plan via JS","client_words":"Write down when I wake up"}"#)
+    );
+}
