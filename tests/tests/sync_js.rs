@@ -224,3 +224,42 @@ fn rust_devices_sync_through_a_js_automerge_repo_server() {
         Some(r#"{"title":"Plan via JS","client_words":"Write down when I wake up"}"#)
     );
 }
+
+#[test]
+fn an_unenrolled_js_app_writes_nothing_the_relay_or_a_device_keeps() {
+    require_js!("an_unenrolled_js_app_writes_nothing_the_relay_or_a_device_keeps");
+    let (relay, relay_store) = relay_in_memory();
+    let counselor = Phone::new("Dana", Role::Counselor);
+    let client = Phone::new("Sam", Role::Client);
+    let plan = plan_for(&counselor, &client, "Sleep plan");
+    counselor.sync(&relay.url(), &[]);
+
+    // A random actor, enrolled by nobody, edits the title.
+    let port = relay.local_addr().port().to_string();
+    let output = Command::new("node")
+        .args(["client.mjs", &port, &plan_url(plan.as_uuid()), "Taken over"])
+        .current_dir(js_dir())
+        .env("ALLIANCE_JS_TIMEOUT_MS", "4000")
+        .output()
+        .expect("run node client.mjs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(r#""title":"Sleep plan""#), "{stdout}");
+    // The relay never acknowledges the edit: the JS app times out waiting for it.
+    assert!(
+        !output.status.success(),
+        "the relay acknowledged a refused edit"
+    );
+    assert!(!stdout.contains(r#"{"edited":true}"#));
+
+    assert_eq!(relay_store.plan(plan).unwrap().title, "Sleep plan");
+    let refused = relay_store.refused_changes(Some(plan)).unwrap();
+    assert!(!refused.is_empty(), "the relay recorded no refusal");
+    assert!(refused
+        .iter()
+        .all(|(_, r)| r.rule.contains("not a device enrolled")));
+    counselor.sync(&relay.url(), &[]);
+    client.sync(&relay.url(), &[plan]);
+    assert_eq!(counselor.store.plan(plan).unwrap().title, "Sleep plan");
+    assert_eq!(client.store.plan(plan).unwrap().title, "Sleep plan");
+    assert!(counselor.store.refused_changes(None).unwrap().is_empty());
+}
