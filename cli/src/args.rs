@@ -79,6 +79,13 @@ pub enum Command {
         #[arg(long = "with")]
         with: PathBuf,
     },
+    /// Changes from peers that the role rules refused: when, which peer, device, rule.
+    Peers {
+        /// Only this plan's refusals.
+        plan: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a counselor and a client through a whole plan, in a temporary folder.
     Demo,
 }

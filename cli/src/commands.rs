@@ -113,7 +113,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Show { plan, json } => {
             let plan = PlanId::parse(&plan)?;
             let store = open_existing(db)?;
-            print::plan(&store.plan(plan)?, json);
+            let refused = store.refused_changes(Some(plan))?;
+            print::plan(&store.plan(plan)?, &refused, json);
+        }
+        Command::Peers { plan, json } => {
+            let plan = plan.as_deref().map(PlanId::parse).transpose()?;
+            let store = open_existing(db)?;
+            print::refusals(&store.refused_changes(plan)?, json);
         }
         Command::History { plan, json } => {
             let plan = PlanId::parse(&plan)?;

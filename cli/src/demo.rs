@@ -149,7 +149,7 @@ pub fn run() -> Result<()> {
     step(8, "The plan on Sam's phone");
     let on_phone = client.plan(plan)?;
     let on_laptop = counselor.plan(plan)?;
-    print::plan(&on_phone, false);
+    print::plan(&on_phone, &[], false);
     println!(
         "\nBoth devices hold the same plan: {}",
         if on_phone == on_laptop { "yes" } else { "NO" }

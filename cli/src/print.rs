@@ -1,6 +1,9 @@
 //! Human and JSON output.
 
-use alliance_core::{AgreementState, Goal, HistoryEntry, Identity, MemberId, Plan, PlanSummary};
+use alliance_core::{
+    AgreementState, Goal, HistoryEntry, Identity, MemberId, Plan, PlanId, PlanSummary,
+    RefusedChange,
+};
 use chrono::{TimeZone, Utc};
 
 fn json<T: serde::Serialize>(value: &T) {
@@ -74,9 +77,24 @@ fn names(plan: &Plan, ids: &[MemberId]) -> String {
     }
 }
 
-pub fn plan(plan: &Plan, as_json: bool) {
+/// The plan; with `--json`, its refused changes ride along as `refused_changes`.
+pub fn plan(plan: &Plan, refused: &[(PlanId, RefusedChange)], as_json: bool) {
     if as_json {
-        return json(plan);
+        let mut value = match serde_json::to_value(plan) {
+            Ok(value) => value,
+            Err(error) => return eprintln!("error: could not write JSON: {error}"),
+        };
+        let refused: Vec<&RefusedChange> = refused.iter().map(|(_, r)| r).collect();
+        if let Some(map) = value.as_object_mut() {
+            map.insert("refused_changes".into(), serde_json::json!(refused));
+        }
+        return json(&value);
+    }
+    if !refused.is_empty() {
+        println!(
+            "{} change(s) from peers were refused by the role rules (see `alliance peers`)",
+            refused.len()
+        );
     }
     println!("{}  ({})", plan.title, plan.plan_id);
     if let Some(date) = &plan.review_on {
@@ -190,13 +208,44 @@ fn print_goal(plan: &Plan, goal: &Goal) {
     }
 }
 
+pub fn refusals(refused: &[(PlanId, RefusedChange)], as_json: bool) {
+    if as_json {
+        let rows: Vec<serde_json::Value> = refused
+            .iter()
+            .map(|(plan, r)| {
+                let mut row = serde_json::json!(r);
+                row["plan_id"] = serde_json::json!(plan);
+                row
+            })
+            .collect();
+        return json(&rows);
+    }
+    if refused.is_empty() {
+        println!("no refused changes");
+    }
+    for (plan, r) in refused {
+        println!(
+            "{}  plan {}  from peer {}  device {}{}: {}",
+            time(r.recorded_at),
+            plan,
+            r.peer,
+            r.device_id,
+            r.member_id
+                .map(|m| format!(" (member {m})"))
+                .unwrap_or_default(),
+            r.rule
+        );
+    }
+}
+
 pub fn history(entries: &[HistoryEntry], as_json: bool) {
     if as_json {
         return json(&entries);
     }
     for e in entries {
         println!(
-            "{}  {} (device {}…): {}",
+            "{}{}  {} (device {}…): {}",
+            if e.refused { "REFUSED " } else { "" },
             time(e.at),
             e.author,
             &e.device_id[..e.device_id.len().min(8)],

@@ -536,3 +536,79 @@ fn bad_input_for_every_command_is_one_line_and_changes_nothing() {
         before
     );
 }
+
+#[test]
+fn refused_changes_show_in_peers_show_and_history() {
+    use automerge::sync::SyncDoc;
+    use automerge::transaction::Transactable;
+    use automerge::ReadDoc;
+
+    let Setup {
+        cli,
+        dana,
+        sam,
+        plan,
+        goal,
+    } = setup();
+    let empty = cli.json(&dana, &["peers", "--json"]);
+    assert_eq!(empty, serde_json::json!([]));
+    assert_eq!(
+        cli.json(&dana, &["show", &plan, "--json"])["refused_changes"],
+        serde_json::json!([])
+    );
+
+    // Sam's phone, tampered: it sets the goal's status, which only a counselor writes.
+    let plan_id = alliance_core::PlanId::parse(&plan).unwrap();
+    let (bytes, actor) = {
+        let phone = alliance_core::Alliance::open(&sam).unwrap();
+        (
+            phone.saved_document(plan_id).unwrap(),
+            phone.identity().unwrap().device_id.actor(),
+        )
+    };
+    let mut raw = automerge::Automerge::load(&bytes)
+        .unwrap()
+        .with_actor(actor);
+    let goals = raw.get(automerge::ROOT, "goals").unwrap().unwrap().1;
+    let goal_obj = raw.get(&goals, goal.as_str()).unwrap().unwrap().1;
+    let mut tx = raw.transaction();
+    tx.put(&goal_obj, "status", "achieved").unwrap();
+    tx.commit();
+    {
+        let laptop = alliance_core::Alliance::open(&dana).unwrap();
+        let mut state = automerge::sync::State::new();
+        for _ in 0..20 {
+            let mut quiet = true;
+            if let Some(m) = raw.generate_sync_message(&mut state) {
+                quiet = false;
+                laptop
+                    .receive_sync_message(plan_id, "phone", &m.encode())
+                    .unwrap();
+            }
+            if let Some(m) = laptop.generate_sync_message(plan_id, "phone").unwrap() {
+                quiet = false;
+                raw.receive_sync_message(&mut state, automerge::sync::Message::decode(&m).unwrap())
+                    .unwrap();
+            }
+            if quiet {
+                break;
+            }
+        }
+    }
+    let peers = cli.json(&dana, &["peers", "--json"]);
+    assert_eq!(peers.as_array().unwrap().len(), 1, "{peers}");
+    assert_eq!(peers[0]["peer"], "phone");
+    assert_eq!(peers[0]["plan_id"], plan.as_str());
+    assert!(peers[0]["rule"].as_str().unwrap().contains("status"));
+    let show = cli.json(&dana, &["show", &plan, "--json"]);
+    assert_eq!(show["refused_changes"].as_array().unwrap().len(), 1);
+    assert_eq!(show["goals"][0]["status"], "proposed");
+    let history = cli.ok(&dana, &["history", &plan]);
+    assert!(
+        history
+            .lines()
+            .any(|l| l.starts_with("REFUSED") && l.contains("Sam")),
+        "{history}"
+    );
+    assert!(cli.ok(&dana, &["peers"]).contains("status"));
+}

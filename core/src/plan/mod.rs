@@ -13,7 +13,7 @@ pub use hash::content_hash;
 pub use read::Summary;
 
 use crate::error::Result;
-use crate::model::{HistoryEntry, Plan};
+use crate::model::{DeviceId, HistoryEntry, Plan};
 
 /// One plan's Automerge document.
 #[derive(Debug, Clone)]
@@ -56,6 +56,16 @@ impl PlanDoc {
     /// The catalog facts, without reading goals.
     pub fn summary(&self) -> Result<Summary> {
         read::read_summary(&self.doc)
+    }
+
+    /// The devices the plan enrolls (its `devices` keys), sorted.
+    pub fn device_ids(&self) -> Vec<DeviceId> {
+        let mut ids: Vec<DeviceId> = read::read_devices(&self.doc)
+            .into_iter()
+            .map(|d| d.device_id)
+            .collect();
+        ids.sort();
+        ids
     }
 
     pub fn history(&self) -> Vec<HistoryEntry> {

@@ -132,7 +132,7 @@ fn read_members<R: ReadDoc>(doc: &R) -> Vec<Member> {
     out
 }
 
-fn read_devices<R: ReadDoc>(doc: &R) -> Vec<Device> {
+pub(crate) fn read_devices<R: ReadDoc>(doc: &R) -> Vec<Device> {
     let Some(devices) = get_map(doc, &ROOT, k::DEVICES) else {
         return Vec::new();
     };

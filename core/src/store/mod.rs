@@ -3,6 +3,8 @@
 
 mod documents;
 mod identity;
+mod meta;
+mod plan_devices;
 mod refusals;
 pub mod schema;
 mod sync_state;
@@ -75,5 +77,7 @@ pub use documents::{
     plan_ids, replace_snapshot, upsert_plan_summary,
 };
 pub use identity::{load_identity, save_identity};
+pub use meta::load_store_id;
+pub use plan_devices::{plans_of_device, set_plan_devices};
 pub use refusals::{list_refusals, record_refusal};
-pub use sync_state::{load_sync_state, save_sync_state};
+pub use sync_state::{delete_sync_states, load_sync_state, save_sync_state};

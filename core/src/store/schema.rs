@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/001_init.sql"),
     include_str!("migrations/002_refusals.sql"),
+    include_str!("migrations/003_store_meta.sql"),
+    include_str!("migrations/004_plan_devices.sql"),
 ];
 
 /// The schema version this build writes.

@@ -22,3 +22,8 @@ pub fn save_sync_state(conn: &Connection, doc_id: &str, peer: &str, state: &[u8]
     )?;
     Ok(())
 }
+
+/// Forgets every document's sync state with `peer` (an ephemeral peer that left).
+pub fn delete_sync_states(conn: &Connection, peer: &str) -> Result<usize> {
+    Ok(conn.execute("DELETE FROM sync_state WHERE peer_id = ?1", [peer])?)
+}
