@@ -74,6 +74,13 @@ fn new_runtime() -> Result<Runtime, ApiError> {
         })
 }
 
+/// A store key from the bytes a shell passed; the shell's copy is zeroed here.
+fn store_key(mut bytes: Vec<u8>) -> Result<core::StoreKey, ApiError> {
+    let key = core::StoreKey::from_slice(&bytes);
+    bytes.fill(0);
+    Ok(key?)
+}
+
 async fn await_blocking<T, F>(runtime: Handle, work: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
@@ -91,12 +98,22 @@ where
 
 #[uniffi::export]
 impl Alliance {
-    /// Opens (or creates) the store at `path`, a file the shell chose.
+    /// Opens (or creates) the store at `path`, a file the shell chose, encrypted at rest with
+    /// `key`: the 32 bytes the shell keeps in the platform keystore. `key = null` opens the
+    /// store unencrypted — an explicit choice for tests and previews, never a default: a store
+    /// of real plans is always opened with a key. A key that does not open the store is
+    /// `WrongKey`, and the file is left as it was.
     #[uniffi::constructor]
-    pub async fn open(path: String) -> Result<Arc<Self>, ApiError> {
+    pub async fn open(path: String, key: Option<Vec<u8>>) -> Result<Arc<Self>, ApiError> {
+        let key = key.map(store_key).transpose()?;
         let runtime = new_runtime()?;
         let store = await_blocking(runtime.handle().clone(), move || {
-            core::Alliance::open(std::path::Path::new(&path)).map_err(ApiError::from)
+            let path = std::path::Path::new(&path);
+            match &key {
+                Some(key) => core::Alliance::open_encrypted(path, key),
+                None => core::Alliance::open(path),
+            }
+            .map_err(ApiError::from)
         })
         .await;
         match store {
@@ -119,6 +136,13 @@ impl Alliance {
                 Err(error.into())
             }
         }
+    }
+
+    /// Re-encrypts the store under `new_key` (32 bytes); the next `open` needs the new key.
+    /// A store opened without a key cannot be rekeyed (`InvalidInput`).
+    pub async fn rekey(&self, new_key: Vec<u8>) -> Result<(), ApiError> {
+        let new_key = store_key(new_key)?;
+        self.run(move |store| Ok(store.rekey(&new_key)?)).await
     }
 
     /// Closes the store: sync stops, calls already running finish, every later call fails

@@ -24,6 +24,10 @@ pub enum ApiError {
     /// The store was closed; open it again.
     #[error("the store is closed")]
     Closed,
+    /// The key does not open this store (a wrong key, no key for an encrypted store, a key for
+    /// an unencrypted one). Nothing was changed: open it again with the right key.
+    #[error("this store cannot be opened with the key given")]
+    WrongKey,
     /// The database could not be read or written, or its data is damaged or too new.
     #[error("storage error: {reason}")]
     Storage { reason: String },
@@ -42,6 +46,7 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidInput { .. } => ApiError::InvalidInput { reason },
             CoreError::NotFound { .. } => ApiError::NotFound { reason },
             CoreError::NotInitialized => ApiError::NotInitialized,
+            CoreError::WrongKey => ApiError::WrongKey,
             CoreError::SchemaTooNew { .. }
             | CoreError::Malformed(_)
             | CoreError::Storage(_)

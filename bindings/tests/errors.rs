@@ -270,6 +270,7 @@ fn a_store_file_that_cannot_be_opened_is_a_storage_error() {
             .join("missing/folder/store.db")
             .display()
             .to_string(),
+        None,
     ));
     assert!(
         matches!(result, Err(ApiError::Storage { .. })),
@@ -277,10 +278,38 @@ fn a_store_file_that_cannot_be_opened_is_a_storage_error() {
         result.err()
     );
     let path = folder.path().join("store.db").display().to_string();
-    let store = block_on(Alliance::open(path.clone())).unwrap();
+    let store = block_on(Alliance::open(path.clone(), None)).unwrap();
     block_on(store.init_identity("Dana".into(), Role::Counselor, None)).unwrap();
     store.close_store();
-    let reopened = block_on(Alliance::open(path)).unwrap();
+    let reopened = block_on(Alliance::open(path, None)).unwrap();
     let identity = block_on(reopened.identity()).unwrap().unwrap();
     assert_eq!(identity.role, Role::Counselor);
+}
+
+#[test]
+fn an_encrypted_store_opens_with_its_key_only_and_can_be_rekeyed() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("store.db").display().to_string();
+    let store = block_on(Alliance::open(path.clone(), Some(vec![1; 32]))).unwrap();
+    block_on(store.init_identity("Dana".into(), Role::Counselor, None)).unwrap();
+    store.close_store();
+    for key in [None, Some(vec![2; 32])] {
+        let result = block_on(Alliance::open(path.clone(), key));
+        assert!(
+            matches!(result, Err(ApiError::WrongKey)),
+            "{:?}",
+            result.err()
+        );
+    }
+    let result = block_on(Alliance::open(path.clone(), Some(vec![1; 16])));
+    assert!(matches!(result, Err(ApiError::InvalidInput { .. })));
+
+    let store = block_on(Alliance::open(path.clone(), Some(vec![1; 32]))).unwrap();
+    invalid(block_on(store.rekey(vec![3; 31])));
+    block_on(store.rekey(vec![3; 32])).unwrap();
+    store.close_store();
+    let result = block_on(Alliance::open(path.clone(), Some(vec![1; 32])));
+    assert!(matches!(result, Err(ApiError::WrongKey)));
+    let reopened = block_on(Alliance::open(path, Some(vec![3; 32]))).unwrap();
+    assert!(block_on(reopened.identity()).unwrap().is_some());
 }

@@ -19,6 +19,11 @@ pub struct Cli {
         default_value = "./alliance.db"
     )]
     pub db: PathBuf,
+    /// A file holding the store's key, exactly 32 raw bytes: the store is encrypted at rest
+    /// (SQLCipher) with it. Without --key-file the store is NOT encrypted — plaintext on disk,
+    /// for trying Alliance out; never keep real clients' plans that way.
+    #[arg(long, global = true, env = "ALLIANCE_KEY_FILE", value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -50,8 +55,11 @@ pub enum Command {
     /// Show a plan: goals, agreement, objectives, GAS, check-ins, conflicts.
     Show {
         plan: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "format")]
         json: bool,
+        /// text (default), json, or markdown: a summary fit to print and sign.
+        #[arg(long, value_enum)]
+        format: Option<ShowFormat>,
     },
     /// Every change of a plan with its author and time.
     History {
@@ -73,11 +81,19 @@ pub enum Command {
     Gas(GasCommand),
     /// Record a check-in (or a correction of one) on a goal.
     Checkin(CheckinArgs),
-    /// Sync every shared plan with another store on this machine.
-    Sync {
-        /// The other store's SQLite file.
-        #[arg(long = "with")]
-        with: PathBuf,
+    /// Sync plans with a relay (--server), or with another store on this machine (--with).
+    Sync(SyncArgs),
+    /// Run a relay: an always-on peer that stores every plan devices sync through it.
+    Relay {
+        /// Address to listen on, e.g. 127.0.0.1:8420 (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8420")]
+        listen: String,
+    },
+    /// Re-encrypt this store under a new key; open it with --key-file (the current key).
+    Rekey {
+        /// A file holding the new key, exactly 32 raw bytes.
+        #[arg(long, value_name = "PATH")]
+        new_key_file: PathBuf,
     },
     /// Changes from peers that the role rules refused: when, which peer, device, rule.
     Peers {
@@ -88,6 +104,56 @@ pub enum Command {
     },
     /// Run a counselor and a client through a whole plan, in a temporary folder.
     Demo,
+    /// Export a plan: FHIR R4 (a Bundle for EHRs) or JSON (the plan with its whole history).
+    Export {
+        plan: String,
+        #[arg(long, value_enum, default_value = "fhir")]
+        format: ExportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Import a plan from a JSON file made by `alliance export --format json`.
+    Import { file: PathBuf },
+    /// A plan's progress: GAS levels and trends per goal, check-in days, T-score over time.
+    Progress {
+        plan: String,
+        /// How many of the latest GAS ratings a trend looks at.
+        #[arg(long, default_value_t = 3)]
+        window: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `alliance export` writes.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportFormat {
+    Fhir,
+    Json,
+}
+
+/// How `alliance show` prints a plan.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShowFormat {
+    Text,
+    Json,
+    Markdown,
+}
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("peer").required(true).args(["with", "server"])))]
+pub struct SyncArgs {
+    /// Another store's SQLite file: sync every shared plan with it, in process.
+    #[arg(long = "with")]
+    pub with: Option<PathBuf>,
+    /// A relay (or automerge-repo server) URL, ws://HOST:PORT: sync every plan of this device
+    /// with it until all are up to date, then exit.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// With --server: keep syncing until stopped, printing progress.
+    #[arg(long, requires = "server", conflicts_with = "with")]
+    pub watch: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -109,6 +175,12 @@ pub enum PlanCommand {
     List {
         #[arg(long)]
         json: bool,
+        /// Only plans due for review (overdue, due today, or with no review date).
+        #[arg(long)]
+        due: bool,
+        /// With --due: also plans due within this many days.
+        #[arg(long, requires = "due")]
+        within: Option<u32>,
     },
     /// Rename a plan or set its review date (counselor).
     Set {

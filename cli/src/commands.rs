@@ -9,20 +9,21 @@ use alliance_core::{
 };
 
 use crate::args::{
-    CheckinArgs, Cli, Command, DeviceCommand, GasCommand, GoalCommand, InterventionCommand,
-    ObjectiveCommand, PlanCommand,
+    CheckinArgs, Cli, Command, DeviceCommand, ExportFormat, GasCommand, GoalCommand,
+    InterventionCommand, ObjectiveCommand, PlanCommand, ShowFormat,
 };
-use crate::{demo, print};
+use crate::store_file::{read_key_file, StoreFile};
+use crate::{demo, network, print};
 
 /// Opens an existing store; a missing file is an error, never a new empty store.
-pub fn open_existing(path: &Path) -> Result<Alliance> {
-    if !path.exists() {
+pub fn open_existing(store: &StoreFile) -> Result<Alliance> {
+    if !store.exists() {
         return Err(Error::NotFound {
             what: "store",
-            id: format!("{} (run `alliance init` first)", path.display()),
+            id: format!("{} (run `alliance init` first)", store.path().display()),
         });
     }
-    Alliance::open(path)
+    store.open()
 }
 
 /// Removes a store file (and its WAL companions) that a failed `init` just created.
@@ -50,19 +51,19 @@ fn int_in<T: TryFrom<i64>>(
 }
 
 pub fn run(cli: Cli) -> Result<()> {
-    let db = cli.db.as_path();
+    let db = &StoreFile::new(&cli.db, cli.key_file.as_deref())?;
     match cli.command {
         Command::Init { name, role, member } => {
             let role: Role = role.parse()?;
             let member = member.as_deref().map(MemberId::parse).transpose()?;
             let existed = db.exists();
-            let store = Alliance::open(db)?;
+            let store = db.open()?;
             let me = match store.init(&name, role, member) {
                 Ok(me) => me,
                 Err(error) => {
                     drop(store);
                     if !existed {
-                        remove_store_files(db);
+                        remove_store_files(db.path());
                     }
                     return Err(error);
                 }
@@ -110,9 +111,14 @@ pub fn run(cli: Cli) -> Result<()> {
             )?;
             println!("enrolled device {device}");
         }
-        Command::Show { plan, json } => {
+        Command::Show { plan, json, format } => {
             let plan = PlanId::parse(&plan)?;
             let store = open_existing(db)?;
+            if format == Some(ShowFormat::Markdown) {
+                print!("{}", store.export_markdown(plan)?);
+                return Ok(());
+            }
+            let json = json || format == Some(ShowFormat::Json);
             let refused = store.refused_changes(Some(plan))?;
             print::plan(&store.plan(plan)?, &refused, json);
         }
@@ -195,23 +201,62 @@ pub fn run(cli: Cli) -> Result<()> {
             println!("ok");
         }
         Command::Checkin(args) => checkin(db, args)?,
-        Command::Sync { with } => {
+        Command::Sync(args) => {
             let mine = open_existing(db)?;
-            let theirs = open_existing(&with)?;
-            let report = sync_stores(&mine, &theirs)?;
+            if let Some(url) = &args.server {
+                network::sync(mine, url, args.watch)?;
+            } else if let Some(with) = &args.with {
+                let theirs = open_existing(&db.sibling(with))?;
+                let report = sync_stores(&mine, &theirs)?;
+                println!(
+                    "synced {} plan(s): {} messages, {} bytes",
+                    report.plans.len(),
+                    report.messages,
+                    report.bytes
+                );
+            }
+        }
+        Command::Relay { listen } => network::relay(db, &listen)?,
+        Command::Rekey { new_key_file } => {
+            let store = open_existing(db)?;
+            store.rekey(&read_key_file(&new_key_file)?)?;
             println!(
-                "synced {} plan(s): {} messages, {} bytes",
-                report.plans.len(),
-                report.messages,
-                report.bytes
+                "rekeyed: open this store with --key-file {} from now on",
+                new_key_file.display()
             );
         }
         Command::Demo => demo::run()?,
+        Command::Export { plan, format, out } => {
+            let plan = PlanId::parse(&plan)?;
+            let store = open_existing(db)?;
+            let text = match format {
+                ExportFormat::Fhir => store.export_fhir(plan)?,
+                ExportFormat::Json => store.export_json(plan)?,
+            };
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, format!("{text}\n"))?;
+                    println!("wrote {}", path.display());
+                }
+                None => println!("{text}"),
+            }
+        }
+        Command::Import { file } => {
+            let text = std::fs::read_to_string(&file)?;
+            let store = open_existing(db)?;
+            println!("{}", store.import_json(&text)?);
+        }
+        Command::Progress { plan, window, json } => {
+            let plan = PlanId::parse(&plan)?;
+            let store = open_existing(db)?;
+            let model = store.plan(plan)?;
+            print::progress(&model, &store.progress(plan, window)?, json);
+        }
     }
     Ok(())
 }
 
-fn plan(db: &Path, command: PlanCommand) -> Result<()> {
+fn plan(db: &StoreFile, command: PlanCommand) -> Result<()> {
     match command {
         PlanCommand::New {
             title,
@@ -230,9 +275,13 @@ fn plan(db: &Path, command: PlanCommand) -> Result<()> {
             })?;
             println!("{id}");
         }
-        PlanCommand::List { json } => {
+        PlanCommand::List { json, due, within } => {
             let store = open_existing(db)?;
-            print::plan_list(&store.list_plans()?, json);
+            if due {
+                print::plans_due(&store.plans_due_for_review(within.unwrap_or(0))?, json);
+            } else {
+                print::plan_list(&store.list_plans()?, json);
+            }
         }
         PlanCommand::Set {
             plan,
@@ -259,7 +308,7 @@ fn plan(db: &Path, command: PlanCommand) -> Result<()> {
     Ok(())
 }
 
-fn goal(db: &Path, command: GoalCommand) -> Result<()> {
+fn goal(db: &StoreFile, command: GoalCommand) -> Result<()> {
     match command {
         GoalCommand::Propose { plan, words } => {
             let plan = PlanId::parse(&plan)?;
@@ -296,7 +345,7 @@ fn goal(db: &Path, command: GoalCommand) -> Result<()> {
     Ok(())
 }
 
-fn checkin(db: &Path, args: CheckinArgs) -> Result<()> {
+fn checkin(db: &StoreFile, args: CheckinArgs) -> Result<()> {
     let (plan, goal) = (PlanId::parse(&args.plan)?, GoalId::parse(&args.goal)?);
     let checkin = NewCheckIn {
         gas_level: int_in("gas level", args.level, "between -2 and 2")?,

@@ -1,6 +1,10 @@
 //! `alliance demo`: a counselor and a client, each on their own store, write a plan together.
 
-use alliance_core::local_sync::sync_stores;
+use std::sync::Arc;
+
+use alliance_core::sync::{
+    sync_once_blocking, BackgroundRelay, RelayOptions, SyncOptions, Traffic,
+};
 use alliance_core::{
     Alliance, GasEdit, GoalEdit, GoalStatus, NewCheckIn, NewObjective, NewPlan, Result, Role,
 };
@@ -11,22 +15,34 @@ fn step(n: u32, text: &str) {
     println!("\n== {n}. {text}");
 }
 
-fn sync(counselor: &Alliance, client: &Alliance) -> Result<()> {
-    let report = sync_stores(counselor, client)?;
+/// Both devices sync through the relay: the counselor's news goes up, the client takes it
+/// and sends its own, the counselor takes the client's.
+fn sync(relay: &BackgroundRelay, counselor: &Arc<Alliance>, client: &Arc<Alliance>) -> Result<()> {
+    let url = relay.url();
+    let options = SyncOptions::default();
+    let mut traffic = Traffic::default();
+    let mut plans = 0;
+    for device in [counselor, client, counselor] {
+        let summary = sync_once_blocking(device.clone(), &url, &options)?;
+        traffic.add(&summary.traffic);
+        plans = plans.max(summary.documents_synced);
+    }
     println!(
-        "   synced {} plan(s) in {} messages ({} bytes)",
-        report.plans.len(),
-        report.messages,
-        report.bytes
+        "   synced {plans} plan(s) through the relay: {} frames, {} bytes",
+        traffic.frames_sent + traffic.frames_received,
+        traffic.bytes_sent + traffic.bytes_received
     );
     Ok(())
 }
 
 pub fn run() -> Result<()> {
     let folder = tempfile::tempdir()?;
-    let counselor = Alliance::open(&folder.path().join("counselor.db"))?;
-    let client = Alliance::open(&folder.path().join("client.db"))?;
+    let counselor = Arc::new(Alliance::open(&folder.path().join("counselor.db"))?);
+    let client = Arc::new(Alliance::open(&folder.path().join("client.db"))?);
+    let relay_store = Arc::new(Alliance::open(&folder.path().join("relay.db"))?);
+    let relay = BackgroundRelay::start("127.0.0.1:0", relay_store, RelayOptions::default())?;
     println!("Alliance demo — stores in {}", folder.path().display());
+    println!("   the clinic's relay listens on {}", relay.url());
 
     step(1, "Each person sets up their own device");
     let dana = counselor.init("Dana Reyes", Role::Counselor, None)?;
@@ -45,8 +61,8 @@ pub fn run() -> Result<()> {
         client_device: Some(sam.device_id),
     })?;
     counselor.set_review_on(plan, "2027-02-23")?;
-    println!("   plan {plan}");
-    sync(&counselor, &client)?;
+    println!("   plan {plan} (Sam's phone is not told its id: the relay offers it)");
+    sync(&relay, &counselor, &client)?;
 
     step(3, "Offline, Sam proposes a goal in their own words");
     let goal = client.propose_goal(plan, "I want to get through weekends without drinking")?;
@@ -58,7 +74,7 @@ pub fn run() -> Result<()> {
             text: "Sober on 3 of 4 weekends a month".into(),
         },
     )?;
-    sync(&counselor, &client)?;
+    sync(&relay, &counselor, &client)?;
 
     step(
         4,
@@ -95,7 +111,7 @@ pub fn run() -> Result<()> {
             ..Default::default()
         },
     )?;
-    sync(&counselor, &client)?;
+    sync(&relay, &counselor, &client)?;
 
     step(5, "Both agree to the goal as it now stands");
     counselor.agree(plan, goal)?;
@@ -108,7 +124,7 @@ pub fn run() -> Result<()> {
             ..Default::default()
         },
     )?;
-    sync(&counselor, &client)?;
+    sync(&relay, &counselor, &client)?;
     let state = client.plan(plan)?.goal(goal)?.agreement.state;
     println!("   agreement: {}", print::agreement_word(state));
 
@@ -124,7 +140,7 @@ pub fn run() -> Result<()> {
             ..Default::default()
         },
     )?;
-    sync(&counselor, &client)?;
+    sync(&relay, &counselor, &client)?;
 
     step(
         7,
@@ -142,7 +158,7 @@ pub fn run() -> Result<()> {
             ..Default::default()
         },
     )?;
-    sync(&counselor, &client)?;
+    sync(&relay, &counselor, &client)?;
     let state = client.plan(plan)?.goal(goal)?.agreement.state;
     println!("   agreement: {}", print::agreement_word(state));
 
@@ -154,5 +170,6 @@ pub fn run() -> Result<()> {
         "\nBoth devices hold the same plan: {}",
         if on_phone == on_laptop { "yes" } else { "NO" }
     );
+    relay.stop();
     Ok(())
 }

@@ -3,7 +3,9 @@
 mod args;
 mod commands;
 mod demo;
+mod network;
 mod print;
+mod store_file;
 
 use std::process::ExitCode;
 
@@ -25,8 +27,15 @@ fn main() -> ExitCode {
             }
             // One line on stderr: the first line clap renders, without the usage block.
             let rendered = error.to_string();
-            let line = rendered.lines().next().unwrap_or("invalid arguments");
-            eprintln!("{}", line.trim());
+            let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut line = lines.next().unwrap_or("invalid arguments").to_owned();
+            // "…were not provided:" names the arguments on the next line.
+            if line.ends_with(':') {
+                if let Some(next) = lines.next() {
+                    line = format!("{line} {next}");
+                }
+            }
+            eprintln!("{line}");
             return ExitCode::from(2);
         }
     };

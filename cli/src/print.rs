@@ -253,3 +253,73 @@ pub fn history(entries: &[HistoryEntry], as_json: bool) {
         );
     }
 }
+
+/// Plans due for review: overdue or due soon first, plans with no review date last.
+pub fn plans_due(plans: &[PlanSummary], as_json: bool) {
+    if as_json {
+        return json(&plans);
+    }
+    if plans.is_empty() {
+        println!("no plan is due for review");
+    }
+    for p in plans {
+        println!(
+            "{}  {}  {}",
+            p.review_on.as_deref().unwrap_or("no review date"),
+            p.plan_id,
+            p.title
+        );
+    }
+}
+
+/// A plan's progress: each goal's GAS series and trend, check-in days, the T-score over time.
+pub fn progress(plan: &Plan, progress: &alliance_core::progress::PlanProgress, as_json: bool) {
+    use alliance_core::progress::level_label;
+    if as_json {
+        return json(progress);
+    }
+    println!(
+        "{}: progress as of {} (trends over the last {} ratings)",
+        plan.title, progress.as_of, progress.trend_window
+    );
+    println!(
+        "check-in days: {} of the last 7, {} of the last 30",
+        progress.days_checked_in.last_7_days, progress.days_checked_in.last_30_days
+    );
+    for goal in &progress.goals {
+        let words = plan
+            .goal(goal.goal_id)
+            .map(|g| g.client_words.as_str())
+            .unwrap_or("?");
+        println!();
+        println!("goal {}  \"{words}\"", goal.goal_id);
+        let levels: Vec<String> = goal
+            .series
+            .iter()
+            .map(|p| format!("{} {}", p.local_date, level_label(p.level)))
+            .collect();
+        if levels.is_empty() {
+            println!("  no GAS rating yet");
+        } else {
+            println!("  GAS levels: {}", levels.join(", "));
+        }
+        println!(
+            "  latest: {}; trend: {}",
+            goal.latest_level
+                .map(level_label)
+                .unwrap_or_else(|| "-".to_owned()),
+            goal.trend.map(|t| t.as_str()).unwrap_or("-")
+        );
+        println!(
+            "  check-in days: {} of the last 7, {} of the last 30",
+            goal.days_checked_in.last_7_days, goal.days_checked_in.last_30_days
+        );
+    }
+    if !progress.t_scores.is_empty() {
+        println!();
+        println!("GAS T-score by day:");
+        for point in &progress.t_scores {
+            println!("  {}  {:.1}", point.local_date, point.t_score);
+        }
+    }
+}

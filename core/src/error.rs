@@ -26,6 +26,12 @@ pub enum Error {
     /// The database was written by a newer version of Alliance.
     #[error("database schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew { found: i64, supported: i64 },
+    /// The key does not open this store: a wrong key, no key for an encrypted store, a key for
+    /// an unencrypted one, or a file that is not a store at all. The file was not touched.
+    #[error(
+        "this store cannot be opened with the key given (wrong key, or not an Alliance store)"
+    )]
+    WrongKey,
     /// A stored or received plan document does not have the expected shape.
     #[error("malformed plan document: {0}")]
     Malformed(String),

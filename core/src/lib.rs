@@ -7,9 +7,12 @@
 mod alliance;
 mod clock;
 mod error;
+pub mod export;
 pub mod local_sync;
 pub mod model;
 pub mod plan;
+pub mod progress;
+pub mod review;
 pub mod rules;
 pub mod store;
 pub mod sync;
@@ -17,3 +20,4 @@ pub mod sync;
 pub use alliance::{Alliance, NewDevice, NewPlan, PlanObserver};
 pub use error::{Error, Result};
 pub use model::*;
+pub use store::StoreKey;

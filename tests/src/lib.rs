@@ -1,6 +1,10 @@
 //! Shared helpers for the integration tests: devices with their own stores, set up as a
 //! counselor and a client would be.
 
+pub mod known_plan;
+
+pub mod fuzz_inputs;
+
 use alliance_core::local_sync::sync_stores;
 use alliance_core::{Alliance, Identity, NewDevice, NewPlan, PlanId, Role};
 

@@ -18,7 +18,7 @@ use crate::model::{
 };
 use crate::plan::{write, PlanDoc};
 use crate::rules::{self, remote, Edit};
-use crate::store::{self, DocumentSizes, Store};
+use crate::store::{self, DocumentSizes, Store, StoreKey};
 
 /// Told when a plan changed, by a local edit or a merged remote change.
 pub trait PlanObserver: Send + Sync {
@@ -68,6 +68,8 @@ struct Inner {
     refused: HashMap<PlanId, HashSet<ChangeHash>>,
     /// Changes received before their dependencies, per plan: judged once those arrive.
     held: HashMap<PlanId, Vec<Change>>,
+    /// The devices last written to `plan_devices` per plan, so unchanged sets are not rewritten.
+    indexed_devices: HashMap<PlanId, Vec<DeviceId>>,
 }
 
 struct OpenDoc {
@@ -163,6 +165,11 @@ impl Inner {
         let changed = heads != open.saved_heads;
         let doc_id = plan.to_string();
         let is_plan = open.doc.is_plan();
+        let devices = if is_plan && changed {
+            Some(open.doc.device_ids()).filter(|d| self.indexed_devices.get(&plan) != Some(d))
+        } else {
+            None
+        };
         let result = self.store.write(|tx| {
             if changed {
                 if open.stored {
@@ -199,6 +206,9 @@ impl Inner {
                             updated_at: now,
                         },
                     )?;
+                    if let Some(devices) = &devices {
+                        store::set_plan_devices(tx, plan, devices)?;
+                    }
                 }
             }
             extra(tx)
@@ -208,6 +218,9 @@ impl Inner {
                 if let Some(open) = self.docs.get_mut(&plan) {
                     open.saved_heads = heads;
                     open.stored |= changed;
+                }
+                if let Some(devices) = devices {
+                    self.indexed_devices.insert(plan, devices);
                 }
                 Ok(changed)
             }
@@ -221,9 +234,17 @@ impl Inner {
 }
 
 impl Alliance {
-    /// Opens (or creates) the store at `path`. The path comes from the shell.
+    /// Opens (or creates) the store at `path` **unencrypted**: for tests, the demo and the CLI
+    /// run without `--key-file`. A shell opens its store with [`Alliance::open_encrypted`].
     pub fn open(path: &Path) -> Result<Self> {
         Self::with_store(Store::open(path)?)
+    }
+
+    /// Opens (or creates) the store at `path`, encrypted at rest with `key` (SQLCipher), a key
+    /// the shell keeps in the platform keystore. A key that does not open the file is
+    /// [`Error::WrongKey`] and the file is left unchanged.
+    pub fn open_encrypted(path: &Path, key: &StoreKey) -> Result<Self> {
+        Self::with_store(Store::open_encrypted(path, key)?)
     }
 
     /// A store that lives in memory only.
@@ -241,6 +262,7 @@ impl Alliance {
                 sessions: HashMap::new(),
                 refused: HashMap::new(),
                 held: HashMap::new(),
+                indexed_devices: HashMap::new(),
             }),
             observers: Mutex::new(Vec::new()),
         })
@@ -270,6 +292,21 @@ impl Alliance {
     /// This device's identity, if `init` ran.
     pub fn identity(&self) -> Option<Identity> {
         self.inner.lock().identity.clone()
+    }
+
+    /// The stable random id of this store, made when it was created. A store without identity
+    /// (a relay) announces it to peers; devices announce their device id instead.
+    pub fn store_id(&self) -> Result<String> {
+        self.inner.lock().store.read(|tx| store::load_store_id(tx))
+    }
+
+    /// Plans stored here that enroll `device` (a relay uses it to offer a joining device its
+    /// plans).
+    pub fn plans_of_device(&self, device: DeviceId) -> Result<Vec<PlanId>> {
+        self.inner
+            .lock()
+            .store
+            .read(|tx| store::plans_of_device(tx, device))
     }
 
     /// Makes this store a device of a person: a new person, or a new device of `member`.
@@ -392,10 +429,33 @@ impl Alliance {
 
     /// Runs one local edit: reads the plan, lets `edit` check the rules and write operations
     /// in one Automerge change, then stores it in one SQLite transaction. If `edit` fails,
-    /// nothing is written anywhere.
+    /// nothing is written anywhere. The model `edit` sees holds the plan's members and devices
+    /// but no goal (see [`Alliance::edit_in_goal`]): reading a whole plan on every edit would
+    /// cost more than the edit.
     fn edit<T>(
         &self,
         plan: PlanId,
+        description: &str,
+        edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.edit_scoped(plan, (None, false), description, edit)
+    }
+
+    /// [`Alliance::edit`] of one goal: the model holds that goal too, with its check-ins when
+    /// `checkins` is set.
+    fn edit_in_goal<T>(
+        &self,
+        (plan, goal, checkins): (PlanId, GoalId, bool),
+        description: &str,
+        edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.edit_scoped(plan, (Some(goal), checkins), description, edit)
+    }
+
+    fn edit_scoped<T>(
+        &self,
+        plan: PlanId,
+        (goal, checkins): (Option<GoalId>, bool),
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
@@ -403,7 +463,7 @@ impl Alliance {
             let mut inner = self.inner.lock();
             let me = inner.identity()?;
             let open = inner.open(plan)?;
-            let model = open.doc.read()?;
+            let model = open.doc.read_for_edit(goal, checkins)?;
             match model.device(me.device_id) {
                 Some(device) if device.member_id == me.member_id => {}
                 _ => {
@@ -499,7 +559,7 @@ impl Alliance {
     pub fn edit_goal(&self, plan: PlanId, goal: GoalId, edit: &GoalEdit) -> Result<()> {
         validate::goal_edit(edit)?;
         let description = describe_goal_edit(edit);
-        self.edit(plan, &description, |model, me, tx| {
+        self.edit_in_goal((plan, goal, false), &description, |model, me, tx| {
             let current = model.goal(goal)?;
             rules::check(
                 model,
@@ -530,7 +590,8 @@ impl Alliance {
     ) -> Result<ObjectiveId> {
         validate::objective(objective)?;
         let id = ObjectiveId::new();
-        self.edit(plan, "added an objective", |model, me, tx| {
+        let scope = (plan, goal, false);
+        self.edit_in_goal(scope, "added an objective", |model, me, tx| {
             model.goal(goal)?;
             rules::check(model, me.member_id, Edit::Objective)?;
             write::add_objective(tx, goal, id, objective)?;
@@ -547,7 +608,8 @@ impl Alliance {
     ) -> Result<InterventionId> {
         validate::intervention(intervention)?;
         let id = InterventionId::new();
-        self.edit(plan, "added an intervention", |model, me, tx| {
+        let scope = (plan, goal, false);
+        self.edit_in_goal(scope, "added an intervention", |model, me, tx| {
             model.goal(goal)?;
             if let Some(owner) = intervention.owner {
                 if model.member(owner).is_none() {
@@ -568,7 +630,7 @@ impl Alliance {
             GasEdit::Weight(_) => "set a GAS weight",
             GasEdit::Baseline(_) => "set a GAS baseline",
         };
-        self.edit(plan, description, |model, me, tx| {
+        self.edit_in_goal((plan, goal, false), description, |model, me, tx| {
             model.goal(goal)?;
             rules::check(model, me.member_id, Edit::Gas(edit))?;
             write::set_gas(tx, goal, edit)
@@ -577,7 +639,7 @@ impl Alliance {
 
     /// Records this member's agreement to the goal's current content.
     pub fn agree(&self, plan: PlanId, goal: GoalId) -> Result<()> {
-        self.edit(plan, "agreed to a goal", |model, me, tx| {
+        self.edit_in_goal((plan, goal, false), "agreed to a goal", |model, me, tx| {
             let current = model.goal(goal)?;
             rules::check(
                 model,
@@ -613,7 +675,9 @@ impl Alliance {
         } else {
             "checked in"
         };
-        self.edit(plan, description, |model, me, tx| {
+        // Only a correction needs the check-ins (to find the one it corrects).
+        let corrects = checkin.corrects.is_some();
+        self.edit_in_goal((plan, goal, corrects), description, |model, me, tx| {
             let current = model.goal(goal)?;
             let corrects = match checkin.corrects {
                 Some(original) => Some(
@@ -677,6 +741,58 @@ impl Alliance {
         Ok(self.inner.lock().open(plan)?.doc.save())
     }
 
+    /// Stores a plan that arrives outside sync (an imported file) from all its changes. This
+    /// store must not hold the plan yet. Every change is judged by its author's role exactly
+    /// as a change from a peer is (see [`rules::remote`]); unless every one is accepted and
+    /// none is missing a dependency, nothing is stored.
+    pub(crate) fn import_changes(&self, plan: PlanId, changes: Vec<Change>) -> Result<()> {
+        {
+            let mut inner = self.inner.lock();
+            let stored = inner.docs.get(&plan).is_some_and(|open| open.stored)
+                || inner
+                    .store
+                    .read(|tx| store::has_document(tx, &plan.to_string()))?;
+            if stored {
+                return Err(Error::invalid(
+                    "plan",
+                    "this store already holds it: sync instead of importing",
+                ));
+            }
+            let mut doc = PlanDoc::empty(inner.actor());
+            let judgement = remote::judge(doc.automerge(), plan, changes, &HashSet::new());
+            if let Some(refusal) = judgement.refused.first() {
+                return Err(Error::not_allowed(format!(
+                    "an imported change was refused: {}",
+                    refusal.rule
+                )));
+            }
+            if !judgement.held.is_empty() || judgement.accepted.is_empty() {
+                return Err(Error::Malformed(
+                    "the imported plan misses some of its changes".into(),
+                ));
+            }
+            doc.automerge_mut().apply_changes(judgement.accepted)?;
+            if !doc.is_plan() {
+                return Err(Error::Malformed(
+                    "the imported document holds no plan".into(),
+                ));
+            }
+            inner.sessions.retain(|(p, _), _| *p != plan);
+            inner.held.remove(&plan);
+            inner.docs.insert(
+                plan,
+                OpenDoc {
+                    doc,
+                    saved_heads: Vec::new(),
+                    stored: false,
+                },
+            );
+            inner.persist(plan, |_| Ok(()))?;
+        }
+        self.notify(plan);
+        Ok(())
+    }
+
     // ---- transport-agnostic sync: bytes in, bytes out ----
 
     /// The next Automerge sync message for `peer` about `plan`, or None when the peer has
@@ -684,9 +800,33 @@ impl Alliance {
     pub fn generate_sync_message(&self, plan: PlanId, peer: &str) -> Result<Option<Vec<u8>>> {
         let mut inner = self.inner.lock();
         let state = load_session(&mut inner, plan, peer)?;
+        // Held changes wait outside Automerge, which therefore never asks for what they
+        // lack (a peer's Bloom filter false positive can skip a change while sending its
+        // successors): ask for it here, or the peers resend the successors forever.
+        let held_deps: Vec<ChangeHash> = match inner.held.get(&plan) {
+            Some(held) => {
+                let hashes: HashSet<ChangeHash> = held.iter().map(|c| c.hash()).collect();
+                held.iter()
+                    .flat_map(|c| c.deps().iter().copied())
+                    .filter(|d| !hashes.contains(d))
+                    .collect()
+            }
+            None => Vec::new(),
+        };
         let open = inner.open_or_empty(plan)?;
         let mut state = state;
-        let message = open.doc.automerge().generate_sync_message(&mut state);
+        let mut message = open.doc.automerge().generate_sync_message(&mut state);
+        if let Some(message) = message.as_mut() {
+            let doc = open.doc.automerge();
+            for dep in held_deps {
+                if automerge::ReadDoc::get_change_by_hash(doc, &dep).is_none()
+                    && !message.need.contains(&dep)
+                {
+                    message.need.push(dep);
+                }
+            }
+            message.need.sort();
+        }
         inner.sessions.insert((plan, peer.to_owned()), state);
         Ok(message.map(sync::Message::encode))
     }
@@ -808,6 +948,30 @@ impl Alliance {
         inner.sessions.retain(|(_, p), _| p != peer);
         inner.docs.retain(|_, open| open.stored);
     }
+
+    /// Re-encrypts this store under `new_key` in one transaction; the next open needs the new
+    /// key. A store opened without a key cannot be rekeyed.
+    pub fn rekey(&self, new_key: &StoreKey) -> Result<()> {
+        self.inner.lock().store.rekey(new_key)
+    }
+
+    /// Problems SQLite finds in the store's file (its integrity check, and for an encrypted
+    /// store every page's authentication code); empty when the file is sound.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        self.inner.lock().store.integrity_check()
+    }
+
+    /// Ends the sessions with `peer` and deletes its persisted sync state too: for ephemeral
+    /// peers (they keep nothing, so there is nothing to resume), called when they disconnect.
+    pub fn forget_sync_peer(&self, peer: &str) -> Result<()> {
+        let mut inner = self.inner.lock();
+        inner.sessions.retain(|(_, p), _| p != peer);
+        inner.docs.retain(|_, open| open.stored);
+        inner
+            .store
+            .write(|tx| store::delete_sync_states(tx, peer))?;
+        Ok(())
+    }
 }
 
 fn load_session(inner: &mut Inner, plan: PlanId, peer: &str) -> Result<sync::State> {
@@ -830,24 +994,41 @@ fn changes_in(doc: &Automerge, message: &sync::Message) -> Result<Vec<Change>> {
     let mut changes = Vec::new();
     for blob in message.changes.iter() {
         for chunk in split_chunks(blob)? {
-            if let Ok(change) = Change::from_bytes(chunk.to_vec()) {
-                changes.push(change);
-            } else if let Some(bundled) = automerge::Bundle::try_from(chunk)
-                .ok()
-                .and_then(|bundle| bundle.to_changes().ok())
-            {
-                changes.extend(bundled);
-            } else {
-                let mut scratch = doc.fork();
-                scratch
-                    .load_incremental(chunk)
-                    .map_err(|e| Error::SyncMessage(e.to_string()))?;
-                changes.extend(doc.get_changes_added(&scratch));
+            // Dispatch on the chunk type: `Bundle::try_from` does not check it, and now and
+            // then reads a whole-document chunk (what V2 messages carry) as an empty bundle,
+            // which silently lost every change in it.
+            match chunk.get(CHUNK_TYPE_AT) {
+                Some(&CHUNK_CHANGE | &CHUNK_COMPRESSED_CHANGE) => {
+                    let change = Change::from_bytes(chunk.to_vec())
+                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                    changes.push(change);
+                }
+                Some(&CHUNK_BUNDLE) => {
+                    let bundle = automerge::Bundle::try_from(chunk)
+                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                    let bundled = bundle
+                        .to_changes()
+                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                    changes.extend(bundled);
+                }
+                _ => {
+                    let mut scratch = doc.fork();
+                    scratch
+                        .load_incremental(chunk)
+                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                    changes.extend(doc.get_changes_added(&scratch));
+                }
             }
         }
     }
     Ok(changes)
 }
+
+/// Where a storage chunk's type byte sits (after magic and checksum), and the types.
+const CHUNK_TYPE_AT: usize = 8;
+const CHUNK_CHANGE: u8 = 1;
+const CHUNK_COMPRESSED_CHANGE: u8 = 2;
+const CHUNK_BUNDLE: u8 = 3;
 
 /// Splits joined storage chunks at their headers: magic (4 bytes), checksum (4), type (1),
 /// body length (LEB128), body.

@@ -13,7 +13,7 @@ pub use hash::content_hash;
 pub use read::Summary;
 
 use crate::error::Result;
-use crate::model::{DeviceId, HistoryEntry, Plan};
+use crate::model::{DeviceId, GoalId, HistoryEntry, Plan};
 
 /// One plan's Automerge document.
 #[derive(Debug, Clone)]
@@ -51,6 +51,12 @@ impl PlanDoc {
     /// The whole plan as model types.
     pub fn read(&self) -> Result<Plan> {
         read::read_plan(&self.doc)
+    }
+
+    /// What the role rules need to judge a local edit: members, devices and at most one goal
+    /// (see [`read::read_plan_for_edit`]).
+    pub fn read_for_edit(&self, goal: Option<GoalId>, with_checkins: bool) -> Result<Plan> {
+        read::read_plan_for_edit(&self.doc, goal, with_checkins)
     }
 
     /// The catalog facts, without reading goals.

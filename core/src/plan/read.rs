@@ -13,21 +13,21 @@ use crate::model::{
     InterventionId, Member, MemberId, Objective, ObjectiveId, Plan, PlanId, Role,
 };
 
-/// A string field: a scalar string or the content of a Text object.
-pub(crate) fn get_string<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<String> {
-    match doc.get(obj, key).ok().flatten()? {
-        (Value::Scalar(s), _) => match s.as_ref() {
+/// A string value: a scalar string or the content of the Text object `id`.
+fn string_value<R: ReadDoc>(doc: &R, value: &Value<'_>, id: &ObjId) -> Option<String> {
+    match value {
+        Value::Scalar(s) => match s.as_ref() {
             ScalarValue::Str(text) => Some(text.to_string()),
             _ => None,
         },
-        (Value::Object(ObjType::Text), id) => doc.text(&id).ok(),
+        Value::Object(ObjType::Text) => doc.text(id).ok(),
         _ => None,
     }
 }
 
-pub(crate) fn get_i64<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<i64> {
-    match doc.get(obj, key).ok().flatten()? {
-        (Value::Scalar(s), _) => match s.as_ref() {
+fn i64_value(value: &Value<'_>) -> Option<i64> {
+    match value {
+        Value::Scalar(s) => match s.as_ref() {
             ScalarValue::Int(n) => Some(*n),
             ScalarValue::Uint(n) => i64::try_from(*n).ok(),
             ScalarValue::Timestamp(n) => Some(*n),
@@ -38,15 +38,91 @@ pub(crate) fn get_i64<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<i64
     }
 }
 
-pub(crate) fn get_f64<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<f64> {
-    match doc.get(obj, key).ok().flatten()? {
-        (Value::Scalar(s), _) => match s.as_ref() {
+fn f64_value(value: &Value<'_>) -> Option<f64> {
+    match value {
+        Value::Scalar(s) => match s.as_ref() {
             ScalarValue::F64(f) => Some(*f),
             ScalarValue::Int(n) => Some(*n as f64),
             ScalarValue::Uint(n) => Some(*n as f64),
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// A string field: a scalar string or the content of a Text object.
+pub(crate) fn get_string<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<String> {
+    let (value, id) = doc.get(obj, key).ok().flatten()?;
+    string_value(doc, &value, &id)
+}
+
+pub(crate) fn get_i64<R: ReadDoc>(doc: &R, obj: &ObjId, key: &str) -> Option<i64> {
+    i64_value(&doc.get(obj, key).ok().flatten()?.0)
+}
+
+/// The fields of one map, read in a single pass over it. Each `get` seeks into the whole
+/// document; reading a map's few fields this way costs one seek instead of one per key,
+/// which is what keeps reading a year of check-ins fast.
+pub(crate) struct Fields {
+    entries: Vec<FieldEntry>,
+}
+
+struct FieldEntry {
+    key: String,
+    value: Value<'static>,
+    id: ObjId,
+    /// Concurrent values exist for the key.
+    conflict: bool,
+}
+
+impl Fields {
+    pub(crate) fn of<R: ReadDoc>(doc: &R, obj: &ObjId) -> Self {
+        let entries = doc
+            .map_range(obj, ..)
+            .map(|item| FieldEntry {
+                id: item.id(),
+                key: item.key.into_owned(),
+                value: item.value.into_value(),
+                conflict: item.conflict,
+            })
+            .collect();
+        Self { entries }
+    }
+
+    fn entry(&self, key: &str) -> Option<&FieldEntry> {
+        self.entries.iter().find(|e| e.key == key)
+    }
+
+    pub(crate) fn string<R: ReadDoc>(&self, doc: &R, key: &str) -> Option<String> {
+        let entry = self.entry(key)?;
+        string_value(doc, &entry.value, &entry.id)
+    }
+
+    pub(crate) fn i64(&self, key: &str) -> Option<i64> {
+        i64_value(&self.entry(key)?.value)
+    }
+
+    pub(crate) fn f64(&self, key: &str) -> Option<f64> {
+        f64_value(&self.entry(key)?.value)
+    }
+
+    /// A map-valued field.
+    pub(crate) fn map(&self, key: &str) -> Option<ObjId> {
+        let entry = self.entry(key)?;
+        matches!(entry.value, Value::Object(ObjType::Map)).then(|| entry.id.clone())
+    }
+
+    /// Whether the key holds concurrent values (then `get_all` tells them).
+    pub(crate) fn conflicted(&self, key: &str) -> bool {
+        self.entry(key).is_some_and(|e| e.conflict)
+    }
+
+    /// Every map-valued entry: (key, map).
+    pub(crate) fn maps(&self) -> impl Iterator<Item = (&str, &ObjId)> {
+        self.entries
+            .iter()
+            .filter(|e| matches!(e.value, Value::Object(ObjType::Map)))
+            .map(|e| (e.key.as_str(), &e.id))
     }
 }
 
@@ -114,17 +190,17 @@ fn read_members<R: ReadDoc>(doc: &R) -> Vec<Member> {
     let Some(members) = get_map(doc, &ROOT, k::MEMBERS) else {
         return Vec::new();
     };
-    let mut out: Vec<Member> = doc
-        .map_range(&members, ..)
-        .filter_map(|item| {
-            let member_id = MemberId::parse(&item.key).ok()?;
-            let obj = get_map(doc, &members, &item.key)?;
-            let role = get_string(doc, &obj, k::ROLE)?.parse().ok()?;
+    let mut out: Vec<Member> = Fields::of(doc, &members)
+        .maps()
+        .filter_map(|(key, obj)| {
+            let member_id = MemberId::parse(key).ok()?;
+            let fields = Fields::of(doc, obj);
+            let role = fields.string(doc, k::ROLE)?.parse().ok()?;
             Some(Member {
                 member_id,
-                name: get_string(doc, &obj, k::NAME).unwrap_or_default(),
+                name: fields.string(doc, k::NAME).unwrap_or_default(),
                 role,
-                added_at: get_i64(doc, &obj, k::ADDED_AT).unwrap_or(0),
+                added_at: fields.i64(k::ADDED_AT).unwrap_or(0),
             })
         })
         .collect();
@@ -136,16 +212,16 @@ pub(crate) fn read_devices<R: ReadDoc>(doc: &R) -> Vec<Device> {
     let Some(devices) = get_map(doc, &ROOT, k::DEVICES) else {
         return Vec::new();
     };
-    let mut out: Vec<Device> = doc
-        .map_range(&devices, ..)
-        .filter_map(|item| {
-            let device_id = DeviceId::parse(&item.key).ok()?;
-            let obj = get_map(doc, &devices, &item.key)?;
+    let mut out: Vec<Device> = Fields::of(doc, &devices)
+        .maps()
+        .filter_map(|(key, obj)| {
+            let device_id = DeviceId::parse(key).ok()?;
+            let fields = Fields::of(doc, obj);
             Some(Device {
                 device_id,
-                member_id: MemberId::parse(&get_string(doc, &obj, k::MEMBER_ID)?).ok()?,
-                label: get_string(doc, &obj, k::LABEL).unwrap_or_default(),
-                added_at: get_i64(doc, &obj, k::ADDED_AT).unwrap_or(0),
+                member_id: MemberId::parse(&fields.string(doc, k::MEMBER_ID)?).ok()?,
+                label: fields.string(doc, k::LABEL).unwrap_or_default(),
+                added_at: fields.i64(k::ADDED_AT).unwrap_or(0),
             })
         })
         .collect();
@@ -200,11 +276,14 @@ fn json_of<R: ReadDoc>(doc: &R, value: &Value<'_>, id: &ObjId) -> serde_json::Va
 /// The concurrent values of one field, when there is more than one.
 fn conflict<R: ReadDoc>(
     doc: &R,
-    obj: &ObjId,
+    (obj, fields): (&ObjId, &Fields),
     key: &str,
     field: String,
     authors: &Authors,
 ) -> Option<Conflict> {
+    if !fields.conflicted(key) {
+        return None;
+    }
     let all = doc.get_all(obj, key).ok()?;
     if all.len() < 2 {
         return None;
@@ -228,20 +307,56 @@ fn conflict<R: ReadDoc>(
 
 /// Reads the whole plan into model types.
 pub fn read_plan<R: ReadDoc>(doc: &R) -> Result<Plan> {
+    read_plan_with(doc, None, true)
+}
+
+/// Reads what the role rules need to judge a local edit: the plan with its members and
+/// devices, and only `goal` of its goals (none when None), that goal's check-ins only when
+/// `with_checkins` is set. The cost stays the same after a year of check-ins and edits; the
+/// T-score and latest GAS levels of such a partial plan mean nothing.
+pub fn read_plan_for_edit<R: ReadDoc>(
+    doc: &R,
+    goal: Option<GoalId>,
+    with_checkins: bool,
+) -> Result<Plan> {
+    read_plan_with(doc, Some(goal), with_checkins)
+}
+
+/// `only`: None reads every goal; Some(goal) reads only that goal (or none).
+fn read_plan_with<R: ReadDoc>(
+    doc: &R,
+    only: Option<Option<GoalId>>,
+    with_checkins: bool,
+) -> Result<Plan> {
     let plan_id = read_plan_id(doc)?;
     let members = read_members(doc);
     let devices = read_devices(doc);
     let authors = Authors::new(&members, &devices);
     let mut goals = Vec::new();
-    if let Some(goals_obj) = get_map(doc, &ROOT, k::GOALS) {
-        for item in doc.map_range(&goals_obj, ..) {
-            let Ok(goal_id) = GoalId::parse(&item.key) else {
+    if let (Some(goals_obj), Some(only)) = (get_map(doc, &ROOT, k::GOALS), only) {
+        if let Some(goal_id) = only {
+            if let Some(obj) = get_map(doc, &goals_obj, &goal_id.to_string()) {
+                goals.push(read_goal(
+                    doc,
+                    goal_id,
+                    &obj,
+                    (&members, &authors),
+                    with_checkins,
+                ));
+            }
+        }
+    } else if let Some(goals_obj) = get_map(doc, &ROOT, k::GOALS) {
+        for (key, obj) in Fields::of(doc, &goals_obj).maps() {
+            let Ok(goal_id) = GoalId::parse(key) else {
                 continue;
             };
-            let Some(obj) = get_map(doc, &goals_obj, &item.key) else {
-                continue;
-            };
-            goals.push(read_goal(doc, goal_id, &obj, &members, &authors));
+            goals.push(read_goal(
+                doc,
+                goal_id,
+                obj,
+                (&members, &authors),
+                with_checkins,
+            ));
         }
     }
     goals.sort_by(|a, b| (&a.rank, a.goal_id).cmp(&(&b.rank, b.goal_id)));
@@ -270,16 +385,25 @@ fn read_goal<R: ReadDoc>(
     doc: &R,
     goal_id: GoalId,
     obj: &ObjId,
-    members: &[Member],
-    authors: &Authors,
+    (members, authors): (&[Member], &Authors),
+    with_checkins: bool,
 ) -> Goal {
-    let client_words = get_string(doc, obj, k::CLIENT_WORDS).unwrap_or_default();
-    let clinical_statement = get_string(doc, obj, k::CLINICAL_STATEMENT).unwrap_or_default();
-    let objectives = read_objectives(doc, obj);
-    let gas = read_gas(doc, obj);
+    let fields = Fields::of(doc, obj);
+    let client_words = fields.string(doc, k::CLIENT_WORDS).unwrap_or_default();
+    let clinical_statement = fields
+        .string(doc, k::CLINICAL_STATEMENT)
+        .unwrap_or_default();
+    let objectives = read_objectives(doc, &fields);
+    let gas_obj = fields.map(k::GAS);
+    let gas_fields = gas_obj.as_ref().map(|gas| Fields::of(doc, gas));
+    let gas = read_gas(doc, gas_fields.as_ref());
     let hash = content_hash(&client_words, &clinical_statement, &objectives, &gas);
-    let agreement = read_agreement(doc, obj, members, &hash);
-    let checkins = read_checkins(doc, obj);
+    let agreement = read_agreement(doc, &fields, members, &hash);
+    let checkins = if with_checkins {
+        read_checkins(doc, &fields)
+    } else {
+        Vec::new()
+    };
     let latest_gas_level = checkins
         .iter()
         .filter(|c| !c.superseded)
@@ -289,20 +413,23 @@ fn read_goal<R: ReadDoc>(
 
     let mut conflicts = Vec::new();
     for key in [k::STATUS, k::LIFE_AREA] {
-        conflicts.extend(conflict(doc, obj, key, key.to_owned(), authors));
+        conflicts.extend(conflict(doc, (obj, &fields), key, key.to_owned(), authors));
     }
-    if let Some(gas_obj) = get_map(doc, obj, k::GAS) {
+    if let (Some(gas_obj), Some(gas_fields)) = (&gas_obj, &gas_fields) {
         for key in [k::WEIGHT, k::BASELINE] {
-            conflicts.extend(conflict(doc, &gas_obj, key, format!("gas.{key}"), authors));
+            let field = format!("gas.{key}");
+            conflicts.extend(conflict(doc, (gas_obj, gas_fields), key, field, authors));
         }
     }
-    if let Some(objectives_obj) = get_map(doc, obj, k::OBJECTIVES) {
+    if let Some(objectives_obj) = fields.map(k::OBJECTIVES) {
+        let objectives_fields = Fields::of(doc, &objectives_obj);
         for objective in &objectives {
             let id = objective.objective_id.to_string();
-            if let Some(o) = get_map(doc, &objectives_obj, &id) {
+            if let Some(o) = objectives_fields.map(&id) {
+                let o_fields = Fields::of(doc, &o);
                 for key in [k::MEASURE, k::TARGET, k::UNIT, k::DUE_ON, k::STATUS] {
                     let field = format!("objectives.{id}.{key}");
-                    conflicts.extend(conflict(doc, &o, key, field, authors));
+                    conflicts.extend(conflict(doc, (&o, &o_fields), key, field, authors));
                 }
             }
         }
@@ -310,19 +437,22 @@ fn read_goal<R: ReadDoc>(
 
     Goal {
         goal_id,
-        proposed_by: get_string(doc, obj, k::PROPOSED_BY).and_then(|s| MemberId::parse(&s).ok()),
-        created_at: get_i64(doc, obj, k::CREATED_AT).unwrap_or(0),
-        rank: get_string(doc, obj, k::RANK).unwrap_or_default(),
+        proposed_by: fields
+            .string(doc, k::PROPOSED_BY)
+            .and_then(|s| MemberId::parse(&s).ok()),
+        created_at: fields.i64(k::CREATED_AT).unwrap_or(0),
+        rank: fields.string(doc, k::RANK).unwrap_or_default(),
         client_words,
         clinical_statement,
-        life_area: get_string(doc, obj, k::LIFE_AREA).unwrap_or_default(),
-        status: get_string(doc, obj, k::STATUS)
+        life_area: fields.string(doc, k::LIFE_AREA).unwrap_or_default(),
+        status: fields
+            .string(doc, k::STATUS)
             .and_then(|s| s.parse().ok())
             .unwrap_or(GoalStatus::Proposed),
         content_hash: hash,
         agreement,
         objectives,
-        interventions: read_interventions(doc, obj),
+        interventions: read_interventions(doc, &fields),
         gas,
         checkins,
         latest_gas_level,
@@ -330,63 +460,73 @@ fn read_goal<R: ReadDoc>(
     }
 }
 
-fn read_objectives<R: ReadDoc>(doc: &R, goal: &ObjId) -> Vec<Objective> {
-    let Some(map) = get_map(doc, goal, k::OBJECTIVES) else {
+fn read_objectives<R: ReadDoc>(doc: &R, goal: &Fields) -> Vec<Objective> {
+    let Some(map) = goal.map(k::OBJECTIVES) else {
         return Vec::new();
     };
-    doc.map_range(&map, ..)
-        .filter_map(|item| {
-            let objective_id = ObjectiveId::parse(&item.key).ok()?;
-            let o = get_map(doc, &map, &item.key)?;
+    Fields::of(doc, &map)
+        .maps()
+        .filter_map(|(key, o)| {
+            let objective_id = ObjectiveId::parse(key).ok()?;
+            let o = Fields::of(doc, o);
             Some(Objective {
                 objective_id,
-                text: get_string(doc, &o, k::TEXT).unwrap_or_default(),
-                measure: get_string(doc, &o, k::MEASURE),
-                target: get_f64(doc, &o, k::TARGET),
-                unit: get_string(doc, &o, k::UNIT),
-                due_on: get_string(doc, &o, k::DUE_ON),
-                status: get_string(doc, &o, k::STATUS).unwrap_or_else(|| "open".to_owned()),
+                text: o.string(doc, k::TEXT).unwrap_or_default(),
+                measure: o.string(doc, k::MEASURE),
+                target: o.f64(k::TARGET),
+                unit: o.string(doc, k::UNIT),
+                due_on: o.string(doc, k::DUE_ON),
+                status: o
+                    .string(doc, k::STATUS)
+                    .unwrap_or_else(|| "open".to_owned()),
             })
         })
         .collect()
 }
 
-fn read_interventions<R: ReadDoc>(doc: &R, goal: &ObjId) -> Vec<Intervention> {
-    let Some(map) = get_map(doc, goal, k::INTERVENTIONS) else {
+fn read_interventions<R: ReadDoc>(doc: &R, goal: &Fields) -> Vec<Intervention> {
+    let Some(map) = goal.map(k::INTERVENTIONS) else {
         return Vec::new();
     };
-    doc.map_range(&map, ..)
-        .filter_map(|item| {
-            let intervention_id = InterventionId::parse(&item.key).ok()?;
-            let o = get_map(doc, &map, &item.key)?;
+    Fields::of(doc, &map)
+        .maps()
+        .filter_map(|(key, o)| {
+            let intervention_id = InterventionId::parse(key).ok()?;
+            let o = Fields::of(doc, o);
             Some(Intervention {
                 intervention_id,
-                text: get_string(doc, &o, k::TEXT).unwrap_or_default(),
-                owner: get_string(doc, &o, k::OWNER).and_then(|s| MemberId::parse(&s).ok()),
-                frequency: get_string(doc, &o, k::FREQUENCY),
+                text: o.string(doc, k::TEXT).unwrap_or_default(),
+                owner: o
+                    .string(doc, k::OWNER)
+                    .and_then(|s| MemberId::parse(&s).ok()),
+                frequency: o.string(doc, k::FREQUENCY),
             })
         })
         .collect()
 }
 
-fn read_gas<R: ReadDoc>(doc: &R, goal: &ObjId) -> GasScale {
-    let Some(gas) = get_map(doc, goal, k::GAS) else {
+fn read_gas<R: ReadDoc>(doc: &R, gas: Option<&Fields>) -> GasScale {
+    let Some(gas) = gas else {
         return GasScale::default();
     };
-    let levels: BTreeMap<String, String> = get_map(doc, &gas, k::LEVELS)
+    let levels: BTreeMap<String, String> = gas
+        .map(k::LEVELS)
         .map(|levels| {
+            let levels = Fields::of(doc, &levels);
             k::GAS_LEVEL_KEYS
                 .iter()
-                .filter_map(|key| Some((key.to_string(), get_string(doc, &levels, key)?)))
+                .filter_map(|key| Some((key.to_string(), levels.string(doc, key)?)))
                 .collect()
         })
         .unwrap_or_default();
     GasScale {
         levels,
-        weight: get_f64(doc, &gas, k::WEIGHT)
+        weight: gas
+            .f64(k::WEIGHT)
             .filter(|w| w.is_finite() && *w > 0.0)
             .unwrap_or(1.0),
-        baseline: get_i64(doc, &gas, k::BASELINE)
+        baseline: gas
+            .i64(k::BASELINE)
             .filter(|b| (-2..=2).contains(b))
             .map(|b| b as i8),
     }
@@ -394,21 +534,23 @@ fn read_gas<R: ReadDoc>(doc: &R, goal: &ObjId) -> GasScale {
 
 fn read_agreement<R: ReadDoc>(
     doc: &R,
-    goal: &ObjId,
+    goal: &Fields,
     members: &[Member],
     current_hash: &str,
 ) -> AgreementStatus {
-    let mut agreements: Vec<Agreement> = get_map(doc, goal, k::AGREEMENTS)
+    let mut agreements: Vec<Agreement> = goal
+        .map(k::AGREEMENTS)
         .map(|map| {
-            doc.map_range(&map, ..)
-                .filter_map(|item| {
-                    let member_id = MemberId::parse(&item.key).ok()?;
+            Fields::of(doc, &map)
+                .maps()
+                .filter_map(|(key, entry)| {
+                    let member_id = MemberId::parse(key).ok()?;
                     members.iter().find(|m| m.member_id == member_id)?;
-                    let entry = get_map(doc, &map, &item.key)?;
+                    let entry = Fields::of(doc, entry);
                     Some(Agreement {
                         member_id,
-                        content_hash: get_string(doc, &entry, k::CONTENT_HASH)?,
-                        at: get_i64(doc, &entry, k::AT).unwrap_or(0),
+                        content_hash: entry.string(doc, k::CONTENT_HASH)?,
+                        at: entry.i64(k::AT).unwrap_or(0),
                     })
                 })
                 .collect()
@@ -462,33 +604,38 @@ pub(crate) fn derive_agreement(
     }
 }
 
-fn read_checkins<R: ReadDoc>(doc: &R, goal: &ObjId) -> Vec<CheckIn> {
-    let Some(map) = get_map(doc, goal, k::CHECKINS) else {
+fn read_checkins<R: ReadDoc>(doc: &R, goal: &Fields) -> Vec<CheckIn> {
+    let Some(map) = goal.map(k::CHECKINS) else {
         return Vec::new();
     };
-    let mut out: Vec<CheckIn> = doc
-        .map_range(&map, ..)
-        .filter_map(|item| {
-            let checkin_id = CheckInId::parse(&item.key).ok()?;
-            let c = get_map(doc, &map, &item.key)?;
+    let mut out: Vec<CheckIn> = Fields::of(doc, &map)
+        .maps()
+        .filter_map(|(key, c)| {
+            let checkin_id = CheckInId::parse(key).ok()?;
+            let c = Fields::of(doc, c);
             Some(CheckIn {
                 checkin_id,
-                by: MemberId::parse(&get_string(doc, &c, k::BY)?).ok()?,
-                at: get_i64(doc, &c, k::AT).unwrap_or(0),
-                local_date: get_string(doc, &c, k::LOCAL_DATE).unwrap_or_default(),
-                tz_offset_min: get_i64(doc, &c, k::TZ_OFFSET_MIN).unwrap_or(0) as i32,
-                gas_level: get_i64(doc, &c, k::GAS_LEVEL)
+                by: MemberId::parse(&c.string(doc, k::BY)?).ok()?,
+                at: c.i64(k::AT).unwrap_or(0),
+                local_date: c.string(doc, k::LOCAL_DATE).unwrap_or_default(),
+                tz_offset_min: c.i64(k::TZ_OFFSET_MIN).unwrap_or(0) as i32,
+                gas_level: c
+                    .i64(k::GAS_LEVEL)
                     .filter(|l| (-2..=2).contains(l))
                     .map(|l| l as i8),
-                value: get_f64(doc, &c, k::VALUE),
-                mood: get_i64(doc, &c, k::MOOD)
+                value: c.f64(k::VALUE),
+                mood: c
+                    .i64(k::MOOD)
                     .filter(|m| (0..=10).contains(m))
                     .map(|m| m as u8),
-                craving: get_i64(doc, &c, k::CRAVING)
+                craving: c
+                    .i64(k::CRAVING)
                     .filter(|m| (0..=10).contains(m))
                     .map(|m| m as u8),
-                note: get_string(doc, &c, k::NOTE).unwrap_or_default(),
-                corrects: get_string(doc, &c, k::CORRECTS).and_then(|s| CheckInId::parse(&s).ok()),
+                note: c.string(doc, k::NOTE).unwrap_or_default(),
+                corrects: c
+                    .string(doc, k::CORRECTS)
+                    .and_then(|s| CheckInId::parse(&s).ok()),
                 superseded: false,
             })
         })

@@ -88,7 +88,7 @@ pub fn judge(
                 continue;
             }
             progress = true;
-            match judge_one(&work, plan_id, &change) {
+            match judge_in_authors_view(&work, plan_id, &change) {
                 Ok(()) => match work.apply_changes([change.clone()]) {
                     Ok(()) => judgement.accepted.push(change),
                     Err(_) => {
@@ -111,6 +111,24 @@ pub fn judge(
     }
     judgement.held = pending;
     judgement
+}
+
+/// Judges a change against the plan as its author saw it: the document at the change's
+/// dependencies. A change concurrent with others already here (a counselor suggesting the
+/// client's words while another counselor device activated the goal) is honest in that view,
+/// and every replica judges it the same whatever order changes arrive in. A change without
+/// dependencies on an existing plan is judged against the plan as it stands (as before), so a
+/// second "creation" can never claim the plan.
+fn judge_in_authors_view(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
+    let mut deps = change.deps().to_vec();
+    deps.sort();
+    if deps.is_empty() || deps == work.get_heads() {
+        return judge_one(work, plan_id, change);
+    }
+    let view = work
+        .fork_at(&deps)
+        .map_err(|_| "cannot be applied".to_owned())?;
+    judge_one(&view, plan_id, change)
 }
 
 fn refusal(work: &Automerge, change: &Change, rule: &str) -> Refusal {

@@ -2,7 +2,9 @@
 //! this device's identity and sync state. All SQL of the core lives under this module.
 
 mod documents;
+mod encryption;
 mod identity;
+mod integrity;
 mod meta;
 mod plan_devices;
 mod refusals;
@@ -15,32 +17,75 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub use documents::{DocumentSizes, StoredDocument};
+pub use encryption::{StoreKey, STORE_KEY_LEN};
 
 use crate::error::Result;
 
 /// One SQLite database in WAL mode with one writer connection.
 pub struct Store {
     conn: Connection,
+    /// Whether the file is encrypted with a [`StoreKey`] (SQLCipher).
+    encrypted: bool,
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path` and migrates it.
+    /// Opens (or creates) the database at `path`, **unencrypted**, and migrates it: for tests,
+    /// the demo and the CLI without a key file. Shells use [`Store::open_encrypted`].
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_file(path, None)
+    }
+
+    /// Opens (or creates) the database at `path`, encrypted with `key` (SQLCipher 4), and
+    /// migrates it. A key that does not open an existing file is [`Error::WrongKey`] and the
+    /// file is left byte for byte as it was.
+    ///
+    /// [`Error::WrongKey`]: crate::Error::WrongKey
+    pub fn open_encrypted(path: &Path, key: &StoreKey) -> Result<Self> {
+        Self::open_file(path, Some(key))
+    }
+
+    fn open_file(path: &Path, key: Option<&StoreKey>) -> Result<Self> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        Self::setup(conn)
+        conn.busy_timeout(Duration::from_secs(5))?;
+        // The key goes first: nothing may read (or write) the file before it is applied.
+        encryption::unlock(&conn, key)?;
+        Self::setup(conn, key.is_some())
     }
 
     /// A private in-memory database (tests, the demo's scratch work).
     pub fn open_in_memory() -> Result<Self> {
-        Self::setup(Connection::open_in_memory()?)
+        Self::setup(Connection::open_in_memory()?, false)
     }
 
-    fn setup(mut conn: Connection) -> Result<Self> {
+    /// Whether the file is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
+    }
+
+    /// Re-encrypts the store under `new_key` in one transaction. Only an encrypted store can
+    /// change its key (a plaintext store is refused, unchanged).
+    pub fn rekey(&mut self, new_key: &StoreKey) -> Result<()> {
+        if !self.encrypted {
+            return Err(crate::error::Error::invalid(
+                "store key",
+                "this store is not encrypted, so it has no key to change",
+            ));
+        }
+        encryption::rekey(&self.conn, new_key)
+    }
+
+    /// The problems SQLite finds in the file (`PRAGMA integrity_check`, and for an encrypted
+    /// store SQLCipher's check of every page's authentication code); empty when it is sound.
+    pub fn integrity_check(&mut self) -> Result<Vec<String>> {
+        integrity::check(&self.conn, self.encrypted)
+    }
+
+    fn setup(mut conn: Connection, encrypted: bool) -> Result<Self> {
         conn.busy_timeout(Duration::from_secs(5))?;
         // WAL: readers never block the writer; NORMAL sync is durable across app crashes.
         let _mode: String =
@@ -48,7 +93,7 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         schema::migrate(&mut conn)?;
-        Ok(Self { conn })
+        Ok(Self { conn, encrypted })
     }
 
     /// Runs `f` in one read transaction.

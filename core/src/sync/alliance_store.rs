@@ -3,15 +3,12 @@
 use std::sync::Arc;
 
 use crate::alliance::{Alliance, PlanObserver};
-use crate::model::PlanId;
+use crate::model::{DeviceId, PlanId};
 
 use super::client::{self, SyncHandle, SyncObserver, SyncOptions};
 use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::store::SyncStore;
-
-/// The storage id a store without identity (a relay) announces.
-const RELAY_STORAGE_ID: &str = "alliance-relay";
 
 fn plan(document: DocumentId) -> PlanId {
     PlanId::from(document.as_uuid())
@@ -23,10 +20,22 @@ fn document(plan: PlanId) -> DocumentId {
 
 impl SyncStore for Alliance {
     fn storage_id(&self) -> Result<String, SyncError> {
-        Ok(match self.identity() {
-            Some(identity) => identity.device_id.to_string(),
-            None => RELAY_STORAGE_ID.to_string(),
-        })
+        match self.identity() {
+            Some(identity) => Ok(identity.device_id.to_string()),
+            None => self.store_id().map_err(SyncError::store),
+        }
+    }
+
+    fn enrolled_documents(&self, storage_id: &str) -> Result<Vec<DocumentId>, SyncError> {
+        let Ok(device) = DeviceId::parse(storage_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .plans_of_device(device)
+            .map_err(SyncError::store)?
+            .into_iter()
+            .map(document)
+            .collect())
     }
 
     fn document_ids(&self) -> Result<Vec<DocumentId>, SyncError> {
@@ -62,6 +71,10 @@ impl SyncStore for Alliance {
 
     fn end_sync_session(&self, peer: &str) {
         Alliance::end_sync_session(self, peer)
+    }
+
+    fn forget_peer(&self, peer: &str) -> Result<(), SyncError> {
+        self.forget_sync_peer(peer).map_err(SyncError::store)
     }
 }
 
@@ -110,7 +123,13 @@ mod tests {
     #[test]
     fn plans_are_documents_with_the_same_uuid() {
         let alliance = Alliance::open_in_memory().unwrap();
-        assert_eq!(alliance.storage_id().unwrap(), RELAY_STORAGE_ID);
+        let store_id = alliance.storage_id().unwrap();
+        assert_eq!(store_id.len(), 32);
+        assert_eq!(alliance.storage_id().unwrap(), store_id);
+        assert_ne!(
+            Alliance::open_in_memory().unwrap().storage_id().unwrap(),
+            store_id
+        );
         let me = alliance.init("Dana", Role::Counselor, None).unwrap();
         assert_eq!(alliance.storage_id().unwrap(), me.device_id.to_string());
         let id = alliance

@@ -116,6 +116,10 @@ struct Session<S> {
     remote: PeerId,
     documents: BTreeMap<DocumentId, DocumentProgress>,
     updated: BTreeSet<DocumentId>,
+    /// Plans the server says enroll this device (discovery): asked for like held ones.
+    enrolled: Vec<DocumentId>,
+    /// The server keeps no storage: sync state with it is dropped when the session ends.
+    ephemeral_server: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -132,6 +136,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             peer_metadata: Some(PeerMetadata {
                 storage_id: Some(storage_id),
                 is_ephemeral: false,
+                enrolled_documents: Vec::new(),
             }),
             supported_protocol_versions: Some(vec![PROTOCOL_V1.to_string()]),
         })
@@ -150,13 +155,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     ..
                 } => {
                     check_selected_version(&selected_protocol_version)?;
+                    let metadata = peer_metadata.unwrap_or_default();
                     // Sync state is worth keeping only with a peer that keeps its own.
-                    let key = match peer_metadata {
-                        Some(PeerMetadata {
-                            storage_id: Some(storage_id),
-                            is_ephemeral: false,
-                        }) => storage_id,
-                        _ => sender_id.to_string(),
+                    let (key, ephemeral_server) = match metadata.storage_id {
+                        Some(storage_id) if !metadata.is_ephemeral => (storage_id, false),
+                        _ => (sender_id.to_string(), true),
                     };
                     debug!(server = %sender_id, "sync session open");
                     return Ok(Self {
@@ -166,6 +169,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         remote: sender_id,
                         documents: BTreeMap::new(),
                         updated: BTreeSet::new(),
+                        enrolled: metadata.enrolled_documents,
+                        ephemeral_server,
                     });
                 }
                 Message::Error { message, .. } => return Err(SyncError::Remote(message)),
@@ -181,10 +186,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Starts syncing every document the store holds or wants, and `also`.
+    /// Starts syncing every document the store holds or wants, the plans the server says
+    /// enroll this device, and `also`.
     async fn start(&mut self, also: &[DocumentId]) -> Result<(), SyncError> {
         let mut documents = self.exchange.documents().await?;
-        for document in also {
+        for document in self.enrolled.iter().chain(also) {
             if !documents.contains(document) {
                 documents.push(*document);
             }
@@ -301,10 +307,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
     }
 
-    /// Closes the socket and forgets the in-memory sync session.
+    /// Closes the socket and forgets the in-memory sync session (and, with a server that
+    /// keeps nothing, the persisted sync state too).
     async fn finish(&mut self) {
         self.conn.close(None).await;
-        self.exchange.end().await;
+        if self.ephemeral_server {
+            self.exchange.forget().await;
+        } else {
+            self.exchange.end().await;
+        }
     }
 }
 

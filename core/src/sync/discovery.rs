@@ -1,5 +1,6 @@
-//! Discovery: a per-member index document listing the plans a member is enrolled in, so a new
-//! device finds its plans on its first sync. See `docs/sync.md`.
+//! Building blocks of a per-member plan index document — an alternative design for discovery,
+//! not wired in: devices find their plans through the relay's `peer` answer instead (see
+//! `docs/sync.md`, Discovery, for the choice).
 //!
 //! The index is an ordinary Automerge document, synced like a plan, whose id every device of
 //! the member derives from the member id alone:

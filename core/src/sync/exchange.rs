@@ -75,6 +75,13 @@ impl Exchange {
         .await
     }
 
+    /// Ends the session with an ephemeral peer: its persisted sync state is dropped too.
+    pub async fn forget(&self) {
+        if let Err(error) = self.run(|store, key| store.forget_peer(key)).await {
+            tracing::warn!(%error, "could not forget an ephemeral peer's sync state");
+        }
+    }
+
     /// Ends the session with the peer (in-memory sync state is dropped).
     pub async fn end(&self) {
         let _ = self

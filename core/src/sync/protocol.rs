@@ -66,7 +66,13 @@ pub struct PeerMetadata {
     pub storage_id: Option<String>,
     /// True when the peer keeps nothing between sessions.
     pub is_ephemeral: bool,
+    /// Alliance relays only, in `peer`: the plans that enroll the joining device, so it can
+    /// ask for them without knowing their ids (discovery). Other peers ignore the field.
+    pub enrolled_documents: Vec<DocumentId>,
 }
+
+/// The `peerMetadata` key of [`PeerMetadata::enrolled_documents`].
+const ENROLLED_DOCUMENTS_KEY: &str = "allianceEnrolledDocuments";
 
 /// A `request` or `sync` message: an Automerge sync message for one document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -335,6 +341,14 @@ fn metadata_value(metadata: &PeerMetadata) -> Value {
         map.push(entry("storageId", text(storage_id)));
     }
     map.push(entry("isEphemeral", Value::Bool(metadata.is_ephemeral)));
+    if !metadata.enrolled_documents.is_empty() {
+        let ids = metadata
+            .enrolled_documents
+            .iter()
+            .map(|id| text(&id.to_string()))
+            .collect();
+        map.push(entry(ENROLLED_DOCUMENTS_KEY, Value::Array(ids)));
+    }
     Value::Map(map)
 }
 
@@ -486,6 +500,18 @@ impl Fields {
                 (Some("isEphemeral"), Value::Bool(flag)) => metadata.is_ephemeral = flag,
                 (Some("isEphemeral"), Value::Null) => {}
                 (Some("isEphemeral"), _) => return Err(invalid("isEphemeral is not a boolean")),
+                (Some(ENROLLED_DOCUMENTS_KEY), Value::Array(items)) => {
+                    for item in items {
+                        let id = item
+                            .as_text()
+                            .and_then(|id| DocumentId::parse(id).ok())
+                            .ok_or_else(|| invalid("an enrolled document id is invalid"))?;
+                        metadata.enrolled_documents.push(id);
+                    }
+                }
+                (Some(ENROLLED_DOCUMENTS_KEY), _) => {
+                    return Err(invalid("enrolled documents are not an array"))
+                }
                 _ => {}
             }
         }
@@ -593,6 +619,7 @@ mod tests {
                 peer_metadata: Some(PeerMetadata {
                     storage_id: Some("store-1".into()),
                     is_ephemeral: false,
+                    enrolled_documents: Vec::new(),
                 }),
                 supported_protocol_versions: Some(vec!["1".into()]),
             },
@@ -607,6 +634,7 @@ mod tests {
                 peer_metadata: Some(PeerMetadata {
                     storage_id: None,
                     is_ephemeral: true,
+                    enrolled_documents: Vec::new(),
                 }),
                 selected_protocol_version: "1".into(),
             },
@@ -647,6 +675,16 @@ mod tests {
                 message_type: "remote-heads-changed".into(),
                 sender_id: Some("a".into()),
             },
+            Message::Peer {
+                sender_id: "relay".into(),
+                target_id: "device-a".into(),
+                peer_metadata: Some(PeerMetadata {
+                    storage_id: Some("relay-store".into()),
+                    is_ephemeral: false,
+                    enrolled_documents: vec![doc()],
+                }),
+                selected_protocol_version: "1".into(),
+            },
         ]
     }
 
@@ -677,7 +715,8 @@ mod tests {
                 sender_id: "peer-js".into(),
                 peer_metadata: Some(PeerMetadata {
                     storage_id: None,
-                    is_ephemeral: true
+                    is_ephemeral: true,
+                    enrolled_documents: Vec::new(),
                 }),
                 supported_protocol_versions: Some(vec!["1".into()]),
             }

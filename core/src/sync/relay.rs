@@ -337,6 +337,11 @@ async fn serve(
             Ok(true) => {}
             Ok(false) => break Ending::Done,
             Err(SyncError::Closed) => break Ending::Done,
+            // A phone losing signal drops the socket without a close frame: not misbehaviour.
+            Err(SyncError::Transport(reason)) => {
+                info!(connection = id, %reason, "connection lost");
+                break Ending::Done;
+            }
             Err(error) => break Ending::Refused(error),
         }
     };
@@ -345,7 +350,11 @@ async fn serve(
         Ending::Done => conn.close(None).await,
         Ending::Refused(error) => refuse(&mut conn, &shared, Some(&peer.id), remote, &error).await,
     }
-    session.exchange.end().await;
+    if peer.ephemeral {
+        session.exchange.forget().await;
+    } else {
+        session.exchange.end().await;
+    }
     log_end(id, &peer.id, &traffic);
 }
 
@@ -388,6 +397,8 @@ async fn refuse<S>(
 struct JoinedPeer {
     id: PeerId,
     key: String,
+    /// The peer keeps nothing between sessions: its sync state is dropped when it leaves.
+    ephemeral: bool,
 }
 
 /// Waits for `join`, checks the protocol version, answers `peer`.
@@ -410,13 +421,21 @@ where
         ));
     };
     let version = select_protocol_version(supported_protocol_versions.as_deref())?;
+    let metadata = peer_metadata.unwrap_or_default();
     // Keep sync state per storage for peers that keep theirs; per connection otherwise.
-    let key = match peer_metadata {
-        Some(PeerMetadata {
-            storage_id: Some(storage_id),
-            is_ephemeral: false,
-        }) => storage_id,
-        _ => format!("ephemeral:{sender_id}"),
+    let (key, ephemeral) = match metadata.storage_id {
+        Some(storage_id) if !metadata.is_ephemeral => (storage_id, false),
+        _ => (format!("ephemeral:{sender_id}"), true),
+    };
+    // Discovery: a device learns which plans enroll it from the answer to its `join`.
+    let enrolled_documents = if ephemeral {
+        Vec::new()
+    } else {
+        let store = Arc::clone(&shared.store);
+        let storage_id = key.clone();
+        tokio::task::spawn_blocking(move || store.enrolled_documents(&storage_id))
+            .await
+            .map_err(|_| SyncError::Transport("store task failed".into()))??
     };
     conn.send(&Message::Peer {
         sender_id: shared.peer_id.clone(),
@@ -424,11 +443,16 @@ where
         peer_metadata: Some(PeerMetadata {
             storage_id: Some(shared.storage_id.clone()),
             is_ephemeral: false,
+            enrolled_documents,
         }),
         selected_protocol_version: version.to_string(),
     })
     .await?;
-    Ok(JoinedPeer { id: sender_id, key })
+    Ok(JoinedPeer {
+        id: sender_id,
+        key,
+        ephemeral,
+    })
 }
 
 /// One joined peer: the documents it syncs with the relay.

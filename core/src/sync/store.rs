@@ -24,6 +24,14 @@ pub trait SyncStore: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Documents to offer a peer that joined with `storage_id`, without it asking: for a
+    /// device (its storage id is its device id), the plans that enroll it. This is how a
+    /// newly enrolled device finds its plans (see `docs/sync.md`, Discovery).
+    fn enrolled_documents(&self, storage_id: &str) -> Result<Vec<DocumentId>, SyncError> {
+        let _ = storage_id;
+        Ok(Vec::new())
+    }
+
     /// Whether this store holds the document.
     fn has_document(&self, document: DocumentId) -> Result<bool, SyncError>;
 
@@ -46,4 +54,12 @@ pub trait SyncStore: Send + Sync + 'static {
 
     /// Forgets in-memory session state with `peer`; called when its connection ends.
     fn end_sync_session(&self, peer: &str);
+
+    /// Forgets everything kept about `peer`, persisted sync state included; called instead
+    /// of [`SyncStore::end_sync_session`] when an ephemeral peer (one that keeps nothing
+    /// between sessions) disconnects, so its rows do not pile up.
+    fn forget_peer(&self, peer: &str) -> Result<(), SyncError> {
+        self.end_sync_session(peer);
+        Ok(())
+    }
 }

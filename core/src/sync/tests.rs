@@ -454,3 +454,81 @@ async fn bad_input_leaves_an_alliance_relay_unchanged() {
     assert_eq!(relay_store.plan_ids().unwrap(), vec![plan]);
     assert_eq!(relay.connections_refused(), 1);
 }
+
+/// An ephemeral peer (no storage id) leaves no sync-state rows behind on the relay; a device
+/// that keeps storage does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_peers_leave_no_sync_state_behind() {
+    use crate::{Alliance, NewPlan, Role};
+    use automerge::sync::{State, SyncDoc};
+    let folder = tempfile::tempdir().unwrap();
+    let db = folder.path().join("relay.db");
+    let relay_store = Arc::new(Alliance::open(&db).unwrap());
+    let relay = Relay::bind("127.0.0.1:0", relay_store.clone(), RelayOptions::default())
+        .await
+        .unwrap();
+    let counselor = Arc::new(Alliance::open_in_memory().unwrap());
+    let me = counselor.init("Dana", Role::Counselor, None).unwrap();
+    let plan = counselor
+        .create_plan(&NewPlan {
+            title: "Plan".into(),
+            client_name: "Sam".into(),
+            ..NewPlan::default()
+        })
+        .unwrap();
+    sync_once(counselor.clone(), &relay.url(), &quick())
+        .await
+        .unwrap();
+    let peers = || -> Vec<String> {
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        let mut statement = conn
+            .prepare("SELECT DISTINCT peer_id FROM sync_state ORDER BY peer_id")
+            .unwrap();
+        let rows = statement.query_map([], |row| row.get(0)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    };
+    assert_eq!(peers(), vec![me.device_id.to_string()]);
+
+    let mut socket = raw(&relay).await;
+    send(&mut socket, &join("visitor", &["1"])).await;
+    assert!(matches!(
+        next(&mut socket).await,
+        Some(Message::Peer { .. })
+    ));
+    let mut empty = automerge::Automerge::new();
+    let mut state = State::new();
+    let ask = empty.generate_sync_message(&mut state).unwrap();
+    let document = DocumentId::from_uuid(plan.as_uuid());
+    send(
+        &mut socket,
+        &Message::Request(DocumentMessage {
+            sender_id: "visitor".into(),
+            target_id: "relay".into(),
+            document_id: document,
+            data: ask.encode(),
+        }),
+    )
+    .await;
+    let Some(Message::Sync(answer)) = next(&mut socket).await else {
+        panic!("the relay answers a request for a plan it holds");
+    };
+    let answer = automerge::sync::Message::decode(&answer.data).unwrap();
+    empty.receive_sync_message(&mut state, answer).unwrap();
+    let reply = empty.generate_sync_message(&mut state).unwrap();
+    send(
+        &mut socket,
+        &Message::Sync(DocumentMessage {
+            sender_id: "visitor".into(),
+            target_id: "relay".into(),
+            document_id: document,
+            data: reply.encode(),
+        }),
+    )
+    .await;
+    wait_for(|| peers().len() == 2).await;
+    assert!(peers().contains(&"ephemeral:visitor".to_string()));
+
+    drop(socket);
+    wait_for(|| peers() == vec![me.device_id.to_string()]).await;
+    relay.shutdown().await;
+}

@@ -27,11 +27,11 @@ struct AllianceSampleApp: App {
 
     private func open() async {
         do {
-            // The path comes from the app, never from the core. (So will the database key,
-            // DatabaseKey.load(), once the core encrypts the store.)
+            // The path and the database key come from the app, never from the core.
             let folder = try FileManager.default.url(for: .applicationSupportDirectory, in: .userDomainMask,
                                                      appropriateFor: nil, create: true)
-            let opened = try await Alliance.open(path: folder.appendingPathComponent("alliance.db").path)
+            let opened = try await Alliance.open(path: folder.appendingPathComponent("alliance.db").path,
+                                                 key: try DatabaseKey.load())
             identity = try await opened.identity()
             alliance = opened
         } catch {

@@ -1,7 +1,6 @@
 // The 32-byte database key comes from the app, never from the core: random bytes kept in the
 // Keychain, readable only on this device after its first unlock.
-// Not used yet: the core does not encrypt the store so far (SQLCipher is planned, see
-// shared/DESIGN.md); `Alliance.open` will take this key then.
+// `Alliance.open` encrypts the store with it (SQLCipher).
 import Foundation
 import Security
 

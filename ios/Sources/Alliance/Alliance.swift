@@ -11,9 +11,13 @@ public final class Alliance: Sendable {
         self.ffi = ffi
     }
 
-    /// Opens (or creates) the store at `path`, a file the app chose in its own container.
-    public static func open(path: String) async throws -> Alliance {
-        Alliance(try await translate { try await AllianceBindings.Alliance.open(path: path) })
+    /// Opens (or creates) the store at `path`, a file the app chose in its own container,
+    /// encrypted at rest with `key`: 32 bytes the app keeps in the Keychain (see the sample's
+    /// `DatabaseKey`). `key: nil` opens it unencrypted, an explicit choice for tests and
+    /// previews only. A key that does not open the store throws `AllianceError.wrongKey` and
+    /// leaves the file as it was.
+    public static func open(path: String, key: Data?) async throws -> Alliance {
+        Alliance(try await translate { try await AllianceBindings.Alliance.open(path: path, key: key) })
     }
 
     /// A store kept in memory only, for previews and tests.
@@ -180,6 +184,11 @@ public final class Alliance: Sendable {
     @discardableResult
     public func sync(with other: Alliance) async throws -> SyncReport {
         try await translate { SyncReport(try await ffi.syncWith(other: other.ffi)) }
+    }
+
+    /// Re-encrypts the store under `newKey` (32 bytes); the next `open` needs the new key.
+    public func rekey(newKey: Data) async throws {
+        try await translate { try await ffi.rekey(newKey: newKey) }
     }
 
     /// Closes the store and stops sync. Calls already running finish; later ones throw

@@ -12,6 +12,9 @@ public enum AllianceError: Error, Sendable, Equatable {
     case invalidInput(String)
     /// This device has no identity yet: call `Alliance.initIdentity` first.
     case notInitialized
+    /// The key does not open this store (wrong key, or no key for an encrypted one); nothing
+    /// changed.
+    case wrongKey
     /// The database could not be read or written, or its data is damaged or too new.
     case storage(String)
     /// Syncing failed; local work is kept and goes out on the next session.

@@ -11,6 +11,7 @@ extension AllianceError {
         case let .InvalidInput(reason): self = .invalidInput(reason)
         case .NotInitialized: self = .notInitialized
         case .Closed: self = .closed
+        case .WrongKey: self = .wrongKey
         case let .Storage(reason): self = .storage(reason)
         case let .Sync(reason): self = .sync(reason)
         }

@@ -21,8 +21,11 @@ final class AllianceTests: XCTestCase {
 
     // MARK: Helpers
 
+    /// The key the test stores are encrypted with, as an app's would be.
+    private let testKey = Data((0..<32).map { UInt8($0) })
+
     private func openStore() async throws -> Alliance {
-        try await Alliance.open(path: folder.appendingPathComponent("\(UUID().uuidString).db").path)
+        try await Alliance.open(path: folder.appendingPathComponent("\(UUID().uuidString).db").path, key: testKey)
     }
 
     private struct World {
@@ -55,7 +58,7 @@ final class AllianceTests: XCTestCase {
         return (w, goalId)
     }
 
-    private enum Kind { case notAllowed, notFound, invalidInput, notInitialized, storage, sync, closed }
+    private enum Kind { case notAllowed, notFound, invalidInput, notInitialized, wrongKey, storage, sync, closed }
 
     private func kind(_ error: AllianceError) -> Kind {
         switch error {
@@ -63,6 +66,7 @@ final class AllianceTests: XCTestCase {
         case .notFound: return .notFound
         case .invalidInput: return .invalidInput
         case .notInitialized: return .notInitialized
+        case .wrongKey: return .wrongKey
         case .storage: return .storage
         case .sync: return .sync
         case .closed: return .closed
@@ -213,6 +217,23 @@ final class AllianceTests: XCTestCase {
         _ = try await client.initIdentity(name: "Sam", role: .client)
         await assertThrows(.notAllowed) { _ = try await client.createPlan(title: "Plan", clientName: "Sam") }
         await assertThrows(.notAllowed) { _ = try await client.initIdentity(name: "Sam again", role: .client) }
+    }
+
+    func testEncryptedStoreOpensWithItsKeyOnlyAndRekeyChangesTheKey() async throws {
+        let path = folder.appendingPathComponent("\(UUID().uuidString).db").path
+        let store = try await Alliance.open(path: path, key: testKey)
+        _ = try await store.initIdentity(name: "Dana", role: .counselor)
+        store.close()
+        await assertThrows(.wrongKey) { _ = try await Alliance.open(path: path, key: Data(count: 32)) }
+        await assertThrows(.wrongKey) { _ = try await Alliance.open(path: path, key: nil) }
+        let again = try await Alliance.open(path: path, key: testKey)
+        let newKey = Data(repeating: 9, count: 32)
+        try await again.rekey(newKey: newKey)
+        again.close()
+        await assertThrows(.wrongKey) { _ = try await Alliance.open(path: path, key: self.testKey) }
+        let reopened = try await Alliance.open(path: path, key: newKey)
+        let name = try await reopened.identity()?.name
+        XCTAssertEqual(name, "Dana")
     }
 
     func testBadInputThrowsInvalidInput() async throws {

@@ -23,8 +23,11 @@ private val folder: File = Files.createTempDirectory("alliance-kotlin-tests").to
 }
 private var opened = 0
 
-/** A new store file in the temporary folder. */
-private suspend fun openStore(): Alliance = Alliance.open(File(folder, "store-${opened++}.db").path)
+/** The key the test stores are encrypted with, as an app's would be. */
+private val testKey = ByteArray(32) { it.toByte() }
+
+/** A new encrypted store file in the temporary folder. */
+private suspend fun openStore(): Alliance = Alliance.open(File(folder, "store-${opened++}.db").path, testKey)
 
 private class World(
     val counselor: Alliance,
@@ -212,6 +215,21 @@ fun main(args: Array<String>) {
         assertThrows<AllianceException.Closed> { w.counselor.syncWith(w.client) }
         w.client.close()
         assertEquals("Sleep and work", w.counselor.readPlan(w.planId).title, "the other store is unaffected")
+    }
+
+    suite.test("an encrypted store opens with its key only, and a rekey changes the key") {
+        val path = File(folder, "store-${opened++}.db").path
+        val store = Alliance.open(path, testKey)
+        store.initIdentity("Dana", Role.COUNSELOR)
+        store.close()
+        assertThrows<AllianceException.WrongKey> { Alliance.open(path, ByteArray(32)) }
+        assertThrows<AllianceException.WrongKey> { Alliance.open(path, null) }
+        val again = Alliance.open(path, testKey)
+        val newKey = ByteArray(32) { 9 }
+        again.rekey(newKey)
+        again.close()
+        assertThrows<AllianceException.WrongKey> { Alliance.open(path, testKey) }
+        assertEquals("Dana", Alliance.open(path, newKey).identity()?.name)
     }
 
     suite.test("history names who changed what") {

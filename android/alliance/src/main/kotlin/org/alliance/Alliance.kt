@@ -24,8 +24,15 @@ import org.alliance.ffi.Alliance as FfiAlliance
  */
 class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable {
     companion object {
-        /** Opens (or creates) the store at [path], a file the app chose in its private storage. */
-        suspend fun open(path: String): Alliance = translate { Alliance(FfiAlliance.open(path)) }
+        /**
+         * Opens (or creates) the store at [path], a file the app chose in its private storage,
+         * encrypted at rest with [key]: 32 bytes the app keeps in the Android Keystore (see the
+         * sample's `DatabaseKey`). `key = null` opens it unencrypted, an explicit choice for tests
+         * and previews only. A key that does not open the store throws
+         * [AllianceException.WrongKey] and leaves the file as it was.
+         */
+        suspend fun open(path: String, key: ByteArray?): Alliance =
+            translate { Alliance(FfiAlliance.open(path, key)) }
 
         /** A store kept in memory only, for previews and tests. */
         fun openInMemory(): Alliance = translate { Alliance(FfiAlliance.openInMemory()) }
@@ -144,6 +151,9 @@ class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable
 
     /** Syncs every plan this device shares with [other], an Alliance open in the same process. */
     suspend fun syncWith(other: Alliance): SyncReport = translate { ffi.syncWith(other.ffi).toReport() }
+
+    /** Re-encrypts the store under [newKey] (32 bytes); the next [open] needs the new key. */
+    suspend fun rekey(newKey: ByteArray): Unit = translate { ffi.rekey(newKey) }
 
     /**
      * Closes the store and stops sync. Calls already running finish; later ones throw

@@ -24,6 +24,10 @@ sealed class AllianceException(message: String, cause: Throwable? = null) : Exce
     class NotInitialized(message: String = "this device has no identity yet", cause: Throwable? = null) :
         AllianceException(message, cause)
 
+    /** The key does not open this store (wrong key, or no key for an encrypted one); nothing changed. */
+    class WrongKey(message: String = "this store cannot be opened with the key given", cause: Throwable? = null) :
+        AllianceException(message, cause)
+
     /** The database could not be read or written, or its data is damaged or too new. */
     class Storage(message: String, cause: Throwable? = null) : AllianceException(message, cause)
 
@@ -42,6 +46,7 @@ internal fun ApiException.toAllianceException(): AllianceException = when (this)
     is ApiException.InvalidInput -> AllianceException.InvalidInput(reason)
     is ApiException.NotInitialized -> AllianceException.NotInitialized()
     is ApiException.Closed -> AllianceException.Closed()
+    is ApiException.WrongKey -> AllianceException.WrongKey()
     is ApiException.Storage -> AllianceException.Storage(reason)
     is ApiException.Sync -> AllianceException.Sync(reason)
 }

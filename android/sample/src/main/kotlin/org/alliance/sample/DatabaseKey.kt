@@ -14,9 +14,7 @@ import javax.crypto.spec.GCMParameterSpec
 /**
  * The 32-byte database key comes from the shell, never from the core: here it is random bytes
  * wrapped by an AES key that never leaves the Android Keystore, stored wrapped in app preferences.
- *
- * Not used yet: the core does not encrypt the store so far (SQLCipher is planned, see
- * shared/DESIGN.md); `Alliance.open` will take this key then.
+ * `Alliance.open` encrypts the store with it (SQLCipher).
  */
 object DatabaseKey {
     private const val KEYSTORE = "AndroidKeyStore"

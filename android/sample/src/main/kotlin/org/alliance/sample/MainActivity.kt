@@ -27,9 +27,11 @@ class MainActivity : ComponentActivity() {
         super.onCreate(savedInstanceState)
         lifecycleScope.launch {
             try {
-                // The path comes from the app, never from the core. (So will the database key,
-                // DatabaseKey.load, once the core encrypts the store.)
-                val opened = Alliance.open(path = File(filesDir, "alliance.db").path)
+                // The path and the database key come from the app, never from the core.
+                val opened = Alliance.open(
+                    path = File(filesDir, "alliance.db").path,
+                    key = DatabaseKey.load(this@MainActivity),
+                )
                 identity = opened.identity()
                 alliance = opened
             } catch (e: AllianceException) {

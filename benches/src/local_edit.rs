@@ -1,0 +1,143 @@
+//! P1: a durable local edit through the public API against a bare rusqlite insert of the same
+//! change bytes, each in its own transaction, same file system and pragmas (WAL, NORMAL).
+//! Also samples P6 (stored bytes of the plan vs `save()`) after every edit.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use alliance_core::{GoalId, PlanId};
+use automerge::{Automerge, ChangeHash};
+use rusqlite::{params, Connection, TransactionBehavior};
+
+use crate::fixture::{daily_checkin, statement_edit, Device, Result};
+
+/// Edits per round; rounds alternate between the API and the bare insert.
+const ROUND: usize = 50;
+const ROUNDS: usize = 4;
+const WARM_UP: usize = 20;
+
+pub struct LocalEdits {
+    pub api: Vec<Duration>,
+    pub bare: Vec<Duration>,
+    /// (snapshot + chunks) / save() after every edit.
+    pub stored_over_saved: Vec<f64>,
+}
+
+/// A bare SQLite file with the store's pragmas and its chunk table.
+struct Bare {
+    conn: Connection,
+    seq: i64,
+}
+
+impl Bare {
+    fn open(path: &Path) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        let _mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS chunks (
+                doc_id TEXT NOT NULL, seq INTEGER NOT NULL, bytes BLOB NOT NULL,
+                PRIMARY KEY (doc_id, seq))",
+        )?;
+        Ok(Self { conn, seq: 0 })
+    }
+
+    fn insert(&mut self, doc_id: &str, bytes: &[u8]) -> Result<Duration> {
+        self.seq += 1;
+        let started = Instant::now();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.prepare_cached("INSERT INTO chunks (doc_id, seq, bytes) VALUES (?1, ?2, ?3)")?
+            .execute(params![doc_id, self.seq, bytes])?;
+        tx.commit()?;
+        Ok(started.elapsed())
+    }
+}
+
+fn heads(device: &Device, plan: PlanId) -> Result<(Automerge, Vec<ChangeHash>)> {
+    let doc = Automerge::load(&device.store.saved_document(plan)?)?;
+    let heads = doc.get_heads();
+    Ok((doc, heads))
+}
+
+/// One local edit: check-ins and clinical-statement edits, alternately.
+fn edit(device: &Device, plan: PlanId, goal: GoalId, n: usize) -> Result<()> {
+    if n.is_multiple_of(2) {
+        device.store.check_in(plan, goal, &daily_checkin(n % 365))?;
+    } else {
+        device.store.edit_goal(plan, goal, &statement_edit(n))?;
+    }
+    Ok(())
+}
+
+/// Measures edits of `plan` on `device`, the bare baseline in `bare_path`.
+pub fn measure(
+    device: &Device,
+    plan: PlanId,
+    goal: GoalId,
+    bare_path: &Path,
+    sample_sizes: bool,
+) -> Result<LocalEdits> {
+    let mut bare = Bare::open(bare_path)?;
+    let doc_id = plan.to_string();
+    let mut out = LocalEdits {
+        api: Vec::new(),
+        bare: Vec::new(),
+        stored_over_saved: Vec::new(),
+    };
+    for n in 0..WARM_UP {
+        edit(device, plan, goal, n)?;
+        bare.insert(&doc_id, &[0u8; 200])?;
+    }
+    let mut n = WARM_UP;
+    for _ in 0..ROUNDS {
+        let (_, before) = heads(device, plan)?;
+        for _ in 0..ROUND {
+            let started = Instant::now();
+            edit(device, plan, goal, n)?;
+            out.api.push(started.elapsed());
+            n += 1;
+            if sample_sizes {
+                let sizes = device.store.document_sizes(plan)?;
+                let saved = device.store.saved_document(plan)?.len();
+                out.stored_over_saved
+                    .push((sizes.snapshot_len + sizes.chunk_bytes) as f64 / saved as f64);
+            }
+        }
+        let (doc, _) = heads(device, plan)?;
+        let changes = doc.get_changes(&before);
+        if changes.len() != ROUND {
+            return Err(format!("expected {ROUND} new changes, found {}", changes.len()).into());
+        }
+        for change in changes {
+            out.bare.push(bare.insert(&doc_id, change.raw_bytes())?);
+        }
+    }
+    Ok(out)
+}
+
+/// Makes `times` edits to the first plan of the device stored at `path`: a target for
+/// profilers.
+pub fn child(path: &Path, times: &str) -> Result<()> {
+    if !path.exists() {
+        let device = Device::at(path, "Dana", alliance_core::Role::Counselor)?;
+        let client = Device::in_memory("Sam", alliance_core::Role::Client)?;
+        let plan = device.plan_with(&client, "Sleep and mornings")?;
+        device.store.propose_goal(plan, "Sleep through the night")?;
+    }
+    let device = Device::reopen(path)?;
+    let plan = *device.store.plan_ids()?.first().ok_or("no plan")?;
+    let goal = device
+        .store
+        .plan(plan)?
+        .goals
+        .first()
+        .ok_or("no goal")?
+        .goal_id;
+    for n in 0..times.parse::<usize>()? {
+        edit(&device, plan, goal, n)?;
+    }
+    Ok(())
+}

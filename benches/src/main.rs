@@ -1,0 +1,322 @@
+//! `alliance-bench`: measures the six performance budgets of Alliance, each against a baseline
+//! measured in the same run, and prints one table. Run by `scripts/bench` in release mode.
+//!
+//!   alliance-bench                 every budget
+//!   ALLIANCE_BENCH_ONLY=P1,P4 alliance-bench    some of them
+//!
+//! The other subcommands are child roles the benchmark starts itself (relay, devices, memory).
+
+mod fixture;
+mod local_edit;
+mod memory;
+mod open_plan;
+mod process;
+mod reconnect;
+mod report;
+mod versus_js;
+
+use std::path::Path;
+
+use fixture::Result;
+use report::{mean, median, percentile, print_table, Row, Unit};
+
+/// Plans held by the device of P4 and of the memory measure.
+const MANY_PLANS: usize = 500;
+/// Runs of the P5 workload on each side (the median is reported).
+const P5_RUNS: usize = 3;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let outcome = match args.as_slice() {
+        [] => run_all(),
+        ["serve-relay", db] => versus_js::relay_child(Path::new(db)),
+        ["sync-devices", port, dir] => versus_js::devices_child(port, Path::new(dir)),
+        ["memory", action, db] => memory::child(action, Path::new(db)),
+        ["open-plan", db, plan, times] => open_plan::child(Path::new(db), plan, times),
+        ["edit-plan", db, times] => local_edit::child(Path::new(db), times),
+        _ => Err("usage: alliance-bench (no arguments; see scripts/bench)".into()),
+    };
+    if let Err(error) = outcome {
+        eprintln!("alliance-bench: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn selected(id: &str) -> bool {
+    match std::env::var("ALLIANCE_BENCH_ONLY") {
+        Ok(only) if !only.trim().is_empty() => only
+            .split(',')
+            .any(|wanted| wanted.trim().eq_ignore_ascii_case(id)),
+        _ => true,
+    }
+}
+
+fn step(what: &str) {
+    eprintln!("== {what}");
+}
+
+fn run_all() -> Result<()> {
+    let base = std::env::var_os("ALLIANCE_BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    std::fs::create_dir_all(&base)?;
+    let scratch = tempfile::Builder::new()
+        .prefix("alliance-bench-")
+        .tempdir_in(&base)?;
+    let dir = scratch.path().to_path_buf();
+    let dir = dir.as_path();
+    if std::env::var_os("ALLIANCE_BENCH_KEEP").is_some() {
+        eprintln!("keeping {}", scratch.keep().display());
+    }
+    let mut rows = Vec::new();
+
+    if selected("P1") || selected("P2") || selected("P6") {
+        step("building a plan with a year of check-ins (365) and 500 other edits");
+        let year_db = dir.join("year.db");
+        let year = fixture::year_plan(&year_db)?;
+        if selected("P2") {
+            step(&format!("P2: open plan {} and read it", year.plan));
+            let open = open_plan::measure(&year_db, year.plan)?;
+            let api = median(&open.api);
+            rows.push(Row::limit(
+                "P2",
+                "open + read a year plan from SQLite (median)",
+                Unit::Seconds,
+                api,
+                0.005,
+            ));
+            rows.push(Row::ratio(
+                "P2",
+                &format!(
+                    "… vs bare Automerge::load of its {} stored bytes",
+                    open.stored_bytes
+                ),
+                Unit::Seconds,
+                api,
+                median(&open.bare),
+                1.3,
+            ));
+        }
+        let counselor = fixture::Device::reopen(&year_db)?;
+        if selected("P6") {
+            let sizes = counselor.store.document_sizes(year.plan)?;
+            let saved = counselor.store.saved_document(year.plan)?.len();
+            rows.push(Row::ratio(
+                "P6",
+                &format!(
+                    "year plan stored (snapshot {} + {} chunks) vs save()",
+                    sizes.snapshot_len, sizes.chunk_count
+                ),
+                Unit::Bytes,
+                (sizes.snapshot_len + sizes.chunk_bytes) as f64,
+                saved as f64,
+                1.5,
+            ));
+        }
+        if selected("P1") || selected("P6") {
+            step("P1: local edits of the year plan vs bare inserts");
+            let goal = year.goals[0];
+            let edits = local_edit::measure(
+                &counselor,
+                year.plan,
+                goal,
+                &dir.join("bare-year.db"),
+                selected("P6"),
+            )?;
+            if selected("P1") {
+                push_local_edit_rows(&mut rows, "year plan", &edits);
+            }
+            if selected("P6") {
+                let worst = edits
+                    .stored_over_saved
+                    .iter()
+                    .copied()
+                    .fold(0.0_f64, f64::max);
+                let average = edits.stored_over_saved.iter().sum::<f64>()
+                    / edits.stored_over_saved.len().max(1) as f64;
+                rows.push(Row::info(
+                    "P6",
+                    &format!(
+                        "… stored / save() over {} more edits: worst (average {average:.2}×)",
+                        edits.stored_over_saved.len()
+                    ),
+                    Unit::Times,
+                    worst,
+                    Some(1.0),
+                ));
+            }
+        }
+        drop(counselor);
+        if selected("P1") {
+            step("P1: local edits of a new plan vs bare inserts");
+            let counselor = fixture::Device::at(
+                &dir.join("fresh.db"),
+                "Dana",
+                alliance_core::Role::Counselor,
+            )?;
+            let client = fixture::Device::in_memory("Sam", alliance_core::Role::Client)?;
+            let plan = counselor.plan_with(&client, "Sleep and mornings")?;
+            let goal = counselor
+                .store
+                .propose_goal(plan, "Sleep through the night")?;
+            let edits =
+                local_edit::measure(&counselor, plan, goal, &dir.join("bare-fresh.db"), false)?;
+            push_local_edit_rows(&mut rows, "new plan", &edits);
+        }
+    }
+
+    if selected("P3") {
+        step("P3: reconnect after 50 offline edits on each side");
+        let p3 = reconnect::offline_edits(dir)?;
+        rows.push(Row::ratio(
+            "P3",
+            "bytes to reconnect, direct (both directions) vs new changes",
+            Unit::Bytes,
+            p3.direct.0 as f64,
+            p3.direct.1 as f64,
+            1.5,
+        ));
+        rows.push(Row::ratio(
+            "P3",
+            "… through the relay (3 sessions) vs new changes × 2 hops",
+            Unit::Bytes,
+            p3.relayed.0 as f64,
+            p3.relayed.1 as f64,
+            1.5,
+        ));
+    }
+
+    let many_db = dir.join("many.db");
+    if selected("P4") || selected("M1") {
+        step("P4: idle reconnect of a device with 500 plans");
+        let p4 = reconnect::idle(&many_db, &dir.join("many-relay.db"), MANY_PLANS)?;
+        if selected("P4") {
+            rows.push(Row::limit(
+                "P4",
+                &format!("idle reconnect, {} plans, app restarted: bytes", p4.plans),
+                Unit::Bytes,
+                p4.cold.0 as f64,
+                50_000.0,
+            ));
+            rows.push(Row::limit(
+                "P4",
+                "… time",
+                Unit::Seconds,
+                p4.cold.1.as_secs_f64(),
+                0.2,
+            ));
+            rows.push(Row::info(
+                "P4",
+                &format!("… again while running ({} bytes): time", p4.warm.0),
+                Unit::Seconds,
+                p4.warm.1.as_secs_f64(),
+                None,
+            ));
+        }
+    }
+    if selected("M1") {
+        step("M1: peak memory of a device process listing 500 plans");
+        let peaks = memory::measure(&many_db)?;
+        rows.push(Row::info(
+            "M1",
+            &format!(
+                "peak RSS listing {} plans vs only opening the store",
+                peaks.listed
+            ),
+            Unit::KiB,
+            peaks.list,
+            Some(peaks.open),
+        ));
+        rows.push(Row::info(
+            "M1",
+            "… reading every plan instead (for scale)",
+            Unit::KiB,
+            peaks.read_all,
+            Some(peaks.open),
+        ));
+    }
+
+    if selected("P5") {
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for run in 0..P5_RUNS {
+            step(&format!("P5: run {} of {P5_RUNS}: Alliance", run + 1));
+            ours.push(versus_js::run_alliance(&dir.join(format!("p5-{run}")))?);
+            step(&format!(
+                "P5: run {} of {P5_RUNS}: automerge-repo JS",
+                run + 1
+            ));
+            theirs.push(versus_js::run_js()?);
+        }
+        let mid = |runs: &[versus_js::Run], f: fn(&versus_js::Run) -> f64| {
+            let mut values: Vec<f64> = runs.iter().map(f).collect();
+            values.sort_by(f64::total_cmp);
+            values[values.len() / 2]
+        };
+        let workload = format!(
+            "{} plans × {} edits per device, 2 devices via a relay",
+            versus_js::PLANS,
+            versus_js::EDITS
+        );
+        rows.push(Row::ratio(
+            "P5",
+            &format!("{workload}: wall-clock vs JS (≥ 3× faster)"),
+            Unit::Seconds,
+            mid(&ours, |r| r.elapsed_s),
+            mid(&theirs, |r| r.elapsed_s),
+            1.0 / 3.0,
+        ));
+        rows.push(Row::ratio(
+            "P5",
+            "… peak RSS, devices + server processes vs JS",
+            Unit::KiB,
+            mid(&ours, |r| r.devices_kib + r.server_kib),
+            mid(&theirs, |r| r.devices_kib + r.server_kib),
+            0.5,
+        ));
+        rows.push(Row::info(
+            "P5",
+            "… peak RSS of the devices process vs JS",
+            Unit::KiB,
+            mid(&ours, |r| r.devices_kib),
+            Some(mid(&theirs, |r| r.devices_kib)),
+        ));
+        rows.push(Row::info(
+            "P5",
+            "… peak RSS of the relay vs the JS sync server",
+            Unit::KiB,
+            mid(&ours, |r| r.server_kib),
+            Some(mid(&theirs, |r| r.server_kib)),
+        ));
+    }
+
+    println!();
+    print_table(&rows);
+    let missed = rows.iter().filter(|r| r.passes() == Some(false)).count();
+    println!();
+    println!(
+        "{} budget rows, {} pass, {missed} miss",
+        rows.iter().filter(|r| r.passes().is_some()).count(),
+        rows.iter().filter(|r| r.passes() == Some(true)).count()
+    );
+    Ok(())
+}
+
+fn push_local_edit_rows(rows: &mut Vec<Row>, plan: &str, edits: &local_edit::LocalEdits) {
+    rows.push(Row::ratio(
+        "P1",
+        &format!("durable local edit, {plan} (median of {})", edits.api.len()),
+        Unit::Seconds,
+        median(&edits.api),
+        median(&edits.bare),
+        2.0,
+    ));
+    rows.push(Row::info(
+        "P1",
+        "… mean (compactions included) / p95",
+        Unit::Seconds,
+        mean(&edits.api),
+        Some(percentile(&edits.api, 0.95)),
+    ));
+}

@@ -1,0 +1,131 @@
+//! P5: the same sync workload on Alliance (two devices through `alliance relay`) and on
+//! automerge-repo JS 2.5.6 on node (two repos through its own sync server): 100 plans, each
+//! started on the counselor's device and fetched by the client's, then 20 edits on each
+//! device per plan, synced until both hold the same heads. Wall-clock of the workload (from
+//! the first plan to convergence, process start-up excluded) and peak resident memory of the
+//! device process and the server process.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use alliance_core::{GoalId, PlanId, Role};
+use automerge::Automerge;
+
+use crate::fixture::{daily_checkin, statement_edit, words_edit, Device, Result};
+use crate::process::{own_peak_kib, report, run_to_end, this_binary, Server};
+use crate::reconnect::{relay_at, sync};
+
+pub const PLANS: usize = 100;
+pub const EDITS: usize = 20;
+
+/// The relay child: serves `db` on loopback until stdin closes.
+pub fn relay_child(db: &Path) -> Result<()> {
+    let relay = relay_at(db)?;
+    println!("ready {}", relay.local_addr().port());
+    let mut rest = Vec::new();
+    std::io::stdin().read_to_end(&mut rest)?;
+    relay.stop();
+    Ok(())
+}
+
+/// The devices child: both devices in one process, stores in `dir`.
+pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
+    let url = format!("ws://127.0.0.1:{port}");
+    let counselor = Device::at(&dir.join("counselor.db"), "Dana", Role::Counselor)?;
+    let client = Device::at(&dir.join("client.db"), "Sam", Role::Client)?;
+    let started = Instant::now();
+    let mut plans: Vec<(PlanId, GoalId)> = Vec::with_capacity(PLANS);
+    for n in 0..PLANS {
+        let plan = counselor.plan_with(&client, &format!("Plan {n:03}"))?;
+        let goal = counselor
+            .store
+            .propose_goal(plan, "Sleep through the night")?;
+        plans.push((plan, goal));
+    }
+    let ids: Vec<PlanId> = plans.iter().map(|(plan, _)| *plan).collect();
+    sync(&counselor, &url, &[])?;
+    sync(&client, &url, &ids)?;
+    for (plan, goal) in &plans {
+        for n in 0..EDITS {
+            if n.is_multiple_of(2) {
+                counselor.store.check_in(*plan, *goal, &daily_checkin(n))?;
+                client.store.edit_goal(*plan, *goal, &words_edit(n))?;
+            } else {
+                counselor
+                    .store
+                    .edit_goal(*plan, *goal, &statement_edit(n))?;
+                client.store.check_in(*plan, *goal, &daily_checkin(n))?;
+            }
+        }
+    }
+    sync(&counselor, &url, &[])?;
+    sync(&client, &url, &[])?;
+    sync(&counselor, &url, &[])?;
+    let elapsed = started.elapsed().as_secs_f64();
+    for plan in &ids {
+        let a = Automerge::load(&counselor.store.saved_document(*plan)?)?.get_heads();
+        let b = Automerge::load(&client.store.saved_document(*plan)?)?.get_heads();
+        if a != b {
+            return Err(format!("P5: plan {plan} did not converge").into());
+        }
+    }
+    report(&[("elapsed_s", elapsed), ("peak_kib", own_peak_kib()? as f64)]);
+    Ok(())
+}
+
+/// One run of the workload on either side.
+pub struct Run {
+    pub elapsed_s: f64,
+    pub devices_kib: f64,
+    pub server_kib: f64,
+}
+
+pub fn js_dir() -> PathBuf {
+    std::env::var_os("ALLIANCE_JS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/js"))
+}
+
+pub fn run_alliance(dir: &Path) -> Result<Run> {
+    std::fs::create_dir_all(dir)?;
+    let relay_db = dir.join("relay.db");
+    let relay = Server::start(
+        this_binary(&["serve-relay", &relay_db.to_string_lossy()])?,
+        None,
+    )?;
+    let devices = run_to_end(this_binary(&[
+        "sync-devices",
+        &relay.port.to_string(),
+        &dir.to_string_lossy(),
+    ])?)?;
+    let server_kib = relay.peak_kib()? as f64;
+    relay.stop()?;
+    Ok(Run {
+        elapsed_s: devices.get("elapsed_s")?,
+        devices_kib: devices.get("peak_kib")?,
+        server_kib,
+    })
+}
+
+pub fn run_js() -> Result<Run> {
+    let dir = js_dir();
+    let mut server = Command::new("node");
+    server.args(["server.mjs", "0"]);
+    let server = Server::start(server, Some(&dir))?;
+    let mut devices = Command::new("node");
+    devices
+        .current_dir(&dir)
+        .args(["bench-sync.mjs", &server.port.to_string()])
+        .env("ALLIANCE_BENCH_PLANS", PLANS.to_string())
+        .env("ALLIANCE_BENCH_EDITS", EDITS.to_string());
+    let devices = run_to_end(devices)?;
+    let server_kib = server.peak_kib()? as f64;
+    server.stop()?;
+    Ok(Run {
+        elapsed_s: devices.get("elapsed_s")?,
+        devices_kib: devices.get("peak_kib")?,
+        server_kib,
+    })
+}

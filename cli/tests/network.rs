@@ -1,0 +1,319 @@
+//! `alliance relay` and `alliance sync --server`: real processes on 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Lines};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn alliance(db: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alliance"));
+    command.arg("--db").arg(db).env_remove("ALLIANCE_DB");
+    command
+}
+
+fn run(db: &Path, args: &[&str]) -> Output {
+    alliance(db).args(args).output().unwrap()
+}
+
+/// Runs a command that must succeed; returns its trimmed stdout.
+fn ok(db: &Path, args: &[&str]) -> String {
+    let out = run(db, args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+fn json(db: &Path, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(db, args)).unwrap()
+}
+
+/// A running child process, killed when dropped; its stdout read line by line.
+struct Running {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Running {
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Self { child, lines }
+    }
+
+    fn next_line(&mut self) -> String {
+        self.lines
+            .next()
+            .expect("the process printed a line")
+            .unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `alliance relay` on a free loopback port; returns it and its ws:// URL.
+fn start_relay(db: &Path) -> (Running, String) {
+    let mut command = alliance(db);
+    command.args(["relay", "--listen", "127.0.0.1:0"]);
+    let mut relay = Running::spawn(command);
+    let line = relay.next_line();
+    let url = line
+        .strip_prefix("relay listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    (relay, url)
+}
+
+struct People {
+    _dir: tempfile::TempDir,
+    relay_db: PathBuf,
+    dana: PathBuf,
+    sam: PathBuf,
+    plan: String,
+}
+
+/// Dana (counselor) makes a plan enrolling Sam's phone, whose code she got in person.
+fn people() -> People {
+    let dir = tempfile::tempdir().unwrap();
+    let (dana, sam) = (dir.path().join("dana.db"), dir.path().join("sam.db"));
+    ok(&dana, &["init", "--name", "Dana", "--role", "counselor"]);
+    ok(&sam, &["init", "--name", "Sam", "--role", "client"]);
+    let me = json(&sam, &["whoami", "--json"]);
+    let plan = ok(
+        &dana,
+        &[
+            "plan",
+            "new",
+            "--title",
+            "Sam's plan",
+            "--client-name",
+            "Sam",
+            "--client-member",
+            me["member_id"].as_str().unwrap(),
+            "--client-device",
+            me["device_id"].as_str().unwrap(),
+        ],
+    );
+    People {
+        relay_db: dir.path().join("relay.db"),
+        _dir: dir,
+        dana,
+        sam,
+        plan,
+    }
+}
+
+/// "synced 1/1 plan(s), 1 updated, …" → (synced, total, updated).
+fn summary(line: &str) -> (u32, u32, u32) {
+    let numbers: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .filter_map(|part| part.parse().ok())
+        .collect();
+    assert!(line.starts_with("synced "), "{line}");
+    assert!(line.contains("bytes"), "{line}");
+    (numbers[0], numbers[1], numbers[2])
+}
+
+#[test]
+fn two_devices_sync_through_a_relay_and_the_client_finds_its_plan() {
+    let People {
+        _dir,
+        relay_db,
+        dana,
+        sam,
+        plan,
+    } = people();
+    let (relay, url) = start_relay(&relay_db);
+    let goal = ok(
+        &dana,
+        &["goal", "propose", &plan, "--words", "Sleep better"],
+    );
+    assert_eq!(summary(&ok(&dana, &["sync", "--server", &url])), (1, 1, 0));
+
+    // Sam's phone was never told the plan id: the relay offers it.
+    assert_eq!(summary(&ok(&sam, &["sync", "--server", &url])), (1, 1, 1));
+    let list = json(&sam, &["plan", "list", "--json"]);
+    assert_eq!(list[0]["plan_id"], plan.as_str());
+
+    // Offline edits on both sides, then both sync: identical plans.
+    ok(
+        &dana,
+        &["goal", "edit", &plan, &goal, "--clinical", "Insomnia"],
+    );
+    ok(&sam, &["checkin", &plan, &goal, "--mood", "6"]);
+    ok(&sam, &["sync", "--server", &url]);
+    assert_eq!(summary(&ok(&dana, &["sync", "--server", &url])), (1, 1, 1));
+    ok(&sam, &["sync", "--server", &url]);
+    let on_phone = json(&sam, &["show", &plan, "--json"]);
+    let on_laptop = json(&dana, &["show", &plan, "--json"]);
+    assert_eq!(on_phone, on_laptop);
+    assert_eq!(on_phone["goals"][0]["clinical_statement"], "Insomnia");
+    assert_eq!(
+        on_phone["goals"][0]["checkins"].as_array().unwrap().len(),
+        1
+    );
+
+    // Nothing new: still one plan, nothing updated.
+    assert_eq!(summary(&ok(&sam, &["sync", "--server", &url])), (1, 1, 0));
+
+    // Restarted on the same file, the relay has lost nothing.
+    drop(relay);
+    let (_relay, url) = start_relay(&relay_db);
+    let laptop = dana.with_file_name("laptop.db");
+    let dana_me = json(&dana, &["whoami", "--json"]);
+    ok(
+        &laptop,
+        &[
+            "init",
+            "--name",
+            "Dana",
+            "--role",
+            "counselor",
+            "--member",
+            dana_me["member_id"].as_str().unwrap(),
+        ],
+    );
+    let laptop_me = json(&laptop, &["whoami", "--json"]);
+    ok(
+        &dana,
+        &[
+            "device",
+            "add",
+            &plan,
+            "--member",
+            dana_me["member_id"].as_str().unwrap(),
+            "--device",
+            laptop_me["device_id"].as_str().unwrap(),
+        ],
+    );
+    ok(&dana, &["sync", "--server", &url]);
+    assert_eq!(
+        summary(&ok(&laptop, &["sync", "--server", &url])),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        json(&laptop, &["show", &plan, "--json"])["goals"],
+        on_laptop["goals"]
+    );
+}
+
+#[test]
+fn watch_mode_prints_progress_until_stopped() {
+    let People {
+        _dir,
+        relay_db,
+        dana,
+        sam,
+        plan,
+    } = people();
+    let (_relay, url) = start_relay(&relay_db);
+    ok(&dana, &["sync", "--server", &url]);
+    let mut command = alliance(&sam);
+    command.args(["sync", "--server", &url, "--watch"]);
+    let mut watch = Running::spawn(command);
+    let mut seen = Vec::new();
+    loop {
+        let line = watch.next_line();
+        seen.push(line.clone());
+        if line == "connected: 1/1 plan(s) synced" {
+            break;
+        }
+        assert!(seen.len() < 20, "no settled line in {seen:?}");
+    }
+    assert!(
+        seen.iter().all(|l| l.starts_with("connected: ")),
+        "{seen:?}"
+    );
+    // Still running: a change from the counselor arrives while it watches.
+    ok(&dana, &["plan", "set", &plan, "--title", "Renamed"]);
+    ok(&dana, &["sync", "--server", &url]);
+    let mut renamed = false;
+    for _ in 0..200 {
+        if json(&sam, &["plan", "list", "--json"])[0]["title"] == "Renamed" {
+            renamed = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(renamed, "the watching phone received the new title");
+}
+
+#[test]
+fn sync_needs_exactly_one_peer_and_reports_errors_on_one_line() {
+    let People { _dir, sam, .. } = people();
+    let neither = run(&sam, &["sync"]);
+    assert_eq!(neither.status.code(), Some(2));
+    let both = run(
+        &sam,
+        &["sync", "--with", "other.db", "--server", "ws://127.0.0.1:9"],
+    );
+    assert_eq!(both.status.code(), Some(2));
+    let watch_local = run(&sam, &["sync", "--with", "other.db", "--watch"]);
+    assert_eq!(watch_local.status.code(), Some(2));
+    for bad in [
+        run(&sam, &["sync", "--server", "http://127.0.0.1:9"]),
+        run(&sam, &["sync", "--server", "ws://127.0.0.1:9"]),
+    ] {
+        assert_eq!(bad.status.code(), Some(1));
+        let stderr = String::from_utf8(bad.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.starts_with("error: sync error:"), "{stderr}");
+    }
+    for out in [neither, both, watch_local] {
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn a_relay_that_cannot_listen_fails_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    let (_relay, url) = start_relay(&db);
+    let taken = url.trim_start_matches("ws://");
+    let other = dir.path().join("other.db");
+    let out = run(&other, &["relay", "--listen", taken]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot listen"), "{stderr}");
+}
+
+#[test]
+fn the_demo_runs_through_a_relay_and_both_devices_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(&dir.path().join("unused.db"), &["demo"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("the clinic's relay listens on ws://127.0.0.1:"));
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("synced 1 plan(s) through the relay"))
+            .count(),
+        6,
+        "{stdout}"
+    );
+    assert!(stdout.contains("agreement: stale"));
+    assert!(stdout
+        .trim_end()
+        .ends_with("Both devices hold the same plan: yes"));
+}

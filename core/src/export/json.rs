@@ -1,0 +1,111 @@
+//! The Alliance plan file: a plan with its whole history as JSON. It carries the plan as read
+//! (for people and other tools), the history, and the plan's Automerge document with every
+//! change, from which an import rebuilds the plan exactly.
+
+use automerge::{Automerge, Change};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{instant, PART2_NOTICE};
+use crate::error::{Error, Result};
+use crate::model::{HistoryEntry, Plan, PlanId};
+use crate::plan::{history, read};
+
+/// What the `format` field of a plan file says.
+pub const FORMAT: &str = "alliance-plan";
+/// The version of the plan file this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// A plan file as written.
+#[derive(Serialize)]
+struct PlanFileOut<'a> {
+    format: &'static str,
+    version: u32,
+    exported_at: String,
+    notice: &'static str,
+    plan: &'a Plan,
+    history: &'a [HistoryEntry],
+    /// The Automerge document (`save()` bytes), hex.
+    document: String,
+}
+
+/// A plan file as read: the plan stays JSON, to be compared with what the document rebuilds.
+#[derive(Deserialize)]
+struct PlanFileIn {
+    format: String,
+    version: u32,
+    plan: Value,
+    history: Vec<HistoryEntry>,
+    document: String,
+}
+
+/// A checked plan file: the plan's id and the changes that make it.
+pub struct DecodedPlan {
+    pub plan_id: PlanId,
+    pub changes: Vec<Change>,
+}
+
+/// Writes a plan file. `history` lists the document's changes; changes refused from peers are
+/// left out (they are this store's records, not part of the plan).
+pub fn encode(
+    plan: &Plan,
+    history: &[HistoryEntry],
+    document: &[u8],
+    exported_at: i64,
+) -> Result<String> {
+    let history: Vec<HistoryEntry> = history.iter().filter(|e| !e.refused).cloned().collect();
+    let file = PlanFileOut {
+        format: FORMAT,
+        version: VERSION,
+        exported_at: instant(exported_at)?,
+        notice: PART2_NOTICE,
+        plan,
+        history: &history,
+        document: hex::encode(document),
+    };
+    serde_json::to_string_pretty(&file)
+        .map_err(|e| Error::Malformed(format!("cannot write the plan file: {e}")))
+}
+
+fn invalid(reason: &str) -> Error {
+    Error::invalid("plan file", reason)
+}
+
+/// Reads a plan file and checks that its document rebuilds the plan and the history it states.
+/// The changes are not judged here: the store judges them as it imports them.
+pub fn decode(text: &str) -> Result<DecodedPlan> {
+    let file: PlanFileIn =
+        serde_json::from_str(text).map_err(|_| invalid("not an Alliance plan file"))?;
+    if file.format != FORMAT {
+        return Err(invalid("not an Alliance plan file"));
+    }
+    if file.version != VERSION {
+        return Err(invalid("written by another version of Alliance"));
+    }
+    let bytes =
+        hex::decode(file.document.trim()).map_err(|_| invalid("the document is not hex"))?;
+    let doc = Automerge::load(&bytes).map_err(|_| invalid("the document cannot be loaded"))?;
+    let plan = read::read_plan(&doc).map_err(|_| invalid("the document holds no plan"))?;
+    // The plan as the document rebuilds it must be the plan the file states (compared as
+    // JSON written and read the same way, so numbers compare exactly).
+    let rebuilt = serde_json::to_string(&plan)
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok())
+        .ok_or_else(|| invalid("the plan cannot be written"))?;
+    if rebuilt != file.plan {
+        return Err(invalid("the document does not match the plan it states"));
+    }
+    // Compared by hash: the order of a history is the order a document loads its changes in.
+    let by_hash = |mut entries: Vec<HistoryEntry>| {
+        entries.sort_by(|a, b| a.hash.cmp(&b.hash));
+        entries
+    };
+    if by_hash(history::history(&doc)) != by_hash(file.history) {
+        return Err(invalid("the document does not match the history it states"));
+    }
+    let changes = doc.get_changes(&[]);
+    Ok(DecodedPlan {
+        plan_id: plan.plan_id,
+        changes,
+    })
+}

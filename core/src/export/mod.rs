@@ -1,0 +1,81 @@
+//! Exports of a plan for the world outside Alliance: FHIR R4 for EHRs, a JSON file with the
+//! whole history that another store can import, and a Markdown summary to print and sign.
+
+pub mod fhir;
+pub mod json;
+pub mod markdown;
+
+use chrono::{TimeZone, Utc};
+
+use crate::alliance::Alliance;
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::model::PlanId;
+use crate::progress::{self, PlanProgress};
+
+/// The notice of 42 CFR Part 2 (§2.32) that every export carries: substance-use records
+/// disclosed with the client's written consent may not be disclosed further without it.
+pub const PART2_NOTICE: &str = "42 CFR part 2 notice: This record which has been disclosed to \
+you is protected by federal confidentiality rules (42 CFR part 2). The federal rules prohibit \
+you from making any further disclosure of this record unless further disclosure is expressly \
+permitted by the written consent of the individual whose information is being disclosed in \
+this record or, is otherwise permitted by 42 CFR part 2. A general authorization for the \
+release of medical or other information is NOT sufficient for this purpose (see §2.31). The \
+federal rules restrict any use of the information to investigate or prosecute with regard to \
+a crime any patient with a substance use disorder, except as provided at §§2.12(c)(5) and 2.65.";
+
+/// UTC milliseconds as a FHIR instant: `YYYY-MM-DDThh:mm:ss.sssZ`.
+pub fn instant(ms: i64) -> Result<String> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .ok_or_else(|| Error::invalid("time", "out of range"))
+}
+
+impl Alliance {
+    /// The plan as a FHIR R4 Bundle (type collection), as pretty JSON text.
+    pub fn export_fhir(&self, plan: PlanId) -> Result<String> {
+        let model = self.plan(plan)?;
+        let bundle = fhir::bundle(&model, clock::now_ms())?;
+        serde_json::to_string_pretty(&bundle)
+            .map_err(|e| Error::Malformed(format!("cannot write the bundle: {e}")))
+    }
+
+    /// The plan with its whole history as an Alliance plan file (pretty JSON text), for
+    /// [`Alliance::import_json`] on another store.
+    pub fn export_json(&self, plan: PlanId) -> Result<String> {
+        let model = self.plan(plan)?;
+        let history = self.history(plan)?;
+        let document = self.saved_document(plan)?;
+        json::encode(&model, &history, &document, clock::now_ms())
+    }
+
+    /// Imports a plan file made by [`Alliance::export_json`] into this store, which must not
+    /// hold the plan yet. Every change in it is judged by the role rules as if a peer had
+    /// sent it; unless all pass, nothing is stored. Returns the plan's id.
+    pub fn import_json(&self, text: &str) -> Result<PlanId> {
+        let file = json::decode(text)?;
+        self.import_changes(file.plan_id, file.changes)?;
+        Ok(file.plan_id)
+    }
+
+    /// The plan's progress as of today on this device's calendar; trends look at the last
+    /// `window` GAS ratings of each goal.
+    pub fn progress(&self, plan: PlanId, window: usize) -> Result<PlanProgress> {
+        let model = self.plan(plan)?;
+        let today = clock::local_date(clock::now_ms(), clock::local_offset_min());
+        progress::plan_progress(&model, &today, window)
+    }
+
+    /// The plan as Markdown fit to print and sign.
+    pub fn export_markdown(&self, plan: PlanId) -> Result<String> {
+        let model = self.plan(plan)?;
+        let now = clock::now_ms();
+        let today = clock::local_date(now, clock::local_offset_min());
+        let progress = progress::plan_progress(&model, &today, progress::DEFAULT_TREND_WINDOW)?;
+        markdown::summary(&model, &progress, now)
+    }
+}
+
+#[cfg(test)]
+mod tests;
