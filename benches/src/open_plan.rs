@@ -20,6 +20,9 @@ pub struct OpenPlan {
     pub bare: Vec<Duration>,
     /// Bytes stored for the plan (snapshot and chunks), what the bare load reads.
     pub stored_bytes: usize,
+    /// Bare loads of `save()` of the same document (one compact chunk), for scale.
+    pub bare_saved: Vec<Duration>,
+    pub saved_bytes: usize,
 }
 
 /// The plan's stored bytes as the store keeps them: snapshot followed by chunks.
@@ -41,10 +44,13 @@ fn stored_bytes(path: &Path, plan: PlanId) -> Result<Vec<u8>> {
 
 pub fn measure(path: &Path, plan: PlanId) -> Result<OpenPlan> {
     let bytes = stored_bytes(path, plan)?;
+    let saved = Alliance::open(path)?.saved_document(plan)?;
     let mut out = OpenPlan {
         api: Vec::new(),
         bare: Vec::new(),
         stored_bytes: bytes.len(),
+        bare_saved: Vec::new(),
+        saved_bytes: saved.len(),
     };
     for sample in 0..WARM_UP + SAMPLES {
         let store = Alliance::open(path)?;
@@ -58,9 +64,15 @@ pub fn measure(path: &Path, plan: PlanId) -> Result<OpenPlan> {
         let doc = Automerge::load(black_box(&bytes))?;
         let bare = started.elapsed();
         black_box(doc);
+
+        let started = Instant::now();
+        let doc = Automerge::load(black_box(&saved))?;
+        let bare_saved = started.elapsed();
+        black_box(doc);
         if sample >= WARM_UP {
             out.api.push(api);
             out.bare.push(bare);
+            out.bare_saved.push(bare_saved);
         }
     }
     Ok(out)

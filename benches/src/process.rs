@@ -17,6 +17,22 @@ pub fn peak_kib(pid: &str) -> Result<u64> {
         .ok_or_else(|| "no VmHWM in /proc status".into())
 }
 
+/// CPU time (user + system, every thread) a process has used so far, in seconds. Linux counts
+/// it in clock ticks of 1/100 s.
+pub fn cpu_seconds(pid: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after_name = stat.rsplit_once(')').ok_or("malformed /proc stat")?.1;
+    // Fields after the name start at field 3 (state); utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks = |index: usize| -> Result<f64> {
+        Ok(fields
+            .get(index - 3)
+            .ok_or("short /proc stat")?
+            .parse::<f64>()?)
+    };
+    Ok((ticks(14)? + ticks(15)?) / 100.0)
+}
+
 /// Peak resident set of this process, in KiB.
 pub fn own_peak_kib() -> Result<u64> {
     peak_kib("self")
@@ -115,6 +131,11 @@ impl Server {
     /// Peak resident set so far, in KiB.
     pub fn peak_kib(&self) -> Result<u64> {
         peak_kib(&self.child.id().to_string())
+    }
+
+    /// CPU time used so far, in seconds.
+    pub fn cpu_seconds(&self) -> Result<f64> {
+        cpu_seconds(&self.child.id().to_string())
     }
 
     /// Closes its stdin and waits for it to end.

@@ -141,6 +141,8 @@ pub struct IdleReconnect {
     pub plans: usize,
     /// A device process started anew (nothing cached), as after an app restart.
     pub cold: (u64, Duration),
+    /// Frames and bytes of the cold reconnect.
+    pub cold_traffic: alliance_core::sync::Traffic,
     /// The same device reconnecting again while running.
     pub warm: (u64, Duration),
 }
@@ -160,6 +162,7 @@ pub fn idle(path: &Path, relay_path: &Path, count: usize) -> Result<IdleReconnec
     let device = Device::reopen(path)?;
     let started = Instant::now();
     let cold = sync(&device, &url, &[])?;
+    let cold_traffic = cold.traffic;
     let cold = (wire_bytes(&cold), started.elapsed());
     let started = Instant::now();
     let warm = sync(&device, &url, &[])?;
@@ -168,6 +171,7 @@ pub fn idle(path: &Path, relay_path: &Path, count: usize) -> Result<IdleReconnec
     Ok(IdleReconnect {
         plans: count,
         cold,
+        cold_traffic,
         warm,
     })
 }

@@ -102,7 +102,7 @@ impl Row {
             .map(|r| format!("{r:.2}×"))
             .unwrap_or_else(|| "-".into());
         let budget = match self.budget {
-            Budget::RatioAtMost(limit) => format!("≤ {limit}×"),
+            Budget::RatioAtMost(limit) => format!("≤ {}×", short(limit)),
             Budget::ValueAtMost(limit) => format!("≤ {}", show(self.unit, limit)),
             Budget::Info => "report".into(),
         };
@@ -123,6 +123,12 @@ impl Row {
             outcome.to_owned(),
         ]
     }
+}
+
+/// A number with at most two decimals and no trailing zeros.
+fn short(value: f64) -> String {
+    let text = format!("{value:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// A figure with its unit, scaled for reading.

@@ -14,7 +14,7 @@ use alliance_core::{GoalId, PlanId, Role};
 use automerge::Automerge;
 
 use crate::fixture::{daily_checkin, statement_edit, words_edit, Device, Result};
-use crate::process::{own_peak_kib, report, run_to_end, this_binary, Server};
+use crate::process::{cpu_seconds, own_peak_kib, report, run_to_end, this_binary, Server};
 use crate::reconnect::{relay_at, sync};
 
 pub const PLANS: usize = 100;
@@ -36,8 +36,19 @@ pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
     let counselor = Device::at(&dir.join("counselor.db"), "Dana", Role::Counselor)?;
     let client = Device::at(&dir.join("client.db"), "Sam", Role::Client)?;
     let started = Instant::now();
-    let mut plans: Vec<(PlanId, GoalId)> = Vec::with_capacity(PLANS);
-    for n in 0..PLANS {
+    let verbose = std::env::var_os("ALLIANCE_BENCH_VERBOSE").is_some();
+    let phase = |what: &str| {
+        if verbose {
+            eprintln!("{what} at {:.2} s", started.elapsed().as_secs_f64());
+        }
+    };
+    // Fewer plans only for profiling runs.
+    let count = std::env::var("ALLIANCE_BENCH_PLANS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(PLANS);
+    let mut plans: Vec<(PlanId, GoalId)> = Vec::with_capacity(count);
+    for n in 0..count {
         let plan = counselor.plan_with(&client, &format!("Plan {n:03}"))?;
         let goal = counselor
             .store
@@ -45,8 +56,11 @@ pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
         plans.push((plan, goal));
     }
     let ids: Vec<PlanId> = plans.iter().map(|(plan, _)| *plan).collect();
+    phase("created");
     sync(&counselor, &url, &[])?;
+    phase("pushed");
     sync(&client, &url, &ids)?;
+    phase("fetched");
     for (plan, goal) in &plans {
         for n in 0..EDITS {
             if n.is_multiple_of(2) {
@@ -60,8 +74,11 @@ pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
             }
         }
     }
+    phase("edited");
     sync(&counselor, &url, &[])?;
+    phase("counselor synced");
     sync(&client, &url, &[])?;
+    phase("client synced");
     sync(&counselor, &url, &[])?;
     let elapsed = started.elapsed().as_secs_f64();
     for plan in &ids {
@@ -71,7 +88,11 @@ pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
             return Err(format!("P5: plan {plan} did not converge").into());
         }
     }
-    report(&[("elapsed_s", elapsed), ("peak_kib", own_peak_kib()? as f64)]);
+    report(&[
+        ("elapsed_s", elapsed),
+        ("peak_kib", own_peak_kib()? as f64),
+        ("cpu_s", cpu_seconds("self")?),
+    ]);
     Ok(())
 }
 
@@ -80,6 +101,9 @@ pub struct Run {
     pub elapsed_s: f64,
     pub devices_kib: f64,
     pub server_kib: f64,
+    /// CPU seconds of the devices process (whole run) and of the server.
+    pub devices_cpu_s: f64,
+    pub server_cpu_s: f64,
 }
 
 pub fn js_dir() -> PathBuf {
@@ -101,11 +125,14 @@ pub fn run_alliance(dir: &Path) -> Result<Run> {
         &dir.to_string_lossy(),
     ])?)?;
     let server_kib = relay.peak_kib()? as f64;
+    let server_cpu_s = relay.cpu_seconds()?;
     relay.stop()?;
     Ok(Run {
         elapsed_s: devices.get("elapsed_s")?,
         devices_kib: devices.get("peak_kib")?,
         server_kib,
+        devices_cpu_s: devices.get("cpu_s")?,
+        server_cpu_s,
     })
 }
 
@@ -118,14 +145,18 @@ pub fn run_js() -> Result<Run> {
     devices
         .current_dir(&dir)
         .args(["bench-sync.mjs", &server.port.to_string()])
+        .env("ALLIANCE_JS_TIMEOUT_MS", "120000")
         .env("ALLIANCE_BENCH_PLANS", PLANS.to_string())
         .env("ALLIANCE_BENCH_EDITS", EDITS.to_string());
     let devices = run_to_end(devices)?;
     let server_kib = server.peak_kib()? as f64;
+    let server_cpu_s = server.cpu_seconds()?;
     server.stop()?;
     Ok(Run {
         elapsed_s: devices.get("elapsed_s")?,
         devices_kib: devices.get("peak_kib")?,
         server_kib,
+        devices_cpu_s: devices.get("cpu_s")?,
+        server_cpu_s,
     })
 }

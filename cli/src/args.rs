@@ -88,6 +88,19 @@ pub enum Command {
         /// Address to listen on, e.g. 127.0.0.1:8420 (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8420")]
         listen: String,
+        /// Serve anyone who connects, without tokens (loopback tests only).
+        #[arg(long)]
+        no_auth: bool,
+        /// Accept the first push of a plan this relay does not hold from a token that plan
+        /// lists (how counselors' new plans arrive). See docs/sync.md, Authentication.
+        #[arg(long, conflicts_with = "no_auth")]
+        open_enrollment: bool,
+        /// Serve wss:// with this PEM certificate chain (needs --tls-key).
+        #[arg(long, value_name = "PEM", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, value_name = "PEM", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Re-encrypt this store under a new key; open it with --key-file (the current key).
     Rekey {
@@ -154,6 +167,19 @@ pub struct SyncArgs {
     /// With --server: keep syncing until stopped, printing progress.
     #[arg(long, requires = "server", conflicts_with = "with")]
     pub watch: bool,
+    /// With --server: this device's relay token (prefer the ALLIANCE_TOKEN variable: a
+    /// command line is visible to other users of the machine).
+    #[arg(
+        long,
+        env = "ALLIANCE_TOKEN",
+        hide_env_values = true,
+        requires = "server"
+    )]
+    pub token: Option<String>,
+    /// With a wss:// server: a PEM certificate to trust besides the built-in roots (a
+    /// clinic's own CA or a self-signed relay certificate).
+    #[arg(long, value_name = "PEM", requires = "server")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -211,6 +237,22 @@ pub enum DeviceCommand {
         /// What to call the device.
         #[arg(long, default_value = "device")]
         label: String,
+    },
+    /// Issue a relay token for an enrolled device (counselor); prints it once.
+    Token {
+        plan: String,
+        #[arg(long)]
+        device: String,
+        /// Store the hash of a token the device already holds instead of making a new one
+        /// (one token for all of a device's plans).
+        #[arg(long, env = "ALLIANCE_REUSE_TOKEN", hide_env_values = true)]
+        reuse: Option<String>,
+    },
+    /// Revoke an enrolled device (counselor): relays refuse its token for this plan.
+    Revoke {
+        plan: String,
+        #[arg(long)]
+        device: String,
     },
 }
 

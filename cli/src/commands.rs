@@ -110,6 +110,28 @@ pub fn run(cli: Cli) -> Result<()> {
                 },
             )?;
             println!("enrolled device {device}");
+            if store.identity().map(|me| me.role) == Some(Role::Counselor) {
+                let token = store.issue_device_token(plan, device, None)?;
+                println!("relay token: {token}");
+                println!("(shown once: hand it to the device in person with its code)");
+            }
+        }
+        Command::Device(DeviceCommand::Token {
+            plan,
+            device,
+            reuse,
+        }) => {
+            let plan = PlanId::parse(&plan)?;
+            let device = DeviceId::parse(&device)?;
+            let store = open_existing(db)?;
+            let token = store.issue_device_token(plan, device, reuse.as_deref())?;
+            println!("relay token: {token}");
+        }
+        Command::Device(DeviceCommand::Revoke { plan, device }) => {
+            let plan = PlanId::parse(&plan)?;
+            let device = DeviceId::parse(&device)?;
+            open_existing(db)?.revoke_device(plan, device)?;
+            println!("revoked device {device}");
         }
         Command::Show { plan, json, format } => {
             let plan = PlanId::parse(&plan)?;
@@ -204,7 +226,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sync(args) => {
             let mine = open_existing(db)?;
             if let Some(url) = &args.server {
-                network::sync(mine, url, args.watch)?;
+                network::sync(mine, url, args.watch, args.token, args.ca_cert.as_deref())?;
             } else if let Some(with) = &args.with {
                 let theirs = open_existing(&db.sibling(with))?;
                 let report = sync_stores(&mine, &theirs)?;
@@ -216,7 +238,19 @@ pub fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Relay { listen } => network::relay(db, &listen)?,
+        Command::Relay {
+            listen,
+            no_auth,
+            open_enrollment,
+            tls_cert,
+            tls_key,
+        } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                _ => None,
+            };
+            network::relay(db, &listen, !no_auth, open_enrollment, tls)?
+        }
         Command::Rekey { new_key_file } => {
             let store = open_existing(db)?;
             store.rekey(&read_key_file(&new_key_file)?)?;

@@ -17,12 +17,25 @@ fn step(n: u32, text: &str) {
 
 /// Both devices sync through the relay: the counselor's news goes up, the client takes it
 /// and sends its own, the counselor takes the client's.
-fn sync(relay: &BackgroundRelay, counselor: &Arc<Alliance>, client: &Arc<Alliance>) -> Result<()> {
+/// Each device presents its relay token (counselor's, client's).
+fn sync(
+    relay: &BackgroundRelay,
+    counselor: &Arc<Alliance>,
+    client: &Arc<Alliance>,
+    tokens: &(String, String),
+) -> Result<()> {
     let url = relay.url();
-    let options = SyncOptions::default();
     let mut traffic = Traffic::default();
     let mut plans = 0;
-    for device in [counselor, client, counselor] {
+    for (device, token) in [
+        (counselor, &tokens.0),
+        (client, &tokens.1),
+        (counselor, &tokens.0),
+    ] {
+        let options = SyncOptions {
+            token: Some(token.clone()),
+            ..SyncOptions::default()
+        };
         let summary = sync_once_blocking(device.clone(), &url, &options)?;
         traffic.add(&summary.traffic);
         plans = plans.max(summary.documents_synced);
@@ -40,7 +53,13 @@ pub fn run() -> Result<()> {
     let counselor = Arc::new(Alliance::open(&folder.path().join("counselor.db"))?);
     let client = Arc::new(Alliance::open(&folder.path().join("client.db"))?);
     let relay_store = Arc::new(Alliance::open(&folder.path().join("relay.db"))?);
-    let relay = BackgroundRelay::start("127.0.0.1:0", relay_store, RelayOptions::default())?;
+    // Tokens required; a counselor's new plan may arrive by its first push.
+    let relay_options = RelayOptions {
+        require_token: true,
+        open_enrollment: true,
+        ..RelayOptions::default()
+    };
+    let relay = BackgroundRelay::start("127.0.0.1:0", relay_store, relay_options)?;
     println!("Alliance demo — stores in {}", folder.path().display());
     println!("   the clinic's relay listens on {}", relay.url());
 
@@ -62,7 +81,13 @@ pub fn run() -> Result<()> {
     })?;
     counselor.set_review_on(plan, "2027-02-23")?;
     println!("   plan {plan} (Sam's phone is not told its id: the relay offers it)");
-    sync(&relay, &counselor, &client)?;
+    // Relay tokens: only their SHA-256 goes into the plan; Sam's travels with the QR code.
+    let tokens = (
+        counselor.issue_device_token(plan, dana.device_id, None)?,
+        counselor.issue_device_token(plan, sam.device_id, None)?,
+    );
+    println!("   relay tokens issued to both devices (the plan keeps only their hashes)");
+    sync(&relay, &counselor, &client, &tokens)?;
 
     step(3, "Offline, Sam proposes a goal in their own words");
     let goal = client.propose_goal(plan, "I want to get through weekends without drinking")?;
@@ -74,7 +99,7 @@ pub fn run() -> Result<()> {
             text: "Sober on 3 of 4 weekends a month".into(),
         },
     )?;
-    sync(&relay, &counselor, &client)?;
+    sync(&relay, &counselor, &client, &tokens)?;
 
     step(
         4,
@@ -111,7 +136,7 @@ pub fn run() -> Result<()> {
             ..Default::default()
         },
     )?;
-    sync(&relay, &counselor, &client)?;
+    sync(&relay, &counselor, &client, &tokens)?;
 
     step(5, "Both agree to the goal as it now stands");
     counselor.agree(plan, goal)?;
@@ -124,7 +149,7 @@ pub fn run() -> Result<()> {
             ..Default::default()
         },
     )?;
-    sync(&relay, &counselor, &client)?;
+    sync(&relay, &counselor, &client, &tokens)?;
     let state = client.plan(plan)?.goal(goal)?.agreement.state;
     println!("   agreement: {}", print::agreement_word(state));
 
@@ -140,7 +165,7 @@ pub fn run() -> Result<()> {
             ..Default::default()
         },
     )?;
-    sync(&relay, &counselor, &client)?;
+    sync(&relay, &counselor, &client, &tokens)?;
 
     step(
         7,
@@ -158,7 +183,7 @@ pub fn run() -> Result<()> {
             ..Default::default()
         },
     )?;
-    sync(&relay, &counselor, &client)?;
+    sync(&relay, &counselor, &client, &tokens)?;
     let state = client.plan(plan)?.goal(goal)?.agreement.state;
     println!("   agreement: {}", print::agreement_word(state));
 

@@ -1,13 +1,14 @@
 //! `alliance relay` and `alliance sync --server`: the network side of the shell.
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alliance_core::sync::{
     run_relay_blocking, sync_once_blocking, watch_blocking, RelayOptions, SyncOptions,
-    SyncProgress, SyncSummary,
+    SyncProgress, SyncSummary, TlsIdentity,
 };
-use alliance_core::{Alliance, Result};
+use alliance_core::{Alliance, Error, Result};
 use tracing_subscriber::EnvFilter;
 
 use crate::store_file::StoreFile;
@@ -23,31 +24,71 @@ fn log_to_stderr() {
 }
 
 /// Serves the store at `db` (created when missing) on `listen` until the process ends.
-pub fn relay(db: &StoreFile, listen: &str) -> Result<()> {
+/// With `require_token`, devices present their relay token (see docs/sync.md).
+pub fn relay(
+    db: &StoreFile,
+    listen: &str,
+    require_token: bool,
+    open_enrollment: bool,
+    tls: Option<(PathBuf, PathBuf)>,
+) -> Result<()> {
     log_to_stderr();
+    let tls = match tls {
+        Some((cert, key)) => Some(TlsIdentity {
+            cert_chain_pem: read_pem(&cert)?,
+            private_key_pem: read_pem(&key)?,
+        }),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     let store = Arc::new(db.open()?);
-    run_relay_blocking(listen, store, RelayOptions::default(), |addr| {
-        println!("relay listening on ws://{addr}");
+    let options = RelayOptions {
+        require_token,
+        open_enrollment,
+        tls,
+        ..RelayOptions::default()
+    };
+    run_relay_blocking(listen, store, options, |addr| {
+        println!("relay listening on {scheme}://{addr}");
         let _ = std::io::stdout().flush();
     })?;
     Ok(())
 }
 
 /// Syncs every plan of `store` with the server once, or keeps syncing (`watch`).
-pub fn sync(store: Alliance, url: &str, watch: bool) -> Result<()> {
+pub fn sync(
+    store: Alliance,
+    url: &str,
+    watch: bool,
+    token: Option<String>,
+    ca_cert: Option<&Path>,
+) -> Result<()> {
     log_to_stderr();
     let store = Arc::new(store);
+    let options = SyncOptions {
+        token,
+        extra_root_certificate: ca_cert.map(read_pem).transpose()?,
+        ..SyncOptions::default()
+    };
     if watch {
         let observer = Arc::new(|progress: &SyncProgress| {
             println!("{}", progress_line(progress));
             let _ = std::io::stdout().flush();
         });
-        watch_blocking(store, url, SyncOptions::default(), observer)?;
+        watch_blocking(store, url, options, observer)?;
     } else {
-        let summary = sync_once_blocking(store, url, &SyncOptions::default())?;
+        let summary = sync_once_blocking(store, url, &options)?;
         println!("{}", summary_line(&summary));
     }
     Ok(())
+}
+
+/// Reads a PEM file named on the command line.
+fn read_pem(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|error| Error::InvalidInput {
+        field: "PEM file",
+        reason: format!("{}: {error}", path.display()),
+    })
 }
 
 fn summary_line(summary: &SyncSummary) -> String {

@@ -9,6 +9,11 @@ use serde_json::Value;
 fn alliance(db: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_alliance"));
     command.arg("--db").arg(db).env_remove("ALLIANCE_DB");
+    // A device's relay token, kept beside its store by these tests, travels by environment.
+    match std::fs::read_to_string(db.with_extension("token")) {
+        Ok(token) => command.env("ALLIANCE_TOKEN", token.trim()),
+        Err(_) => command.env_remove("ALLIANCE_TOKEN"),
+    };
     command
 }
 
@@ -66,7 +71,7 @@ impl Drop for Running {
 /// `alliance relay` on a free loopback port; returns it and its ws:// URL.
 fn start_relay(db: &Path) -> (Running, String) {
     let mut command = alliance(db);
-    command.args(["relay", "--listen", "127.0.0.1:0"]);
+    command.args(["relay", "--listen", "127.0.0.1:0", "--open-enrollment"]);
     let mut relay = Running::spawn(command);
     let line = relay.next_line();
     let url = line
@@ -107,6 +112,13 @@ fn people() -> People {
             me["device_id"].as_str().unwrap(),
         ],
     );
+    // Dana issues relay tokens for her own device and Sam's phone.
+    let dana_me = json(&dana, &["whoami", "--json"]);
+    for (db, device) in [(&dana, &dana_me), (&sam, &me)] {
+        let device = device["device_id"].as_str().unwrap();
+        let line = ok(&dana, &["device", "token", &plan, "--device", device]);
+        save_token(db, &line);
+    }
     People {
         relay_db: dir.path().join("relay.db"),
         _dir: dir,
@@ -114,6 +126,15 @@ fn people() -> People {
         sam,
         plan,
     }
+}
+
+/// Keeps the token printed on a `relay token: …` line beside the store at `db`.
+fn save_token(db: &Path, output: &str) {
+    let token = output
+        .lines()
+        .find_map(|line| line.strip_prefix("relay token: "))
+        .expect("a relay token line");
+    std::fs::write(db.with_extension("token"), token).unwrap();
 }
 
 /// "synced 1/1 plan(s), 1 updated, …" → (synced, total, updated).
@@ -188,7 +209,7 @@ fn two_devices_sync_through_a_relay_and_the_client_finds_its_plan() {
         ],
     );
     let laptop_me = json(&laptop, &["whoami", "--json"]);
-    ok(
+    let added = ok(
         &dana,
         &[
             "device",
@@ -200,6 +221,7 @@ fn two_devices_sync_through_a_relay_and_the_client_finds_its_plan() {
             laptop_me["device_id"].as_str().unwrap(),
         ],
     );
+    save_token(&laptop, &added);
     ok(&dana, &["sync", "--server", &url]);
     assert_eq!(
         summary(&ok(&laptop, &["sync", "--server", &url])),
@@ -277,6 +299,90 @@ fn sync_needs_exactly_one_peer_and_reports_errors_on_one_line() {
         let stderr = String::from_utf8(out.stderr).unwrap();
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
+}
+
+#[test]
+fn the_relay_refuses_devices_without_a_token_and_revoked_ones() {
+    let People {
+        _dir,
+        relay_db,
+        dana,
+        sam,
+        plan,
+    } = people();
+    let (_relay, url) = start_relay(&relay_db);
+    ok(&dana, &["sync", "--server", &url]);
+    let token = std::fs::read_to_string(sam.with_extension("token")).unwrap();
+    // Without its token the phone gets nothing; the error names no token.
+    let mut bare = alliance(&sam);
+    bare.env_remove("ALLIANCE_TOKEN")
+        .args(["sync", "--server", &url]);
+    let out = bare.output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("not authorized"), "{stderr}");
+    assert!(json(&sam, &["plan", "list", "--json"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // With it, the plan arrives; once revoked, the phone is refused.
+    assert_eq!(summary(&ok(&sam, &["sync", "--server", &url])), (1, 1, 1));
+    let sam_device = json(&sam, &["whoami", "--json"])["device_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok(&dana, &["device", "revoke", &plan, "--device", &sam_device]);
+    ok(&dana, &["sync", "--server", &url]);
+    let out = run(&sam, &["sync", "--server", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.contains("not authorized"), "{stderr}");
+    assert!(!stderr.contains(token.trim()), "{stderr}");
+}
+
+#[test]
+fn a_tls_relay_serves_wss_to_devices_that_trust_its_certificate() {
+    let People {
+        _dir,
+        relay_db,
+        dana,
+        sam,
+        ..
+    } = people();
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert, key) = (
+        relay_db.with_file_name("relay.crt"),
+        relay_db.with_file_name("relay.key"),
+    );
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let mut command = alliance(&relay_db);
+    command.args([
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--open-enrollment",
+        "--tls-cert",
+    ]);
+    command.arg(&cert).arg("--tls-key").arg(&key);
+    let mut relay = Running::spawn(command);
+    let url = relay
+        .next_line()
+        .strip_prefix("relay listening on ")
+        .expect("the relay prints its URL")
+        .to_owned();
+    assert!(url.starts_with("wss://"), "{url}");
+    let cert = cert.to_str().unwrap();
+    ok(&dana, &["sync", "--server", &url, "--ca-cert", cert]);
+    assert_eq!(
+        summary(&ok(&sam, &["sync", "--server", &url, "--ca-cert", cert])),
+        (1, 1, 1)
+    );
+    // Without trusting the certificate: one line, naming the certificate problem.
+    let out = run(&sam, &["sync", "--server", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stderr.to_lowercase().contains("certificate"), "{stderr}");
 }
 
 #[test]

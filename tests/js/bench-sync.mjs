@@ -4,8 +4,9 @@
 // A starts ALLIANCE_BENCH_PLANS plans shaped like Alliance's (members, devices, one goal); B
 // fetches them all; then each side makes ALLIANCE_BENCH_EDITS edits per plan (check-ins and
 // goal words, alternately, as the Alliance run does), and both wait until every plan has the
-// same heads on both sides. Prints `result elapsed_s <s> peak_kib <KiB>`: the wall-clock of the
-// workload (start-up excluded) and this process's peak resident memory.
+// same heads on both sides. Prints `result elapsed_s <s> peak_kib <KiB> cpu_s <s>`: the
+// wall-clock of the workload (start-up excluded), this process's peak resident memory and its
+// CPU time.
 import { randomUUID } from "node:crypto";
 import * as Automerge from "@automerge/automerge";
 import { Repo, updateText, decodeHeads } from "@automerge/automerge-repo";
@@ -160,7 +161,9 @@ await new Promise(resolve => {
 const elapsed = (performance.now() - started) / 1000;
 const peakKib = process.resourceUsage().maxRSS;
 clearTimeout(deadline);
-console.log(`result elapsed_s ${elapsed} peak_kib ${peakKib}`);
+const cpu = process.cpuUsage();
+const cpuSeconds = (cpu.user + cpu.system) / 1e6;
+console.log(`result elapsed_s ${elapsed} peak_kib ${peakKib} cpu_s ${cpuSeconds}`);
 await Promise.race([
   Promise.all([repoA.shutdown(), repoB.shutdown()]),
   new Promise(resolve => setTimeout(resolve, 2000)),

@@ -20,8 +20,15 @@ const deadline = setTimeout(() => {
   process.exit(3);
 }, timeoutMs);
 
+// ALLIANCE_TOKEN: the device's relay token, as the `token` query parameter (a browser cannot
+// set WebSocket headers).
+const token = process.env.ALLIANCE_TOKEN;
+const relayUrl = token
+  ? `ws://127.0.0.1:${port}/?token=${encodeURIComponent(token)}`
+  : `ws://127.0.0.1:${port}`;
+
 const repo = new Repo({
-  network: [new WebSocketClientAdapter(`ws://127.0.0.1:${port}`)],
+  network: [new WebSocketClientAdapter(relayUrl)],
   peerId: `js-client-${process.pid}`,
 });
 

@@ -178,6 +178,80 @@ fn a_js_client_reads_and_edits_a_plan_through_the_relay() {
 }
 
 #[test]
+fn a_js_client_presents_its_token_in_the_url_and_without_one_gets_nothing() {
+    require_js!("a_js_client_presents_its_token_in_the_url_and_without_one_gets_nothing");
+    let relay_store = std::sync::Arc::new(alliance_core::Alliance::open_in_memory().unwrap());
+    let options = alliance_core::sync::RelayOptions {
+        require_token: true,
+        open_enrollment: true,
+        ..alliance_core::sync::RelayOptions::default()
+    };
+    let relay =
+        alliance_core::sync::BackgroundRelay::start("127.0.0.1:0", relay_store.clone(), options)
+            .unwrap();
+    let counselor = Phone::new("Dana", Role::Counselor);
+    let client = Phone::new("Sam", Role::Client);
+    let plan = plan_for(&counselor, &client, "Sleep plan");
+    counselor.store.propose_goal(plan, "Rest").unwrap();
+    let js_device = DeviceId::new();
+    counselor
+        .store
+        .enroll_device(
+            plan,
+            &NewDevice {
+                device: js_device,
+                member: counselor.me.member_id,
+                new_member: None,
+                label: "web".into(),
+            },
+        )
+        .unwrap();
+    let counselor_token = counselor
+        .store
+        .issue_device_token(plan, counselor.me.device_id, None)
+        .unwrap();
+    let js_token = counselor
+        .store
+        .issue_device_token(plan, js_device, None)
+        .unwrap();
+    let options = alliance_core::sync::SyncOptions {
+        token: Some(counselor_token),
+        ..sync_support::options(&[])
+    };
+    alliance_core::sync::sync_once_blocking(counselor.store.clone(), &relay.url(), &options)
+        .unwrap();
+
+    let port = relay.local_addr().port().to_string();
+    let url = plan_url(plan.as_uuid());
+    let output = Command::new("node")
+        .args([
+            "client.mjs",
+            &port,
+            &url,
+            "Edited by web",
+            &js_device.to_string(),
+        ])
+        .current_dir(js_dir())
+        .env("ALLIANCE_TOKEN", &js_token)
+        .output()
+        .expect("run node client.mjs");
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(relay_store.plan(plan).unwrap().title, "Edited by web");
+
+    // Without the token: refused at once, nothing read or written.
+    let output = Command::new("node")
+        .args(["client.mjs", &port, &url, "Taken over"])
+        .current_dir(js_dir())
+        .env("ALLIANCE_JS_TIMEOUT_MS", "3000")
+        .env_remove("ALLIANCE_TOKEN")
+        .output()
+        .expect("run node client.mjs");
+    assert!(!output.status.success());
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("Edited by web"));
+    assert_eq!(relay_store.plan(plan).unwrap().title, "Edited by web");
+}
+
+#[test]
 fn rust_devices_sync_through_a_js_automerge_repo_server() {
     require_js!("rust_devices_sync_through_a_js_automerge_repo_server");
     let server = JsServer::start();

@@ -399,6 +399,24 @@ fn client_adds_a_member(doc: &mut Automerge, _f: &Fixture) -> Vec<ChangeHash> {
     })]
 }
 
+/// A client writing a relay token hash for its own device (minting relay access).
+fn client_sets_its_token_hash(doc: &mut Automerge, f: &Fixture) -> Vec<ChangeHash> {
+    let devices = map(doc, &ROOT, "devices");
+    let mine = map(doc, &devices, &f.client_device.to_string());
+    vec![commit(doc, |tx| {
+        tx.put(&mine, "token_hash", "00".repeat(32)).unwrap();
+    })]
+}
+
+/// A client marking the counselor's device revoked.
+fn client_revokes_a_device(doc: &mut Automerge, f: &Fixture) -> Vec<ChangeHash> {
+    let devices = map(doc, &ROOT, "devices");
+    let theirs = map(doc, &devices, &f.counselor_device.to_string());
+    vec![commit(doc, |tx| {
+        tx.put(&theirs, "revoked_at", 1_795_000_000_000i64).unwrap();
+    })]
+}
+
 const CORPUS: &[(&str, Tamper, &str)] = &[
     (
         "client edits the clinical statement",
@@ -463,6 +481,16 @@ const CORPUS: &[(&str, Tamper, &str)] = &[
         "objectives",
     ),
     ("client adds a member", client_adds_a_member, "members"),
+    (
+        "client sets its own relay token hash",
+        client_sets_its_token_hash,
+        "relay tokens",
+    ),
+    (
+        "client revokes a device",
+        client_revokes_a_device,
+        "relay tokens",
+    ),
 ];
 
 #[test]

@@ -69,7 +69,7 @@ struct Inner {
     /// Changes received before their dependencies, per plan: judged once those arrive.
     held: HashMap<PlanId, Vec<Change>>,
     /// The devices last written to `plan_devices` per plan, so unchanged sets are not rewritten.
-    indexed_devices: HashMap<PlanId, Vec<DeviceId>>,
+    indexed_devices: HashMap<PlanId, Vec<crate::plan::DeviceAccess>>,
 }
 
 struct OpenDoc {
@@ -166,7 +166,7 @@ impl Inner {
         let doc_id = plan.to_string();
         let is_plan = open.doc.is_plan();
         let devices = if is_plan && changed {
-            Some(open.doc.device_ids()).filter(|d| self.indexed_devices.get(&plan) != Some(d))
+            Some(open.doc.device_access()).filter(|d| self.indexed_devices.get(&plan) != Some(d))
         } else {
             None
         };
@@ -543,6 +543,60 @@ impl Alliance {
         })
     }
 
+    /// Issues a relay token for an enrolled device (counselor): stores only its SHA-256 in the
+    /// plan (`devices.<id>.token_hash`) and returns the token, to be handed to the device in
+    /// person. `reuse` stores the hash of a token the device already holds (one token for all
+    /// of a device's plans); otherwise a fresh one is made. Issuing again replaces the hash, so
+    /// the old token stops opening this plan.
+    pub fn issue_device_token(
+        &self,
+        plan: PlanId,
+        device: DeviceId,
+        reuse: Option<&str>,
+    ) -> Result<String> {
+        let token = match reuse {
+            Some(token) => {
+                crate::sync::token::check_token(token)?;
+                token.to_ascii_lowercase()
+            }
+            None => crate::sync::generate_token(),
+        };
+        let hash = crate::sync::token_hash(&token);
+        self.edit(plan, "issued a relay token", |model, me, tx| {
+            if me.role != Role::Counselor {
+                return Err(Error::not_allowed("only a counselor issues relay tokens"));
+            }
+            if model.device(device).is_none() {
+                return Err(Error::not_found("device", device));
+            }
+            write::set_device_token_hash(tx, device, &hash)
+        })?;
+        Ok(token)
+    }
+
+    /// Revokes an enrolled device (counselor): relays refuse its token for this plan from the
+    /// moment they receive the change.
+    pub fn revoke_device(&self, plan: PlanId, device: DeviceId) -> Result<()> {
+        self.edit(plan, "revoked a device", |model, me, tx| {
+            if me.role != Role::Counselor {
+                return Err(Error::not_allowed("only a counselor revokes devices"));
+            }
+            if model.device(device).is_none() {
+                return Err(Error::not_found("device", device));
+            }
+            write::revoke_device(tx, device, clock::now_ms())
+        })
+    }
+
+    /// The plans a relay token opens here, with the device it was issued to (a relay's
+    /// access check).
+    pub fn plans_of_token(&self, token_hash: &str) -> Result<Vec<(PlanId, DeviceId)>> {
+        self.inner
+            .lock()
+            .store
+            .read(|tx| store::plans_of_token(tx, token_hash))
+    }
+
     /// Proposes a goal in the proposer's words. Returns its id.
     pub fn propose_goal(&self, plan: PlanId, words: &str) -> Result<GoalId> {
         validate::words("client words", words)?;
@@ -675,13 +729,14 @@ impl Alliance {
         } else {
             "checked in"
         };
-        // Only a correction needs the check-ins (to find the one it corrects).
-        let corrects = checkin.corrects.is_some();
-        self.edit_in_goal((plan, goal, corrects), description, |model, me, tx| {
-            let current = model.goal(goal)?;
+        // Only a correction reads the goal and its check-ins (to find the one it corrects); a
+        // new check-in of a goal that does not exist fails when it is written.
+        let scope = (checkin.corrects.map(|_| goal), checkin.corrects.is_some());
+        self.edit_scoped(plan, scope, description, |model, me, tx| {
             let corrects = match checkin.corrects {
                 Some(original) => Some(
-                    current
+                    model
+                        .goal(goal)?
                         .checkins
                         .iter()
                         .find(|c| c.checkin_id == original)

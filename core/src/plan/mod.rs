@@ -12,6 +12,16 @@ use automerge::{ActorId, Automerge, Change, ChangeHash};
 pub use hash::content_hash;
 pub use read::Summary;
 
+/// What a relay needs to know of an enrolled device to let it in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceAccess {
+    pub device_id: DeviceId,
+    /// Hex SHA-256 of the device's relay token, once one was issued.
+    pub token_hash: Option<String>,
+    /// A counselor revoked the device.
+    pub revoked: bool,
+}
+
 use crate::error::Result;
 use crate::model::{DeviceId, GoalId, HistoryEntry, Plan};
 
@@ -72,6 +82,12 @@ impl PlanDoc {
             .collect();
         ids.sort();
         ids
+    }
+
+    /// Enrolled devices with their token hashes and revocation, sorted by device id (what a
+    /// relay indexes to authenticate devices).
+    pub fn device_access(&self) -> Vec<DeviceAccess> {
+        read::read_device_access(&self.doc)
     }
 
     pub fn history(&self) -> Vec<HistoryEntry> {

@@ -229,6 +229,27 @@ pub(crate) fn read_devices<R: ReadDoc>(doc: &R) -> Vec<Device> {
     out
 }
 
+/// Each enrolled device with the hash of its relay token and whether it is revoked.
+pub(crate) fn read_device_access<R: ReadDoc>(doc: &R) -> Vec<super::DeviceAccess> {
+    let Some(devices) = get_map(doc, &ROOT, k::DEVICES) else {
+        return Vec::new();
+    };
+    let mut out: Vec<super::DeviceAccess> = Fields::of(doc, &devices)
+        .maps()
+        .filter_map(|(key, obj)| {
+            let device_id = DeviceId::parse(key).ok()?;
+            let fields = Fields::of(doc, obj);
+            Some(super::DeviceAccess {
+                device_id,
+                token_hash: fields.string(doc, k::TOKEN_HASH),
+                revoked: fields.i64(k::REVOKED_AT).is_some(),
+            })
+        })
+        .collect();
+    out.sort_by_key(|d| d.device_id);
+    out
+}
+
 /// Names the author of a value by its Automerge actor.
 struct Authors {
     by_device: HashMap<DeviceId, String>,

@@ -15,6 +15,10 @@ pub const NAME: &str = "name";
 pub const ADDED_AT: &str = "added_at";
 pub const MEMBER_ID: &str = "member_id";
 pub const LABEL: &str = "label";
+/// Hex SHA-256 of the relay token issued to the device (counselor-written).
+pub const TOKEN_HASH: &str = "token_hash";
+/// When a counselor revoked the device (ms since the epoch); its token opens nothing then.
+pub const REVOKED_AT: &str = "revoked_at";
 
 pub const PROPOSED_BY: &str = "proposed_by";
 pub const RANK: &str = "rank";

@@ -100,6 +100,22 @@ pub fn put_device(
     Ok(())
 }
 
+/// Records the hash of a device's relay token (the token itself is never stored).
+pub fn set_device_token_hash(tx: &mut Tx<'_>, device: DeviceId, token_hash: &str) -> Result<()> {
+    let devices = ensure_map(tx, &ROOT, k::DEVICES)?;
+    let obj = ensure_map(tx, &devices, &device.to_string())?;
+    tx.put(&obj, k::TOKEN_HASH, token_hash)?;
+    Ok(())
+}
+
+/// Marks a device revoked: a relay then refuses its token.
+pub fn revoke_device(tx: &mut Tx<'_>, device: DeviceId, now: i64) -> Result<()> {
+    let devices = ensure_map(tx, &ROOT, k::DEVICES)?;
+    let obj = ensure_map(tx, &devices, &device.to_string())?;
+    tx.put(&obj, k::REVOKED_AT, now)?;
+    Ok(())
+}
+
 pub fn add_goal(
     tx: &mut Tx<'_>,
     goal: GoalId,

@@ -11,7 +11,7 @@ use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, 
 
 use crate::model::validate::MAX_TEXT;
 use crate::model::{DeviceId, GoalStatus, MemberId, PlanId, Role};
-use crate::plan::read::{get_string, goal_obj, is_plan, read_plan};
+use crate::plan::read::{get_string, goal_obj, is_plan, read_plan, read_plan_for_edit};
 use crate::plan::schema as k;
 
 /// A change that was not let in, and why.
@@ -55,6 +55,9 @@ pub fn judge(
         return judgement;
     }
     let mut work = doc.fork();
+    // The author's view (see `judge_in_authors_view`) last built, kept one change ahead so
+    // the next change of the same chain is judged without forking the document again.
+    let mut view: Option<Automerge> = None;
     let mut refused: HashSet<ChangeHash> = known_refused.clone();
     let mut seen = HashSet::new();
     loop {
@@ -88,7 +91,7 @@ pub fn judge(
                 continue;
             }
             progress = true;
-            match judge_in_authors_view(&work, plan_id, &change) {
+            match judge_in_authors_view(&work, &mut view, plan_id, &change) {
                 Ok(()) => match work.apply_changes([change.clone()]) {
                     Ok(()) => judgement.accepted.push(change),
                     Err(_) => {
@@ -119,22 +122,35 @@ pub fn judge(
 /// and every replica judges it the same whatever order changes arrive in. A change without
 /// dependencies on an existing plan is judged against the plan as it stands (as before), so a
 /// second "creation" can never claim the plan.
-fn judge_in_authors_view(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
+fn judge_in_authors_view(
+    work: &Automerge,
+    view: &mut Option<Automerge>,
+    plan_id: PlanId,
+    change: &Change,
+) -> Rule {
     let mut deps = change.deps().to_vec();
     deps.sort();
     if deps.is_empty() || deps == work.get_heads() {
         return judge_one(work, plan_id, change);
     }
-    let view = work
-        .fork_at(&deps)
-        .map_err(|_| "cannot be applied".to_owned())?;
-    judge_one(&view, plan_id, change)
+    // Same heads, same document: a view left at exactly these dependencies is reused.
+    let mut current = match view.take() {
+        Some(kept) if kept.get_heads() == deps => kept,
+        _ => work
+            .fork_at(&deps)
+            .map_err(|_| "cannot be applied".to_owned())?,
+    };
+    let verdict = judge_one(&current, plan_id, change);
+    if verdict.is_ok() && current.apply_changes([change.clone()]).is_ok() {
+        *view = Some(current);
+    }
+    verdict
 }
 
 fn refusal(work: &Automerge, change: &Change, rule: &str) -> Refusal {
     let device = DeviceId::from_actor(change.actor_id());
     let member = device.and_then(|d| {
-        read_plan(work)
+        read_plan_for_edit(work, None, false)
             .ok()?
             .member_of_device(d)
             .map(|m| m.member_id)
@@ -184,7 +200,10 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
     if !is_plan(work) {
         return judge_creation(work, plan_id, change);
     }
-    let plan = read_plan(work).map_err(|_| "the plan cannot be read".to_owned())?;
+    // Members and devices are all it needs: reading every goal and check-in per change would
+    // cost more than judging it.
+    let plan =
+        read_plan_for_edit(work, None, false).map_err(|_| "the plan cannot be read".to_owned())?;
     let device = DeviceId::from_actor(change.actor_id())
         .ok_or_else(|| "the author is not a device of this plan".to_owned())?;
     let member = plan
@@ -312,8 +331,8 @@ fn kind_of(path: &[&str]) -> Option<Kind> {
         [k::MEMBERS, _] | [k::DEVICES, _] | [k::GOALS, _] => Map,
         [k::MEMBERS, _, k::ROLE | k::NAME] => Str,
         [k::MEMBERS, _, k::ADDED_AT] => Int,
-        [k::DEVICES, _, k::MEMBER_ID | k::LABEL] => Str,
-        [k::DEVICES, _, k::ADDED_AT] => Int,
+        [k::DEVICES, _, k::MEMBER_ID | k::LABEL | k::TOKEN_HASH] => Str,
+        [k::DEVICES, _, k::ADDED_AT | k::REVOKED_AT] => Int,
         [k::GOALS, _, field] => match *field {
             k::PROPOSED_BY | k::RANK | k::LIFE_AREA | k::STATUS => Str,
             k::CREATED_AT => Int,
@@ -438,6 +457,9 @@ fn judge_map_op(
         [k::DEVICES, _, field] => {
             if author.role == Role::Counselor {
                 return Ok(());
+            }
+            if matches!(*field, k::TOKEN_HASH | k::REVOKED_AT) {
+                return author.counselor_only("relay tokens and revocation");
             }
             if !new {
                 return refuse("a client changes no enrolled device");

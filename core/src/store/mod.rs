@@ -123,6 +123,6 @@ pub use documents::{
 };
 pub use identity::{load_identity, save_identity};
 pub use meta::load_store_id;
-pub use plan_devices::{plans_of_device, set_plan_devices};
+pub use plan_devices::{plans_of_device, plans_of_token, set_plan_devices};
 pub use refusals::{list_refusals, record_refusal};
 pub use sync_state::{delete_sync_states, load_sync_state, save_sync_state};

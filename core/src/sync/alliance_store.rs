@@ -38,6 +38,17 @@ impl SyncStore for Alliance {
             .collect())
     }
 
+    fn documents_of_token(&self, token_hash: &str) -> Result<Vec<DocumentId>, SyncError> {
+        let mut out: Vec<DocumentId> = self
+            .plans_of_token(token_hash)
+            .map_err(SyncError::store)?
+            .into_iter()
+            .map(|(plan, _)| document(plan))
+            .collect();
+        out.dedup();
+        Ok(out)
+    }
+
     fn document_ids(&self) -> Result<Vec<DocumentId>, SyncError> {
         Ok(self
             .plan_ids()

@@ -22,6 +22,8 @@ use super::protocol::{
     DEFAULT_MAX_FRAME_BYTES, PROTOCOL_V1,
 };
 use super::store::SyncStore;
+use super::tls::client_connector;
+use super::token::{redact, url_with_token};
 
 /// Limits and timings of the device side.
 #[derive(Clone, Debug)]
@@ -38,6 +40,12 @@ pub struct SyncOptions {
     /// Documents to ask the server for besides those the store holds or wants (e.g. a plan
     /// opened by its `automerge:` URL).
     pub also_request: Vec<DocumentId>,
+    /// The relay token of this device, sent as the `token` query parameter of the WebSocket
+    /// URL. Never logged: error messages have it blanked.
+    pub token: Option<String>,
+    /// A PEM certificate to trust for `wss://` besides the built-in roots (a clinic's own CA,
+    /// or a test's self-signed certificate).
+    pub extra_root_certificate: Option<Vec<u8>>,
 }
 
 impl Default for SyncOptions {
@@ -49,6 +57,8 @@ impl Default for SyncOptions {
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),
             also_request: Vec::new(),
+            token: None,
+            extra_root_certificate: None,
         }
     }
 }
@@ -333,12 +343,27 @@ async fn connect(
     };
     let deadline = Instant::now() + options.handshake_timeout;
     let config = websocket_config(options.max_frame_bytes);
+    let token = options.token.as_deref();
+    let target = match token {
+        Some(token) => url_with_token(url, token),
+        None => url.to_string(),
+    };
+    let connector = if url.starts_with("wss://") {
+        Some(client_connector(options.extra_root_certificate.as_deref())?)
+    } else {
+        None
+    };
     let (socket, _) = tokio::time::timeout_at(
         deadline,
-        tokio_tungstenite::connect_async_with_config(url, Some(config), true),
+        tokio_tungstenite::connect_async_tls_with_config(target, Some(config), true, connector),
     )
     .await
-    .map_err(|_| SyncError::Timeout("the connection to the server"))??;
+    .map_err(|_| SyncError::Timeout("the connection to the server"))?
+    .map_err(|error| match SyncError::from(error) {
+        // tungstenite may quote the URL, query and token included.
+        SyncError::Transport(reason) => SyncError::Transport(redact(&reason, token)),
+        other => other,
+    })?;
     let conn = Connection::new(socket, options.max_frame_bytes);
     Session::handshake(conn, Arc::clone(store), storage_id, options).await
 }

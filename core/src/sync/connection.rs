@@ -30,11 +30,14 @@ impl Traffic {
 }
 
 /// The WebSocket settings for a frame limit: tungstenite refuses larger frames while reading,
-/// before buffering them whole.
+/// before buffering them whole. Buffers start small (sync messages mostly are) and grow as a
+/// frame needs: a relay holding a thousand idle connections keeps little per connection.
 pub fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(max_frame_bytes))
         .max_frame_size(Some(max_frame_bytes))
+        .read_buffer_size(16 * 1024)
+        .write_buffer_size(16 * 1024)
 }
 
 /// A WebSocket that speaks [`Message`]s.

@@ -52,6 +52,16 @@ pub enum SyncError {
     /// A step took longer than its deadline.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// The peer presented no token, an unknown or revoked one, or asked for a plan its token
+    /// does not open.
+    #[error("not authorized: {0}")]
+    Unauthorized(&'static str),
+    /// TLS settings are unusable (certificate, key, root), named without their contents.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A relay limit was reached.
+    #[error("limit reached: {0}")]
+    Limit(String),
     /// The local store failed or refused what a peer sent.
     #[error("store error: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),

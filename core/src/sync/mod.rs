@@ -16,6 +16,8 @@ pub mod heads;
 pub mod protocol;
 pub mod relay;
 pub mod store;
+pub mod tls;
+pub mod token;
 
 #[cfg(test)]
 mod memory_store;
@@ -33,3 +35,5 @@ pub use error::SyncError;
 pub use protocol::{DocumentMessage, Message, PeerId, PeerMetadata, PROTOCOL_V1};
 pub use relay::{run_relay_blocking, BackgroundRelay, Relay, RelayOptions};
 pub use store::SyncStore;
+pub use tls::TlsIdentity;
+pub use token::{generate_token, token_hash};

@@ -4,13 +4,14 @@
 //! A peer that sends garbage gets an `error` frame and is disconnected; nothing it sent is
 //! stored and other connections carry on.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
@@ -25,6 +26,11 @@ use super::protocol::{
     DEFAULT_MAX_FRAME_BYTES,
 };
 use super::store::SyncStore;
+use super::tls::{server_config, TlsIdentity};
+use super::token::{check_token, token_from_query, token_hash};
+
+/// Threads a relay's runtime runs store calls on.
+const RELAY_BLOCKING_THREADS: usize = 8;
 
 /// Limits of the relay.
 #[derive(Clone, Debug)]
@@ -33,6 +39,22 @@ pub struct RelayOptions {
     pub max_frame_bytes: usize,
     /// The WebSocket upgrade plus the peer's `join`.
     pub handshake_timeout: Duration,
+    /// Devices must present a token (`?token=` on the WebSocket URL) and see only the plans
+    /// it opens. Off by default in the library (in-process tests, loopback demos);
+    /// `alliance relay` turns it on unless given `--no-auth`.
+    pub require_token: bool,
+    /// With tokens required: a token that opens nothing yet may push a plan this relay does
+    /// not hold, provided the plan then lists that token's hash (how a counselor's new plan
+    /// reaches the relay). See `docs/sync.md`, Authentication.
+    pub open_enrollment: bool,
+    /// Most documents one connection may sync.
+    pub max_documents_per_connection: usize,
+    /// Most connections open at once with the same token.
+    pub max_connections_per_token: usize,
+    /// A connection that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
+    /// Serve `wss://` with this certificate and key; plain `ws://` when None.
+    pub tls: Option<TlsIdentity>,
 }
 
 impl Default for RelayOptions {
@@ -40,6 +62,12 @@ impl Default for RelayOptions {
         Self {
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
             handshake_timeout: Duration::from_secs(10),
+            require_token: false,
+            open_enrollment: false,
+            max_documents_per_connection: 4096,
+            max_connections_per_token: 8,
+            idle_timeout: Duration::from_secs(600),
+            tls: None,
         }
     }
 }
@@ -63,6 +91,7 @@ struct RelayCounters {
 /// A running relay. Dropping it stops accepting and closes every connection.
 pub struct Relay {
     local_addr: SocketAddr,
+    tls: bool,
     stop: watch::Sender<bool>,
     counters: Arc<RelayCounters>,
     task: Option<JoinHandle<()>>,
@@ -87,6 +116,10 @@ impl Relay {
                 .await
                 .map_err(|_| SyncError::Transport("store task failed".into()))??
         };
+        let tls = match &options.tls {
+            Some(identity) => Some(tokio_rustls::TlsAcceptor::from(server_config(identity)?)),
+            None => None,
+        };
         let (stop, stop_rx) = watch::channel(false);
         let counters = Arc::new(RelayCounters::default());
         let shared = Arc::new(Shared {
@@ -96,11 +129,14 @@ impl Relay {
             peer_id: PeerId::new(format!("alliance-relay-{}", local_addr.port())),
             events: broadcast::channel(1024).0,
             counters: Arc::clone(&counters),
+            per_token: Mutex::new(HashMap::new()),
         });
+        let secure = tls.is_some();
         info!(%local_addr, "relay listening");
-        let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
+        let task = tokio::spawn(accept_loop(listener, tls, shared, stop_rx));
         Ok(Self {
             local_addr,
+            tls: secure,
             stop,
             counters,
             task: Some(task),
@@ -112,9 +148,10 @@ impl Relay {
         self.local_addr
     }
 
-    /// `ws://` URL of the relay.
+    /// `ws://` (or `wss://`) URL of the relay.
     pub fn url(&self) -> String {
-        format!("ws://{}", self.local_addr)
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}", self.local_addr)
     }
 
     /// Connections accepted so far.
@@ -157,8 +194,11 @@ pub fn run_relay_blocking(
     options: RelayOptions,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), SyncError> {
+    // The store serialises its work behind one lock: a few blocking threads suffice, and
+    // tokio's default (512, each with its own stack) would cost memory under load.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .max_blocking_threads(RELAY_BLOCKING_THREADS)
         .enable_all()
         .build()
         .map_err(|error| SyncError::Transport(format!("cannot start the runtime: {error}")))?;
@@ -175,6 +215,7 @@ pub struct BackgroundRelay {
     relay: Option<Relay>,
     runtime: Option<tokio::runtime::Runtime>,
     local_addr: SocketAddr,
+    url: String,
 }
 
 impl BackgroundRelay {
@@ -186,6 +227,7 @@ impl BackgroundRelay {
     ) -> Result<Self, SyncError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
+            .max_blocking_threads(RELAY_BLOCKING_THREADS)
             .thread_name("alliance-relay")
             .enable_all()
             .build()
@@ -193,6 +235,7 @@ impl BackgroundRelay {
         let relay = runtime.block_on(Relay::bind(listen, store, options))?;
         Ok(Self {
             local_addr: relay.local_addr(),
+            url: relay.url(),
             relay: Some(relay),
             runtime: Some(runtime),
         })
@@ -203,9 +246,9 @@ impl BackgroundRelay {
         self.local_addr
     }
 
-    /// `ws://` URL of the relay.
+    /// `ws://` (or `wss://`) URL of the relay.
     pub fn url(&self) -> String {
-        format!("ws://{}", self.local_addr)
+        self.url.clone()
     }
 
     /// Connections closed for bad input so far.
@@ -241,9 +284,69 @@ struct Shared {
     peer_id: PeerId,
     events: broadcast::Sender<RelayEvent>,
     counters: Arc<RelayCounters>,
+    /// Open connections per token hash.
+    per_token: Mutex<HashMap<String, usize>>,
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// Holds one of a token's connection slots; gives it back when dropped.
+struct TokenSlot {
+    shared: Arc<Shared>,
+    hash: String,
+}
+
+impl TokenSlot {
+    fn take(shared: &Arc<Shared>, hash: &str) -> Result<Self, SyncError> {
+        let mut open = shared.per_token.lock();
+        let count = open.entry(hash.to_string()).or_insert(0);
+        if *count >= shared.options.max_connections_per_token {
+            return Err(SyncError::Limit(format!(
+                "at most {} connections per token",
+                shared.options.max_connections_per_token
+            )));
+        }
+        *count += 1;
+        Ok(Self {
+            shared: Arc::clone(shared),
+            hash: hash.to_string(),
+        })
+    }
+}
+
+impl Drop for TokenSlot {
+    fn drop(&mut self) {
+        let mut open = self.shared.per_token.lock();
+        if let Some(count) = open.get_mut(&self.hash) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.hash);
+            }
+        }
+    }
+}
+
+/// What an authenticated connection may sync.
+struct Access {
+    hash: String,
+    /// Documents the token opened when last looked up.
+    documents: HashSet<DocumentId>,
+    _slot: TokenSlot,
+}
+
+async fn documents_of_token(shared: &Shared, hash: &str) -> Result<HashSet<DocumentId>, SyncError> {
+    let store = Arc::clone(&shared.store);
+    let hash = hash.to_string();
+    let documents = tokio::task::spawn_blocking(move || store.documents_of_token(&hash))
+        .await
+        .map_err(|_| SyncError::Transport("store task failed".into()))??;
+    Ok(documents.into_iter().collect())
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -252,8 +355,19 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch
                     let id = shared.counters.connections.fetch_add(1, Ordering::Relaxed) + 1;
                     let shared = Arc::clone(&shared);
                     let stop = stop.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        serve(stream, remote, id, shared, stop).await;
+                        match tls {
+                            None => serve(stream, remote, id, shared, stop).await,
+                            Some(tls) => {
+                                let limit = shared.options.handshake_timeout;
+                                match tokio::time::timeout(limit, tls.accept(stream)).await {
+                                    Ok(Ok(stream)) => serve(stream, remote, id, shared, stop).await,
+                                    Ok(Err(error)) => debug!(%remote, %error, "TLS handshake failed"),
+                                    Err(_) => debug!(%remote, "TLS handshake timed out"),
+                                }
+                            }
+                        }
                     });
                 }
                 Err(error) => {
@@ -276,17 +390,32 @@ enum Ending {
     Refused(SyncError),
 }
 
-async fn serve(
-    stream: TcpStream,
+async fn serve<S>(
+    stream: S,
     remote: SocketAddr,
     id: u64,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let config = websocket_config(shared.options.max_frame_bytes);
+    // The token arrives in the request target; it is kept out of every log line.
+    let mut presented: Option<String> = None;
+    // tungstenite's callback signature fixes its (large) error type.
+    #[allow(clippy::result_large_err)]
+    let capture = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                   response| {
+        presented = request
+            .uri()
+            .path_and_query()
+            .and_then(|target| token_from_query(target.as_str()))
+            .map(str::to_string);
+        Ok(response)
+    };
     let handshake = tokio::time::timeout(
         shared.options.handshake_timeout,
-        tokio_tungstenite::accept_async_with_config(stream, Some(config)),
+        tokio_tungstenite::accept_hdr_async_with_config(stream, capture, Some(config)),
     );
     let socket = match handshake.await {
         Ok(Ok(socket)) => socket,
@@ -300,7 +429,15 @@ async fn serve(
         }
     };
     let mut conn = Connection::new(socket, shared.options.max_frame_bytes);
-    let peer = match join(&mut conn, &shared).await {
+    let access = match authenticate(&shared, presented.as_deref()).await {
+        Ok(access) => access,
+        Err(error) => {
+            // Nothing is read from this peer: it is told why and closed.
+            refuse(&mut conn, &shared, None, remote, &error).await;
+            return;
+        }
+    };
+    let peer = match join(&mut conn, &shared, access.as_ref()).await {
         Ok(peer) => peer,
         Err(error) => {
             refuse(&mut conn, &shared, None, remote, &error).await;
@@ -313,16 +450,26 @@ async fn serve(
         exchange: Exchange::new(Arc::clone(&shared.store), &peer.key),
         shared: Arc::clone(&shared),
         documents: HashSet::new(),
+        access,
     };
     info!(connection = id, peer = %peer.id, "peer joined");
     let mut events = shared.events.subscribe();
+    let idle = shared.options.idle_timeout;
+    let mut idle_deadline = tokio::time::Instant::now() + idle;
     let ending = loop {
         let step = tokio::select! {
             message = conn.recv() => match message {
                 None => Ok(false),
                 Some(Err(error)) => Err(error),
-                Some(Ok(message)) => session.handle(&mut conn, message).await,
+                Some(Ok(message)) => {
+                    idle_deadline = tokio::time::Instant::now() + idle;
+                    session.handle(&mut conn, message).await
+                }
             },
+            _ = tokio::time::sleep_until(idle_deadline) => Err(SyncError::Limit(format!(
+                "idle for {} s",
+                idle.as_secs()
+            ))),
             event = events.recv() => match event {
                 Ok(event) => session.relay(&mut conn, event).await.map(|()| true),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
@@ -401,8 +548,35 @@ struct JoinedPeer {
     ephemeral: bool,
 }
 
+/// Checks the presented token when tokens are required: None when they are not.
+async fn authenticate(
+    shared: &Arc<Shared>,
+    presented: Option<&str>,
+) -> Result<Option<Access>, SyncError> {
+    if !shared.options.require_token {
+        return Ok(None);
+    }
+    let token = presented.ok_or(SyncError::Unauthorized("no token presented"))?;
+    check_token(token)?;
+    let hash = token_hash(token);
+    let documents = documents_of_token(shared, &hash).await?;
+    if documents.is_empty() && !shared.options.open_enrollment {
+        return Err(SyncError::Unauthorized("unknown or revoked token"));
+    }
+    let slot = TokenSlot::take(shared, &hash)?;
+    Ok(Some(Access {
+        hash,
+        documents,
+        _slot: slot,
+    }))
+}
+
 /// Waits for `join`, checks the protocol version, answers `peer`.
-async fn join<S>(conn: &mut Connection<S>, shared: &Shared) -> Result<JoinedPeer, SyncError>
+async fn join<S>(
+    conn: &mut Connection<S>,
+    shared: &Shared,
+    access: Option<&Access>,
+) -> Result<JoinedPeer, SyncError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -428,7 +602,12 @@ where
         _ => (format!("ephemeral:{sender_id}"), true),
     };
     // Discovery: a device learns which plans enroll it from the answer to its `join`.
-    let enrolled_documents = if ephemeral {
+    let enrolled_documents = if let Some(access) = access {
+        // With tokens, the plans the token opens are the ones offered.
+        let mut documents: Vec<DocumentId> = access.documents.iter().copied().collect();
+        documents.sort_by_key(|d| d.as_uuid());
+        documents
+    } else if ephemeral {
         Vec::new()
     } else {
         let store = Arc::clone(&shared.store);
@@ -463,6 +642,8 @@ struct PeerSession {
     shared: Arc<Shared>,
     /// Documents this peer asked for or sent; changes to them are pushed to it.
     documents: HashSet<DocumentId>,
+    /// What the peer's token opens; None when tokens are not required.
+    access: Option<Access>,
 }
 
 impl PeerSession {
@@ -525,6 +706,52 @@ impl PeerSession {
         let document = message.document_id;
         // Refuse undecodable sync data before the store sees it.
         let envelope = SyncEnvelope::read(&message.data)?;
+        let mut enrolling = false;
+        if !self.may_sync(document, false).await? {
+            let held = self.exchange.has_document(document).await?;
+            if !self.shared.options.open_enrollment || held {
+                return Err(SyncError::Unauthorized(
+                    "this token does not open that plan",
+                ));
+            }
+            if envelope.heads.is_empty() {
+                // Open enrollment: nothing to tell and nothing to remember.
+                return conn
+                    .send(&Message::DocUnavailable {
+                        sender_id: self.shared.peer_id.clone(),
+                        target_id: self.peer.id.clone(),
+                        document_id: document,
+                    })
+                    .await;
+            }
+            enrolling = true;
+        }
+        if !self.documents.contains(&document)
+            && self.documents.len() >= self.shared.options.max_documents_per_connection
+        {
+            return Err(SyncError::Limit(format!(
+                "at most {} documents per connection",
+                self.shared.options.max_documents_per_connection
+            )));
+        }
+        if enrolling {
+            // A new plan pushed under open enrollment: the sync exchange runs until the plan
+            // is stored, and then it must list this token; until then nothing is relayed.
+            self.exchange.receive(document, message.data).await?;
+            if self.exchange.has_document(document).await? {
+                if !self.may_sync(document, true).await? {
+                    return Err(SyncError::Unauthorized(
+                        "the pushed plan does not list this token",
+                    ));
+                }
+                self.documents.insert(document);
+                let _ = self.shared.events.send(RelayEvent::Changed {
+                    document,
+                    origin: self.id,
+                });
+            }
+            return self.push(conn, document).await;
+        }
         self.documents.insert(document);
         if envelope.heads.is_empty() && !self.exchange.has_document(document).await? {
             // Neither side has it. The peer stays subscribed: if the plan arrives later it is
@@ -545,6 +772,20 @@ impl PeerSession {
             });
         }
         self.push(conn, document).await
+    }
+
+    /// Whether this peer's token opens `document` (always, without tokens). Looks the token
+    /// up again when the cached answer is no, and when `refresh` (the plan changed), so
+    /// grants and revocations take effect at once.
+    async fn may_sync(&mut self, document: DocumentId, refresh: bool) -> Result<bool, SyncError> {
+        let Some(access) = self.access.as_mut() else {
+            return Ok(true);
+        };
+        if !refresh && access.documents.contains(&document) {
+            return Ok(true);
+        }
+        access.documents = documents_of_token(&self.shared, &access.hash).await?;
+        Ok(access.documents.contains(&document))
     }
 
     /// Sends the next sync message for a document to this peer, if there is one.
@@ -574,6 +815,9 @@ impl PeerSession {
     {
         let documents: Vec<DocumentId> = self.documents.iter().copied().collect();
         for document in documents {
+            if !self.may_sync(document, true).await? {
+                return Err(SyncError::Unauthorized("the device was revoked"));
+            }
             if self.exchange.has_document(document).await? {
                 self.push(conn, document).await?;
             }
@@ -593,6 +837,9 @@ impl PeerSession {
         match event {
             RelayEvent::Changed { document, origin } => {
                 if origin != self.id && self.documents.contains(&document) {
+                    if !self.may_sync(document, true).await? {
+                        return Err(SyncError::Unauthorized("the device was revoked"));
+                    }
                     self.push(conn, document).await?;
                 }
             }

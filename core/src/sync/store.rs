@@ -32,6 +32,14 @@ pub trait SyncStore: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// The documents a relay token opens (its SHA-256 in hex): those whose plan lists a
+    /// device with that token hash and not revoked. Empty when it opens nothing (a store
+    /// that knows no tokens).
+    fn documents_of_token(&self, token_hash: &str) -> Result<Vec<DocumentId>, SyncError> {
+        let _ = token_hash;
+        Ok(Vec::new())
+    }
+
     /// Whether this store holds the document.
     fn has_document(&self, document: DocumentId) -> Result<bool, SyncError>;
 

@@ -1,0 +1,202 @@
+//! Load: many simulated devices on one `alliance relay` process (tokens required), all held
+//! open in watch mode, each making edits; no edit may be lost. Prints connections held,
+//! edits per second and the relay's peak memory (VmHWM of its process).
+//!
+//! `ALLIANCE_LOAD_DEVICES` sets the number of devices (default 100; the note reports 1,000),
+//! `ALLIANCE_LOAD_EDITS` the edits per device (default 2).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alliance_core::sync::{
+    spawn_alliance_watch, sync_once, SyncHandle, SyncObserver, SyncOptions, SyncProgress,
+};
+use alliance_core::{Alliance, NewPlan, PlanId, Role};
+
+fn env_number(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The relay process, killed when dropped.
+struct RelayProcess(Child);
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Peak resident memory of a process, in KiB.
+fn peak_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// One plan: a counselor's device and the client's phone, each with its relay token.
+struct Pair {
+    plan: PlanId,
+    devices: [(Arc<Alliance>, String); 2],
+}
+
+fn pair(index: usize) -> Pair {
+    let counselor = Arc::new(Alliance::open_in_memory().unwrap());
+    let client = Arc::new(Alliance::open_in_memory().unwrap());
+    let dana = counselor
+        .init(&format!("Counselor {index}"), Role::Counselor, None)
+        .unwrap();
+    let sam = client
+        .init(&format!("Client {index}"), Role::Client, None)
+        .unwrap();
+    let plan = counselor
+        .create_plan(&NewPlan {
+            title: format!("Plan {index}"),
+            client_name: format!("Client {index}"),
+            client_member: Some(sam.member_id),
+            client_device: Some(sam.device_id),
+        })
+        .unwrap();
+    let counselor_token = counselor
+        .issue_device_token(plan, dana.device_id, None)
+        .unwrap();
+    let client_token = counselor
+        .issue_device_token(plan, sam.device_id, None)
+        .unwrap();
+    Pair {
+        plan,
+        devices: [(counselor, counselor_token), (client, client_token)],
+    }
+}
+
+fn options(token: &str) -> SyncOptions {
+    SyncOptions {
+        token: Some(token.to_string()),
+        handshake_timeout: Duration::from_secs(60),
+        settle_timeout: Duration::from_secs(120),
+        backoff_initial: Duration::from_millis(200),
+        backoff_max: Duration::from_secs(2),
+        ..SyncOptions::default()
+    }
+}
+
+#[test]
+fn many_devices_edit_through_one_relay_and_no_edit_is_lost() {
+    let devices = env_number("ALLIANCE_LOAD_DEVICES", 100).max(2) / 2 * 2;
+    let edits = env_number("ALLIANCE_LOAD_EDITS", 2).max(1);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_alliance"))
+        .arg("--db")
+        .arg(&db)
+        .args(["relay", "--listen", "127.0.0.1:0", "--open-enrollment"])
+        .env_remove("ALLIANCE_DB")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let relay = RelayProcess(child);
+    let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
+    let url = line.strip_prefix("relay listening on ").unwrap().to_owned();
+
+    let pairs: Vec<Pair> = (0..devices / 2).map(pair).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Counselors push their new plans (open enrollment), so phones find them on joining.
+    runtime.block_on(async {
+        let mut pushes = tokio::task::JoinSet::new();
+        for pair in &pairs {
+            let (store, token) = pair.devices[0].clone();
+            let url = url.clone();
+            pushes.spawn(async move { sync_once(store, &url, &options(&token)).await });
+        }
+        while let Some(done) = pushes.join_next().await {
+            done.unwrap().expect("first push");
+        }
+    });
+
+    // Every device connects in watch mode and stays connected.
+    let observer: Arc<dyn SyncObserver> = Arc::new(|_: &SyncProgress| {});
+    let handles: Vec<SyncHandle> = {
+        let _entered = runtime.enter();
+        pairs
+            .iter()
+            .flat_map(|pair| pair.devices.iter())
+            .map(|(store, token)| {
+                spawn_alliance_watch(store.clone(), &url, options(token), observer.clone())
+            })
+            .collect()
+    };
+    let settled = |handles: &[SyncHandle]| {
+        handles.iter().all(|handle| {
+            let progress = handle.progress();
+            progress.connected && progress.plans_total == 1 && progress.plans_synced == 1
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !settled(&handles) {
+        assert!(Instant::now() < deadline, "devices did not all connect");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let held = handles.iter().filter(|h| h.progress().connected).count();
+
+    // Each device makes its edits; watch mode pushes each as it is stored.
+    let started = Instant::now();
+    for pair in &pairs {
+        for (side, (store, _)) in pair.devices.iter().enumerate() {
+            for edit in 0..edits {
+                store
+                    .propose_goal(pair.plan, &format!("edit {edit} from side {side}"))
+                    .unwrap();
+            }
+        }
+    }
+    let complete = |pairs: &[Pair]| {
+        pairs.iter().all(|pair| {
+            pair.devices.iter().all(|(store, _)| {
+                store.plan(pair.plan).map_or(0, |plan| plan.goals.len()) == 2 * edits
+            })
+        })
+    };
+    while !complete(&pairs) {
+        assert!(Instant::now() < deadline, "edits did not all arrive");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak = peak_kib(relay.0.id());
+    runtime.block_on(async {
+        for handle in handles {
+            handle.stop().await;
+        }
+    });
+    drop(relay);
+
+    // The relay's file holds every edit of every plan.
+    let stored = Alliance::open(&db).unwrap();
+    let lost: usize = pairs
+        .iter()
+        .map(|pair| 2 * edits - stored.plan(pair.plan).unwrap().goals.len())
+        .sum();
+    let total = devices * edits;
+    println!(
+        "load: {devices} devices, {held} connections held, {total} edits in {elapsed:.2} s \
+         ({:.0} edits/s, each delivered to both devices of its plan), {lost} lost, \
+         relay peak memory {:.1} MiB",
+        total as f64 / elapsed,
+        peak as f64 / 1024.0
+    );
+    assert_eq!(held, devices);
+    assert_eq!(lost, 0);
+}

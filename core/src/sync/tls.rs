@@ -1,0 +1,79 @@
+//! TLS for the relay (`wss://`) and for devices connecting to one: rustls with the ring
+//! provider. Certificates and keys come as PEM; devices trust the Mozilla roots built in plus,
+//! optionally, one extra certificate (a clinic's own CA, or a test's self-signed one).
+
+use std::fmt;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio_tungstenite::Connector;
+
+use super::error::SyncError;
+
+/// The relay's certificate chain and private key, both PEM.
+#[derive(Clone)]
+pub struct TlsIdentity {
+    pub cert_chain_pem: Vec<u8>,
+    pub private_key_pem: Vec<u8>,
+}
+
+impl fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the key.
+        f.debug_struct("TlsIdentity")
+            .field(
+                "cert_chain_pem",
+                &format_args!("{} bytes", self.cert_chain_pem.len()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn certificates(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, SyncError> {
+    let certs = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|error| SyncError::Tls(format!("{what}: {error}")))?;
+    if certs.is_empty() {
+        return Err(SyncError::Tls(format!("{what}: no PEM certificate found")));
+    }
+    Ok(certs)
+}
+
+/// The relay's TLS settings from its certificate chain and key.
+pub(crate) fn server_config(identity: &TlsIdentity) -> Result<Arc<ServerConfig>, SyncError> {
+    let chain = certificates(&identity.cert_chain_pem, "certificate")?;
+    let key = PrivateKeyDer::from_pem_slice(&identity.private_key_pem)
+        .map_err(|_| SyncError::Tls("private key: no PEM private key found".into()))?;
+    let config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| SyncError::Tls(error.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|error| SyncError::Tls(format!("certificate and key: {error}")))?;
+    Ok(Arc::new(config))
+}
+
+/// A `wss://` connector trusting the built-in roots and `extra_root_pem`.
+pub(crate) fn client_connector(extra_root_pem: Option<&[u8]>) -> Result<Connector, SyncError> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(pem) = extra_root_pem {
+        for cert in certificates(pem, "extra root certificate")? {
+            roots
+                .add(cert)
+                .map_err(|error| SyncError::Tls(format!("extra root certificate: {error}")))?;
+        }
+    }
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|error| SyncError::Tls(error.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Connector::Rustls(Arc::new(config)))
+}
