@@ -149,6 +149,19 @@ impl Inner {
         }))
     }
 
+    /// Stores a document that SQLite does not hold yet (a new or imported plan).
+    fn store_new(&mut self, plan: PlanId, doc: PlanDoc) -> Result<bool> {
+        self.docs.insert(
+            plan,
+            OpenDoc {
+                doc,
+                saved_heads: Vec::new(),
+                stored: false,
+            },
+        );
+        self.persist(plan, |_| Ok(()))
+    }
+
     /// Writes what changed in the document since it was last saved, in one SQLite
     /// transaction with `extra`. When SQLite fails the in-memory copy is dropped, so memory
     /// never runs ahead of the file.
@@ -360,15 +373,7 @@ impl Alliance {
                 }
                 Ok(())
             })?;
-            inner.docs.insert(
-                plan,
-                OpenDoc {
-                    doc,
-                    saved_heads: Vec::new(),
-                    stored: false,
-                },
-            );
-            inner.persist(plan, |_| Ok(()))?;
+            inner.store_new(plan, doc)?;
         }
         self.notify(plan);
         Ok(plan)
@@ -834,15 +839,7 @@ impl Alliance {
             }
             inner.sessions.retain(|(p, _), _| *p != plan);
             inner.held.remove(&plan);
-            inner.docs.insert(
-                plan,
-                OpenDoc {
-                    doc,
-                    saved_heads: Vec::new(),
-                    stored: false,
-                },
-            );
-            inner.persist(plan, |_| Ok(()))?;
+            inner.store_new(plan, doc)?;
         }
         self.notify(plan);
         Ok(())
