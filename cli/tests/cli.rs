@@ -2,9 +2,11 @@
 //! input leaves the store unchanged.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+
+mod common;
 
 struct Cli {
     _dir: tempfile::TempDir,
@@ -23,28 +25,15 @@ impl Cli {
     }
 
     fn run(&self, db: &Path, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_alliance"))
-            .arg("--db")
-            .arg(db)
-            .args(args)
-            .env_remove("ALLIANCE_DB")
-            .output()
-            .unwrap()
+        common::run(db, args)
     }
 
-    /// Runs a command that must succeed; returns its trimmed stdout.
     fn ok(&self, db: &Path, args: &[&str]) -> String {
-        let out = self.run(db, args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        common::ok(db, args)
     }
 
     fn json(&self, db: &Path, args: &[&str]) -> Value {
-        serde_json::from_str(&self.ok(db, args)).unwrap()
+        common::json(db, args)
     }
 }
 
@@ -58,25 +47,7 @@ struct Setup {
 
 fn setup() -> Setup {
     let cli = Cli::new();
-    let (dana, sam) = (cli.db("dana.db"), cli.db("sam.db"));
-    cli.ok(&dana, &["init", "--name", "Dana", "--role", "counselor"]);
-    cli.ok(&sam, &["init", "--name", "Sam", "--role", "client"]);
-    let me = cli.json(&sam, &["whoami", "--json"]);
-    let plan = cli.ok(
-        &dana,
-        &[
-            "plan",
-            "new",
-            "--title",
-            "Sam's plan",
-            "--client-name",
-            "Sam",
-            "--client-member",
-            me["member_id"].as_str().unwrap(),
-            "--client-device",
-            me["device_id"].as_str().unwrap(),
-        ],
-    );
+    let (dana, sam, plan) = common::counselor_and_client(&cli.root);
     cli.ok(&dana, &["sync", "--with", sam.to_str().unwrap()]);
     let goal = cli.ok(
         &sam,

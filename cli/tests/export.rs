@@ -1,33 +1,12 @@
 //! `alliance export`, `import`, `progress`, `plan list --due` and `show --format markdown`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 
-fn run(db: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alliance"))
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("ALLIANCE_DB")
-        .output()
-        .unwrap()
-}
+mod common;
 
-fn ok(db: &Path, args: &[&str]) -> String {
-    let out = run(db, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn json(db: &Path, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(db, args)).unwrap()
-}
+use common::{counselor_and_client, json, ok, run};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -40,25 +19,7 @@ struct World {
 fn world() -> World {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
-    let (dana, sam) = (root.join("dana.db"), root.join("sam.db"));
-    ok(&dana, &["init", "--name", "Dana", "--role", "counselor"]);
-    ok(&sam, &["init", "--name", "Sam", "--role", "client"]);
-    let me = json(&sam, &["whoami", "--json"]);
-    let plan = ok(
-        &dana,
-        &[
-            "plan",
-            "new",
-            "--title",
-            "Sam's plan",
-            "--client-name",
-            "Sam",
-            "--client-member",
-            me["member_id"].as_str().unwrap(),
-            "--client-device",
-            me["device_id"].as_str().unwrap(),
-        ],
-    );
+    let (dana, sam, plan) = counselor_and_client(&root);
     ok(&dana, &["sync", "--with", sam.to_str().unwrap()]);
     let goal = ok(
         &sam,

@@ -2,39 +2,11 @@
 
 use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
-use serde_json::Value;
+mod common;
 
-fn alliance(db: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_alliance"));
-    command.arg("--db").arg(db).env_remove("ALLIANCE_DB");
-    // A device's relay token, kept beside its store by these tests, travels by environment.
-    match std::fs::read_to_string(db.with_extension("token")) {
-        Ok(token) => command.env("ALLIANCE_TOKEN", token.trim()),
-        Err(_) => command.env_remove("ALLIANCE_TOKEN"),
-    };
-    command
-}
-
-fn run(db: &Path, args: &[&str]) -> Output {
-    alliance(db).args(args).output().unwrap()
-}
-
-/// Runs a command that must succeed; returns its trimmed stdout.
-fn ok(db: &Path, args: &[&str]) -> String {
-    let out = run(db, args);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
-}
-
-fn json(db: &Path, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(db, args)).unwrap()
-}
+use common::{alliance, counselor_and_client, json, ok, run};
 
 /// A running child process, killed when dropped; its stdout read line by line.
 struct Running {
@@ -93,25 +65,8 @@ struct People {
 /// Dana (counselor) makes a plan enrolling Sam's phone, whose code she got in person.
 fn people() -> People {
     let dir = tempfile::tempdir().unwrap();
-    let (dana, sam) = (dir.path().join("dana.db"), dir.path().join("sam.db"));
-    ok(&dana, &["init", "--name", "Dana", "--role", "counselor"]);
-    ok(&sam, &["init", "--name", "Sam", "--role", "client"]);
+    let (dana, sam, plan) = counselor_and_client(dir.path());
     let me = json(&sam, &["whoami", "--json"]);
-    let plan = ok(
-        &dana,
-        &[
-            "plan",
-            "new",
-            "--title",
-            "Sam's plan",
-            "--client-name",
-            "Sam",
-            "--client-member",
-            me["member_id"].as_str().unwrap(),
-            "--client-device",
-            me["device_id"].as_str().unwrap(),
-        ],
-    );
     // Dana issues relay tokens for her own device and Sam's phone.
     let dana_me = json(&dana, &["whoami", "--json"]);
     for (db, device) in [(&dana, &dana_me), (&sam, &me)] {

@@ -31,8 +31,3 @@ pub fn history(doc: &Automerge) -> Vec<HistoryEntry> {
         })
         .collect()
 }
-
-/// How many changes the document holds (cheap enough for status lines).
-pub fn change_count(doc: &Automerge) -> usize {
-    doc.get_changes(&[]).len()
-}

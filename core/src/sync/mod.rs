@@ -8,7 +8,6 @@
 mod alliance_store;
 pub mod client;
 pub mod connection;
-pub mod discovery;
 pub mod doc_id;
 pub mod error;
 mod exchange;
