@@ -259,7 +259,13 @@ pub fn run(cli: Cli) -> Result<()> {
                 new_key_file.display()
             );
         }
-        Command::Demo => demo::run()?,
+        Command::Demo => {
+            // Quiet by default; `RUST_LOG=debug` shows the sync conversation.
+            if std::env::var_os("RUST_LOG").is_some() {
+                network::log_to_stderr();
+            }
+            demo::run()?
+        }
         Command::Export { plan, format, out } => {
             let plan = PlanId::parse(&plan)?;
             let store = open_existing(db)?;

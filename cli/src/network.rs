@@ -15,7 +15,7 @@ use crate::store_file::StoreFile;
 
 /// Logs to stderr: warnings by default (a relay's reasons for closing a connection),
 /// `RUST_LOG` for more or less.
-fn log_to_stderr() {
+pub(crate) fn log_to_stderr() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

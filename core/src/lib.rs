@@ -16,8 +16,10 @@ pub mod review;
 pub mod rules;
 pub mod store;
 pub mod sync;
+mod sync_peer;
 
 pub use alliance::{Alliance, NewDevice, NewPlan, PlanObserver};
 pub use error::{Error, Result};
 pub use model::*;
 pub use store::StoreKey;
+pub use sync_peer::SyncPeer;

@@ -137,13 +137,13 @@ fn setup() -> ([Replica; 3], PlanId) {
 fn send(from: &Replica, to: &Replica, plan: PlanId, lost: bool) -> bool {
     let message = from
         .store
-        .generate_sync_message(plan, &to.peer_key())
+        .generate_sync_message(plan, to.peer_key())
         .expect("generate");
     match message {
         Some(message) => {
             if !lost {
                 to.store
-                    .receive_sync_message(plan, &from.peer_key(), &message)
+                    .receive_sync_message(plan, from.peer_key(), &message)
                     .expect("receive");
             }
             true
@@ -162,8 +162,8 @@ fn sync_pair(a: &Replica, b: &Replica, plan: PlanId, lost: &[bool]) {
             break;
         }
     }
-    a.store.end_sync_session(&b.peer_key());
-    b.store.end_sync_session(&a.peer_key());
+    a.store.end_sync_session(b.peer_key());
+    b.store.end_sync_session(a.peer_key());
 }
 
 /// Every pair over connections that stay open, nothing lost, until a whole pass exchanges
@@ -188,8 +188,8 @@ fn full_sync(replicas: &[Replica; 3], plan: PlanId) {
         }
     }
     for (a, b) in PAIRS {
-        replicas[a].store.end_sync_session(&replicas[b].peer_key());
-        replicas[b].store.end_sync_session(&replicas[a].peer_key());
+        replicas[a].store.end_sync_session(replicas[b].peer_key());
+        replicas[b].store.end_sync_session(replicas[a].peer_key());
     }
     if !quiet {
         let refused: Vec<_> = replicas

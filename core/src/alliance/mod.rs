@@ -19,6 +19,7 @@ use crate::model::{
 use crate::plan::{write, PlanDoc};
 use crate::rules::{self, remote, Edit};
 use crate::store::{self, DocumentSizes, Store, StoreKey};
+use crate::sync_peer::SyncPeer;
 
 /// Told when a plan changed, by a local edit or a merged remote change.
 pub trait PlanObserver: Send + Sync {
@@ -63,7 +64,8 @@ struct Inner {
     store: Store,
     identity: Option<Identity>,
     docs: HashMap<PlanId, OpenDoc>,
-    sessions: HashMap<(PlanId, String), sync::State>,
+    /// In-memory sync state per plan and conversation (see [`SyncPeer`]).
+    sessions: HashMap<(PlanId, SyncPeer), sync::State>,
     /// Hashes of changes refused per plan, loaded on first use.
     refused: HashMap<PlanId, HashSet<ChangeHash>>,
     /// Changes received before their dependencies, per plan: judged once those arrive.
@@ -85,6 +87,14 @@ fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
 }
 
 impl Inner {
+    /// Drops documents opened for a sync that never stored them, unless a conversation
+    /// still uses them.
+    fn drop_unstored_docs(&mut self) {
+        let in_use: HashSet<PlanId> = self.sessions.keys().map(|(plan, _)| *plan).collect();
+        self.docs
+            .retain(|plan, open| open.stored || in_use.contains(plan));
+    }
+
     fn actor(&self) -> ActorId {
         match &self.identity {
             Some(identity) => identity.device_id.actor(),
@@ -849,9 +859,14 @@ impl Alliance {
 
     /// The next Automerge sync message for `peer` about `plan`, or None when the peer has
     /// everything we know of. Works for a plan not stored here yet (asks the peer for it).
-    pub fn generate_sync_message(&self, plan: PlanId, peer: &str) -> Result<Option<Vec<u8>>> {
+    pub fn generate_sync_message(
+        &self,
+        plan: PlanId,
+        peer: impl Into<SyncPeer>,
+    ) -> Result<Option<Vec<u8>>> {
+        let peer = peer.into();
         let mut inner = self.inner.lock();
-        let state = load_session(&mut inner, plan, peer)?;
+        let state = load_session(&mut inner, plan, &peer)?;
         // Held changes wait outside Automerge, which therefore never asks for what they
         // lack (a peer's Bloom filter false positive can skip a change while sending its
         // successors): ask for it here, or the peers resend the successors forever.
@@ -879,7 +894,7 @@ impl Alliance {
             }
             message.need.sort();
         }
-        inner.sessions.insert((plan, peer.to_owned()), state);
+        inner.sessions.insert((plan, peer), state);
         Ok(message.map(sync::Message::encode))
     }
 
@@ -887,12 +902,18 @@ impl Alliance {
     /// refusal records together). Every change in it is first judged by its author's role
     /// (see [`rules::remote`]); refused changes, and anything built on them, are not applied.
     /// Creates the plan here when it is new.
-    pub fn receive_sync_message(&self, plan: PlanId, peer: &str, message: &[u8]) -> Result<()> {
+    pub fn receive_sync_message(
+        &self,
+        plan: PlanId,
+        peer: impl Into<SyncPeer>,
+        message: &[u8],
+    ) -> Result<()> {
+        let peer = peer.into();
         let mut message =
             sync::Message::decode(message).map_err(|e| Error::SyncMessage(e.to_string()))?;
         let changed = {
             let mut inner = self.inner.lock();
-            let mut state = load_session(&mut inner, plan, peer)?;
+            let mut state = load_session(&mut inner, plan, &peer)?;
             let known_refused = inner.refused_hashes(plan)?;
             // Changes that arrived before their dependencies get another chance now.
             let earlier = if message.changes.is_empty() {
@@ -922,7 +943,7 @@ impl Alliance {
                 .receive_sync_message(&mut state, message)
             {
                 inner.docs.remove(&plan);
-                inner.sessions.remove(&(plan, peer.to_owned()));
+                inner.sessions.remove(&(plan, peer));
                 return Err(error.into());
             }
             // The peer holds changes we refused: count them as settled so that neither side
@@ -944,13 +965,13 @@ impl Alliance {
                 inner.held.insert(plan, still_held);
             }
             let encoded = state.encode();
-            inner.sessions.insert((plan, peer.to_owned()), state);
+            inner.sessions.insert((plan, peer.clone()), state);
             let now = clock::now_ms();
             let records: Vec<RefusedChange> = refused
                 .iter()
                 .map(|r| RefusedChange {
                     change_hash: r.hash.to_string(),
-                    peer: peer.to_owned(),
+                    peer: peer.key.clone(),
                     device_id: r.actor.to_hex_string(),
                     member_id: r.member,
                     rule: r.rule.clone(),
@@ -961,7 +982,7 @@ impl Alliance {
             let doc_id = plan.to_string();
             let changed = if has_content {
                 inner.persist(plan, |tx| {
-                    store::save_sync_state(tx, &doc_id, peer, &encoded)?;
+                    store::save_sync_state(tx, &doc_id, &peer.key, &encoded)?;
                     records
                         .iter()
                         .try_for_each(|record| store::record_refusal(tx, plan, record))
@@ -993,12 +1014,14 @@ impl Alliance {
             .read(|tx| store::list_refusals(tx, plan))
     }
 
-    /// Forgets the in-memory sync sessions with `peer` (call on disconnect); the next
-    /// session starts from the persisted state, so only news is sent.
-    pub fn end_sync_session(&self, peer: &str) {
+    /// Forgets the in-memory sync sessions of this conversation with `peer` (call on
+    /// disconnect); the next conversation starts from the persisted state, so only news is
+    /// sent. Other conversations with the same peer are left alone.
+    pub fn end_sync_session(&self, peer: impl Into<SyncPeer>) {
+        let peer = peer.into();
         let mut inner = self.inner.lock();
-        inner.sessions.retain(|(_, p), _| p != peer);
-        inner.docs.retain(|_, open| open.stored);
+        inner.sessions.retain(|(_, p), _| *p != peer);
+        inner.drop_unstored_docs();
     }
 
     /// Re-encrypts this store under `new_key` in one transaction; the next open needs the new
@@ -1015,24 +1038,25 @@ impl Alliance {
 
     /// Ends the sessions with `peer` and deletes its persisted sync state too: for ephemeral
     /// peers (they keep nothing, so there is nothing to resume), called when they disconnect.
-    pub fn forget_sync_peer(&self, peer: &str) -> Result<()> {
+    pub fn forget_sync_peer(&self, peer: impl Into<SyncPeer>) -> Result<()> {
+        let peer = peer.into();
         let mut inner = self.inner.lock();
-        inner.sessions.retain(|(_, p), _| p != peer);
-        inner.docs.retain(|_, open| open.stored);
+        inner.sessions.retain(|(_, p), _| p.key != peer.key);
+        inner.drop_unstored_docs();
         inner
             .store
-            .write(|tx| store::delete_sync_states(tx, peer))?;
+            .write(|tx| store::delete_sync_states(tx, &peer.key))?;
         Ok(())
     }
 }
 
-fn load_session(inner: &mut Inner, plan: PlanId, peer: &str) -> Result<sync::State> {
-    if let Some(state) = inner.sessions.remove(&(plan, peer.to_owned())) {
+fn load_session(inner: &mut Inner, plan: PlanId, peer: &SyncPeer) -> Result<sync::State> {
+    if let Some(state) = inner.sessions.remove(&(plan, peer.clone())) {
         return Ok(state);
     }
     let stored = inner
         .store
-        .read(|tx| store::load_sync_state(tx, &plan.to_string(), peer))?;
+        .read(|tx| store::load_sync_state(tx, &plan.to_string(), &peer.key))?;
     Ok(match stored {
         Some(bytes) => sync::State::decode(&bytes).unwrap_or_else(|_| sync::State::new()),
         None => sync::State::new(),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::alliance::{Alliance, PlanObserver};
 use crate::model::{DeviceId, PlanId};
+use crate::SyncPeer;
 
 use super::client::{self, SyncHandle, SyncObserver, SyncOptions};
 use super::doc_id::DocumentId;
@@ -65,7 +66,7 @@ impl SyncStore for Alliance {
     fn generate_sync_message(
         &self,
         document: DocumentId,
-        peer: &str,
+        peer: &SyncPeer,
     ) -> Result<Option<Vec<u8>>, SyncError> {
         Alliance::generate_sync_message(self, plan(document), peer).map_err(SyncError::store)
     }
@@ -73,18 +74,18 @@ impl SyncStore for Alliance {
     fn receive_sync_message(
         &self,
         document: DocumentId,
-        peer: &str,
+        peer: &SyncPeer,
         message: &[u8],
     ) -> Result<(), SyncError> {
         Alliance::receive_sync_message(self, plan(document), peer, message)
             .map_err(SyncError::store)
     }
 
-    fn end_sync_session(&self, peer: &str) {
+    fn end_sync_session(&self, peer: &SyncPeer) {
         Alliance::end_sync_session(self, peer)
     }
 
-    fn forget_peer(&self, peer: &str) -> Result<(), SyncError> {
+    fn forget_peer(&self, peer: &SyncPeer) -> Result<(), SyncError> {
         self.forget_sync_peer(peer).map_err(SyncError::store)
     }
 }

@@ -6,29 +6,31 @@ use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::heads::SyncEnvelope;
 use super::store::SyncStore;
+use crate::SyncPeer;
 
-/// One store seen from one connection: sync state is kept under `key`.
+/// One store seen from one connection: sync state is persisted under `key`, and the
+/// connection is a conversation of its own (see [`SyncPeer`]).
 #[derive(Clone)]
 pub struct Exchange {
     store: Arc<dyn SyncStore>,
-    key: Arc<str>,
+    peer: Arc<SyncPeer>,
 }
 
 impl Exchange {
     pub fn new(store: Arc<dyn SyncStore>, key: &str) -> Self {
         Self {
             store,
-            key: Arc::from(key),
+            peer: Arc::new(SyncPeer::conversation(key)),
         }
     }
 
     async fn run<T: Send + 'static>(
         &self,
-        work: impl FnOnce(&dyn SyncStore, &str) -> Result<T, SyncError> + Send + 'static,
+        work: impl FnOnce(&dyn SyncStore, &SyncPeer) -> Result<T, SyncError> + Send + 'static,
     ) -> Result<T, SyncError> {
         let store = Arc::clone(&self.store);
-        let key = Arc::clone(&self.key);
-        tokio::task::spawn_blocking(move || work(store.as_ref(), &key))
+        let peer = Arc::clone(&self.peer);
+        tokio::task::spawn_blocking(move || work(store.as_ref(), &peer))
             .await
             .map_err(|_| SyncError::Transport("store task failed".into()))?
     }

@@ -10,11 +10,12 @@ use parking_lot::Mutex;
 use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::store::SyncStore;
+use crate::SyncPeer;
 
 #[derive(Default)]
 struct Inner {
     docs: HashMap<DocumentId, AutoCommit>,
-    sessions: HashMap<(DocumentId, String), sync::State>,
+    sessions: HashMap<(DocumentId, SyncPeer), sync::State>,
     saved_states: HashMap<(DocumentId, String), Vec<u8>>,
     wanted: Vec<DocumentId>,
 }
@@ -94,10 +95,10 @@ impl SyncStore for MemoryStore {
     fn generate_sync_message(
         &self,
         document: DocumentId,
-        peer: &str,
+        peer: &SyncPeer,
     ) -> Result<Option<Vec<u8>>, SyncError> {
         let mut inner = self.inner.lock();
-        let key = (document, peer.to_string());
+        let key = (document, peer.clone());
         let mut state = session(&mut inner, &key);
         let mut empty = AutoCommit::new();
         let doc = inner.docs.get_mut(&document).unwrap_or(&mut empty);
@@ -109,13 +110,13 @@ impl SyncStore for MemoryStore {
     fn receive_sync_message(
         &self,
         document: DocumentId,
-        peer: &str,
+        peer: &SyncPeer,
         message: &[u8],
     ) -> Result<(), SyncError> {
         let message = sync::Message::decode(message)
             .map_err(|error| SyncError::InvalidSyncData(error.to_string()))?;
         let mut inner = self.inner.lock();
-        let key = (document, peer.to_string());
+        let key = (document, peer.clone());
         let mut state = session(&mut inner, &key);
         let mut doc = inner.docs.get(&document).cloned().unwrap_or_default();
         doc.sync()
@@ -124,23 +125,25 @@ impl SyncStore for MemoryStore {
         if !doc.get_heads().is_empty() {
             inner.docs.insert(document, doc);
         }
-        inner.saved_states.insert(key.clone(), state.encode());
+        inner
+            .saved_states
+            .insert((document, peer.key.clone()), state.encode());
         inner.sessions.insert(key, state);
         Ok(())
     }
 
-    fn end_sync_session(&self, peer: &str) {
+    fn end_sync_session(&self, peer: &SyncPeer) {
         self.inner.lock().sessions.retain(|(_, p), _| p != peer);
     }
 }
 
-fn session(inner: &mut Inner, key: &(DocumentId, String)) -> sync::State {
+fn session(inner: &mut Inner, key: &(DocumentId, SyncPeer)) -> sync::State {
     if let Some(state) = inner.sessions.remove(key) {
         return state;
     }
     inner
         .saved_states
-        .get(key)
+        .get(&(key.0, key.1.key.clone()))
         .and_then(|bytes| sync::State::decode(bytes).ok())
         .unwrap_or_default()
 }

@@ -6,11 +6,13 @@
 
 use super::doc_id::DocumentId;
 use super::error::SyncError;
+use crate::SyncPeer;
 
 /// A store the sync engine and the relay exchange Automerge sync messages with.
 ///
-/// `peer` is the key sync state is kept under: the remote's storage id when it keeps one, so
-/// a reconnecting peer is recognised and only news is sent.
+/// `peer` names the conversation: its `key` is what sync state is persisted under (the
+/// remote's storage id when it keeps one, so a reconnecting peer is recognised and only news
+/// is sent), and its `conversation` keeps overlapping connections of one peer apart.
 pub trait SyncStore: Send + Sync + 'static {
     /// A stable id of this store, announced to peers as `storageId`.
     fn storage_id(&self) -> Result<String, SyncError>;
@@ -48,7 +50,7 @@ pub trait SyncStore: Send + Sync + 'static {
     fn generate_sync_message(
         &self,
         document: DocumentId,
-        peer: &str,
+        peer: &SyncPeer,
     ) -> Result<Option<Vec<u8>>, SyncError>;
 
     /// Applies a sync message from `peer` atomically; creates the document when it is new.
@@ -56,17 +58,17 @@ pub trait SyncStore: Send + Sync + 'static {
     fn receive_sync_message(
         &self,
         document: DocumentId,
-        peer: &str,
+        peer: &SyncPeer,
         message: &[u8],
     ) -> Result<(), SyncError>;
 
-    /// Forgets in-memory session state with `peer`; called when its connection ends.
-    fn end_sync_session(&self, peer: &str);
+    /// Forgets the in-memory state of this conversation; called when its connection ends.
+    fn end_sync_session(&self, peer: &SyncPeer);
 
     /// Forgets everything kept about `peer`, persisted sync state included; called instead
     /// of [`SyncStore::end_sync_session`] when an ephemeral peer (one that keeps nothing
     /// between sessions) disconnects, so its rows do not pile up.
-    fn forget_peer(&self, peer: &str) -> Result<(), SyncError> {
+    fn forget_peer(&self, peer: &SyncPeer) -> Result<(), SyncError> {
         self.end_sync_session(peer);
         Ok(())
     }

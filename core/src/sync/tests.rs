@@ -186,6 +186,40 @@ async fn watch_mode_reconnects_after_the_relay_restarts() {
     second.shutdown().await;
 }
 
+/// A device's second connection while its first is still open (a phone reconnecting before
+/// the relay noticed the old socket die; two browser tabs of one storage): each connection is
+/// its own conversation, so the new one is answered even though the old one already settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_connections_of_one_device_each_settle() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = relay(&relay_store).await;
+    let device = Arc::new(MemoryStore::new("device"));
+    let plan = doc();
+    device.put(plan, "title", "v1");
+    let watch = spawn_watch(
+        device.clone(),
+        &relay.url(),
+        quick(),
+        Arc::new(|_: &SyncProgress| {}),
+    );
+    wait_for(|| watch.progress().plans_synced == 1).await;
+    // The first connection stays open and settled; the same device connects again.
+    let options = SyncOptions {
+        settle_timeout: Duration::from_secs(5),
+        ..quick()
+    };
+    let summary = sync_once(device.clone(), &relay.url(), &options)
+        .await
+        .expect("the second connection settles");
+    assert_eq!((summary.documents_total, summary.documents_synced), (1, 1));
+    // And the first one still works: a new edit reaches the relay through it.
+    device.put(plan, "title", "v2");
+    watch.local_change(plan);
+    wait_for(|| relay_store.get(plan, "title").as_deref() == Some("v2")).await;
+    watch.stop().await;
+    relay.shutdown().await;
+}
+
 async fn wait_for(mut condition: impl FnMut() -> bool) {
     for _ in 0..200 {
         if condition() {
