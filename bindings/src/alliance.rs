@@ -16,6 +16,7 @@ use crate::inputs::{
 use crate::observer::{PlanObserver, PlanSubscription};
 use crate::records::{HistoryEntry, Identity, LocalSyncReport, Plan, PlanSummary, Role};
 use crate::sync::{Forward, SyncObserver, SyncProgress};
+use crate::tokens::checked_token;
 
 /// One device's store of plans. Every method may be called from any thread; the core
 /// serializes writes. After `close_store()` every call fails with `ApiError::Closed`.
@@ -51,7 +52,7 @@ impl Alliance {
     }
 
     /// Runs `work` on the store's blocking threads, so no caller's thread waits on SQLite.
-    async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub(crate) async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
     where
         T: Send + 'static,
         F: FnOnce(&core::Alliance) -> Result<T, ApiError> + Send + 'static,
@@ -189,6 +190,22 @@ impl Alliance {
             .await
     }
 
+    /// Plans due for review within `within_days` of today on this device's calendar (0: due
+    /// today or overdue), then plans with no review date; overdue and soonest first.
+    pub async fn plans_due_for_review(
+        &self,
+        within_days: u32,
+    ) -> Result<Vec<PlanSummary>, ApiError> {
+        self.run(move |store| {
+            Ok(store
+                .plans_due_for_review(within_days)?
+                .into_iter()
+                .map(Into::into)
+                .collect())
+        })
+        .await
+    }
+
     /// The plan now.
     pub async fn plan(&self, plan_id: String) -> Result<Plan, ApiError> {
         let plan = parse(&plan_id)?;
@@ -320,12 +337,17 @@ impl Alliance {
     /// Keeps every plan here in sync with the server at `server_url` (`ws://` or `wss://`)
     /// until `stop_sync` or `close_store`: local edits go out as they are made, remote ones come
     /// in and are announced to plan observers; lost connections are retried with backoff.
-    /// `observer` hears each change of progress. Replaces a sync already running.
+    /// `token` is this device's relay token (from `issue_device_token`), for relays that
+    /// require one; it goes to the server only and is blanked from every error message.
+    /// A malformed token is `InvalidInput`. `observer` hears each change of progress.
+    /// Replaces a sync already running.
     pub fn start_sync(
         &self,
         server_url: String,
+        token: Option<String>,
         observer: Box<dyn SyncObserver>,
     ) -> Result<(), ApiError> {
+        let token = token.map(checked_token).transpose()?;
         let mut open = self.open.lock();
         let open = open.as_mut().ok_or(ApiError::Closed)?;
         drop(open.sync.take());
@@ -333,7 +355,10 @@ impl Alliance {
         open.sync = Some(spawn_alliance_watch(
             Arc::clone(&open.store),
             &server_url,
-            SyncOptions::default(),
+            SyncOptions {
+                token,
+                ..SyncOptions::default()
+            },
             Arc::new(Forward(observer)),
         ));
         Ok(())

@@ -2,16 +2,20 @@
 //!
 //! Thin by design: each exported method converts its arguments, calls the core and maps the
 //! error. [`Alliance`] is the object a shell holds; [`records`] are what it reads, [`inputs`]
-//! what it gives; [`ApiError`] is the one error; [`PlanObserver`] tells it a plan changed and
-//! [`SyncObserver`] how sync with a server is going.
+//! what it gives, [`progress`] how a plan is going; exports and relay tokens are methods of
+//! [`Alliance`] in their own files; [`ApiError`] is the one error; [`PlanObserver`] tells it a
+//! plan changed and [`SyncObserver`] how sync with a server is going.
 //! Kotlin and Swift are generated from the built library by the `uniffi-bindgen` binary.
 
 mod alliance;
 mod error;
+mod export;
 pub mod inputs;
 mod observer;
+pub mod progress;
 pub mod records;
 mod sync;
+mod tokens;
 
 pub use alliance::Alliance;
 pub use error::ApiError;
@@ -19,6 +23,7 @@ pub use inputs::{
     GasEdit, GoalEdit, NewCheckIn, NewDevice, NewIntervention, NewMember, NewObjective, NewPlan,
 };
 pub use observer::{PlanObserver, PlanSubscription};
+pub use progress::{CheckInDays, GasPoint, GoalProgress, PlanProgress, TScorePoint, Trend};
 pub use records::*;
 pub use sync::{SyncObserver, SyncProgress};
 

@@ -4,7 +4,9 @@
 
 use alliance_core::plan::PlanDoc;
 use alliance_core::store::DocumentSizes;
-use alliance_core::sync::{DocumentId, DocumentMessage, Message, PeerId, PeerMetadata};
+use alliance_core::sync::{
+    DocumentId, DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata,
+};
 use alliance_core::{
     Alliance, GasEdit, HistoryEntry, NewCheckIn, NewPlan, PlanId, PlanSummary, RefusedChange, Role,
 };
@@ -129,6 +131,7 @@ pub fn frames(scene: &SyncScene) -> Vec<Vec<u8>> {
                 storage_id: Some("storage".into()),
                 is_ephemeral: false,
                 enrolled_documents: vec![document_id],
+                heads_digest: true,
             }),
             supported_protocol_versions: Some(vec!["1".into()]),
         },
@@ -158,6 +161,16 @@ pub fn frames(scene: &SyncScene) -> Vec<Vec<u8>> {
             sender_id: None,
             target_id: Some(peer("device")),
             message: "refused".into(),
+        },
+        Message::HeadsDigests {
+            sender_id: peer("device"),
+            target_id: peer("relay"),
+            digests: HeadsDigests::new(&[(document_id, [5; 8])]),
+        },
+        Message::HeadsDiffer {
+            sender_id: peer("relay"),
+            target_id: peer("device"),
+            documents: vec![document_id],
         },
     ];
     for (index, data) in scene.base.iter().chain(&scene.client).enumerate() {

@@ -2,8 +2,9 @@
 
 mod sync_support;
 
+use alliance_core::sync::{sync_once_blocking, SyncOptions};
 use alliance_core::{GoalEdit, GoalStatus, NewCheckIn, Role};
-use sync_support::{plan_for, relay_at, relay_in_memory, Phone};
+use sync_support::{options, plan_for, relay_at, relay_in_memory, Phone};
 
 #[test]
 fn two_devices_converge_after_offline_edits_on_both_sides() {
@@ -215,33 +216,53 @@ fn reconnecting_with_nothing_new_exchanges_a_few_small_messages() {
     let first = counselor.sync(&url, &[]);
     assert_eq!(first.documents_synced, plans.len());
 
+    // Both sides speak the heads digest: `join` + one digest frame out, `peer` + one answer
+    // back, whatever the number of plans.
     let idle = counselor.sync(&url, &[]);
     assert_eq!(idle.documents_synced, plans.len());
     assert!(idle.documents_updated.is_empty());
+    assert_eq!(idle.traffic.frames_sent, 2, "{:?}", idle.traffic);
+    assert_eq!(idle.traffic.frames_received, 2, "{:?}", idle.traffic);
+    // 24 bytes per plan out; `peer` lists the plans that enroll the device (discovery).
+    assert!(
+        idle.traffic.bytes_sent < 300 + 24 * plans.len() as u64,
+        "{:?}",
+        idle.traffic
+    );
+
+    // Without the extension (as with an automerge-repo peer): one small message per plan.
+    let options = SyncOptions {
+        heads_digest: false,
+        ..options(&[])
+    };
+    let per_plan = sync_once_blocking(counselor.store.clone(), &url, &options).expect("sync");
+    assert_eq!(per_plan.documents_synced, plans.len());
+    assert!(per_plan.documents_updated.is_empty());
     // `join` + one message per plan out, `peer` + one answer per plan back.
     let expected_frames = 1 + plans.len() as u64;
     assert_eq!(
-        idle.traffic.frames_sent, expected_frames,
+        per_plan.traffic.frames_sent, expected_frames,
         "{:?}",
-        idle.traffic
+        per_plan.traffic
     );
     assert_eq!(
-        idle.traffic.frames_received, expected_frames,
+        per_plan.traffic.frames_received, expected_frames,
         "{:?}",
-        idle.traffic
+        per_plan.traffic
     );
     // Each is an envelope with heads: a few hundred bytes, whatever the plan's size.
     assert!(
-        idle.traffic.bytes_sent < 300 * expected_frames,
+        per_plan.traffic.bytes_sent < 300 * expected_frames,
         "{:?}",
-        idle.traffic
+        per_plan.traffic
     );
     assert!(
-        idle.traffic.bytes_received < 300 * expected_frames,
+        per_plan.traffic.bytes_received < 300 * expected_frames,
         "{:?}",
-        idle.traffic
+        per_plan.traffic
     );
-    assert!(idle.traffic.bytes_sent * 5 < first.traffic.bytes_sent);
+    assert!(per_plan.traffic.bytes_sent * 5 < first.traffic.bytes_sent);
+    assert!(idle.traffic.bytes_sent * 5 < per_plan.traffic.bytes_sent);
 }
 
 #[test]

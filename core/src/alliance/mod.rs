@@ -86,6 +86,17 @@ fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
     heads.iter().flat_map(|h| h.0).collect()
 }
 
+/// Heads written by [`heads_bytes`]; None when the bytes are not whole hashes.
+fn parse_heads(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
+    if !bytes.len().is_multiple_of(32) {
+        return None;
+    }
+    bytes
+        .chunks_exact(32)
+        .map(|hash| ChangeHash::try_from(hash).ok())
+        .collect()
+}
+
 impl Inner {
     /// Drops documents opened for a sync that never stored them, unless a conversation
     /// still uses them.
@@ -197,7 +208,8 @@ impl Inner {
             if changed {
                 if open.stored {
                     let bytes = open.doc.save_after(&open.saved_heads);
-                    let sizes = store::append_chunk(tx, &doc_id, &bytes, now)?;
+                    let sizes =
+                        store::append_chunk(tx, &doc_id, &bytes, &heads_bytes(&heads), now)?;
                     if sizes.chunk_bytes > sizes.snapshot_len {
                         store::replace_snapshot(
                             tx,
@@ -397,6 +409,36 @@ impl Alliance {
     /// Ids of every plan stored here.
     pub fn plan_ids(&self) -> Result<Vec<PlanId>> {
         self.inner.lock().store.read(|tx| store::plan_ids(tx))
+    }
+
+    /// The current heads of these plans as recorded beside their documents, without loading
+    /// them; None for a plan not stored here. A document stored before migration 006 is
+    /// loaded once and its heads recorded.
+    pub fn plan_heads(&self, plans: &[PlanId]) -> Result<Vec<(PlanId, Option<Vec<ChangeHash>>)>> {
+        let mut inner = self.inner.lock();
+        let ids: Vec<String> = plans.iter().map(PlanId::to_string).collect();
+        let mut recorded: HashMap<String, Option<Vec<u8>>> = inner
+            .store
+            .read(|tx| store::document_heads(tx, &ids))?
+            .into_iter()
+            .collect();
+        let mut out = Vec::with_capacity(plans.len());
+        for (plan, id) in plans.iter().zip(&ids) {
+            let heads = match recorded.remove(id) {
+                None => None,
+                Some(Some(bytes)) => parse_heads(&bytes),
+                Some(None) => {
+                    let heads = inner.open(*plan)?.saved_heads.clone();
+                    let bytes = heads_bytes(&heads);
+                    inner
+                        .store
+                        .write(|tx| store::fill_document_heads(tx, id, &bytes))?;
+                    Some(heads)
+                }
+            };
+            out.push((*plan, heads));
+        }
+        Ok(out)
     }
 
     /// Whether this store holds the plan's document.

@@ -73,28 +73,30 @@ pub fn insert_document(
     now: i64,
 ) -> Result<()> {
     conn.execute(
-        "INSERT INTO documents (doc_id, snapshot, snapshot_heads, chunk_bytes, updated_at)
-         VALUES (?1, ?2, ?3, 0, ?4)",
+        "INSERT INTO documents (doc_id, snapshot, snapshot_heads, heads, chunk_bytes, updated_at)
+         VALUES (?1, ?2, ?3, ?3, 0, ?4)",
         params![doc_id, snapshot, heads, now],
     )?;
     Ok(())
 }
 
-/// Appends one incremental chunk; returns the sizes after it, for the compaction decision.
+/// Appends one incremental chunk and records the document's heads after it; returns the sizes
+/// after it, for the compaction decision.
 pub fn append_chunk(
     conn: &Connection,
     doc_id: &str,
     bytes: &[u8],
+    heads: &[u8],
     now: i64,
 ) -> Result<DocumentSizes> {
     let (snapshot_len, chunk_bytes, next_seq): (i64, i64, i64) = conn
         .prepare_cached(
-            "UPDATE documents SET chunk_bytes = chunk_bytes + ?2, updated_at = ?3
+            "UPDATE documents SET chunk_bytes = chunk_bytes + ?2, updated_at = ?3, heads = ?4
              WHERE doc_id = ?1
              RETURNING length(snapshot), chunk_bytes,
                        (SELECT coalesce(max(seq), 0) + 1 FROM chunks WHERE doc_id = ?1)",
         )?
-        .query_row(params![doc_id, bytes.len() as i64, now], |row| {
+        .query_row(params![doc_id, bytes.len() as i64, now, heads], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })?;
     conn.prepare_cached("INSERT INTO chunks (doc_id, seq, bytes) VALUES (?1, ?2, ?3)")?
@@ -116,7 +118,8 @@ pub fn replace_snapshot(
 ) -> Result<()> {
     conn.execute("DELETE FROM chunks WHERE doc_id = ?1", [doc_id])?;
     conn.execute(
-        "UPDATE documents SET snapshot = ?2, snapshot_heads = ?3, chunk_bytes = 0, updated_at = ?4
+        "UPDATE documents SET snapshot = ?2, snapshot_heads = ?3, heads = ?3, chunk_bytes = 0,
+            updated_at = ?4
          WHERE doc_id = ?1",
         params![doc_id, snapshot, heads, now],
     )?;
@@ -192,6 +195,39 @@ pub fn plan_ids(conn: &Connection) -> Result<Vec<PlanId>> {
         out.push(PlanId::parse(&id?)?);
     }
     Ok(out)
+}
+
+/// The recorded heads of these documents (32-byte hashes back to back), in one query per 500
+/// ids: None for a document stored before migration 006 and not written since; documents not
+/// stored here are left out.
+pub fn document_heads(
+    conn: &Connection,
+    doc_ids: &[String],
+) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    let mut out = Vec::with_capacity(doc_ids.len());
+    for batch in doc_ids.chunks(500) {
+        let placeholders = vec!["?"; batch.len()].join(",");
+        let mut statement = conn.prepare_cached(&format!(
+            "SELECT doc_id, heads FROM documents INDEXED BY documents_heads
+             WHERE doc_id IN ({placeholders})"
+        ))?;
+        let rows = statement.query_map(rusqlite::params_from_iter(batch), |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Option<Vec<u8>>>(1)?))
+        })?;
+        for row in rows {
+            out.push(row?);
+        }
+    }
+    Ok(out)
+}
+
+/// Records the heads of a document stored before migration 006, once it has been read.
+pub fn fill_document_heads(conn: &Connection, doc_id: &str, heads: &[u8]) -> Result<()> {
+    conn.execute(
+        "UPDATE documents SET heads = ?2 WHERE doc_id = ?1 AND heads IS NULL",
+        params![doc_id, heads],
+    )?;
+    Ok(())
 }
 
 pub fn has_document(conn: &Connection, doc_id: &str) -> Result<bool> {

@@ -12,6 +12,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/003_store_meta.sql"),
     include_str!("migrations/004_plan_devices.sql"),
     include_str!("migrations/005_device_tokens.sql"),
+    include_str!("migrations/006_document_heads.sql"),
 ];
 
 /// The schema version this build writes.

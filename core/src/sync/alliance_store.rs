@@ -9,6 +9,7 @@ use crate::SyncPeer;
 use super::client::{self, SyncHandle, SyncObserver, SyncOptions};
 use super::doc_id::DocumentId;
 use super::error::SyncError;
+use super::heads::{heads_digest, HeadsDigest};
 use super::store::SyncStore;
 
 fn plan(document: DocumentId) -> PlanId {
@@ -56,6 +57,19 @@ impl SyncStore for Alliance {
             .map_err(SyncError::store)?
             .into_iter()
             .map(document)
+            .collect())
+    }
+
+    fn heads_digests(
+        &self,
+        documents: &[DocumentId],
+    ) -> Result<Vec<(DocumentId, Option<HeadsDigest>)>, SyncError> {
+        let plans: Vec<PlanId> = documents.iter().copied().map(plan).collect();
+        Ok(self
+            .plan_heads(&plans)
+            .map_err(SyncError::store)?
+            .into_iter()
+            .map(|(plan, heads)| (document(plan), heads.as_deref().map(heads_digest)))
             .collect())
     }
 

@@ -16,9 +16,9 @@ use super::connection::{websocket_config, Connection, Traffic};
 use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::exchange::Exchange;
-use super::heads::{DocumentProgress, SyncEnvelope};
+use super::heads::{DocumentProgress, HeadsDigest, SyncEnvelope};
 use super::protocol::{
-    check_selected_version, DocumentMessage, Message, PeerId, PeerMetadata,
+    check_selected_version, DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata,
     DEFAULT_MAX_FRAME_BYTES, PROTOCOL_V1,
 };
 use super::store::SyncStore;
@@ -46,6 +46,9 @@ pub struct SyncOptions {
     /// A PEM certificate to trust for `wss://` besides the built-in roots (a clinic's own CA,
     /// or a test's self-signed certificate).
     pub extra_root_certificate: Option<Vec<u8>>,
+    /// Offer the heads-digest extension in `join` (see `docs/sync.md`): with an Alliance
+    /// relay, plans that did not change cost no per-plan message. On by default.
+    pub heads_digest: bool,
 }
 
 impl Default for SyncOptions {
@@ -59,6 +62,7 @@ impl Default for SyncOptions {
             also_request: Vec::new(),
             token: None,
             extra_root_certificate: None,
+            heads_digest: true,
         }
     }
 }
@@ -130,6 +134,8 @@ struct Session<S> {
     enrolled: Vec<DocumentId>,
     /// The server keeps no storage: sync state with it is dropped when the session ends.
     ephemeral_server: bool,
+    /// The server speaks the heads-digest extension too (see `docs/sync.md`).
+    heads_digest: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -147,6 +153,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 storage_id: Some(storage_id),
                 is_ephemeral: false,
                 enrolled_documents: Vec::new(),
+                heads_digest: options.heads_digest,
             }),
             supported_protocol_versions: Some(vec![PROTOCOL_V1.to_string()]),
         })
@@ -166,6 +173,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 } => {
                     check_selected_version(&selected_protocol_version)?;
                     let metadata = peer_metadata.unwrap_or_default();
+                    let heads_digest = options.heads_digest && metadata.heads_digest;
                     // Sync state is worth keeping only with a peer that keeps its own.
                     let (key, ephemeral_server) = match metadata.storage_id {
                         Some(storage_id) if !metadata.is_ephemeral => (storage_id, false),
@@ -181,6 +189,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         updated: BTreeSet::new(),
                         enrolled: metadata.enrolled_documents,
                         ephemeral_server,
+                        heads_digest,
                     });
                 }
                 Message::Error { message, .. } => return Err(SyncError::Remote(message)),
@@ -197,18 +206,80 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Starts syncing every document the store holds or wants, the plans the server says
-    /// enroll this device, and `also`.
-    async fn start(&mut self, also: &[DocumentId]) -> Result<(), SyncError> {
+    /// enroll this device, and `options.also_request`. With a server that speaks the
+    /// heads-digest extension, documents whose heads it reports equal are settled at once.
+    async fn start(&mut self, options: &SyncOptions) -> Result<(), SyncError> {
         let mut documents = self.exchange.documents().await?;
-        for document in self.enrolled.iter().chain(also) {
+        for document in self.enrolled.iter().chain(&options.also_request) {
             if !documents.contains(document) {
                 documents.push(*document);
             }
         }
+        let matched = if self.heads_digest {
+            self.compare_heads(&documents, options.handshake_timeout)
+                .await?
+        } else {
+            BTreeSet::new()
+        };
         for document in documents {
-            self.push(document).await?;
+            if matched.contains(&document) {
+                self.documents.entry(document).or_default().matched = true;
+            } else {
+                self.push(document).await?;
+            }
         }
         Ok(())
+    }
+
+    /// The heads-digest extension: sends one frame with a digest of the heads of every
+    /// document held here, waits for the server's list of those that differ, and returns the
+    /// others (equal on both sides). Documents without a digest are not sent (synced as usual).
+    async fn compare_heads(
+        &mut self,
+        documents: &[DocumentId],
+        timeout: Duration,
+    ) -> Result<BTreeSet<DocumentId>, SyncError> {
+        let entries: Vec<(DocumentId, HeadsDigest)> = self
+            .exchange
+            .heads_digests(documents.to_vec())
+            .await?
+            .into_iter()
+            .filter_map(|(document, digest)| Some((document, digest?)))
+            .collect();
+        if entries.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        self.conn
+            .send(&Message::HeadsDigests {
+                sender_id: self.me.clone(),
+                target_id: self.remote.clone(),
+                digests: HeadsDigests::new(&entries),
+            })
+            .await?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.conn.recv())
+                .await
+                .map_err(|_| SyncError::Timeout("the server's answer to the heads digest"))?
+                .ok_or(SyncError::Closed)??;
+            if let Message::HeadsDiffer {
+                documents: differ, ..
+            } = message
+            {
+                let differ: BTreeSet<DocumentId> = differ.into_iter().collect();
+                debug!(
+                    sent = entries.len(),
+                    differ = differ.len(),
+                    "heads digests compared"
+                );
+                return Ok(entries
+                    .into_iter()
+                    .map(|(document, _)| document)
+                    .filter(|document| !differ.contains(document))
+                    .collect());
+            }
+            self.handle(message).await?;
+        }
     }
 
     /// Sends the next sync message for a document, if there is one.
@@ -274,6 +345,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             Message::Ephemeral { .. }
             | Message::Join { .. }
             | Message::Peer { .. }
+            | Message::HeadsDigests { .. }
+            | Message::HeadsDiffer { .. }
             | Message::Unknown { .. } => {
                 debug!(message_type = message.message_type(), "ignored");
                 Ok(())
@@ -385,7 +458,7 @@ async fn settle<S: AsyncRead + AsyncWrite + Unpin>(
     session: &mut Session<S>,
     options: &SyncOptions,
 ) -> Result<(), SyncError> {
-    session.start(&options.also_request).await?;
+    session.start(options).await?;
     let deadline = Instant::now() + options.settle_timeout;
     while !session.all_settled() {
         let message = tokio::time::timeout_at(deadline, session.conn.recv())
@@ -588,7 +661,7 @@ async fn watch_session(
     while changes.try_recv().is_ok() {}
     let mut last_error = reporter.latest().last_error;
     let end = async {
-        session.start(&options.also_request).await?;
+        session.start(options).await?;
         loop {
             if session.all_settled() {
                 last_error = None;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::doc_id::DocumentId;
 use super::error::SyncError;
-use super::heads::SyncEnvelope;
+use super::heads::{HeadsDigest, SyncEnvelope};
 use super::store::SyncStore;
 use crate::SyncPeer;
 
@@ -55,6 +55,15 @@ impl Exchange {
     /// Applies a sync message from the peer.
     pub async fn receive(&self, document: DocumentId, data: Vec<u8>) -> Result<(), SyncError> {
         self.run(move |store, key| store.receive_sync_message(document, key, &data))
+            .await
+    }
+
+    /// Digests of the documents' heads (None: unknown or not held).
+    pub async fn heads_digests(
+        &self,
+        documents: Vec<DocumentId>,
+    ) -> Result<Vec<(DocumentId, Option<HeadsDigest>)>, SyncError> {
+        self.run(move |store, _| store.heads_digests(&documents))
             .await
     }
 

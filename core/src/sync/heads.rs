@@ -3,8 +3,28 @@
 
 use automerge::sync;
 use automerge::ChangeHash;
+use sha2::{Digest, Sha256};
 
 use super::error::SyncError;
+
+/// A short digest of a document's heads: the first 8 bytes of SHA-256 over the sorted heads.
+/// Different heads get the same digest with probability 2^-64 per comparison; a collision
+/// would leave one document unsynced until its next change on either side.
+pub type HeadsDigest = [u8; 8];
+
+/// The [`HeadsDigest`] of these heads, in any order.
+pub fn heads_digest(heads: &[ChangeHash]) -> HeadsDigest {
+    let mut sorted = heads.to_vec();
+    sorted.sort();
+    let mut hasher = Sha256::new();
+    for head in &sorted {
+        hasher.update(head.0);
+    }
+    let hash = hasher.finalize();
+    let mut digest = [0u8; 8];
+    digest.copy_from_slice(&hash[..8]);
+    digest
+}
 
 /// What a sync message says, without applying it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,23 +61,28 @@ pub struct DocumentProgress {
     pub theirs: Option<Vec<ChangeHash>>,
     /// The peer said it does not have the document and cannot get it.
     pub unavailable: bool,
+    /// The heads digests of both sides matched (see `docs/sync.md`, Heads digest): in sync
+    /// with no per-document message, until either side sends one.
+    pub matched: bool,
 }
 
 impl DocumentProgress {
     /// Both sides said the same heads (or the peer cannot have it): nothing left to exchange.
     pub fn is_settled(&self) -> bool {
-        self.unavailable || (self.theirs.is_some() && self.theirs == self.ours)
+        self.unavailable || self.matched || (self.theirs.is_some() && self.theirs == self.ours)
     }
 
     /// Records a message we sent.
     pub fn sent(&mut self, envelope: &SyncEnvelope) {
         self.ours = Some(envelope.heads.clone());
+        self.matched = false;
     }
 
     /// Records a message the peer sent.
     pub fn received(&mut self, envelope: &SyncEnvelope) {
         self.theirs = Some(envelope.heads.clone());
         self.unavailable = false;
+        self.matched = false;
     }
 }
 
@@ -131,5 +156,32 @@ mod tests {
         assert!(refused.is_settled());
         refused.received(&one);
         assert!(!refused.is_settled());
+        // Matched digests settle at once; any message afterwards reopens the exchange.
+        let mut matched = DocumentProgress {
+            matched: true,
+            ..DocumentProgress::default()
+        };
+        assert!(matched.is_settled());
+        matched.received(&two);
+        assert!(!matched.is_settled());
+        matched.sent(&two);
+        assert!(matched.is_settled());
+    }
+
+    #[test]
+    fn digest_ignores_order_and_tells_heads_apart() {
+        let mut doc = AutoCommit::new();
+        doc.put(ROOT, "a", 1).unwrap();
+        let mut fork = doc.fork();
+        doc.put(ROOT, "b", 2).unwrap();
+        fork.put(ROOT, "c", 3).unwrap();
+        doc.merge(&mut fork).unwrap();
+        let mut heads = doc.get_heads();
+        assert_eq!(heads.len(), 2);
+        let digest = heads_digest(&heads);
+        heads.reverse();
+        assert_eq!(heads_digest(&heads), digest);
+        assert_ne!(heads_digest(&heads[..1]), digest);
+        assert_ne!(heads_digest(&[]), digest);
     }
 }

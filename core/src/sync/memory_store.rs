@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 
 use super::doc_id::DocumentId;
 use super::error::SyncError;
+use super::heads::{heads_digest, HeadsDigest};
 use super::store::SyncStore;
 use crate::SyncPeer;
 
@@ -18,6 +19,10 @@ struct Inner {
     sessions: HashMap<(DocumentId, SyncPeer), sync::State>,
     saved_states: HashMap<(DocumentId, String), Vec<u8>>,
     wanted: Vec<DocumentId>,
+    /// Answers "unknown" for every heads digest, like a store from before the extension.
+    no_digests: bool,
+    /// Every document a sync message was generated for, in order.
+    generated: Vec<DocumentId>,
 }
 
 /// Documents in memory; sync state "persisted" in a map that survives `end_sync_session`.
@@ -65,6 +70,17 @@ impl MemoryStore {
     pub fn want(&self, document: DocumentId) {
         self.inner.lock().wanted.push(document);
     }
+
+    /// The documents sync messages were generated for since the last call.
+    pub fn take_generated(&self) -> Vec<DocumentId> {
+        std::mem::take(&mut self.inner.lock().generated)
+    }
+
+    /// Makes [`SyncStore::heads_digests`] answer "unknown" for every document.
+    pub fn without_digests(self) -> Self {
+        self.inner.lock().no_digests = true;
+        self
+    }
 }
 
 impl SyncStore for MemoryStore {
@@ -88,6 +104,25 @@ impl SyncStore for MemoryStore {
             .collect())
     }
 
+    fn heads_digests(
+        &self,
+        documents: &[DocumentId],
+    ) -> Result<Vec<(DocumentId, Option<HeadsDigest>)>, SyncError> {
+        let mut inner = self.inner.lock();
+        let known = !inner.no_digests;
+        Ok(documents
+            .iter()
+            .map(|document| {
+                let digest = inner
+                    .docs
+                    .get_mut(document)
+                    .filter(|_| known)
+                    .map(|doc| heads_digest(&doc.get_heads()));
+                (*document, digest)
+            })
+            .collect())
+    }
+
     fn has_document(&self, document: DocumentId) -> Result<bool, SyncError> {
         Ok(self.inner.lock().docs.contains_key(&document))
     }
@@ -98,6 +133,7 @@ impl SyncStore for MemoryStore {
         peer: &SyncPeer,
     ) -> Result<Option<Vec<u8>>, SyncError> {
         let mut inner = self.inner.lock();
+        inner.generated.push(document);
         let key = (document, peer.clone());
         let mut state = session(&mut inner, &key);
         let mut empty = AutoCommit::new();

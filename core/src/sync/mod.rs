@@ -31,7 +31,8 @@ pub use client::{
 pub use connection::Traffic;
 pub use doc_id::{parse_plan_url, plan_url, DocumentId};
 pub use error::SyncError;
-pub use protocol::{DocumentMessage, Message, PeerId, PeerMetadata, PROTOCOL_V1};
+pub use heads::{heads_digest, HeadsDigest};
+pub use protocol::{DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata, PROTOCOL_V1};
 pub use relay::{run_relay_blocking, BackgroundRelay, Relay, RelayOptions};
 pub use store::SyncStore;
 pub use tls::TlsIdentity;

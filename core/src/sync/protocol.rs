@@ -10,6 +10,7 @@ use ciborium::Value;
 
 use super::doc_id::DocumentId;
 use super::error::SyncError;
+use super::heads::HeadsDigest;
 
 /// The only protocol version this build speaks.
 pub const PROTOCOL_V1: &str = "1";
@@ -69,10 +70,98 @@ pub struct PeerMetadata {
     /// Alliance relays only, in `peer`: the plans that enroll the joining device, so it can
     /// ask for them without knowing their ids (discovery). Other peers ignore the field.
     pub enrolled_documents: Vec<DocumentId>,
+    /// Alliance peers only, in `join` and `peer`: the peer speaks the heads-digest extension
+    /// ([`Message::HeadsDigests`]). Used only when both sides say so; other peers ignore it.
+    pub heads_digest: bool,
 }
 
 /// The `peerMetadata` key of [`PeerMetadata::enrolled_documents`].
 const ENROLLED_DOCUMENTS_KEY: &str = "allianceEnrolledDocuments";
+
+/// The `peerMetadata` key of [`PeerMetadata::heads_digest`]; its value is the extension's
+/// version.
+const HEADS_DIGEST_KEY: &str = "allianceHeadsDigest";
+
+/// The version of the heads-digest extension this build speaks.
+pub const HEADS_DIGEST_VERSION: u64 = 1;
+
+/// The `type` of [`Message::HeadsDigests`].
+pub const HEADS_DIGESTS_TYPE: &str = "alliance-heads";
+
+/// The `type` of [`Message::HeadsDiffer`].
+pub const HEADS_DIFFER_TYPE: &str = "alliance-heads-differ";
+
+/// Bytes of one record of [`HeadsDigests`]: a document id, then its heads digest.
+const DIGEST_RECORD_LEN: usize = 16 + 8;
+
+/// The documents a device holds and a digest of each one's heads, as one byte string of
+/// fixed-size records (16 bytes of document id, 8 bytes of [`HeadsDigest`]). Decoding checks
+/// only the record size; [`HeadsDigests::entries`] checks the count and duplicates.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeadsDigests {
+    records: Vec<u8>,
+}
+
+impl HeadsDigests {
+    /// The records of these documents, in this order.
+    pub fn new<'a>(entries: impl IntoIterator<Item = &'a (DocumentId, HeadsDigest)>) -> Self {
+        let mut records = Vec::new();
+        for (document, digest) in entries {
+            records.extend_from_slice(document.as_bytes());
+            records.extend_from_slice(digest);
+        }
+        Self { records }
+    }
+
+    fn from_bytes(records: Vec<u8>) -> Result<Self, SyncError> {
+        if !records.len().is_multiple_of(DIGEST_RECORD_LEN) {
+            return Err(SyncError::InvalidField {
+                field: "digests",
+                reason: "not a whole number of 24-byte records",
+            });
+        }
+        Ok(Self { records })
+    }
+
+    /// How many documents are listed.
+    pub fn len(&self) -> usize {
+        self.records.len() / DIGEST_RECORD_LEN
+    }
+
+    /// Whether no document is listed.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The listed documents and digests, refusing more than `max` records (before reading
+    /// them) and a document listed twice.
+    pub fn entries(&self, max: usize) -> Result<Vec<(DocumentId, HeadsDigest)>, SyncError> {
+        if self.len() > max {
+            return Err(SyncError::Limit(format!(
+                "a heads digest lists {} documents, at most {max} allowed",
+                self.len()
+            )));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(self.len());
+        let mut out = Vec::with_capacity(self.len());
+        for record in self.records.chunks_exact(DIGEST_RECORD_LEN) {
+            let (id, digest) = record.split_at(16);
+            let mut id_bytes = [0u8; 16];
+            id_bytes.copy_from_slice(id);
+            let mut digest_bytes = [0u8; 8];
+            digest_bytes.copy_from_slice(digest);
+            let document = DocumentId::from_bytes(id_bytes);
+            if !seen.insert(document) {
+                return Err(SyncError::InvalidField {
+                    field: "digests",
+                    reason: "a document is listed twice",
+                });
+            }
+            out.push((document, digest_bytes));
+        }
+        Ok(out)
+    }
+}
 
 /// A `request` or `sync` message: an Automerge sync message for one document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,6 +217,21 @@ pub enum Message {
         target_id: Option<PeerId>,
         message: String,
     },
+    /// Alliance extension, device → relay, once after `peer` when both advertised
+    /// `allianceHeadsDigest`: a digest of the heads of every document the device holds.
+    HeadsDigests {
+        sender_id: PeerId,
+        target_id: PeerId,
+        digests: HeadsDigests,
+    },
+    /// Alliance extension, relay → device: the answer to [`Message::HeadsDigests`]. Lists the
+    /// documents to sync the usual way (digest differs, not held, not opened by the token, or
+    /// not comparable); every other listed document is the same on both sides.
+    HeadsDiffer {
+        sender_id: PeerId,
+        target_id: PeerId,
+        documents: Vec<DocumentId>,
+    },
     /// A message type this build does not act on (e.g. `remote-heads-changed`); tolerated.
     Unknown {
         message_type: String,
@@ -147,6 +251,8 @@ impl Message {
             Message::DocUnavailable { .. } => "doc-unavailable",
             Message::Ephemeral { .. } => "ephemeral",
             Message::Error { .. } => "error",
+            Message::HeadsDigests { .. } => HEADS_DIGESTS_TYPE,
+            Message::HeadsDiffer { .. } => HEADS_DIFFER_TYPE,
             Message::Unknown { message_type, .. } => message_type,
         }
     }
@@ -158,7 +264,9 @@ impl Message {
             | Message::Peer { sender_id, .. }
             | Message::Leave { sender_id }
             | Message::DocUnavailable { sender_id, .. }
-            | Message::Ephemeral { sender_id, .. } => Some(sender_id),
+            | Message::Ephemeral { sender_id, .. }
+            | Message::HeadsDigests { sender_id, .. }
+            | Message::HeadsDiffer { sender_id, .. } => Some(sender_id),
             Message::Request(message) | Message::Sync(message) => Some(&message.sender_id),
             Message::Error { sender_id, .. } | Message::Unknown { sender_id, .. } => {
                 sender_id.as_ref()
@@ -253,6 +361,25 @@ impl Message {
                     map.push(entry("targetId", peer(target_id)));
                 }
                 map.push(entry("message", text(message)));
+            }
+            Message::HeadsDigests {
+                sender_id,
+                target_id,
+                digests,
+            } => {
+                map.push(entry("senderId", peer(sender_id)));
+                map.push(entry("targetId", peer(target_id)));
+                map.push(entry("digests", Value::Bytes(digests.records.clone())));
+            }
+            Message::HeadsDiffer {
+                sender_id,
+                target_id,
+                documents,
+            } => {
+                map.push(entry("senderId", peer(sender_id)));
+                map.push(entry("targetId", peer(target_id)));
+                let ids = documents.iter().flat_map(|d| *d.as_bytes()).collect();
+                map.push(entry("documents", Value::Bytes(ids)));
             }
             Message::Unknown { sender_id, .. } => {
                 if let Some(sender_id) = sender_id {
@@ -349,6 +476,12 @@ fn metadata_value(metadata: &PeerMetadata) -> Value {
             .collect();
         map.push(entry(ENROLLED_DOCUMENTS_KEY, Value::Array(ids)));
     }
+    if metadata.heads_digest {
+        map.push(entry(
+            HEADS_DIGEST_KEY,
+            Value::Integer(HEADS_DIGEST_VERSION.into()),
+        ));
+    }
     Value::Map(map)
 }
 
@@ -362,6 +495,24 @@ fn cbor_reason<E: fmt::Debug>(error: &ciborium::de::Error<E>) -> String {
         },
         ciborium::de::Error::RecursionLimitExceeded => "CBOR nested too deeply".into(),
     }
+}
+
+/// Document ids written back to back as their 16 raw bytes.
+fn document_ids(bytes: &[u8]) -> Result<Vec<DocumentId>, SyncError> {
+    if !bytes.len().is_multiple_of(16) {
+        return Err(SyncError::InvalidField {
+            field: "documents",
+            reason: "not a whole number of 16-byte document ids",
+        });
+    }
+    Ok(bytes
+        .chunks_exact(16)
+        .map(|chunk| {
+            let mut id = [0u8; 16];
+            id.copy_from_slice(chunk);
+            DocumentId::from_bytes(id)
+        })
+        .collect())
 }
 
 /// The text-keyed entries of a decoded map.
@@ -512,6 +663,11 @@ impl Fields {
                 (Some(ENROLLED_DOCUMENTS_KEY), _) => {
                     return Err(invalid("enrolled documents are not an array"))
                 }
+                // Another version (or a value of another type) is not this extension: the
+                // peer is served without it.
+                (Some(HEADS_DIGEST_KEY), Value::Integer(version)) => {
+                    metadata.heads_digest = u64::try_from(version) == Ok(HEADS_DIGEST_VERSION);
+                }
                 _ => {}
             }
         }
@@ -580,6 +736,16 @@ impl Fields {
                 document_id: self.document_id()?,
                 data: self.bytes("data")?,
             },
+            HEADS_DIGESTS_TYPE => Message::HeadsDigests {
+                sender_id: self.peer("senderId")?,
+                target_id: self.peer("targetId")?,
+                digests: HeadsDigests::from_bytes(self.bytes("digests")?)?,
+            },
+            HEADS_DIFFER_TYPE => Message::HeadsDiffer {
+                sender_id: self.peer("senderId")?,
+                target_id: self.peer("targetId")?,
+                documents: document_ids(&self.bytes("documents")?)?,
+            },
             "error" => Message::Error {
                 sender_id: self.opt_peer("senderId")?,
                 target_id: self.opt_peer("targetId")?,
@@ -620,6 +786,7 @@ mod tests {
                     storage_id: Some("store-1".into()),
                     is_ephemeral: false,
                     enrolled_documents: Vec::new(),
+                    heads_digest: false,
                 }),
                 supported_protocol_versions: Some(vec!["1".into()]),
             },
@@ -635,6 +802,7 @@ mod tests {
                     storage_id: None,
                     is_ephemeral: true,
                     enrolled_documents: Vec::new(),
+                    heads_digest: false,
                 }),
                 selected_protocol_version: "1".into(),
             },
@@ -682,10 +850,105 @@ mod tests {
                     storage_id: Some("relay-store".into()),
                     is_ephemeral: false,
                     enrolled_documents: vec![doc()],
+                    heads_digest: true,
                 }),
                 selected_protocol_version: "1".into(),
             },
+            Message::HeadsDigests {
+                sender_id: "device-a".into(),
+                target_id: "relay".into(),
+                digests: HeadsDigests::new(&[(doc(), [1, 2, 3, 4, 5, 6, 7, 8])]),
+            },
+            Message::HeadsDiffer {
+                sender_id: "relay".into(),
+                target_id: "device-a".into(),
+                documents: vec![doc()],
+            },
+            Message::HeadsDiffer {
+                sender_id: "relay".into(),
+                target_id: "device-a".into(),
+                documents: Vec::new(),
+            },
         ]
+    }
+
+    #[test]
+    fn heads_digests_are_fixed_size_records_checked_on_decode() {
+        let other = DocumentId::from_uuid(uuid::Uuid::new_v4());
+        let entries = vec![(doc(), [9; 8]), (other, [7; 8])];
+        let digests = HeadsDigests::new(&entries);
+        assert_eq!(digests.len(), 2);
+        assert_eq!(digests.entries(2).unwrap(), entries);
+        assert!(matches!(digests.entries(1), Err(SyncError::Limit(_))));
+        let twice = HeadsDigests::new(&[(doc(), [1; 8]), (doc(), [2; 8])]);
+        assert!(matches!(
+            twice.entries(10),
+            Err(SyncError::InvalidField {
+                field: "digests",
+                ..
+            })
+        ));
+        let encode = |field: &str, bytes: Vec<u8>, kind: &str| {
+            let map = Value::Map(vec![
+                entry("type", text(kind)),
+                entry("senderId", text("a")),
+                entry("targetId", text("b")),
+                entry(field, Value::Bytes(bytes)),
+            ]);
+            let mut out = Vec::new();
+            ciborium::into_writer(&map, &mut out).unwrap();
+            out
+        };
+        for bad in [vec![0u8; 23], vec![0u8; 25], vec![0u8; 47]] {
+            assert!(matches!(
+                Message::decode(&encode("digests", bad, HEADS_DIGESTS_TYPE)),
+                Err(SyncError::InvalidField {
+                    field: "digests",
+                    ..
+                })
+            ));
+        }
+        assert!(matches!(
+            Message::decode(&encode("documents", vec![0u8; 17], HEADS_DIFFER_TYPE)),
+            Err(SyncError::InvalidField {
+                field: "documents",
+                ..
+            })
+        ));
+        assert!(matches!(
+            Message::decode(&encode("other", vec![0u8; 24], HEADS_DIGESTS_TYPE)),
+            Err(SyncError::MissingField {
+                field: "digests",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn heads_digest_capability_is_read_only_at_version_one() {
+        let metadata = |value: Value| {
+            let map = Value::Map(vec![
+                entry("type", text("join")),
+                entry("senderId", text("a")),
+                entry(
+                    "peerMetadata",
+                    Value::Map(vec![
+                        entry("isEphemeral", Value::Bool(false)),
+                        entry(HEADS_DIGEST_KEY, value),
+                    ]),
+                ),
+            ]);
+            let mut out = Vec::new();
+            ciborium::into_writer(&map, &mut out).unwrap();
+            match Message::decode(&out).unwrap() {
+                Message::Join { peer_metadata, .. } => peer_metadata.unwrap().heads_digest,
+                other => panic!("not a join: {other:?}"),
+            }
+        };
+        assert!(metadata(Value::Integer(1.into())));
+        assert!(!metadata(Value::Integer(2.into())));
+        assert!(!metadata(Value::Integer((-1).into())));
+        assert!(!metadata(text("1")));
     }
 
     #[test]
@@ -717,6 +980,7 @@ mod tests {
                     storage_id: None,
                     is_ephemeral: true,
                     enrolled_documents: Vec::new(),
+                    heads_digest: false,
                 }),
                 supported_protocol_versions: Some(vec!["1".into()]),
             }

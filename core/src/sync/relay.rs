@@ -20,10 +20,10 @@ use super::connection::{websocket_config, Connection, Traffic};
 use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::exchange::Exchange;
-use super::heads::SyncEnvelope;
+use super::heads::{HeadsDigest, SyncEnvelope};
 use super::protocol::{
-    select_protocol_version, DocumentMessage, Message, PeerId, PeerMetadata,
-    DEFAULT_MAX_FRAME_BYTES,
+    select_protocol_version, DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata,
+    DEFAULT_MAX_FRAME_BYTES, HEADS_DIGESTS_TYPE,
 };
 use super::store::SyncStore;
 use super::tls::{server_config, TlsIdentity};
@@ -55,6 +55,8 @@ pub struct RelayOptions {
     pub idle_timeout: Duration,
     /// Serve `wss://` with this certificate and key; plain `ws://` when None.
     pub tls: Option<TlsIdentity>,
+    /// Offer the heads-digest extension in `peer` (see `docs/sync.md`). On by default.
+    pub heads_digest: bool,
 }
 
 impl Default for RelayOptions {
@@ -68,6 +70,7 @@ impl Default for RelayOptions {
             max_connections_per_token: 8,
             idle_timeout: Duration::from_secs(600),
             tls: None,
+            heads_digest: true,
         }
     }
 }
@@ -451,6 +454,7 @@ async fn serve<S>(
         shared: Arc::clone(&shared),
         documents: HashSet::new(),
         access,
+        digests_compared: false,
     };
     info!(connection = id, peer = %peer.id, "peer joined");
     let mut events = shared.events.subscribe();
@@ -546,6 +550,8 @@ struct JoinedPeer {
     key: String,
     /// The peer keeps nothing between sessions: its sync state is dropped when it leaves.
     ephemeral: bool,
+    /// The peer speaks the heads-digest extension (it said so in `join`).
+    heads_digest: bool,
 }
 
 /// Checks the presented token when tokens are required: None when they are not.
@@ -596,6 +602,7 @@ where
     };
     let version = select_protocol_version(supported_protocol_versions.as_deref())?;
     let metadata = peer_metadata.unwrap_or_default();
+    let heads_digest = shared.options.heads_digest && metadata.heads_digest;
     // Keep sync state per storage for peers that keep theirs; per connection otherwise.
     let (key, ephemeral) = match metadata.storage_id {
         Some(storage_id) if !metadata.is_ephemeral => (storage_id, false),
@@ -623,6 +630,7 @@ where
             storage_id: Some(shared.storage_id.clone()),
             is_ephemeral: false,
             enrolled_documents,
+            heads_digest: shared.options.heads_digest,
         }),
         selected_protocol_version: version.to_string(),
     })
@@ -631,6 +639,7 @@ where
         id: sender_id,
         key,
         ephemeral,
+        heads_digest,
     })
 }
 
@@ -644,6 +653,8 @@ struct PeerSession {
     documents: HashSet<DocumentId>,
     /// What the peer's token opens; None when tokens are not required.
     access: Option<Access>,
+    /// The peer's heads digest was answered (once per connection).
+    digests_compared: bool,
 }
 
 impl PeerSession {
@@ -674,15 +685,21 @@ impl PeerSession {
                 }
                 Ok(true)
             }
+            Message::HeadsDigests {
+                sender_id, digests, ..
+            } => {
+                self.compare_heads(conn, &sender_id, &digests).await?;
+                Ok(true)
+            }
             Message::DocUnavailable { .. } => Ok(true),
             Message::Leave { .. } => Ok(false),
             Message::Error { message, .. } => {
                 info!(connection = self.id, %message, "peer reported an error");
                 Ok(false)
             }
-            Message::Join { .. } | Message::Peer { .. } => Err(SyncError::UnexpectedMessage(
-                message.message_type().to_string(),
-            )),
+            Message::Join { .. } | Message::Peer { .. } | Message::HeadsDiffer { .. } => Err(
+                SyncError::UnexpectedMessage(message.message_type().to_string()),
+            ),
             Message::Unknown { message_type, .. } => {
                 debug!(connection = self.id, %message_type, "ignored unknown message");
                 Ok(true)
@@ -772,6 +789,85 @@ impl PeerSession {
             });
         }
         self.push(conn, document).await
+    }
+
+    /// The heads-digest extension: answers which of the listed documents differ from this
+    /// store. A document counts as equal only when the token opens it, this store holds it and
+    /// the digests match; equal ones are subscribed to (pushed on change) like synced ones,
+    /// every other one is listed, so the device syncs it the usual way (and meets today's
+    /// refusal when the token does not open it). Nothing about a document the token does not
+    /// open is looked up.
+    async fn compare_heads<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        sender_id: &PeerId,
+        digests: &HeadsDigests,
+    ) -> Result<(), SyncError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        if !self.peer.heads_digest || self.digests_compared {
+            return Err(SyncError::UnexpectedMessage(HEADS_DIGESTS_TYPE.into()));
+        }
+        if *sender_id != self.peer.id {
+            return Err(SyncError::UnexpectedMessage(
+                "message from another sender id".into(),
+            ));
+        }
+        self.digests_compared = true;
+        let max = self.shared.options.max_documents_per_connection;
+        let room = max.saturating_sub(self.documents.len());
+        if digests.len() > room {
+            return Err(SyncError::Limit(format!(
+                "at most {max} documents per connection"
+            )));
+        }
+        let entries = digests.entries(room)?;
+        let listed: Vec<DocumentId> = entries.iter().map(|(document, _)| *document).collect();
+        let opened = self.opened(&listed).await?;
+        let ours: HashMap<DocumentId, HeadsDigest> = self
+            .exchange
+            .heads_digests(opened)
+            .await?
+            .into_iter()
+            .filter_map(|(document, digest)| Some((document, digest?)))
+            .collect();
+        let mut differ = Vec::new();
+        for (document, digest) in entries {
+            if ours.get(&document) == Some(&digest) {
+                self.documents.insert(document);
+            } else {
+                differ.push(document);
+            }
+        }
+        debug!(
+            connection = self.id,
+            listed = listed.len(),
+            differ = differ.len(),
+            "heads digests compared"
+        );
+        conn.send(&Message::HeadsDiffer {
+            sender_id: self.shared.peer_id.clone(),
+            target_id: self.peer.id.clone(),
+            documents: differ,
+        })
+        .await
+    }
+
+    /// Those of `documents` this peer's token opens (all, without tokens). The token is looked
+    /// up again, once, when some are not in the cached answer.
+    async fn opened(&mut self, documents: &[DocumentId]) -> Result<Vec<DocumentId>, SyncError> {
+        let Some(access) = self.access.as_mut() else {
+            return Ok(documents.to_vec());
+        };
+        if documents.iter().any(|d| !access.documents.contains(d)) {
+            access.documents = documents_of_token(&self.shared, &access.hash).await?;
+        }
+        Ok(documents
+            .iter()
+            .filter(|d| access.documents.contains(d))
+            .copied()
+            .collect())
     }
 
     /// Whether this peer's token opens `document` (always, without tokens). Looks the token

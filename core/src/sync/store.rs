@@ -6,6 +6,7 @@
 
 use super::doc_id::DocumentId;
 use super::error::SyncError;
+use super::heads::HeadsDigest;
 use crate::SyncPeer;
 
 /// A store the sync engine and the relay exchange Automerge sync messages with.
@@ -40,6 +41,16 @@ pub trait SyncStore: Send + Sync + 'static {
     fn documents_of_token(&self, token_hash: &str) -> Result<Vec<DocumentId>, SyncError> {
         let _ = token_hash;
         Ok(Vec::new())
+    }
+
+    /// A [`HeadsDigest`] of the current heads of each of these documents, cheaply (without
+    /// loading them), in the same order. None means "unknown, sync it the usual way": a
+    /// document not held here, or a store that cannot tell (the default).
+    fn heads_digests(
+        &self,
+        documents: &[DocumentId],
+    ) -> Result<Vec<(DocumentId, Option<HeadsDigest>)>, SyncError> {
+        Ok(documents.iter().map(|document| (*document, None)).collect())
     }
 
     /// Whether this store holds the document.

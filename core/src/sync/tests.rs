@@ -81,10 +81,8 @@ async fn unknown_plans_are_answered_doc_unavailable() {
     assert!(!device.has_document(missing).unwrap());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_reconnect_exchanges_one_small_message_each_way_per_plan() {
-    let relay_store = Arc::new(MemoryStore::new("relay"));
-    let relay = relay(&relay_store).await;
+/// A device holding 20 plans of some size, synced once with `relay`.
+async fn device_with_plans(relay: &Relay) -> (Arc<MemoryStore>, Vec<DocumentId>, SyncSummary) {
     let device = Arc::new(MemoryStore::new("device"));
     let plans: Vec<_> = (0..20).map(|_| doc()).collect();
     for plan in &plans {
@@ -93,24 +91,187 @@ async fn idle_reconnect_exchanges_one_small_message_each_way_per_plan() {
             device.put(*plan, &format!("note-{round}"), &text);
         }
     }
-    let first = sync(&device, &relay).await;
+    let first = sync(&device, relay).await;
     assert_eq!(first.documents_synced, 20);
+    (device, plans, first)
+}
+
+fn without_digest() -> SyncOptions {
+    SyncOptions {
+        heads_digest: false,
+        ..quick()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_reconnect_exchanges_one_heads_digest_frame_each_way() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = relay(&relay_store).await;
+    let (device, plans, first) = device_with_plans(&relay).await;
+    device.take_generated();
     let idle = sync(&device, &relay).await;
-    assert_eq!(idle.documents_synced, 20);
+    assert_eq!((idle.documents_total, idle.documents_synced), (20, 20));
     assert!(idle.documents_updated.is_empty());
-    // join + one sync per plan; peer + one answer per plan.
-    assert_eq!(idle.traffic.frames_sent, 21, "{:?}", idle.traffic);
-    assert_eq!(idle.traffic.frames_received, 21, "{:?}", idle.traffic);
-    // Each idle message is an envelope plus heads and an empty bloom filter: a few hundred
-    // bytes, against the whole plan the first time.
-    assert!(idle.traffic.bytes_sent < 21 * 300, "{:?}", idle.traffic);
-    assert!(idle.traffic.bytes_received < 21 * 300, "{:?}", idle.traffic);
+    assert!(idle.documents_unavailable.is_empty());
+    // join + one digest frame; peer + one answer. No per-plan message either way.
+    assert_eq!(idle.traffic.frames_sent, 2, "{:?}", idle.traffic);
+    assert_eq!(idle.traffic.frames_received, 2, "{:?}", idle.traffic);
+    assert!(device.take_generated().is_empty());
+    // 24 bytes per plan out, a fixed few hundred for the rest.
     assert!(
-        idle.traffic.bytes_sent * 20 < first.traffic.bytes_sent,
+        idle.traffic.bytes_sent < 24 * plans.len() as u64 + 300,
+        "{:?}",
+        idle.traffic
+    );
+    assert!(idle.traffic.bytes_received < 300, "{:?}", idle.traffic);
+
+    // The per-plan path for the same reconnect costs several times as much.
+    let per_plan = sync_once(device.clone(), &relay.url(), &without_digest())
+        .await
+        .unwrap();
+    assert_eq!(per_plan.documents_synced, 20);
+    let total = |summary: &SyncSummary| summary.traffic.bytes_sent + summary.traffic.bytes_received;
+    assert!(
+        total(&idle) * 5 < total(&per_plan),
         "{:?} vs {:?}",
         idle.traffic,
-        first.traffic
+        per_plan.traffic
     );
+    assert!(idle.traffic.bytes_sent * 20 < first.traffic.bytes_sent);
+    relay.shutdown().await;
+}
+
+/// Without the capability on either side (an automerge-repo JS peer never has it), an idle
+/// reconnect is exactly the automerge-repo exchange: one small message each way per plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_reconnect_exchanges_one_small_message_each_way_per_plan() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = relay(&relay_store).await;
+    let plain_relay = Relay::bind(
+        "127.0.0.1:0",
+        relay_store.clone(),
+        RelayOptions {
+            heads_digest: false,
+            ..RelayOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (device, _, first) = device_with_plans(&relay).await;
+    for (url, options) in [
+        (relay.url(), without_digest()),
+        (plain_relay.url(), quick()),
+        (plain_relay.url(), without_digest()),
+    ] {
+        let idle = sync_once(device.clone(), &url, &options).await.unwrap();
+        assert_eq!(idle.documents_synced, 20);
+        assert!(idle.documents_updated.is_empty());
+        // join + one sync per plan; peer + one answer per plan.
+        assert_eq!(idle.traffic.frames_sent, 21, "{:?}", idle.traffic);
+        assert_eq!(idle.traffic.frames_received, 21, "{:?}", idle.traffic);
+        // Each idle message is an envelope plus heads and an empty bloom filter: a few
+        // hundred bytes, against the whole plan the first time.
+        assert!(idle.traffic.bytes_sent < 21 * 300, "{:?}", idle.traffic);
+        assert!(idle.traffic.bytes_received < 21 * 300, "{:?}", idle.traffic);
+        assert!(
+            idle.traffic.bytes_sent * 20 < first.traffic.bytes_sent,
+            "{:?} vs {:?}",
+            idle.traffic,
+            first.traffic
+        );
+    }
+    relay.shutdown().await;
+    plain_relay.shutdown().await;
+}
+
+/// A store that cannot tell its heads cheaply sends no digest and syncs every plan as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_without_digests_syncs_every_plan_the_usual_way() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = relay(&relay_store).await;
+    let device = Arc::new(MemoryStore::new("device").without_digests());
+    let plans: Vec<_> = (0..3).map(|_| doc()).collect();
+    for plan in &plans {
+        device.put(*plan, "title", "t");
+    }
+    sync(&device, &relay).await;
+    let idle = sync(&device, &relay).await;
+    assert_eq!(idle.documents_synced, 3);
+    assert_eq!(idle.traffic.frames_sent, 4, "{:?}", idle.traffic);
+    relay.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_plan_changed_while_away_gets_sync_messages() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = relay(&relay_store).await;
+    let a = Arc::new(MemoryStore::new("device-a"));
+    let b = Arc::new(MemoryStore::new("device-b"));
+    let plans: Vec<_> = (0..5).map(|_| doc()).collect();
+    for plan in &plans {
+        a.put(*plan, "title", "from a");
+        b.want(*plan);
+    }
+    sync(&a, &relay).await;
+    sync(&b, &relay).await;
+    sync(&a, &relay).await;
+    // While a is away, b changes one plan and a plan wanted by a arrives at the relay.
+    let changed = plans[2];
+    b.put(changed, "title", "from b");
+    let newcomer = doc();
+    b.put(newcomer, "title", "new");
+    a.want(newcomer);
+    sync(&b, &relay).await;
+    assert_eq!(relay_store.heads(changed), b.heads(changed));
+
+    a.take_generated();
+    let summary = sync(&a, &relay).await;
+    assert_eq!((summary.documents_total, summary.documents_synced), (6, 6));
+    let mut updated = summary.documents_updated.clone();
+    updated.sort();
+    let mut expected = vec![changed, newcomer];
+    expected.sort();
+    assert_eq!(updated, expected);
+    let mut generated = a.take_generated();
+    generated.sort();
+    generated.dedup();
+    assert_eq!(generated, expected, "sync messages only for these");
+    assert_eq!(a.get(changed, "title").as_deref(), Some("from b"));
+    assert_eq!(a.get(newcomer, "title").as_deref(), Some("new"));
+    for plan in plans.iter().chain([&newcomer]) {
+        assert_eq!(a.heads(*plan), relay_store.heads(*plan));
+    }
+    relay.shutdown().await;
+}
+
+/// Plans settled by their digests stay subscribed: the relay pushes later changes to them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_mode_gets_changes_to_plans_settled_by_digest() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = relay(&relay_store).await;
+    let a = Arc::new(MemoryStore::new("device-a"));
+    let b = Arc::new(MemoryStore::new("device-b"));
+    let plan = doc();
+    a.put(plan, "title", "v1");
+    b.want(plan);
+    sync(&a, &relay).await;
+    sync(&b, &relay).await;
+    a.take_generated();
+    let watch = spawn_watch(
+        a.clone(),
+        &relay.url(),
+        quick(),
+        Arc::new(|_: &SyncProgress| {}),
+    );
+    wait_for(|| watch.progress().plans_synced == 1).await;
+    assert_eq!(watch.progress().plans_total, 1);
+    assert!(a.take_generated().is_empty(), "settled by the digest");
+    b.put(plan, "title", "v2");
+    sync(&b, &relay).await;
+    wait_for(|| a.get(plan, "title").as_deref() == Some("v2")).await;
+    wait_for(|| watch.progress().plans_synced == 1).await;
+    watch.stop().await;
+    relay.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,5 +725,347 @@ async fn ephemeral_peers_leave_no_sync_state_behind() {
 
     drop(socket);
     wait_for(|| peers() == vec![me.device_id.to_string()]).await;
+    relay.shutdown().await;
+}
+
+fn join_with_digest(sender: &str) -> Message {
+    Message::Join {
+        sender_id: sender.into(),
+        peer_metadata: Some(PeerMetadata {
+            storage_id: Some(format!("storage-{sender}")),
+            is_ephemeral: false,
+            enrolled_documents: Vec::new(),
+            heads_digest: true,
+        }),
+        supported_protocol_versions: Some(vec!["1".into()]),
+    }
+}
+
+/// Joins, checks the relay offers the heads digest, and returns the socket.
+async fn joined_with_digest(url: &str, sender: &str) -> RawSocket {
+    let mut socket = tokio_tungstenite::connect_async(url).await.unwrap().0;
+    send(&mut socket, &join_with_digest(sender)).await;
+    match next(&mut socket).await {
+        Some(Message::Peer { peer_metadata, .. }) => {
+            assert!(peer_metadata.unwrap().heads_digest, "the relay offers it")
+        }
+        other => panic!("expected peer, got {other:?}"),
+    }
+    socket
+}
+
+fn digests_frame(sender: &str, digests: ciborium::Value) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    ciborium::into_writer(
+        &ciborium::Value::Map(vec![
+            ("type".into(), protocol::HEADS_DIGESTS_TYPE.into()),
+            ("senderId".into(), sender.into()),
+            ("targetId".into(), "relay".into()),
+            ("digests".into(), digests),
+        ]),
+        &mut bytes,
+    )
+    .unwrap();
+    bytes
+}
+
+fn digests_message(sender: &str, entries: &[(DocumentId, heads::HeadsDigest)]) -> Message {
+    Message::HeadsDigests {
+        sender_id: sender.into(),
+        target_id: "relay".into(),
+        digests: HeadsDigests::new(entries),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_refuses_malformed_heads_digests_and_keeps_its_store() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = Relay::bind(
+        "127.0.0.1:0",
+        relay_store.clone(),
+        RelayOptions {
+            max_documents_per_connection: 3,
+            ..RelayOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let device = Arc::new(MemoryStore::new("device"));
+    let plan = doc();
+    device.put(plan, "title", "kept");
+    sync(&device, &relay).await;
+    let heads = relay_store.heads(plan);
+    let digest = heads::heads_digest(&heads);
+    let url = relay.url();
+
+    // Records that are not 24 bytes each.
+    let mut socket = joined_with_digest(&url, "short").await;
+    socket
+        .send(Frame::binary(digests_frame(
+            "short",
+            ciborium::Value::Bytes(vec![7; 23]),
+        )))
+        .await
+        .unwrap();
+    expect_error_then_close(&mut socket, "digests").await;
+
+    // Not a byte string at all.
+    let mut socket = joined_with_digest(&url, "text").await;
+    socket
+        .send(Frame::binary(digests_frame("text", "abc".into())))
+        .await
+        .unwrap();
+    expect_error_then_close(&mut socket, "digests").await;
+
+    // More documents than a connection may sync.
+    let mut socket = joined_with_digest(&url, "many").await;
+    let many: Vec<_> = (0..4).map(|_| (doc(), [0u8; 8])).collect();
+    send(&mut socket, &digests_message("many", &many)).await;
+    expect_error_then_close(&mut socket, "at most 3 documents per connection").await;
+
+    // A document listed twice.
+    let mut socket = joined_with_digest(&url, "twice").await;
+    send(
+        &mut socket,
+        &digests_message("twice", &[(plan, digest), (plan, digest)]),
+    )
+    .await;
+    expect_error_then_close(&mut socket, "listed twice").await;
+
+    // From a peer that did not offer the extension in `join`.
+    let mut socket = raw(&relay).await;
+    send(&mut socket, &join("plain", &["1"])).await;
+    assert!(matches!(
+        next(&mut socket).await,
+        Some(Message::Peer { .. })
+    ));
+    send(&mut socket, &digests_message("plain", &[(plan, digest)])).await;
+    expect_error_then_close(&mut socket, "alliance-heads").await;
+
+    // A well-formed digest is answered once; a second one is refused.
+    let mut socket = joined_with_digest(&url, "twice-sent").await;
+    let unknown = doc();
+    send(
+        &mut socket,
+        &digests_message("twice-sent", &[(plan, digest), (unknown, [1; 8])]),
+    )
+    .await;
+    match next(&mut socket).await {
+        Some(Message::HeadsDiffer { documents, .. }) => assert_eq!(documents, vec![unknown]),
+        other => panic!("expected the answer, got {other:?}"),
+    }
+    send(
+        &mut socket,
+        &digests_message("twice-sent", &[(plan, digest)]),
+    )
+    .await;
+    expect_error_then_close(&mut socket, "alliance-heads").await;
+
+    assert_eq!(relay.connections_refused(), 6);
+    assert_eq!(relay_store.heads(plan), heads, "nothing stored changed");
+    assert_eq!(relay_store.document_ids().unwrap(), vec![plan]);
+    // And the device still syncs.
+    device.put(plan, "title", "still served");
+    sync(&device, &relay).await;
+    assert_eq!(
+        relay_store.get(plan, "title").as_deref(),
+        Some("still served")
+    );
+    relay.shutdown().await;
+}
+
+/// With tokens required, a plan the token does not open is never reported equal, whether the
+/// relay holds it with the same heads or not at all; syncing it meets the usual refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_digest_never_reports_a_plan_the_token_does_not_open_as_equal() {
+    use crate::{Alliance, NewPlan, Role};
+    let relay_store = Arc::new(Alliance::open_in_memory().unwrap());
+    let counselor = Arc::new(Alliance::open_in_memory().unwrap());
+    let me = counselor.init("Dana", Role::Counselor, None).unwrap();
+    let new_plan = |title: &str| {
+        counselor
+            .create_plan(&NewPlan {
+                title: title.into(),
+                client_name: "Sam".into(),
+                ..NewPlan::default()
+            })
+            .unwrap()
+    };
+    let (opened, closed) = (new_plan("Opened"), new_plan("Closed"));
+    let token = counselor
+        .issue_device_token(opened, me.device_id, None)
+        .unwrap();
+    // Both plans reach the relay store through a relay without tokens.
+    {
+        let open_relay = Relay::bind("127.0.0.1:0", relay_store.clone(), RelayOptions::default())
+            .await
+            .unwrap();
+        sync_once(counselor.clone(), &open_relay.url(), &quick())
+            .await
+            .unwrap();
+        open_relay.shutdown().await;
+    }
+    let relay = Relay::bind(
+        "127.0.0.1:0",
+        relay_store.clone(),
+        RelayOptions {
+            require_token: true,
+            ..RelayOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let digest_of = |plan: crate::PlanId| {
+        let heads = relay_store.plan_heads(&[plan]).unwrap()[0]
+            .1
+            .clone()
+            .unwrap();
+        (
+            DocumentId::from_uuid(plan.as_uuid()),
+            heads::heads_digest(&heads),
+        )
+    };
+    let (opened_doc, opened_digest) = digest_of(opened);
+    let (closed_doc, closed_digest) = digest_of(closed);
+    assert_eq!(
+        counselor.plan_heads(&[closed]).unwrap()[0].1,
+        relay_store.plan_heads(&[closed]).unwrap()[0].1,
+        "the device holds the same heads as the relay"
+    );
+    let url = format!("{}/?token={token}", relay.url());
+    let mut socket = joined_with_digest(&url, "device").await;
+    let absent = doc();
+    send(
+        &mut socket,
+        &digests_message(
+            "device",
+            &[
+                (opened_doc, opened_digest),
+                (closed_doc, closed_digest),
+                (absent, closed_digest),
+            ],
+        ),
+    )
+    .await;
+    match next(&mut socket).await {
+        // The held-but-closed plan is answered exactly like one the relay does not hold.
+        Some(Message::HeadsDiffer { documents, .. }) => {
+            assert_eq!(documents, vec![closed_doc, absent])
+        }
+        other => panic!("expected the answer, got {other:?}"),
+    }
+    // Syncing it the usual way meets the usual refusal.
+    let ask = {
+        use automerge::sync::{State, SyncDoc};
+        automerge::Automerge::new()
+            .generate_sync_message(&mut State::new())
+            .unwrap()
+            .encode()
+    };
+    send(
+        &mut socket,
+        &Message::Request(DocumentMessage {
+            sender_id: "device".into(),
+            target_id: "relay".into(),
+            document_id: closed_doc,
+            data: ask,
+        }),
+    )
+    .await;
+    expect_error_then_close(&mut socket, "does not open that plan").await;
+
+    // The device's own session: same outcome as without the extension.
+    let options = SyncOptions {
+        token: Some(token.clone()),
+        ..quick()
+    };
+    let error = sync_once(counselor.clone(), &relay.url(), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("does not open that plan"),
+        "{error}"
+    );
+    relay.shutdown().await;
+}
+
+/// Stores written before migration 006 have no recorded heads: they sync correctly, record
+/// them on the way, and the next idle reconnect uses the digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_from_before_the_heads_column_still_sync() {
+    use crate::{Alliance, NewPlan, Role};
+    let folder = tempfile::tempdir().unwrap();
+    let device_db = folder.path().join("device.db");
+    let relay_db = folder.path().join("relay.db");
+    let null_heads = |db: &std::path::Path| {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute("UPDATE documents SET heads = NULL", [])
+            .unwrap();
+    };
+    let nulls = |db: &std::path::Path| -> i64 {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.query_row(
+            "SELECT count(*) FROM documents WHERE heads IS NULL",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap()
+    };
+    let plans: Vec<crate::PlanId> = {
+        let device = Arc::new(Alliance::open(&device_db).unwrap());
+        device.init("Dana", Role::Counselor, None).unwrap();
+        let plans = (0..4)
+            .map(|i| {
+                device
+                    .create_plan(&NewPlan {
+                        title: format!("Plan {i}"),
+                        client_name: "Sam".into(),
+                        ..NewPlan::default()
+                    })
+                    .unwrap()
+            })
+            .collect();
+        let relay_store = Arc::new(Alliance::open(&relay_db).unwrap());
+        let relay = Relay::bind("127.0.0.1:0", relay_store, RelayOptions::default())
+            .await
+            .unwrap();
+        sync_once(device.clone(), &relay.url(), &quick())
+            .await
+            .unwrap();
+        relay.shutdown().await;
+        plans
+    };
+    // Both files as an older build left them.
+    null_heads(&device_db);
+    null_heads(&relay_db);
+    assert_eq!(nulls(&device_db), 4);
+
+    let device = Arc::new(Alliance::open(&device_db).unwrap());
+    device.set_title(plans[1], "Renamed").unwrap();
+    assert_eq!(nulls(&device_db), 3, "a write records the heads");
+    let relay_store = Arc::new(Alliance::open(&relay_db).unwrap());
+    let relay = Relay::bind("127.0.0.1:0", relay_store.clone(), RelayOptions::default())
+        .await
+        .unwrap();
+    let summary = sync_once(device.clone(), &relay.url(), &quick())
+        .await
+        .unwrap();
+    assert_eq!((summary.documents_total, summary.documents_synced), (4, 4));
+    assert_eq!(relay_store.plan(plans[1]).unwrap().title, "Renamed");
+    for plan in &plans {
+        assert_eq!(
+            relay_store.saved_document(*plan).unwrap(),
+            device.saved_document(*plan).unwrap()
+        );
+    }
+    assert_eq!(nulls(&device_db), 0);
+    assert_eq!(nulls(&relay_db), 0);
+
+    let idle = sync_once(device.clone(), &relay.url(), &quick())
+        .await
+        .unwrap();
+    assert_eq!(idle.documents_synced, 4);
+    assert_eq!(idle.traffic.frames_sent, 2, "{:?}", idle.traffic);
+    assert_eq!(idle.traffic.frames_received, 2, "{:?}", idle.traffic);
     relay.shutdown().await;
 }

@@ -107,12 +107,36 @@ public final class Alliance: Sendable {
         try await translate { try await ffi.setReviewOn(planId: planId, date: date) }
     }
 
+    /// Plans due for review within `withinDays` of today on this device's calendar (0: due
+    /// today or overdue), then plans with no review date; overdue and soonest first.
+    public func plansDueForReview(withinDays: Int = 0) async throws -> [PlanSummary] {
+        guard withinDays >= 0 else { throw AllianceError.invalidInput("within days must not be negative") }
+        let days = UInt32(clamping: withinDays)
+        return try await translate { try await ffi.plansDueForReview(withinDays: days).map(PlanSummary.init) }
+    }
+
     /// Enrolls a device in the plan: a counselor any member's, a client their own. `newMember` is
     /// needed when `memberId` is not in the plan yet.
     public func enrollDevice(planId: String, deviceId: String, memberId: String, label: String,
                              newMember: NewMember? = nil) async throws {
         let device = NewDevice(deviceId: deviceId, memberId: memberId, label: label, newMember: newMember?.ffi)
         try await translate { try await ffi.enrollDevice(planId: planId, device: device) }
+    }
+
+    /// Issues a relay token for a device enrolled in the plan (counselor), to show once and hand
+    /// to the device in person; the plan keeps only its hash. `reuse` records a token the device
+    /// already holds for its other plans. Issuing again replaces the device's token for this
+    /// plan. A device not enrolled in the plan throws `AllianceError.notFound`.
+    public func issueDeviceToken(planId: String, deviceId: String, reuse: RelayToken? = nil) async throws -> RelayToken {
+        try await translate {
+            RelayToken(try await ffi.issueDeviceToken(planId: planId, deviceId: deviceId, reuseToken: reuse?.value))
+        }
+    }
+
+    /// Revokes a device enrolled in the plan (counselor): relays refuse its token for this plan
+    /// once they receive the change. A device not enrolled in it throws `AllianceError.notFound`.
+    public func revokeDevice(planId: String, deviceId: String) async throws {
+        try await translate { try await ffi.revokeDevice(planId: planId, deviceId: deviceId) }
     }
 
     // MARK: Goals
@@ -156,17 +180,54 @@ public final class Alliance: Sendable {
         try await translate { try await ffi.checkIn(planId: planId, goalId: goalId, checkIn: draft.ffi) }
     }
 
+    // MARK: Progress and exports
+
+    /// The plan's progress as of today on this device's calendar: each goal's GAS series,
+    /// latest level, trend and check-in days, and the plan's T-score over time. Trends look at
+    /// the last `trendWindow` ratings (at least 2; 3 when nil).
+    public func progress(_ planId: String, trendWindow: Int? = nil) async throws -> PlanProgress {
+        let window = trendWindow.map { UInt32(clamping: $0) }
+        return try await translate { PlanProgress(try await ffi.progress(planId: planId, trendWindow: window)) }
+    }
+
+    /// The plan as a FHIR R4 Bundle (type collection), as JSON text to save or share.
+    public func exportFHIR(_ planId: String) async throws -> String {
+        try await translate { try await ffi.exportFhir(planId: planId) }
+    }
+
+    /// The plan with its whole history as an Alliance plan file (JSON text), for `importJSON`.
+    public func exportJSON(_ planId: String) async throws -> String {
+        try await translate { try await ffi.exportJson(planId: planId) }
+    }
+
+    /// Imports a plan file made by `exportJSON`; returns the plan's id. Changes the role rules
+    /// refuse throw `AllianceError.notAllowed` and store nothing; a file that is not a plan file,
+    /// or a plan already here (sync instead), throws `AllianceError.invalidInput`.
+    @discardableResult
+    public func importJSON(_ text: String) async throws -> String {
+        try await translate { try await ffi.importJson(text: text) }
+    }
+
+    /// The plan as Markdown fit to print and sign, with the 42 CFR part 2 notice.
+    public func exportMarkdown(_ planId: String) async throws -> String {
+        try await translate { try await ffi.exportMarkdown(planId: planId) }
+    }
+
     // MARK: Sync
 
     /// Keeps every plan on this device in sync with the server at `serverURL` (`ws://` or
     /// `wss://`) until `stopSync()` or `close()`: local edits go out as they are made, remote
     /// ones come in (and reach `plan(_:)` streams), lost connections are retried with backoff.
-    /// Replaces a running sync. The stream yields each change of progress and finishes when this
-    /// sync stops.
+    /// Replaces a running sync. `token` is this device's relay token, for relays that require
+    /// one (a malformed one throws `AllianceError.invalidInput`); it goes to the server only,
+    /// never into errors or logs. The stream yields each change of progress and finishes when
+    /// this sync stops.
     @discardableResult
-    public func startSync(serverURL: String) throws -> AsyncStream<SyncProgress> {
+    public func startSync(serverURL: String, token: RelayToken? = nil) throws -> AsyncStream<SyncProgress> {
         let (progress, continuation) = AsyncStream<SyncProgress>.makeStream(bufferingPolicy: .bufferingNewest(8))
-        try translate { try ffi.startSync(serverUrl: serverURL, observer: ProgressWatcher(continuation)) }
+        try translate {
+            try ffi.startSync(serverUrl: serverURL, token: token?.value, observer: ProgressWatcher(continuation))
+        }
         return progress
     }
 

@@ -210,6 +210,52 @@ extension SyncReport {
     }
 }
 
+extension Trend {
+    init(_ trend: AllianceBindings.Trend) {
+        switch trend {
+        case .improving: self = .improving
+        case .worsening: self = .worsening
+        case .noChange: self = .noChange
+        }
+    }
+}
+
+extension GasPoint {
+    init(_ point: AllianceBindings.GasPoint) {
+        self.init(checkInId: point.checkInId, at: date(point.at), localDate: point.localDate,
+                  level: Int(point.level))
+    }
+}
+
+extension CheckInDays {
+    init(_ days: AllianceBindings.CheckInDays) {
+        self.init(last7Days: Int(days.last7Days), last30Days: Int(days.last30Days))
+    }
+}
+
+extension GoalProgress {
+    init(_ goal: AllianceBindings.GoalProgress) {
+        self.init(id: goal.goalId, series: goal.series.map(GasPoint.init),
+                  latestLevel: goal.latestLevel.map(Int.init), trend: goal.trend.map(Trend.init),
+                  daysCheckedIn: CheckInDays(goal.daysCheckedIn))
+    }
+}
+
+extension TScorePoint {
+    init(_ point: AllianceBindings.TScorePoint) {
+        self.init(localDate: point.localDate, tScore: point.tScore)
+    }
+}
+
+extension PlanProgress {
+    init(_ progress: AllianceBindings.PlanProgress) {
+        self.init(asOf: progress.asOf, trendWindow: Int(progress.trendWindow),
+                  goals: progress.goals.map(GoalProgress.init),
+                  tScores: progress.tScores.map(TScorePoint.init),
+                  daysCheckedIn: CheckInDays(progress.daysCheckedIn))
+    }
+}
+
 extension NewMember {
     var ffi: AllianceBindings.NewMember { AllianceBindings.NewMember(name: name, role: role.ffi) }
 }

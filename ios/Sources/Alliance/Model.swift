@@ -296,3 +296,81 @@ public struct SyncReport: Sendable, Hashable {
     public let messages: Int
     public let bytes: Int
 }
+
+// MARK: - Progress
+
+/// Where a goal's GAS levels are heading over its latest ratings.
+public enum Trend: Sendable, Hashable {
+    case improving
+    case worsening
+    case noChange
+}
+
+/// One GAS rating of a goal: the check-in that gave it and the client's day.
+public struct GasPoint: Sendable, Hashable {
+    public let checkInId: String
+    public let at: Date
+    /// The client's calendar day, "YYYY-MM-DD".
+    public let localDate: String
+    /// -2...2.
+    public let level: Int
+}
+
+/// Distinct days the client checked in, counted back from today (included) on the client's
+/// calendar.
+public struct CheckInDays: Sendable, Hashable {
+    public let last7Days: Int
+    public let last30Days: Int
+}
+
+public struct GoalProgress: Sendable, Hashable, Identifiable {
+    /// The goal's id.
+    public let id: String
+    /// GAS ratings ordered by the client's days (then by time), corrections applied.
+    public let series: [GasPoint]
+    public let latestLevel: Int?
+    /// nil with fewer than two ratings.
+    public let trend: Trend?
+    /// Days on which the client checked in on this goal.
+    public let daysCheckedIn: CheckInDays
+}
+
+/// The plan's GAS T-score at the end of one of the client's days.
+public struct TScorePoint: Sendable, Hashable {
+    public let localDate: String
+    public let tScore: Double
+}
+
+/// A plan's progress as of today on this device's calendar.
+public struct PlanProgress: Sendable, Hashable {
+    /// The day counted as today, "YYYY-MM-DD".
+    public let asOf: String
+    /// How many latest ratings each trend looks at.
+    public let trendWindow: Int
+    public let goals: [GoalProgress]
+    /// The T-score after each day on which some goal was rated, oldest first.
+    public let tScores: [TScorePoint]
+    /// Days on which the client checked in on any goal.
+    public let daysCheckedIn: CheckInDays
+
+    public func goal(_ goalId: String) -> GoalProgress? { goals.first { $0.id == goalId } }
+}
+
+// MARK: - Relay tokens
+
+/// A device's relay token: the secret it presents to a relay to sync its plans. Shown once to
+/// the counselor who issues it and handed to the device in person; keep it in the Keychain.
+/// Printing, `dump` and string interpolation never reveal it, so it stays out of logs; read
+/// `value` only to store it or show it to the counselor.
+public struct RelayToken: Sendable, Hashable, CustomStringConvertible, CustomDebugStringConvertible,
+    CustomReflectable {
+    public let value: String
+
+    public init(_ value: String) {
+        self.value = value
+    }
+
+    public var description: String { "RelayToken(<redacted>)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: []) }
+}

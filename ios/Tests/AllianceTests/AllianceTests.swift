@@ -290,6 +290,130 @@ final class AllianceTests: XCTestCase {
         XCTAssertEqual(history.last?.memberId, w.sam.memberId)
     }
 
+    /// The `resource`s of a FHIR bundle's entries.
+    private func resources(_ bundle: [String: Any], file: StaticString = #filePath,
+                           line: UInt = #line) throws -> [[String: Any]] {
+        let entries = try XCTUnwrap(bundle["entry"] as? [[String: Any]], "no entries", file: file, line: line)
+        return entries.compactMap { $0["resource"] as? [String: Any] }
+    }
+
+    func testPlanExportsAsFHIRBundleWithTheClientsWords() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        try await w.client.checkIn(planId: w.planId, goalId: goalId,
+                                   CheckInDraft(gasLevel: 1, localDate: "2026-03-01", tzOffsetMinutes: 0))
+        try await w.client.sync(with: w.counselor)
+        let text = try await w.counselor.exportFHIR(w.planId)
+        let bundle = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        XCTAssertEqual(bundle["resourceType"] as? String, "Bundle")
+        XCTAssertEqual(bundle["type"] as? String, "collection")
+        let all = try resources(bundle)
+        let goals = all.filter { $0["resourceType"] as? String == "Goal" }
+        XCTAssertEqual(goals.count, 1)
+        XCTAssertEqual(goals.first?["id"] as? String, goalId)
+        let description = goals.first?["description"] as? [String: Any]
+        XCTAssertEqual(description?["text"] as? String, "Be asleep before midnight on work nights")
+        let carePlan = all.first { $0["resourceType"] as? String == "CarePlan" }
+        XCTAssertEqual(carePlan?["title"] as? String, "Sleep and work")
+        let patient = all.first { $0["resourceType"] as? String == "Patient" }
+        XCTAssertEqual(patient?["id"] as? String, w.sam.memberId)
+        XCTAssertTrue(all.contains { $0["resourceType"] as? String == "Observation" }, "the check-in is an Observation")
+        await assertThrows(.notFound) { _ = try await w.counselor.exportFHIR("6f1c1e0a-8d2b-4c47-9a5e-0b7c2f3d4e5f") }
+    }
+
+    func testJSONExportImportsIntoASecondAllianceAsTheSamePlan() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        try await w.client.checkIn(planId: w.planId, goalId: goalId,
+                                   CheckInDraft(gasLevel: 0, note: "late", localDate: "2026-03-01"))
+        try await w.client.sync(with: w.counselor)
+        try await w.counselor.editGoal(planId: w.planId, goalId: goalId,
+                                       GoalChanges(clinicalStatement: "Delayed sleep phase"))
+        let file = try await w.counselor.exportJSON(w.planId)
+        let archive = try await openStore()
+        _ = try await archive.initIdentity(name: "Lee", role: .counselor)
+        let imported = try await archive.importJSON(file)
+        XCTAssertEqual(imported, w.planId)
+        let original = try await w.counselor.readPlan(w.planId)
+        let copy = try await archive.readPlan(w.planId)
+        XCTAssertEqual(copy, original)
+        let (originalHistory, copyHistory) = (try await w.counselor.history(w.planId), try await archive.history(w.planId))
+        XCTAssertEqual(copyHistory.count, originalHistory.count)
+        await assertThrows(.invalidInput) { try await archive.importJSON(file) }
+        await assertThrows(.invalidInput) { try await archive.importJSON("{\"not\": \"a plan\"}") }
+    }
+
+    func testPrintableSummaryHoldsTheClientsWordsAndThePart2Notice() async throws {
+        let (w, _) = try await worldWithGoal()
+        let markdown = try await w.client.exportMarkdown(w.planId)
+        XCTAssertTrue(markdown.contains("Be asleep before midnight on work nights"))
+        XCTAssertTrue(markdown.contains("42 CFR part 2"))
+    }
+
+    func testProgressAfterCheckInsShowsSeriesLatestLevelAndTrend() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        for (day, level) in [("2026-03-01", -1), ("2026-03-02", 0), ("2026-03-03", 1)] {
+            try await w.client.checkIn(planId: w.planId, goalId: goalId,
+                                       CheckInDraft(gasLevel: level, localDate: day, tzOffsetMinutes: 0))
+        }
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(mood: 6)) // today, no rating
+        let progress = try await w.client.progress(w.planId)
+        XCTAssertEqual(progress.trendWindow, 3)
+        let goal = try XCTUnwrap(progress.goal(goalId))
+        XCTAssertEqual(goal.series.count, 3)
+        XCTAssertEqual(goal.series.map(\.level), [-1, 0, 1])
+        XCTAssertEqual(goal.series.first?.localDate, "2026-03-01")
+        XCTAssertEqual(goal.latestLevel, 1)
+        XCTAssertEqual(goal.trend, .improving)
+        XCTAssertEqual(goal.daysCheckedIn.last7Days, 1, "only today is within the last 7 days")
+        XCTAssertEqual(progress.daysCheckedIn.last30Days, 1)
+        XCTAssertEqual(progress.tScores.map(\.localDate), ["2026-03-01", "2026-03-02", "2026-03-03"])
+        XCTAssertLessThan(try XCTUnwrap(progress.tScores.first).tScore, try XCTUnwrap(progress.tScores.last).tScore)
+        let narrow = try await w.client.progress(w.planId, trendWindow: 2)
+        XCTAssertEqual(narrow.trendWindow, 2)
+        await assertThrows(.invalidInput) { _ = try await w.client.progress(w.planId, trendWindow: 1) }
+    }
+
+    func testCounselorIssuesTokenForEnrolledDeviceAndRevokesIt() async throws {
+        let w = try await world()
+        let token = try await w.counselor.issueDeviceToken(planId: w.planId, deviceId: w.sam.deviceId)
+        XCTAssertEqual(token.value.count, 64)
+        XCTAssertFalse("\(token)".contains(token.value), "printing never shows the token")
+        XCTAssertFalse(String(reflecting: token).contains(token.value))
+        let reused = try await w.counselor.issueDeviceToken(planId: w.planId, deviceId: w.sam.deviceId, reuse: token)
+        XCTAssertEqual(reused, token)
+        let unknownDevice = "0123456789abcdef0123456789abcdef"
+        await assertThrows(.notFound) {
+            _ = try await w.counselor.issueDeviceToken(planId: w.planId, deviceId: unknownDevice)
+        }
+        await assertThrows(.notFound) { try await w.counselor.revokeDevice(planId: w.planId, deviceId: unknownDevice) }
+        await assertThrows(.notAllowed) {
+            _ = try await w.client.issueDeviceToken(planId: w.planId, deviceId: w.sam.deviceId)
+        }
+        await assertThrows(.notAllowed) { try await w.client.revokeDevice(planId: w.planId, deviceId: w.sam.deviceId) }
+        do {
+            _ = try await w.counselor.issueDeviceToken(planId: w.planId, deviceId: w.sam.deviceId,
+                                                       reuse: RelayToken("secret-typo"))
+            XCTFail("a malformed token was accepted")
+        } catch let AllianceError.invalidInput(reason) {
+            XCTAssertFalse(reason.contains("secret-typo"), "the error does not echo the token")
+        }
+        try await w.counselor.revokeDevice(planId: w.planId, deviceId: w.sam.deviceId)
+        let history = try await w.counselor.history(w.planId)
+        XCTAssertEqual(history.last?.description, "revoked a device")
+    }
+
+    func testPlansDueForReviewFollowTheirReviewDates() async throws {
+        let w = try await world()
+        let undated = try await w.counselor.plansDueForReview()
+        XCTAssertEqual(undated.map(\.id), [w.planId], "no date: due")
+        try await w.counselor.setReviewOn(planId: w.planId, date: "2999-01-01")
+        let later = try await w.counselor.plansDueForReview(withinDays: 30)
+        XCTAssertEqual(later.map(\.id), [])
+        try await w.counselor.setReviewOn(planId: w.planId, date: "2020-01-01")
+        let overdue = try await w.counselor.plansDueForReview()
+        XCTAssertEqual(overdue.map(\.id), [w.planId], "overdue: due")
+        await assertThrows(.invalidInput) { _ = try await w.counselor.plansDueForReview(withinDays: -1) }
+    }
+
     func testTwoInstancesInOneProcessConvergeInProcess() async throws {
         let (w, goalId) = try await worldWithGoal()
         // Both devices work offline at the same time, then sync.
@@ -319,8 +443,13 @@ final class AllianceTests: XCTestCase {
             throw XCTSkip("ALLIANCE_TEST_RELAY is not set (scripts/test-bindings.sh sets it)")
         }
         let (w, goalId) = try await worldWithGoal()
-        try w.counselor.startSync(serverURL: relayURL)
-        var clientProgress = try w.client.startSync(serverURL: relayURL).makeAsyncIterator()
+        // Each device presents the token its counselor issued (this relay accepts any).
+        let counselorIdentity = try await w.counselor.identity()
+        let counselorDevice = try XCTUnwrap(counselorIdentity).deviceId
+        let counselorToken = try await w.counselor.issueDeviceToken(planId: w.planId, deviceId: counselorDevice)
+        let clientToken = try await w.counselor.issueDeviceToken(planId: w.planId, deviceId: w.sam.deviceId)
+        try w.counselor.startSync(serverURL: relayURL, token: counselorToken)
+        var clientProgress = try w.client.startSync(serverURL: relayURL, token: clientToken).makeAsyncIterator()
         // The counselor's screen shows the client's check-in when it arrives.
         var counselorPlans = w.counselor.plan(w.planId).makeAsyncIterator()
         try await w.counselor.editGoal(planId: w.planId, goalId: goalId,

@@ -242,6 +242,98 @@ fun main(args: Array<String>) {
         assertEquals(w.sam.memberId, history.last().memberId)
     }
 
+    suite.test("a plan exports as a FHIR bundle with the goal in the client's words") {
+        val (w, goalId) = worldWithGoal()
+        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 1, localDate = "2026-03-01", tzOffsetMinutes = 0))
+        w.client.syncWith(w.counselor)
+        val bundle = parseJson(w.counselor.exportFhir(w.planId))
+        assertEquals("Bundle", bundle["resourceType"])
+        assertEquals("collection", bundle["type"])
+        val resources = bundle["entry"].elements().map { it["resource"] }
+        val goal = resources.single { it["resourceType"] == "Goal" }
+        assertEquals(goalId, goal["id"])
+        assertEquals("Be asleep before midnight on work nights", goal["description"]["text"])
+        val carePlan = resources.single { it["resourceType"] == "CarePlan" }
+        assertEquals("Sleep and work", carePlan["title"])
+        val patient = resources.single { it["resourceType"] == "Patient" }
+        assertEquals(w.sam.memberId, patient["id"])
+        assertTrue(resources.any { it["resourceType"] == "Observation" }, "the check-in is an Observation")
+        assertThrows<AllianceException.NotFound> { w.counselor.exportFhir("6f1c1e0a-8d2b-4c47-9a5e-0b7c2f3d4e5f") }
+    }
+
+    suite.test("a JSON export imports into a second Alliance as the same plan") {
+        val (w, goalId) = worldWithGoal()
+        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 0, note = "late", localDate = "2026-03-01"))
+        w.client.syncWith(w.counselor)
+        w.counselor.editGoal(w.planId, goalId, GoalChanges(clinicalStatement = "Delayed sleep phase"))
+        val file = w.counselor.exportJson(w.planId)
+        val archive = openStore()
+        archive.initIdentity("Lee", Role.COUNSELOR)
+        assertEquals(w.planId, archive.importJson(file))
+        assertEquals(w.counselor.readPlan(w.planId), archive.readPlan(w.planId))
+        assertEquals(w.counselor.history(w.planId).size, archive.history(w.planId).size)
+        assertThrows<AllianceException.InvalidInput> { archive.importJson(file) }
+        assertThrows<AllianceException.InvalidInput> { archive.importJson("{\"not\": \"a plan\"}") }
+    }
+
+    suite.test("the printable summary holds the client's words and the part 2 notice") {
+        val (w, _) = worldWithGoal()
+        val markdown = w.client.exportMarkdown(w.planId)
+        assertTrue("Be asleep before midnight on work nights" in markdown, "the goal in the client's words")
+        assertTrue("42 CFR part 2" in markdown, "the part 2 notice")
+    }
+
+    suite.test("progress after check-ins shows the series, latest level and trend") {
+        val (w, goalId) = worldWithGoal()
+        for ((day, level) in listOf("2026-03-01" to -1, "2026-03-02" to 0, "2026-03-03" to 1)) {
+            w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = level, localDate = day, tzOffsetMinutes = 0))
+        }
+        w.client.checkIn(w.planId, goalId, CheckInDraft(mood = 6)) // today, no rating
+        val progress = w.client.progress(w.planId)
+        assertEquals(3, progress.trendWindow)
+        val goal = progress.goal(goalId) ?: fail("no progress for the goal")
+        assertEquals(3, goal.series.size)
+        assertEquals(listOf(-1, 0, 1), goal.series.map { it.level })
+        assertEquals("2026-03-01", goal.series.first().localDate)
+        assertEquals(1, goal.latestLevel)
+        assertEquals(Trend.IMPROVING, goal.trend)
+        assertEquals(1, goal.daysCheckedIn.last7Days, "only today is within the last 7 days")
+        assertEquals(1, progress.daysCheckedIn.last30Days)
+        assertEquals(listOf("2026-03-01", "2026-03-02", "2026-03-03"), progress.tScores.map { it.localDate })
+        assertTrue(progress.tScores.first().tScore < progress.tScores.last().tScore, "the T-score rises")
+        assertEquals(2, w.client.progress(w.planId, trendWindow = 2).trendWindow)
+        assertThrows<AllianceException.InvalidInput> { w.client.progress(w.planId, trendWindow = 1) }
+    }
+
+    suite.test("a counselor issues a token for an enrolled device and revokes it") {
+        val w = world()
+        val token = w.counselor.issueDeviceToken(w.planId, w.sam.deviceId)
+        assertEquals(64, token.value.length)
+        assertTrue(token.value !in token.toString(), "toString never shows the token")
+        assertEquals(token, w.counselor.issueDeviceToken(w.planId, w.sam.deviceId, reuse = token))
+        val unknownDevice = "0123456789abcdef0123456789abcdef"
+        assertThrows<AllianceException.NotFound> { w.counselor.issueDeviceToken(w.planId, unknownDevice) }
+        assertThrows<AllianceException.NotFound> { w.counselor.revokeDevice(w.planId, unknownDevice) }
+        assertThrows<AllianceException.NotAllowed> { w.client.issueDeviceToken(w.planId, w.sam.deviceId) }
+        assertThrows<AllianceException.NotAllowed> { w.client.revokeDevice(w.planId, w.sam.deviceId) }
+        val malformed = assertThrows<AllianceException.InvalidInput> {
+            w.counselor.issueDeviceToken(w.planId, w.sam.deviceId, reuse = RelayToken("secret-typo"))
+        }
+        assertTrue("secret-typo" !in (malformed.message ?: ""), "the error does not echo the token")
+        w.counselor.revokeDevice(w.planId, w.sam.deviceId)
+        assertEquals("revoked a device", w.counselor.history(w.planId).last().description)
+    }
+
+    suite.test("plans due for review follow their review dates") {
+        val w = world()
+        assertEquals(listOf(w.planId), w.counselor.plansDueForReview().map { it.id }, "no date: due")
+        w.counselor.setReviewOn(w.planId, "2999-01-01")
+        assertEquals(emptyList<String>(), w.counselor.plansDueForReview(withinDays = 30).map { it.id })
+        w.counselor.setReviewOn(w.planId, "2020-01-01")
+        assertEquals(listOf(w.planId), w.counselor.plansDueForReview().map { it.id }, "overdue: due")
+        assertThrows<AllianceException.InvalidInput> { w.counselor.plansDueForReview(withinDays = -1) }
+    }
+
     suite.test("two Alliance instances in one process converge (in-process messages)") {
         val (w, goalId) = worldWithGoal()
         // Both devices work offline at the same time, then sync.
@@ -267,8 +359,10 @@ fun main(args: Array<String>) {
     suite.test("two Alliance instances converge through a loopback relay") {
         val relayUrl = System.getenv("ALLIANCE_TEST_RELAY") ?: fail("ALLIANCE_TEST_RELAY is not set")
         val (w, goalId) = worldWithGoal()
-        w.counselor.startSync(relayUrl)
-        w.client.startSync(relayUrl)
+        // Each device presents the token its counselor issued (this relay accepts any).
+        val counselorDevice = w.counselor.identity()!!.deviceId
+        w.counselor.startSync(relayUrl, w.counselor.issueDeviceToken(w.planId, counselorDevice))
+        w.client.startSync(relayUrl, w.counselor.issueDeviceToken(w.planId, w.sam.deviceId))
         try {
             coroutineScope {
                 // The counselor's screen shows the client's check-in when it arrives.

@@ -87,6 +87,15 @@ class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable
     suspend fun setReviewOn(planId: String, date: String) = translate { ffi.setReviewOn(planId, date) }
 
     /**
+     * Plans due for review within [withinDays] of today on this device's calendar (0: due today or
+     * overdue), then plans with no review date; overdue and soonest first.
+     */
+    suspend fun plansDueForReview(withinDays: Int = 0): List<PlanSummary> {
+        if (withinDays < 0) throw AllianceException.InvalidInput("within days must not be negative")
+        return translate { ffi.plansDueForReview(withinDays.toUInt()).map { it.toSummary() } }
+    }
+
+    /**
      * Enrolls a device in the plan: a counselor any member's, a client their own. [newMember] is
      * needed when [memberId] is not in the plan yet.
      */
@@ -97,6 +106,21 @@ class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable
         label: String,
         newMember: NewMember? = null,
     ) = translate { ffi.enrollDevice(planId, FfiNewDevice(deviceId, memberId, label, newMember?.toFfi())) }
+
+    /**
+     * Issues a relay token for a device enrolled in the plan (counselor), to show once and hand to
+     * the device in person; the plan keeps only its hash. [reuse] records a token the device
+     * already holds for its other plans. Issuing again replaces the device's token for this plan.
+     * Throws [AllianceException.NotFound] for a device not enrolled in the plan.
+     */
+    suspend fun issueDeviceToken(planId: String, deviceId: String, reuse: RelayToken? = null): RelayToken =
+        translate { RelayToken(ffi.issueDeviceToken(planId, deviceId, reuse?.value)) }
+
+    /**
+     * Revokes a device enrolled in the plan (counselor): relays refuse its token for this plan once
+     * they receive the change. Throws [AllianceException.NotFound] for a device not enrolled in it.
+     */
+    suspend fun revokeDevice(planId: String, deviceId: String) = translate { ffi.revokeDevice(planId, deviceId) }
 
     // ---- goals ----
 
@@ -127,6 +151,32 @@ class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable
     suspend fun checkIn(planId: String, goalId: String, draft: CheckInDraft): String =
         translate { ffi.checkIn(planId, goalId, draft.toFfi()) }
 
+    // ---- progress and exports ----
+
+    /**
+     * The plan's progress as of today on this device's calendar: each goal's GAS series, latest
+     * level, trend and check-in days, and the plan's T-score over time. Trends look at the last
+     * [trendWindow] ratings (at least 2; 3 when null).
+     */
+    suspend fun progress(planId: String, trendWindow: Int? = null): PlanProgress =
+        translate { ffi.progress(planId, trendWindow?.coerceAtLeast(0)?.toUInt()).toProgress() }
+
+    /** The plan as a FHIR R4 Bundle (type collection), as JSON text to save or share. */
+    suspend fun exportFhir(planId: String): String = translate { ffi.exportFhir(planId) }
+
+    /** The plan with its whole history as an Alliance plan file (JSON text), for [importJson]. */
+    suspend fun exportJson(planId: String): String = translate { ffi.exportJson(planId) }
+
+    /**
+     * Imports a plan file made by [exportJson]; returns the plan's id. Changes the role rules
+     * refuse throw [AllianceException.NotAllowed] and store nothing; a file that is not a plan
+     * file, or a plan already here (sync instead), throws [AllianceException.InvalidInput].
+     */
+    suspend fun importJson(text: String): String = translate { ffi.importJson(text) }
+
+    /** The plan as Markdown fit to print and sign, with the 42 CFR part 2 notice. */
+    suspend fun exportMarkdown(planId: String): String = translate { ffi.exportMarkdown(planId) }
+
     // ---- sync ----
 
     private val progress = MutableStateFlow<SyncProgress?>(null)
@@ -138,9 +188,11 @@ class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable
      * Keeps every plan on this device in sync with the server at [serverUrl] (`ws://` or `wss://`)
      * until [stopSync] or [close]: local edits go out as they are made, remote ones come in (and
      * reach [plan] flows), lost connections are retried with backoff. Replaces a running sync.
+     * [token] is this device's relay token, for relays that require one (a malformed one throws
+     * [AllianceException.InvalidInput]); it goes to the server only, never into errors or logs.
      */
-    fun startSync(serverUrl: String) = translate {
-        ffi.startSync(serverUrl, ProgressWatcher { progress.value = it.toProgress() })
+    fun startSync(serverUrl: String, token: RelayToken? = null) = translate {
+        ffi.startSync(serverUrl, token?.value, ProgressWatcher { progress.value = it.toProgress() })
     }
 
     /** Stops syncing with the server and waits until the connection is closed. */

@@ -3,12 +3,15 @@ package org.alliance
 import org.alliance.ffi.AgreementState as FfiAgreementState
 import org.alliance.ffi.AgreementStatus as FfiAgreement
 import org.alliance.ffi.CheckIn as FfiCheckIn
+import org.alliance.ffi.CheckInDays as FfiCheckInDays
 import org.alliance.ffi.Conflict as FfiConflict
 import org.alliance.ffi.Device as FfiDevice
 import org.alliance.ffi.GasEdit as FfiGasEdit
+import org.alliance.ffi.GasPoint as FfiGasPoint
 import org.alliance.ffi.GasScale as FfiGasScale
 import org.alliance.ffi.Goal as FfiGoal
 import org.alliance.ffi.GoalEdit as FfiGoalEdit
+import org.alliance.ffi.GoalProgress as FfiGoalProgress
 import org.alliance.ffi.GoalStatus as FfiGoalStatus
 import org.alliance.ffi.HistoryEntry as FfiHistoryEntry
 import org.alliance.ffi.Identity as FfiIdentity
@@ -21,9 +24,12 @@ import org.alliance.ffi.NewMember as FfiNewMember
 import org.alliance.ffi.NewObjective as FfiNewObjective
 import org.alliance.ffi.Objective as FfiObjective
 import org.alliance.ffi.Plan as FfiPlan
+import org.alliance.ffi.PlanProgress as FfiPlanProgress
 import org.alliance.ffi.PlanSummary as FfiPlanSummary
 import org.alliance.ffi.Role as FfiRole
 import org.alliance.ffi.SyncProgress as FfiSyncProgress
+import org.alliance.ffi.TScorePoint as FfiTScorePoint
+import org.alliance.ffi.Trend as FfiTrend
 
 // Conversions between the generated records and the wrapper's types: field by field, nothing else.
 
@@ -130,6 +136,34 @@ internal fun FfiSyncProgress.toProgress() =
     SyncProgress(connected, plansTotal.toInt(), plansSynced.toInt(), lastError)
 
 internal fun FfiSyncReport.toReport() = SyncReport(planIds, messages.toLong(), bytes.toLong())
+
+internal fun FfiTrend.toTrend(): Trend = when (this) {
+    FfiTrend.IMPROVING -> Trend.IMPROVING
+    FfiTrend.WORSENING -> Trend.WORSENING
+    FfiTrend.NO_CHANGE -> Trend.NO_CHANGE
+}
+
+internal fun FfiGasPoint.toPoint() = GasPoint(checkInId, at, localDate, level)
+
+internal fun FfiCheckInDays.toDays() = CheckInDays(last7Days.toInt(), last30Days.toInt())
+
+internal fun FfiGoalProgress.toProgress() = GoalProgress(
+    goalId = goalId,
+    series = series.map { it.toPoint() },
+    latestLevel = latestLevel,
+    trend = trend?.toTrend(),
+    daysCheckedIn = daysCheckedIn.toDays(),
+)
+
+internal fun FfiTScorePoint.toPoint() = TScorePoint(localDate, tScore)
+
+internal fun FfiPlanProgress.toProgress() = PlanProgress(
+    asOf = asOf,
+    trendWindow = trendWindow.toInt(),
+    goals = goals.map { it.toProgress() },
+    tScores = tScores.map { it.toPoint() },
+    daysCheckedIn = daysCheckedIn.toDays(),
+)
 
 internal fun NewMember.toFfi() = FfiNewMember(name, role.toFfi())
 

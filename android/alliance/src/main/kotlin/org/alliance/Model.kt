@@ -203,3 +203,65 @@ data class SyncProgress(
 
 /** What one in-process sync did. */
 data class SyncReport(val planIds: List<String>, val messages: Long, val bytes: Long)
+
+// ---- progress ----
+
+/** Where a goal's GAS levels are heading over its latest ratings. */
+enum class Trend { IMPROVING, WORSENING, NO_CHANGE }
+
+/** One GAS rating of a goal: the check-in that gave it and the client's day. */
+data class GasPoint(
+    val checkInId: String,
+    /** UTC milliseconds. */
+    val at: Long,
+    /** The client's calendar day, "YYYY-MM-DD". */
+    val localDate: String,
+    /** -2..2. */
+    val level: Int,
+)
+
+/** Distinct days the client checked in, counted back from today (included) on the client's calendar. */
+data class CheckInDays(val last7Days: Int, val last30Days: Int)
+
+data class GoalProgress(
+    val goalId: String,
+    /** GAS ratings ordered by the client's days (then by time), corrections applied. */
+    val series: List<GasPoint>,
+    val latestLevel: Int?,
+    /** Null with fewer than two ratings. */
+    val trend: Trend?,
+    /** Days on which the client checked in on this goal. */
+    val daysCheckedIn: CheckInDays,
+)
+
+/** The plan's GAS T-score at the end of one of the client's days. */
+data class TScorePoint(val localDate: String, val tScore: Double)
+
+/** A plan's progress as of today on this device's calendar. */
+data class PlanProgress(
+    /** The day counted as today, "YYYY-MM-DD". */
+    val asOf: String,
+    /** How many latest ratings each trend looks at. */
+    val trendWindow: Int,
+    val goals: List<GoalProgress>,
+    /** The T-score after each day on which some goal was rated, oldest first. */
+    val tScores: List<TScorePoint>,
+    /** Days on which the client checked in on any goal. */
+    val daysCheckedIn: CheckInDays,
+) {
+    fun goal(goalId: String): GoalProgress? = goals.firstOrNull { it.goalId == goalId }
+}
+
+// ---- relay tokens ----
+
+/**
+ * A device's relay token: the secret it presents to a relay to sync its plans. Shown once to the
+ * counselor who issues it and handed to the device in person; keep it in the platform keystore.
+ * [toString] never reveals it, so it stays out of logs and crash reports; read [value] only to
+ * store it or show it to the counselor.
+ */
+class RelayToken(val value: String) {
+    override fun toString(): String = "RelayToken(<redacted>)"
+    override fun equals(other: Any?): Boolean = other is RelayToken && other.value == value
+    override fun hashCode(): Int = value.hashCode()
+}
