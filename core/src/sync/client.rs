@@ -25,8 +25,8 @@ use super::store::SyncStore;
 use super::tls::client_connector;
 use super::token::{redact, url_with_token};
 
-/// Limits and timings of the device side.
-#[derive(Clone, Debug)]
+/// Limits and timings of the device side. Its `Debug` output never shows the token.
+#[derive(Clone)]
 pub struct SyncOptions {
     /// Largest frame accepted from the server.
     pub max_frame_bytes: usize,
@@ -64,6 +64,25 @@ impl Default for SyncOptions {
             extra_root_certificate: None,
             heads_digest: true,
         }
+    }
+}
+
+impl std::fmt::Debug for SyncOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncOptions")
+            .field("max_frame_bytes", &self.max_frame_bytes)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("settle_timeout", &self.settle_timeout)
+            .field("backoff_initial", &self.backoff_initial)
+            .field("backoff_max", &self.backoff_max)
+            .field("also_request", &self.also_request)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "extra_root_certificate",
+                &self.extra_root_certificate.as_ref().map(Vec::len),
+            )
+            .field("heads_digest", &self.heads_digest)
+            .finish()
     }
 }
 

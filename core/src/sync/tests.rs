@@ -1069,3 +1069,17 @@ async fn stores_from_before_the_heads_column_still_sync() {
     assert_eq!(idle.traffic.frames_received, 2, "{:?}", idle.traffic);
     relay.shutdown().await;
 }
+
+#[test]
+fn sync_options_never_print_the_token() {
+    let token = generate_token();
+    let options = SyncOptions {
+        token: Some(token.clone()),
+        ..SyncOptions::default()
+    };
+    let printed = format!("{options:?} {options:#?}");
+    assert!(!printed.contains(&token), "{printed}");
+    assert!(printed.contains("<redacted>"), "{printed}");
+    let without = format!("{:?}", SyncOptions::default());
+    assert!(without.contains("token: None"), "{without}");
+}
