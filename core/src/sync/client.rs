@@ -49,6 +49,11 @@ pub struct SyncOptions {
     /// Offer the heads-digest extension in `join` (see `docs/sync.md`): with an Alliance
     /// relay, plans that did not change cost no per-plan message. On by default.
     pub heads_digest: bool,
+    /// Watch mode pings the server this often when nothing else goes by, and gives the
+    /// connection up (then reconnects) when it has heard nothing for two of these: a phone's
+    /// connection silently dropped by a network is noticed, and a relay's idle timeout does
+    /// not close a live device. None: no pings.
+    pub keepalive: Option<Duration>,
 }
 
 impl Default for SyncOptions {
@@ -63,6 +68,7 @@ impl Default for SyncOptions {
             token: None,
             extra_root_certificate: None,
             heads_digest: true,
+            keepalive: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -82,6 +88,7 @@ impl std::fmt::Debug for SyncOptions {
                 &self.extra_root_certificate.as_ref().map(Vec::len),
             )
             .field("heads_digest", &self.heads_digest)
+            .field("keepalive", &self.keepalive)
             .finish()
     }
 }
@@ -679,6 +686,8 @@ async fn watch_session(
     // Everything is synced from scratch on connect: queued notifications are stale.
     while changes.try_recv().is_ok() {}
     let mut last_error = reporter.latest().last_error;
+    let keepalive = options.keepalive.filter(|every| !every.is_zero());
+    let mut pings = keepalive.map(|every| tokio::time::interval_at(Instant::now() + every, every));
     let end = async {
         session.start(options).await?;
         loop {
@@ -686,12 +695,25 @@ async fn watch_session(
                 last_error = None;
             }
             reporter.report(session.progress(last_error.clone()));
+            let next_ping = async {
+                match pings.as_mut() {
+                    Some(pings) => pings.tick().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 message = session.conn.recv() => match message {
                     Some(message) => session.handle(message?).await?,
                     None => return Err(SyncError::Closed),
                 },
                 Some(document) = changes.recv() => session.push(document).await?,
+                _ = next_ping => {
+                    let every = keepalive.unwrap_or_default();
+                    if session.conn.last_heard().elapsed() > every * 2 {
+                        return Err(SyncError::Timeout("the server to answer a keepalive ping"));
+                    }
+                    session.conn.ping().await?;
+                }
                 _ = stop.changed() => return Ok(()),
             }
         }

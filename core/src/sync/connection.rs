@@ -45,6 +45,8 @@ pub struct Connection<S> {
     socket: WebSocketStream<S>,
     max_frame_bytes: usize,
     traffic: Traffic,
+    /// When the last frame of any kind (pings and pongs included) arrived.
+    last_heard: tokio::time::Instant,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
@@ -53,7 +55,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             socket,
             max_frame_bytes,
             traffic: Traffic::default(),
+            last_heard: tokio::time::Instant::now(),
         }
+    }
+
+    /// When the peer last sent a frame of any kind: a keepalive `Ping` or `Pong` counts, so a
+    /// quiet but live peer is told from a dead one.
+    pub fn last_heard(&self) -> tokio::time::Instant {
+        self.last_heard
+    }
+
+    /// Sends a WebSocket `Ping` (answered by the peer's WebSocket layer with a `Pong`).
+    pub async fn ping(&mut self) -> Result<(), SyncError> {
+        self.socket.send(Frame::Ping(Vec::new().into())).await?;
+        Ok(())
     }
 
     /// What crossed this connection so far.
@@ -78,6 +93,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Ok(frame) => frame,
                 Err(error) => return Some(Err(error.into())),
             };
+            self.last_heard = tokio::time::Instant::now();
             match frame {
                 Frame::Binary(bytes) => {
                     self.traffic.frames_received += 1;

@@ -470,10 +470,16 @@ async fn serve<S>(
                     session.handle(&mut conn, message).await
                 }
             },
-            _ = tokio::time::sleep_until(idle_deadline) => Err(SyncError::Limit(format!(
-                "idle for {} s",
-                idle.as_secs()
-            ))),
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                // Keepalive pings count: only a peer that sent nothing at all is idle.
+                let heard_until = conn.last_heard() + idle;
+                if heard_until > tokio::time::Instant::now() {
+                    idle_deadline = heard_until;
+                    Ok(true)
+                } else {
+                    Err(SyncError::Limit(format!("idle for {} s", idle.as_secs())))
+                }
+            }
             event = events.recv() => match event {
                 Ok(event) => session.relay(&mut conn, event).await.map(|()| true),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {

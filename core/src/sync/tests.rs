@@ -1083,3 +1083,102 @@ fn sync_options_never_print_the_token() {
     let without = format!("{:?}", SyncOptions::default());
     assert!(without.contains("token: None"), "{without}");
 }
+
+/// Watch mode pings a quiet relay, so the relay's idle timeout closes only peers that are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_pings_keep_a_quiet_watch_connection_open() {
+    for keepalive in [Some(Duration::from_millis(100)), None] {
+        let relay_store = Arc::new(MemoryStore::new("relay"));
+        let relay = Relay::bind(
+            "127.0.0.1:0",
+            relay_store.clone(),
+            RelayOptions {
+                idle_timeout: Duration::from_millis(800),
+                ..RelayOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        let device = Arc::new(MemoryStore::new("device"));
+        device.put(doc(), "title", "v1");
+        let watch = spawn_watch(
+            device.clone(),
+            &relay.url(),
+            SyncOptions {
+                keepalive,
+                ..quick()
+            },
+            Arc::new(|_: &SyncProgress| {}),
+        );
+        wait_for(|| watch.progress().plans_synced == 1).await;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        match keepalive {
+            Some(_) => {
+                assert_eq!(
+                    relay.connections_accepted(),
+                    1,
+                    "one connection, never closed"
+                );
+                assert_eq!(relay.connections_refused(), 0);
+                assert!(watch.progress().connected);
+            }
+            // Without pings the relay closes the quiet connection and the device comes back.
+            None => assert!(relay.connections_refused() >= 1),
+        }
+        watch.stop().await;
+        relay.shutdown().await;
+    }
+}
+
+/// A server that stops answering (a connection a network dropped without a word) is noticed
+/// by the missing answers to keepalive pings: the device says so and tries again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keepalive_notices_a_server_that_went_silent() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let server = {
+        let accepted = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut socket = tokio_tungstenite::accept_async(stream).await.unwrap();
+                let Some(Ok(Frame::Binary(_join))) = socket.next().await else {
+                    continue;
+                };
+                let peer = Message::Peer {
+                    sender_id: "silent-server".into(),
+                    target_id: "device".into(),
+                    peer_metadata: None,
+                    selected_protocol_version: PROTOCOL_V1.into(),
+                };
+                socket.send(Frame::binary(peer.encode())).await.unwrap();
+                // From here on nothing is read, so no ping is ever answered.
+                held.push(socket);
+            }
+        })
+    };
+    let device = Arc::new(MemoryStore::new("device"));
+    device.put(doc(), "title", "v1");
+    let watch = spawn_watch(
+        device.clone(),
+        &url,
+        SyncOptions {
+            keepalive: Some(Duration::from_millis(100)),
+            ..quick()
+        },
+        Arc::new(|_: &SyncProgress| {}),
+    );
+    wait_for(|| {
+        watch
+            .progress()
+            .last_error
+            .is_some_and(|e| e.contains("keepalive"))
+    })
+    .await;
+    wait_for(|| accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2).await;
+    watch.stop().await;
+    server.abort();
+}
