@@ -1,8 +1,10 @@
 //! Writes a plan document by Automerge operations. Callers validate input and check the role
 //! rules first; these functions only shape the document.
 
+use std::collections::HashMap;
+
 use automerge::transaction::{Transactable, Transaction};
-use automerge::{ObjId, ObjType, ScalarValue, ROOT};
+use automerge::{hydrate, ObjId, ObjType, ScalarValue, ROOT};
 
 use super::read::{get_map, get_text_obj, goal_obj};
 use super::schema as k;
@@ -254,26 +256,37 @@ pub fn add_checkin(tx: &mut Tx<'_>, goal: GoalId, entry: &CheckInEntry<'_>) -> R
     if get_map(tx, &checkins, &entry.id.to_string()).is_some() {
         return Err(Error::invalid("check-in id", "already used"));
     }
-    let obj = tx.put_object(&checkins, entry.id.to_string(), ObjType::Map)?;
-    tx.put(&obj, k::BY, entry.by.to_string())?;
-    tx.put(&obj, k::AT, entry.at)?;
-    tx.put(&obj, k::LOCAL_DATE, entry.local_date)?;
-    tx.put(&obj, k::TZ_OFFSET_MIN, i64::from(entry.tz_offset_min))?;
+    // The check-in map and its fields go in as one batch: the same operations as a put per
+    // field, but two splices into Automerge's op set instead of one per field (a check-in is
+    // the edit a client makes most).
+    let mut fields: HashMap<&str, hydrate::Value> = HashMap::new();
+    let mut field = |key: &'static str, value: ScalarValue| {
+        fields.insert(key, hydrate::Value::Scalar(value));
+    };
+    field(k::BY, ScalarValue::Str(entry.by.to_string().into()));
+    field(k::AT, ScalarValue::Int(entry.at));
+    field(k::LOCAL_DATE, ScalarValue::Str(entry.local_date.into()));
+    field(
+        k::TZ_OFFSET_MIN,
+        ScalarValue::Int(i64::from(entry.tz_offset_min)),
+    );
     if let Some(level) = entry.gas_level {
-        tx.put(&obj, k::GAS_LEVEL, i64::from(level))?;
+        field(k::GAS_LEVEL, ScalarValue::Int(i64::from(level)));
     }
     if let Some(value) = entry.value {
-        tx.put(&obj, k::VALUE, value)?;
+        field(k::VALUE, ScalarValue::F64(value));
     }
     if let Some(mood) = entry.mood {
-        tx.put(&obj, k::MOOD, i64::from(mood))?;
+        field(k::MOOD, ScalarValue::Int(i64::from(mood)));
     }
     if let Some(craving) = entry.craving {
-        tx.put(&obj, k::CRAVING, i64::from(craving))?;
+        field(k::CRAVING, ScalarValue::Int(i64::from(craving)));
     }
-    tx.put(&obj, k::NOTE, entry.note)?;
+    field(k::NOTE, ScalarValue::Str(entry.note.into()));
     if let Some(corrects) = entry.corrects {
-        tx.put(&obj, k::CORRECTS, corrects.to_string())?;
+        field(k::CORRECTS, ScalarValue::Str(corrects.to_string().into()));
     }
+    let value = hydrate::Value::Map(fields.into());
+    tx.batch_create_object(&checkins, entry.id.to_string(), &value, false)?;
     Ok(())
 }
