@@ -74,6 +74,15 @@ struct Inner {
     indexed_devices: HashMap<PlanId, Vec<crate::plan::DeviceAccess>>,
 }
 
+/// What a write does to the plan's catalog row (`plans` table) and device index.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Catalog {
+    /// Recompute them from the document.
+    Refresh,
+    /// Only the update time changes.
+    Touch,
+}
+
 struct OpenDoc {
     doc: PlanDoc,
     /// Heads already written to SQLite.
@@ -191,6 +200,16 @@ impl Inner {
         plan: PlanId,
         extra: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
     ) -> Result<bool> {
+        self.persist_with(plan, Catalog::Refresh, extra)
+    }
+
+    /// [`Inner::persist`], told whether the change may touch what the catalog lists.
+    fn persist_with(
+        &mut self,
+        plan: PlanId,
+        catalog: Catalog,
+        extra: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+    ) -> Result<bool> {
         let now = clock::now_ms();
         let Some(open) = self.docs.get(&plan) else {
             return Err(Error::not_found("plan", plan));
@@ -199,7 +218,8 @@ impl Inner {
         let changed = heads != open.saved_heads;
         let doc_id = plan.to_string();
         let is_plan = open.doc.is_plan();
-        let devices = if is_plan && changed {
+        let refresh = catalog == Catalog::Refresh;
+        let devices = if is_plan && changed && refresh {
             Some(open.doc.device_access()).filter(|d| self.indexed_devices.get(&plan) != Some(d))
         } else {
             None
@@ -228,7 +248,10 @@ impl Inner {
                         now,
                     )?;
                 }
-                if is_plan {
+                // A goal's own edit (words, a check-in…) changes no catalog field: only the
+                // time is updated, unless the plan has no catalog row yet.
+                let touched = is_plan && !refresh && store::touch_plan_summary(tx, plan, now)?;
+                if is_plan && !touched {
                     let summary = open.doc.summary()?;
                     store::upsert_plan_summary(
                         tx,
@@ -536,7 +559,13 @@ impl Alliance {
                 Ok(())
             })?;
             if change.is_some() {
-                inner.persist(plan, |_| Ok(()))?;
+                // Edits scoped to one existing goal leave title, members, devices and the
+                // goal count as they were.
+                let catalog = match goal {
+                    Some(_) => Catalog::Touch,
+                    None => Catalog::Refresh,
+                };
+                inner.persist_with(plan, catalog, |_| Ok(()))?;
             }
             (out, change.is_some())
         };

@@ -687,3 +687,53 @@ fn a_removed_observer_hears_nothing_more() {
         .unwrap();
     assert_eq!((*kept.lock(), *removed.lock()), (2, 1));
 }
+
+#[test]
+fn the_catalog_follows_goal_edits_and_plan_edits() {
+    let w = world();
+    let listed = |store: &Alliance| store.list_plans().unwrap().remove(0);
+    let before = listed(&w.client);
+    assert_eq!((before.title.as_str(), before.goal_count), ("Plan", 1));
+    std::thread::sleep(std::time::Duration::from_millis(3));
+    // A check-in touches only the catalog's time.
+    w.client
+        .check_in(
+            w.plan,
+            w.goal,
+            &NewCheckIn {
+                mood: Some(5),
+                ..NewCheckIn::default()
+            },
+        )
+        .unwrap();
+    let after = listed(&w.client);
+    assert!(after.updated_at > before.updated_at);
+    assert_eq!((after.title.as_str(), after.goal_count), ("Plan", 1));
+    // A plan-wide edit still refreshes every field, here and on the peer that receives it.
+    w.counselor.set_title(w.plan, "Sleep plan").unwrap();
+    w.counselor.propose_goal(w.plan, "Walk after lunch").unwrap();
+    assert_eq!(listed(&w.counselor).title, "Sleep plan");
+    assert_eq!(listed(&w.counselor).goal_count, 2);
+    crate::local_sync::sync_stores(&w.counselor, &w.client).unwrap();
+    let synced = listed(&w.client);
+    assert_eq!((synced.title.as_str(), synced.goal_count), ("Sleep plan", 2));
+    // Missing catalog row (a store repaired by hand, say): the next goal edit writes it whole.
+    w.client
+        .inner
+        .lock()
+        .store
+        .write(|tx| Ok(tx.execute("DELETE FROM plans", [])?))
+        .unwrap();
+    assert!(w.client.list_plans().unwrap().is_empty());
+    w.client
+        .edit_goal(
+            w.plan,
+            w.goal,
+            &GoalEdit {
+                client_words: Some("Sleep before eleven".into()),
+                ..GoalEdit::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(listed(&w.client).title, "Sleep plan");
+}

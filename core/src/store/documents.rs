@@ -145,6 +145,14 @@ pub fn upsert_plan_summary(conn: &Connection, summary: &PlanSummary) -> Result<(
     Ok(())
 }
 
+/// Sets a listed plan's update time; false when the plan has no catalog row.
+pub fn touch_plan_summary(conn: &Connection, plan: PlanId, updated_at: i64) -> Result<bool> {
+    let rows = conn
+        .prepare_cached("UPDATE plans SET updated_at = ?2 WHERE plan_id = ?1")?
+        .execute(params![plan.to_string(), updated_at])?;
+    Ok(rows > 0)
+}
+
 fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(String, PlanSummaryRow)> {
     Ok((
         row.get(0)?,

@@ -119,7 +119,8 @@ impl Store {
 
 pub use documents::{
     append_chunk, document_heads, document_sizes, fill_document_heads, has_document,
-    insert_document, list_plans, load_document, plan_ids, replace_snapshot, upsert_plan_summary,
+    insert_document, list_plans, load_document, plan_ids, replace_snapshot, touch_plan_summary,
+    upsert_plan_summary,
 };
 pub use identity::{load_identity, save_identity};
 pub use meta::load_store_id;
