@@ -711,12 +711,17 @@ fn the_catalog_follows_goal_edits_and_plan_edits() {
     assert_eq!((after.title.as_str(), after.goal_count), ("Plan", 1));
     // A plan-wide edit still refreshes every field, here and on the peer that receives it.
     w.counselor.set_title(w.plan, "Sleep plan").unwrap();
-    w.counselor.propose_goal(w.plan, "Walk after lunch").unwrap();
+    w.counselor
+        .propose_goal(w.plan, "Walk after lunch")
+        .unwrap();
     assert_eq!(listed(&w.counselor).title, "Sleep plan");
     assert_eq!(listed(&w.counselor).goal_count, 2);
     crate::local_sync::sync_stores(&w.counselor, &w.client).unwrap();
     let synced = listed(&w.client);
-    assert_eq!((synced.title.as_str(), synced.goal_count), ("Sleep plan", 2));
+    assert_eq!(
+        (synced.title.as_str(), synced.goal_count),
+        ("Sleep plan", 2)
+    );
     // Missing catalog row (a store repaired by hand, say): the next goal edit writes it whole.
     w.client
         .inner
