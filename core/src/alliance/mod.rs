@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transaction;
-use automerge::{ActorId, Automerge, Change, ChangeHash};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use parking_lot::Mutex;
 
 use crate::clock;
@@ -995,19 +995,28 @@ impl Alliance {
             let mut still_held = Vec::new();
             let open = inner.open_or_empty(plan)?;
             let mut refused = Vec::new();
+            // The judge's working copy already holds every accepted change: adopted in place
+            // of the document instead of applying them a second time.
+            let mut adopted = false;
+            let before_heads = open.doc.heads();
             if !message.changes.is_empty() {
                 let mut incoming = changes_in(open.doc.automerge(), &message)?;
                 incoming.extend(earlier);
                 let judgement = remote::judge(open.doc.automerge(), plan, incoming, &known_refused);
                 still_held = judgement.held;
-                let accepted: Vec<Vec<u8>> = judgement
-                    .accepted
-                    .iter()
-                    .map(|c| c.raw_bytes().to_vec())
-                    .collect();
-                message.changes = accepted.into();
                 refused = judgement.refused;
+                match judgement.applied {
+                    Some(mut applied) if !judgement.accepted.is_empty() => {
+                        applied.set_actor(open.doc.automerge().get_actor().clone());
+                        *open.doc.automerge_mut() = applied;
+                        adopted = true;
+                    }
+                    _ => {}
+                }
+                message.changes = Vec::<Vec<u8>>::new().into();
             }
+            let last_sent_heads = state.last_sent_heads.clone();
+            let shared_before = state.shared_heads.clone();
             if let Err(error) = open
                 .doc
                 .automerge_mut()
@@ -1016,6 +1025,35 @@ impl Alliance {
                 inner.docs.remove(&plan);
                 inner.sessions.remove(&(plan, peer));
                 return Err(error.into());
+            }
+            if adopted {
+                // What receiving the changes would have done to the sync state (as
+                // `receive_sync_message` does it): unless the peer's heads are all known here
+                // (then they are the shared heads, as set above), the shared heads advance by
+                // the changes just applied, plus the peer's heads known here; and, the message
+                // having carried changes, what we last sent is not taken as acknowledged.
+                let doc = open.doc.automerge();
+                let theirs = state.their_heads.clone().unwrap_or_default();
+                let known: Vec<ChangeHash> = theirs
+                    .iter()
+                    .filter(|h| doc.get_change_by_hash(h).is_some())
+                    .copied()
+                    .collect();
+                if known.len() != theirs.len() {
+                    let after: HashSet<ChangeHash> = doc.get_heads().into_iter().collect();
+                    let before: HashSet<ChangeHash> = before_heads.into_iter().collect();
+                    let mut shared: Vec<ChangeHash> = after
+                        .iter()
+                        .filter(|h| !before.contains(h))
+                        .chain(shared_before.iter().filter(|h| after.contains(h)))
+                        .chain(known.iter())
+                        .copied()
+                        .collect();
+                    shared.sort();
+                    shared.dedup();
+                    state.shared_heads = shared;
+                }
+                state.last_sent_heads = last_sent_heads;
             }
             // The peer holds changes we refused: count them as settled so that neither side
             // keeps asking for or offering them in this session.

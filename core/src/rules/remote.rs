@@ -36,6 +36,10 @@ pub struct Judgement {
     pub refused: Vec<Refusal>,
     /// Changes whose dependencies have not arrived yet: judged when they do.
     pub held: Vec<Change>,
+    /// The document with every accepted change applied (a fork of the one judged, with its own
+    /// actor id), when any change was judged: callers may adopt it instead of applying the
+    /// accepted changes a second time.
+    pub applied: Option<Automerge>,
 }
 
 /// Judges `incoming` against the document `doc` of plan `plan_id`. `known_refused` holds
@@ -113,6 +117,7 @@ pub fn judge(
         }
     }
     judgement.held = pending;
+    judgement.applied = Some(work);
     judgement
 }
 
