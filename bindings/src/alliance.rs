@@ -413,8 +413,11 @@ impl Alliance {
         message: Vec<u8>,
     ) -> Result<(), ApiError> {
         let plan = parse(&plan_id)?;
-        self.run(move |store| Ok(store.receive_sync_message(plan, &peer, &message)?))
-            .await
+        self.run(move |store| {
+            store.receive_sync_message(plan, &peer, &message)?;
+            Ok(())
+        })
+        .await
     }
 
     /// Forgets the in-memory sync sessions with `peer`; call when its connection ends.

@@ -250,7 +250,7 @@ pub fn receive_all(store: &Alliance, plan: PlanId, messages: &[&[u8]]) {
     for message in messages {
         let before = store_state(store);
         match store.receive_sync_message(plan, SENDER, message) {
-            Ok(()) => {
+            Ok(_) => {
                 assert_eq!(
                     store.integrity_check().expect("integrity"),
                     Vec::<String>::new()

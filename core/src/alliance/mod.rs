@@ -14,9 +14,9 @@ use crate::error::{Error, Result};
 use crate::model::{
     validate, CheckInId, DeviceId, GasEdit, GoalEdit, GoalId, HistoryEntry, Identity,
     InterventionId, MemberId, NewCheckIn, NewIntervention, NewObjective, ObjectiveId, Plan, PlanId,
-    PlanSummary, RefusedChange, Role,
+    PlanSummary, RefusedChange, Role, SetAsideChange,
 };
-use crate::plan::{write, PlanDoc};
+use crate::plan::{rebase, write, PlanDoc};
 use crate::rules::{self, remote, Edit};
 use crate::store::{self, DocumentSizes, Store, StoreKey};
 use crate::sync_peer::SyncPeer;
@@ -72,6 +72,16 @@ struct Inner {
     held: HashMap<PlanId, Vec<Change>>,
     /// The devices last written to `plan_devices` per plan, so unchanged sets are not rewritten.
     indexed_devices: HashMap<PlanId, Vec<crate::plan::DeviceAccess>>,
+    /// `PRAGMA data_version` when this connection last compared what it keeps in memory with
+    /// the file; None forces the comparison (after a rollback).
+    seen_version: Option<i64>,
+    /// Every stored document's heads column as this connection last saw or wrote it.
+    known_heads: HashMap<String, Option<Vec<u8>>>,
+    /// Plans written in the open transaction: forgotten from memory if it rolls back.
+    written: HashSet<PlanId>,
+    /// Check after every document write that the heads column is the heads of what is stored
+    /// (`ALLIANCE_VERIFY_WRITES=1`; tests and diagnostics).
+    verify_writes: bool,
 }
 
 /// What a write does to the plan's catalog row (`plans` table) and device index.
@@ -89,6 +99,21 @@ struct OpenDoc {
     saved_heads: Vec<ChangeHash>,
     /// Whether SQLite has a row for it (a document being received may not yet).
     stored: bool,
+    /// Changes were taken out of the document (see [`crate::plan::rebase`]): the next write
+    /// replaces the stored document instead of appending to it.
+    rewrite: bool,
+}
+
+impl OpenDoc {
+    fn new(doc: PlanDoc, stored: bool) -> Self {
+        let saved_heads = if stored { doc.heads() } else { Vec::new() };
+        Self {
+            doc,
+            saved_heads,
+            stored,
+            rewrite: false,
+        }
+    }
 }
 
 fn heads_bytes(heads: &[ChangeHash]) -> Vec<u8> {
@@ -106,6 +131,36 @@ fn parse_heads(bytes: &[u8]) -> Option<Vec<ChangeHash>> {
         .collect()
 }
 
+/// Fails when the heads column of `doc_id` is not `heads`, or the document stored is not at
+/// `heads`: the invariant every write keeps (`ALLIANCE_VERIFY_WRITES`).
+fn verify_stored_heads(
+    tx: &rusqlite::Connection,
+    doc_id: &str,
+    heads: &[ChangeHash],
+) -> Result<()> {
+    let column = store::document_heads(tx, &[doc_id.to_owned()])?
+        .into_iter()
+        .next()
+        .and_then(|(_, heads)| heads);
+    let stored = store::load_document(tx, doc_id)?
+        .ok_or_else(|| Error::Malformed("write check: the document is not stored".into()))?;
+    let mut loaded = Automerge::load(&stored.bytes)?.get_heads();
+    loaded.sort();
+    let mut expected = heads.to_vec();
+    expected.sort();
+    if column.as_deref() != Some(heads_bytes(&expected).as_slice()) {
+        return Err(Error::Malformed(
+            "write check: the heads column differs from the heads written".into(),
+        ));
+    }
+    if loaded != expected {
+        return Err(Error::Malformed(
+            "write check: the stored document is not at the heads written".into(),
+        ));
+    }
+    Ok(())
+}
+
 impl Inner {
     /// Drops documents opened for a sync that never stored them, unless a conversation
     /// still uses them.
@@ -113,6 +168,87 @@ impl Inner {
         let in_use: HashSet<PlanId> = self.sessions.keys().map(|(plan, _)| *plan).collect();
         self.docs
             .retain(|plan, open| open.stored || in_use.contains(plan));
+    }
+
+    /// Notices what other connections and processes wrote since this one last looked, and
+    /// forgets every in-memory copy it made stale: documents reload from the file on next use.
+    /// Returns the plans whose stored document changed. Costs one `PRAGMA data_version` when
+    /// nobody else wrote; otherwise one read of every document's heads column.
+    fn catch_up(&mut self) -> Result<Vec<PlanId>> {
+        let version = self.store.data_version()?;
+        if self.seen_version == Some(version) {
+            return Ok(Vec::new());
+        }
+        let rows: HashMap<String, Option<Vec<u8>>> = self
+            .store
+            .read(|tx| store::all_document_heads(tx))?
+            .into_iter()
+            .collect();
+        let mut changed: Vec<PlanId> = rows
+            .iter()
+            .filter(|(id, heads)| self.known_heads.get(*id) != Some(heads))
+            .filter_map(|(id, _)| PlanId::parse(id).ok())
+            .collect();
+        changed.extend(
+            self.known_heads
+                .keys()
+                .filter(|id| !rows.contains_key(*id))
+                .filter_map(|id| PlanId::parse(id).ok()),
+        );
+        for plan in &changed {
+            self.docs.remove(plan);
+            self.refused.remove(plan);
+            self.indexed_devices.remove(plan);
+        }
+        self.known_heads = rows;
+        if self.identity.is_none() {
+            self.identity = self.store.read(|tx| store::load_identity(tx))?;
+        }
+        self.seen_version = Some(version);
+        changed.sort();
+        changed.dedup();
+        Ok(changed)
+    }
+
+    /// After a rolled-back transaction: forgets what memory holds of the plans it wrote, and
+    /// compares with the file again on next use.
+    fn forget_written(&mut self) {
+        for plan in std::mem::take(&mut self.written) {
+            self.docs.remove(&plan);
+            self.sessions.retain(|(p, _), _| *p != plan);
+            self.indexed_devices.remove(&plan);
+            self.refused.remove(&plan);
+        }
+        self.seen_version = None;
+    }
+
+    /// See [`Alliance::plan_heads`].
+    fn plan_heads(&mut self, plans: &[PlanId]) -> Result<Vec<(PlanId, Option<Vec<ChangeHash>>)>> {
+        let inner = self;
+        let ids: Vec<String> = plans.iter().map(PlanId::to_string).collect();
+        let mut recorded: HashMap<String, Option<Vec<u8>>> = inner
+            .store
+            .read(|tx| store::document_heads(tx, &ids))?
+            .into_iter()
+            .collect();
+        let mut out = Vec::with_capacity(plans.len());
+        for (plan, id) in plans.iter().zip(&ids) {
+            let heads = match recorded.remove(id) {
+                None => None,
+                Some(Some(bytes)) => parse_heads(&bytes),
+                Some(None) => {
+                    let heads = inner.open(*plan)?.saved_heads.clone();
+                    let bytes = heads_bytes(&heads);
+                    inner
+                        .store
+                        .write(|tx| store::fill_document_heads(tx, id, &bytes))?;
+                    inner.known_heads.insert(id.clone(), Some(bytes));
+                    Some(heads)
+                }
+            };
+            out.push((*plan, heads));
+        }
+        Ok(out)
     }
 
     fn actor(&self) -> ActorId {
@@ -147,15 +283,7 @@ impl Inner {
                 .read(|tx| store::load_document(tx, &plan.to_string()))?
                 .ok_or_else(|| Error::not_found("plan", plan))?;
             let doc = PlanDoc::load(&stored.bytes, self.actor())?;
-            let saved_heads = doc.heads();
-            self.docs.insert(
-                plan,
-                OpenDoc {
-                    doc,
-                    saved_heads,
-                    stored: true,
-                },
-            );
+            self.docs.insert(plan, OpenDoc::new(doc, true));
         }
         self.docs
             .get_mut(&plan)
@@ -172,23 +300,15 @@ impl Inner {
             return self.open(plan);
         }
         let doc = PlanDoc::empty(self.actor());
-        Ok(self.docs.entry(plan).or_insert(OpenDoc {
-            doc,
-            saved_heads: Vec::new(),
-            stored: false,
-        }))
+        Ok(self
+            .docs
+            .entry(plan)
+            .or_insert_with(|| OpenDoc::new(doc, false)))
     }
 
     /// Stores a document that SQLite does not hold yet (a new or imported plan).
     fn store_new(&mut self, plan: PlanId, doc: PlanDoc) -> Result<bool> {
-        self.docs.insert(
-            plan,
-            OpenDoc {
-                doc,
-                saved_heads: Vec::new(),
-                stored: false,
-            },
-        );
+        self.docs.insert(plan, OpenDoc::new(doc, false));
         self.persist(plan, |_| Ok(()))
     }
 
@@ -198,47 +318,65 @@ impl Inner {
     fn persist(
         &mut self,
         plan: PlanId,
-        extra: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+        extra: impl FnOnce(&rusqlite::Connection) -> Result<()>,
     ) -> Result<bool> {
         self.persist_with(plan, Catalog::Refresh, extra)
     }
 
     /// [`Inner::persist`], told whether the change may touch what the catalog lists.
+    ///
+    /// Callers hold SQLite's write lock and caught up with the file first (see
+    /// [`Alliance::writing`]), so the document in memory is the stored one plus what this
+    /// call writes: compaction merges exactly the chunks stored, and the heads column is the
+    /// heads of what is stored, in the same transaction.
     fn persist_with(
         &mut self,
         plan: PlanId,
         catalog: Catalog,
-        extra: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<()>,
+        extra: impl FnOnce(&rusqlite::Connection) -> Result<()>,
     ) -> Result<bool> {
         let now = clock::now_ms();
         let Some(open) = self.docs.get(&plan) else {
             return Err(Error::not_found("plan", plan));
         };
         let heads = open.doc.heads();
-        let changed = heads != open.saved_heads;
+        let changed = heads != open.saved_heads || open.rewrite;
         let doc_id = plan.to_string();
         let is_plan = open.doc.is_plan();
-        let refresh = catalog == Catalog::Refresh;
+        let refresh = catalog == Catalog::Refresh || open.rewrite;
         let devices = if is_plan && changed && refresh {
             Some(open.doc.device_access()).filter(|d| self.indexed_devices.get(&plan) != Some(d))
         } else {
             None
         };
+        let verify = self.verify_writes;
         let result = self.store.write(|tx| {
             if changed {
-                if open.stored {
+                if open.stored && !open.rewrite {
                     let bytes = open.doc.save_after(&open.saved_heads);
                     let sizes =
                         store::append_chunk(tx, &doc_id, &bytes, &heads_bytes(&heads), now)?;
                     if sizes.chunk_bytes > sizes.snapshot_len {
+                        let merged = store::last_chunk_seq(tx, &doc_id)?;
                         store::replace_snapshot(
                             tx,
                             &doc_id,
                             &open.doc.save(),
                             &heads_bytes(&heads),
                             now,
+                            merged,
                         )?;
                     }
+                } else if open.stored {
+                    let merged = store::last_chunk_seq(tx, &doc_id)?;
+                    store::replace_snapshot(
+                        tx,
+                        &doc_id,
+                        &open.doc.save(),
+                        &heads_bytes(&heads),
+                        now,
+                        merged,
+                    )?;
                 } else {
                     store::insert_document(
                         tx,
@@ -269,13 +407,22 @@ impl Inner {
                     }
                 }
             }
-            extra(tx)
+            extra(tx)?;
+            if verify && changed {
+                verify_stored_heads(tx, &doc_id, &heads)?;
+            }
+            Ok(())
         });
         match result {
             Ok(()) => {
+                if changed {
+                    self.known_heads.insert(doc_id, Some(heads_bytes(&heads)));
+                    self.written.insert(plan);
+                }
                 if let Some(open) = self.docs.get_mut(&plan) {
                     open.saved_heads = heads;
                     open.stored |= changed;
+                    open.rewrite = false;
                 }
                 if let Some(devices) = devices {
                     self.indexed_devices.insert(plan, devices);
@@ -312,6 +459,12 @@ impl Alliance {
 
     fn with_store(mut store: Store) -> Result<Self> {
         let identity = store.read(|tx| store::load_identity(tx))?;
+        let seen_version = Some(store.data_version()?);
+        let known_heads = store
+            .read(|tx| store::all_document_heads(tx))?
+            .into_iter()
+            .collect();
+        let verify_writes = std::env::var_os("ALLIANCE_VERIFY_WRITES").is_some_and(|v| v == "1");
         Ok(Self {
             inner: Mutex::new(Inner {
                 store,
@@ -321,9 +474,97 @@ impl Alliance {
                 refused: HashMap::new(),
                 held: HashMap::new(),
                 indexed_devices: HashMap::new(),
+                seen_version,
+                known_heads,
+                written: HashSet::new(),
+                verify_writes,
             }),
             observers: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs `f` on what this store keeps in memory, after catching up with what other
+    /// connections and processes wrote (their plans' observers are told).
+    fn reading<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T>) -> Result<T> {
+        let (out, outside) = {
+            let mut inner = self.inner.lock();
+            let outside = inner.catch_up()?;
+            (f(&mut inner), outside)
+        };
+        for plan in outside {
+            self.notify(plan);
+        }
+        out
+    }
+
+    /// Runs `f` as one SQLite transaction holding the write lock, after catching up with what
+    /// other connections and processes wrote: every write acts on the document as the file
+    /// holds it, so two processes never build different changes on one actor's same seq, and
+    /// compaction never drops another's chunk. Everything `f` writes lands, or nothing does
+    /// (and memory forgets what it wrote).
+    fn writing<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T>) -> Result<T> {
+        let (out, outside) = {
+            let mut guard = self.inner.lock();
+            let inner = &mut *guard;
+            inner.store.begin_locked()?;
+            inner.written.clear();
+            let result = inner
+                .catch_up()
+                .and_then(|outside| f(inner).map(|out| (out, outside)));
+            let result = match result {
+                Ok(done) => inner.store.end_locked(true).map(|()| done),
+                Err(error) => {
+                    let _ = inner.store.end_locked(false);
+                    Err(error)
+                }
+            };
+            match result {
+                Ok((out, outside)) => {
+                    inner.written.clear();
+                    (Ok(out), outside)
+                }
+                Err(error) => {
+                    inner.forget_written();
+                    (Err(error), Vec::new())
+                }
+            }
+        };
+        for plan in outside {
+            self.notify(plan);
+        }
+        out
+    }
+
+    /// Tells observers of plans that another connection or process changed since this one
+    /// last looked (an app's widget or share extension, a background sync, the CLI), and
+    /// returns them. Every other call notices such writes too; an app that shows a plan and
+    /// makes no call calls this on a timer (the bindings do, see [`Alliance::watch_file`]).
+    pub fn check_outside_changes(&self) -> Result<Vec<PlanId>> {
+        let outside = self.inner.lock().catch_up()?;
+        for plan in &outside {
+            self.notify(*plan);
+        }
+        Ok(outside)
+    }
+
+    /// Starts a thread that calls [`Alliance::check_outside_changes`] every `interval` while
+    /// the store is alive (it ends by itself once every `Arc` is dropped): observers then hear
+    /// of other processes' writes within `interval`. A check costs one
+    /// `PRAGMA data_version` when nothing changed.
+    pub fn watch_file(self: &Arc<Self>, interval: std::time::Duration) -> std::io::Result<()> {
+        let weak = Arc::downgrade(self);
+        std::thread::Builder::new()
+            .name("alliance-file-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(interval);
+                let Some(alliance) = weak.upgrade() else {
+                    return;
+                };
+                if let Err(error) = alliance.check_outside_changes() {
+                    tracing::debug!(%error, "checking the store for outside changes failed");
+                }
+            })?;
+        Ok(())
     }
 
     /// Registers an observer told of every plan change.
@@ -393,8 +634,7 @@ impl Alliance {
         validate::label("title", &new.title)?;
         validate::label("client name", &new.client_name)?;
         let plan = PlanId::new();
-        {
-            let mut inner = self.inner.lock();
+        self.writing(|inner| {
             let me = inner.identity()?;
             if me.role != Role::Counselor {
                 return Err(Error::not_allowed("only a counselor creates plans"));
@@ -418,8 +658,8 @@ impl Alliance {
                 }
                 Ok(())
             })?;
-            inner.store_new(plan, doc)?;
-        }
+            inner.store_new(plan, doc)
+        })?;
         self.notify(plan);
         Ok(plan)
     }
@@ -438,52 +678,32 @@ impl Alliance {
     /// them; None for a plan not stored here. A document stored before migration 006 is
     /// loaded once and its heads recorded.
     pub fn plan_heads(&self, plans: &[PlanId]) -> Result<Vec<(PlanId, Option<Vec<ChangeHash>>)>> {
-        let mut inner = self.inner.lock();
-        let ids: Vec<String> = plans.iter().map(PlanId::to_string).collect();
-        let mut recorded: HashMap<String, Option<Vec<u8>>> = inner
-            .store
-            .read(|tx| store::document_heads(tx, &ids))?
-            .into_iter()
-            .collect();
-        let mut out = Vec::with_capacity(plans.len());
-        for (plan, id) in plans.iter().zip(&ids) {
-            let heads = match recorded.remove(id) {
-                None => None,
-                Some(Some(bytes)) => parse_heads(&bytes),
-                Some(None) => {
-                    let heads = inner.open(*plan)?.saved_heads.clone();
-                    let bytes = heads_bytes(&heads);
-                    inner
-                        .store
-                        .write(|tx| store::fill_document_heads(tx, id, &bytes))?;
-                    Some(heads)
-                }
-            };
-            out.push((*plan, heads));
-        }
-        Ok(out)
+        self.reading(|inner| inner.plan_heads(plans))
     }
 
     /// Whether this store holds the plan's document.
     pub fn has_plan(&self, plan: PlanId) -> Result<bool> {
-        let mut inner = self.inner.lock();
-        if inner.docs.get(&plan).is_some_and(|open| open.stored) {
-            return Ok(true);
-        }
-        inner
-            .store
-            .read(|tx| store::has_document(tx, &plan.to_string()))
+        self.reading(|inner| {
+            if inner.docs.get(&plan).is_some_and(|open| open.stored) {
+                return Ok(true);
+            }
+            inner
+                .store
+                .read(|tx| store::has_document(tx, &plan.to_string()))
+        })
     }
 
     /// The plan as model types.
     pub fn plan(&self, plan: PlanId) -> Result<Plan> {
-        self.inner.lock().open(plan)?.doc.read()
+        self.reading(|inner| inner.open(plan)?.doc.read())
     }
-
     /// Every change of the plan with its author and description.
     /// Refused changes from peers come last, marked `refused`.
     pub fn history(&self, plan: PlanId) -> Result<Vec<HistoryEntry>> {
-        let mut inner = self.inner.lock();
+        self.reading(|inner| Self::history_of(inner, plan))
+    }
+
+    fn history_of(inner: &mut Inner, plan: PlanId) -> Result<Vec<HistoryEntry>> {
         let open = inner.open(plan)?;
         let mut entries = open.doc.history();
         let model = open.doc.read().ok();
@@ -539,8 +759,7 @@ impl Alliance {
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        let out = {
-            let mut inner = self.inner.lock();
+        let out = self.writing(|inner| {
             let me = inner.identity()?;
             let open = inner.open(plan)?;
             let model = open.doc.read_for_edit(goal, checkins)?;
@@ -567,8 +786,8 @@ impl Alliance {
                 };
                 inner.persist_with(plan, catalog, |_| Ok(()))?;
             }
-            (out, change.is_some())
-        };
+            Ok((out, change.is_some()))
+        })?;
         let (out, changed) = out;
         if changed {
             self.notify(plan);
@@ -879,7 +1098,7 @@ impl Alliance {
 
     /// The bytes of `save()` of a plan's document (what compaction stores as its snapshot).
     pub fn saved_document(&self, plan: PlanId) -> Result<Vec<u8>> {
-        Ok(self.inner.lock().open(plan)?.doc.save())
+        self.reading(|inner| Ok(inner.open(plan)?.doc.save()))
     }
 
     /// Stores a plan that arrives outside sync (an imported file) from all its changes. This
@@ -887,8 +1106,7 @@ impl Alliance {
     /// as a change from a peer is (see [`rules::remote`]); unless every one is accepted and
     /// none is missing a dependency, nothing is stored.
     pub(crate) fn import_changes(&self, plan: PlanId, changes: Vec<Change>) -> Result<()> {
-        {
-            let mut inner = self.inner.lock();
+        self.writing(|inner| {
             let stored = inner.docs.get(&plan).is_some_and(|open| open.stored)
                 || inner
                     .store
@@ -920,8 +1138,8 @@ impl Alliance {
             }
             inner.sessions.retain(|(p, _), _| *p != plan);
             inner.held.remove(&plan);
-            inner.store_new(plan, doc)?;
-        }
+            inner.store_new(plan, doc)
+        })?;
         self.notify(plan);
         Ok(())
     }
@@ -936,8 +1154,11 @@ impl Alliance {
         peer: impl Into<SyncPeer>,
     ) -> Result<Option<Vec<u8>>> {
         let peer = peer.into();
-        let mut inner = self.inner.lock();
-        let state = load_session(&mut inner, plan, &peer)?;
+        self.reading(|inner| Self::generate_for(inner, plan, peer))
+    }
+
+    fn generate_for(inner: &mut Inner, plan: PlanId, peer: SyncPeer) -> Result<Option<Vec<u8>>> {
+        let state = load_session(inner, plan, &peer)?;
         // Held changes wait outside Automerge, which therefore never asks for what they
         // lack (a peer's Bloom filter false positive can skip a change while sending its
         // successors): ask for it here, or the peers resend the successors forever.
@@ -978,141 +1199,265 @@ impl Alliance {
         plan: PlanId,
         peer: impl Into<SyncPeer>,
         message: &[u8],
-    ) -> Result<()> {
+    ) -> Result<SyncReceipt> {
         let peer = peer.into();
-        let mut message =
+        let message =
             sync::Message::decode(message).map_err(|e| Error::SyncMessage(e.to_string()))?;
-        let changed = {
-            let mut inner = self.inner.lock();
-            let mut state = load_session(&mut inner, plan, &peer)?;
-            let known_refused = inner.refused_hashes(plan)?;
-            // Changes that arrived before their dependencies get another chance now.
-            let earlier = if message.changes.is_empty() {
-                Vec::new()
-            } else {
-                inner.held.remove(&plan).unwrap_or_default()
-            };
-            let mut still_held = Vec::new();
-            let open = inner.open_or_empty(plan)?;
-            let mut refused = Vec::new();
-            // The judge's working copy already holds every accepted change: adopted in place
-            // of the document instead of applying them a second time.
-            let mut adopted = false;
-            let before_heads = open.doc.heads();
-            if !message.changes.is_empty() {
-                let mut incoming = changes_in(open.doc.automerge(), &message)?;
-                incoming.extend(earlier);
-                let judgement = remote::judge(open.doc.automerge(), plan, incoming, &known_refused);
-                still_held = judgement.held;
-                refused = judgement.refused;
-                match judgement.applied {
-                    Some(mut applied) if !judgement.accepted.is_empty() => {
-                        applied.set_actor(open.doc.automerge().get_actor().clone());
-                        *open.doc.automerge_mut() = applied;
-                        adopted = true;
-                    }
-                    _ => {}
-                }
-                message.changes = Vec::<Vec<u8>>::new().into();
-            }
-            let last_sent_heads = state.last_sent_heads.clone();
-            let shared_before = state.shared_heads.clone();
-            if let Err(error) = open
-                .doc
-                .automerge_mut()
-                .receive_sync_message(&mut state, message)
-            {
+        let (receipt, changed) = self.writing(|inner| {
+            let received = Self::receive_in(inner, plan, &peer, message);
+            if received.is_err() {
                 inner.docs.remove(&plan);
-                inner.sessions.remove(&(plan, peer));
-                return Err(error.into());
+                inner.sessions.remove(&(plan, peer.clone()));
             }
-            if adopted {
-                // What receiving the changes would have done to the sync state (as
-                // `receive_sync_message` does it): unless the peer's heads are all known here
-                // (then they are the shared heads, as set above), the shared heads advance by
-                // the changes just applied, plus the peer's heads known here; and, the message
-                // having carried changes, what we last sent is not taken as acknowledged.
-                let doc = open.doc.automerge();
-                let theirs = state.their_heads.clone().unwrap_or_default();
-                let known: Vec<ChangeHash> = theirs
-                    .iter()
-                    .filter(|h| doc.get_change_by_hash(h).is_some())
-                    .copied()
-                    .collect();
-                if known.len() != theirs.len() {
-                    let after: HashSet<ChangeHash> = doc.get_heads().into_iter().collect();
-                    let before: HashSet<ChangeHash> = before_heads.into_iter().collect();
-                    let mut shared: Vec<ChangeHash> = after
-                        .iter()
-                        .filter(|h| !before.contains(h))
-                        .chain(shared_before.iter().filter(|h| after.contains(h)))
-                        .chain(known.iter())
-                        .copied()
-                        .collect();
-                    shared.sort();
-                    shared.dedup();
-                    state.shared_heads = shared;
-                }
-                state.last_sent_heads = last_sent_heads;
-            }
-            // The peer holds changes we refused: count them as settled so that neither side
-            // keeps asking for or offering them in this session.
-            let all_refused: HashSet<ChangeHash> = known_refused
-                .iter()
-                .copied()
-                .chain(refused.iter().map(|r| r.hash))
-                .collect();
-            if state
-                .their_heads
-                .as_ref()
-                .is_some_and(|heads| heads.iter().any(|h| all_refused.contains(h)))
-            {
-                state.their_heads = Some(open.doc.heads());
-            }
-            let has_content = !open.doc.heads().is_empty();
-            if !still_held.is_empty() {
-                inner.held.insert(plan, still_held);
-            }
-            let encoded = state.encode();
-            inner.sessions.insert((plan, peer.clone()), state);
-            let now = clock::now_ms();
-            let records: Vec<RefusedChange> = refused
-                .iter()
-                .map(|r| RefusedChange {
-                    change_hash: r.hash.to_string(),
-                    peer: peer.key.clone(),
-                    device_id: r.actor.to_hex_string(),
-                    member_id: r.member,
-                    rule: r.rule.clone(),
-                    change_at: r.at,
-                    recorded_at: now,
-                })
-                .collect();
-            let doc_id = plan.to_string();
-            let changed = if has_content {
-                inner.persist(plan, |tx| {
-                    store::save_sync_state(tx, &doc_id, &peer.key, &encoded)?;
-                    records
-                        .iter()
-                        .try_for_each(|record| store::record_refusal(tx, plan, record))
-                })?
-            } else {
-                inner.store.write(|tx| {
-                    records
-                        .iter()
-                        .try_for_each(|record| store::record_refusal(tx, plan, record))
-                })?;
-                false
-            };
-            if let Some(set) = inner.refused.get_mut(&plan) {
-                set.extend(refused.iter().map(|r| r.hash));
-            }
-            changed
-        };
+            received
+        })?;
         if changed {
             self.notify(plan);
         }
-        Ok(())
+        Ok(receipt)
+    }
+
+    /// [`Alliance::receive_sync_message`] inside its transaction; returns what it refused or
+    /// set aside, and whether the stored document changed.
+    fn receive_in(
+        inner: &mut Inner,
+        plan: PlanId,
+        peer: &SyncPeer,
+        mut message: sync::Message,
+    ) -> Result<(SyncReceipt, bool)> {
+        let mut state = load_session(inner, plan, peer)?;
+        let known_refused = inner.refused_hashes(plan)?;
+        let own_actor = inner.identity.as_ref().map(|me| me.device_id.actor());
+        // Changes that arrived before their dependencies get another chance now.
+        let earlier = if message.changes.is_empty() {
+            Vec::new()
+        } else {
+            inner.held.remove(&plan).unwrap_or_default()
+        };
+        let mut still_held = Vec::new();
+        let open = inner.open_or_empty(plan)?;
+        let mut refused = Vec::new();
+        // Own changes taken out of the document because the peer holds others with the same
+        // seq: replayed once the peer's are in.
+        let mut forked: Vec<Change> = Vec::new();
+        // The judge's working copy already holds every accepted change: adopted in place
+        // of the document instead of applying them a second time.
+        let mut adopted = false;
+        let mut before_heads = open.doc.heads();
+        if !message.changes.is_empty() {
+            let mut incoming = changes_in(open.doc.automerge(), &message)?;
+            incoming.extend(earlier);
+            if let Some(actor) = &own_actor {
+                if let Some(drop) = own_fork(open.doc.automerge(), &incoming, actor) {
+                    let (base, left_out) = rebase::without(open.doc.automerge(), &drop)?;
+                    *open.doc.automerge_mut() = base.with_actor(actor.clone());
+                    open.rewrite = true;
+                    forked = left_out;
+                    before_heads = open.doc.heads();
+                    // What this conversation believed shared may name changes taken out.
+                    state = sync::State::new();
+                }
+            }
+            let judgement = remote::judge(open.doc.automerge(), plan, incoming, &known_refused);
+            still_held = judgement.held;
+            refused = judgement.refused;
+            match judgement.applied {
+                Some(mut applied) if !judgement.accepted.is_empty() => {
+                    applied.set_actor(open.doc.automerge().get_actor().clone());
+                    *open.doc.automerge_mut() = applied;
+                    adopted = true;
+                }
+                _ => {}
+            }
+            message.changes = Vec::<Vec<u8>>::new().into();
+        }
+        let last_sent_heads = state.last_sent_heads.clone();
+        let shared_before = state.shared_heads.clone();
+        open.doc
+            .automerge_mut()
+            .receive_sync_message(&mut state, message)?;
+        if adopted {
+            // What receiving the changes would have done to the sync state (as
+            // `receive_sync_message` does it): unless the peer's heads are all known here
+            // (then they are the shared heads, as set above), the shared heads advance by
+            // the changes just applied, plus the peer's heads known here; and, the message
+            // having carried changes, what we last sent is not taken as acknowledged.
+            let doc = open.doc.automerge();
+            let theirs = state.their_heads.clone().unwrap_or_default();
+            let known: Vec<ChangeHash> = theirs
+                .iter()
+                .filter(|h| doc.get_change_by_hash(h).is_some())
+                .copied()
+                .collect();
+            if known.len() != theirs.len() {
+                let after: HashSet<ChangeHash> = doc.get_heads().into_iter().collect();
+                let before: HashSet<ChangeHash> = before_heads.into_iter().collect();
+                let mut shared: Vec<ChangeHash> = after
+                    .iter()
+                    .filter(|h| !before.contains(h))
+                    .chain(shared_before.iter().filter(|h| after.contains(h)))
+                    .chain(known.iter())
+                    .copied()
+                    .collect();
+                shared.sort();
+                shared.dedup();
+                state.shared_heads = shared;
+            }
+            state.last_sent_heads = last_sent_heads;
+        }
+        // The peer holds changes we refused: count them as settled so that neither side
+        // keeps asking for or offering them in this session.
+        let all_refused: HashSet<ChangeHash> = known_refused
+            .iter()
+            .copied()
+            .chain(refused.iter().map(|r| r.hash))
+            .collect();
+        if state
+            .their_heads
+            .as_ref()
+            .is_some_and(|heads| heads.iter().any(|h| all_refused.contains(h)))
+        {
+            state.their_heads = Some(open.doc.heads());
+        }
+        let now = clock::now_ms();
+        let set_aside = if forked.is_empty() {
+            Vec::new()
+        } else {
+            replay_own(open, own_actor.as_ref(), &forked, FORKED, now)?
+        };
+        let has_content = !open.doc.heads().is_empty();
+        if !still_held.is_empty() {
+            inner.held.insert(plan, still_held);
+        }
+        let encoded = state.encode();
+        inner.sessions.insert((plan, peer.clone()), state);
+        let records: Vec<RefusedChange> = refused
+            .iter()
+            .map(|r| RefusedChange {
+                change_hash: r.hash.to_string(),
+                peer: peer.key.clone(),
+                device_id: r.actor.to_hex_string(),
+                member_id: r.member,
+                rule: r.rule.clone(),
+                change_at: r.at,
+                recorded_at: now,
+            })
+            .collect();
+        let doc_id = plan.to_string();
+        let write_records = |tx: &rusqlite::Connection| -> Result<()> {
+            for record in &records {
+                store::record_refusal(tx, plan, record)?;
+            }
+            for (record, bytes) in &set_aside {
+                store::record_set_aside(tx, plan, record, bytes)?;
+            }
+            if !set_aside.is_empty() {
+                // Other conversations' states may name the changes taken out.
+                store::delete_plan_sync_states(tx, &doc_id)?;
+            }
+            Ok(())
+        };
+        let changed = if has_content {
+            inner.persist(plan, |tx| {
+                write_records(tx)?;
+                store::save_sync_state(tx, &doc_id, &peer.key, &encoded)
+            })?
+        } else {
+            inner.store.write(write_records)?;
+            false
+        };
+        if !set_aside.is_empty() {
+            inner
+                .sessions
+                .retain(|(p, who), _| *p != plan || who == peer);
+        }
+        if let Some(set) = inner.refused.get_mut(&plan) {
+            set.extend(refused.iter().map(|r| r.hash));
+        }
+        let receipt = SyncReceipt {
+            refused: records,
+            set_aside: set_aside.into_iter().map(|(record, _)| record).collect(),
+        };
+        Ok((receipt, changed))
+    }
+
+    /// A peer refused some of this device's own changes of `plan` (`refusals`: change hash in
+    /// hex, rule), as a relay tells a device in its `refused` notice. Each refused change is
+    /// taken out of the plan here too, kept with its bytes (see [`Alliance::set_aside_changes`]),
+    /// and every later own change built on it is replayed as a new change that does not
+    /// depend on it, so later edits are not lost behind it. Hashes that are not this device's
+    /// changes in the plan, and refusals that only say "builds on a refused change", are
+    /// ignored. Returns what was set aside; observers hear of the plan when it changed.
+    pub fn own_changes_refused(
+        &self,
+        plan: PlanId,
+        refusals: &[(String, String)],
+    ) -> Result<Vec<SetAsideChange>> {
+        let set_aside = self.writing(|inner| {
+            let Some(me) = inner.identity.clone() else {
+                return Ok(Vec::new());
+            };
+            let actor = me.device_id.actor();
+            let open = inner.open(plan)?;
+            let rules: HashMap<ChangeHash, &str> = refusals
+                .iter()
+                .filter(|(_, rule)| rule != remote::BUILDS_ON_REFUSED)
+                .filter_map(|(hash, rule)| Some((hash.parse().ok()?, rule.as_str())))
+                .filter(|(hash, _)| {
+                    open.doc
+                        .automerge()
+                        .get_change_by_hash(hash)
+                        .is_some_and(|c| c.actor_id() == &actor)
+                })
+                .collect();
+            if rules.is_empty() {
+                return Ok(Vec::new());
+            }
+            let roots: HashSet<ChangeHash> = rules.keys().copied().collect();
+            let (base, left_out) = rebase::without(open.doc.automerge(), &roots)?;
+            *open.doc.automerge_mut() = base.with_actor(actor.clone());
+            open.rewrite = true;
+            let later: Vec<Change> = left_out
+                .iter()
+                .filter(|c| !roots.contains(&c.hash()))
+                .cloned()
+                .collect();
+            let now = clock::now_ms();
+            let mut set_aside = replay_own(open, Some(&actor), &later, BUILT_ON_REFUSED, now)?;
+            for change in left_out.iter().filter(|c| roots.contains(&c.hash())) {
+                let rule = rules.get(&change.hash()).copied().unwrap_or_default();
+                let record = SetAsideChange {
+                    change_hash: change.hash().to_string(),
+                    reason: format!("refused by a peer: {rule}"),
+                    replayed_as: None,
+                    recorded_at: now,
+                };
+                set_aside.push((record, change.raw_bytes().to_vec()));
+            }
+            let doc_id = plan.to_string();
+            inner.persist(plan, |tx| {
+                for (record, bytes) in &set_aside {
+                    store::record_set_aside(tx, plan, record, bytes)?;
+                }
+                store::delete_plan_sync_states(tx, &doc_id)?;
+                Ok(())
+            })?;
+            inner.sessions.retain(|(p, _), _| *p != plan);
+            Ok(set_aside.into_iter().map(|(record, _)| record).collect())
+        })?;
+        if !set_aside.is_empty() {
+            self.notify(plan);
+        }
+        Ok(set_aside)
+    }
+
+    /// This device's own changes it took out of `plan` (a forked history, or changes a peer
+    /// refused), oldest first, with the change that replays each where there is one.
+    pub fn set_aside_changes(&self, plan: PlanId) -> Result<Vec<SetAsideChange>> {
+        self.inner
+            .lock()
+            .store
+            .read(|tx| store::list_set_aside(tx, plan))
     }
 
     /// Changes from peers that the role rules refused, for one plan or all (`None`).
@@ -1157,6 +1502,76 @@ impl Alliance {
             .write(|tx| store::delete_sync_states(tx, &peer.key))?;
         Ok(())
     }
+}
+
+/// Why own changes are set aside (recorded in `set_aside_changes`).
+const FORKED: &str = "another copy of this device's store wrote the same change numbers";
+const BUILT_ON_REFUSED: &str = "built on a change a peer refused";
+
+/// What one sync message did besides merging (see [`Alliance::receive_sync_message`]).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SyncReceipt {
+    /// The peer's changes that the role rules refused in this message (also recorded, see
+    /// [`Alliance::refused_changes`]): what a relay tells the peer in a `refused` notice.
+    pub refused: Vec<RefusedChange>,
+    /// This device's own changes taken out and replayed because the peer holds other changes
+    /// with their actor and seq: a restored or copied store was used (see `docs/design.md`).
+    pub set_aside: Vec<SetAsideChange>,
+}
+
+/// The own changes to take out of `doc` when `incoming` holds changes of this device's
+/// `actor` that it does not have, with a seq it has already used: another copy of this store
+/// (a restored backup, a copied device) wrote them. None when there is no such fork: own
+/// changes past the last seq here are simply this device's history coming back.
+fn own_fork(doc: &Automerge, incoming: &[Change], actor: &ActorId) -> Option<HashSet<ChangeHash>> {
+    let theirs: Vec<u64> = incoming
+        .iter()
+        .filter(|c| c.actor_id() == actor && doc.get_change_by_hash(&c.hash()).is_none())
+        .map(Change::seq)
+        .collect();
+    if theirs.is_empty() {
+        return None;
+    }
+    let last = rebase::last_seq(doc, actor);
+    let from = theirs.into_iter().filter(|seq| *seq <= last).min()?;
+    Some(
+        doc.get_changes(&[])
+            .iter()
+            .filter(|c| c.actor_id() == actor && c.seq() >= from)
+            .map(Change::hash)
+            .collect(),
+    )
+}
+
+/// Replays the own changes among `left_out` (taken out of `open`'s document) as new changes
+/// and returns a record, with the original bytes, for every change in `left_out`.
+fn replay_own(
+    open: &mut OpenDoc,
+    actor: Option<&ActorId>,
+    left_out: &[Change],
+    reason: &str,
+    now: i64,
+) -> Result<Vec<(SetAsideChange, Vec<u8>)>> {
+    let own: Vec<Change> = left_out
+        .iter()
+        .filter(|c| Some(c.actor_id()) == actor)
+        .cloned()
+        .collect();
+    let done = rebase::replay(open.doc.automerge_mut(), &own)?;
+    open.rewrite = true;
+    let replayed: HashMap<ChangeHash, ChangeHash> = done.replayed.into_iter().collect();
+    Ok(left_out
+        .iter()
+        .map(|change| {
+            let record = SetAsideChange {
+                change_hash: change.hash().to_string(),
+                reason: reason.to_owned(),
+                replayed_as: replayed.get(&change.hash()).map(ToString::to_string),
+                recorded_at: now,
+            };
+            (record, change.raw_bytes().to_vec())
+        })
+        .collect())
 }
 
 fn load_session(inner: &mut Inner, plan: PlanId, peer: &SyncPeer) -> Result<sync::State> {

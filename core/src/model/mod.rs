@@ -328,6 +328,22 @@ pub struct RefusedChange {
     pub recorded_at: i64,
 }
 
+/// One of this device's own changes that it took out of a plan, kept with its bytes, and
+/// replayed as a new change where it could be: a fork of its own history (a restored backup
+/// or a copied store was used), or a change a peer refused (see `docs/design.md`, Nothing
+/// lost).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAsideChange {
+    pub change_hash: String,
+    /// Why, in words without personal data (e.g. "refused by a peer: …").
+    pub reason: String,
+    /// The hash of the new change that carries the same operations; None when the change
+    /// itself was refused, or when what it builds on is gone.
+    pub replayed_as: Option<String>,
+    /// When this device set it aside (UTC milliseconds).
+    pub recorded_at: i64,
+}
+
 /// A plan as listed from the catalog, without loading its document.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PlanSummary {

@@ -3,6 +3,7 @@
 mod hash;
 pub mod history;
 pub mod read;
+pub mod rebase;
 pub mod schema;
 pub mod write;
 

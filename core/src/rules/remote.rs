@@ -14,6 +14,9 @@ use crate::model::{DeviceId, GoalStatus, MemberId, PlanId, Role};
 use crate::plan::read::{get_string, goal_obj, is_plan, read_plan, read_plan_for_edit};
 use crate::plan::schema as k;
 
+/// The rule named for a change refused only because it builds on a refused one.
+pub const BUILDS_ON_REFUSED: &str = "builds on a refused change";
+
 /// A change that was not let in, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
@@ -81,7 +84,7 @@ pub fn judge(
                 refused.insert(hash);
                 judgement
                     .refused
-                    .push(refusal(&work, &change, "builds on a refused change"));
+                    .push(refusal(&work, &change, BUILDS_ON_REFUSED));
                 progress = true;
                 continue;
             }

@@ -108,22 +108,46 @@ pub fn append_chunk(
     })
 }
 
-/// Compaction: a new snapshot replaces the old one and every chunk.
+/// Compaction: a new snapshot replaces the old one and the chunks it merged, those up to
+/// `merged_up_to` (a chunk `seq`); a chunk written after them (none, while the caller holds
+/// the write lock) would stay.
 pub fn replace_snapshot(
     conn: &Connection,
     doc_id: &str,
     snapshot: &[u8],
     heads: &[u8],
     now: i64,
+    merged_up_to: i64,
 ) -> Result<()> {
-    conn.execute("DELETE FROM chunks WHERE doc_id = ?1", [doc_id])?;
-    conn.execute(
-        "UPDATE documents SET snapshot = ?2, snapshot_heads = ?3, heads = ?3, chunk_bytes = 0,
+    conn.prepare_cached("DELETE FROM chunks WHERE doc_id = ?1 AND seq <= ?2")?
+        .execute(params![doc_id, merged_up_to])?;
+    conn.prepare_cached(
+        "UPDATE documents SET snapshot = ?2, snapshot_heads = ?3, heads = ?3,
+            chunk_bytes = (SELECT coalesce(sum(length(bytes)), 0) FROM chunks WHERE doc_id = ?1),
             updated_at = ?4
          WHERE doc_id = ?1",
-        params![doc_id, snapshot, heads, now],
-    )?;
+    )?
+    .execute(params![doc_id, snapshot, heads, now])?;
     Ok(())
+}
+
+/// The highest chunk `seq` of a document (0 when it has none).
+pub fn last_chunk_seq(conn: &Connection, doc_id: &str) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(seq), 0) FROM chunks WHERE doc_id = ?1")?
+        .query_row([doc_id], |row| row.get(0))?)
+}
+
+/// Every stored document's recorded heads (see [`document_heads`]), keyed by document id:
+/// what a store compares to notice that another connection wrote.
+pub fn all_document_heads(conn: &Connection) -> Result<Vec<(String, Option<Vec<u8>>)>> {
+    let mut statement = conn.prepare_cached("SELECT doc_id, heads FROM documents")?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row?);
+    }
+    Ok(out)
 }
 
 pub fn upsert_plan_summary(conn: &Connection, summary: &PlanSummary) -> Result<()> {

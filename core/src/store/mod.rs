@@ -9,12 +9,13 @@ mod meta;
 mod plan_devices;
 mod refusals;
 pub mod schema;
+mod set_aside;
 mod sync_state;
 
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 pub use documents::{DocumentSizes, StoredDocument};
 pub use encryption::{StoreKey, STORE_KEY_LEN};
@@ -24,6 +25,8 @@ use crate::error::Result;
 /// One SQLite database in WAL mode with one writer connection.
 pub struct Store {
     conn: Connection,
+    /// How many transactions and savepoints are open on `conn` (0: none).
+    depth: u32,
     /// Whether the file is encrypted with a [`StoreKey`] (SQLCipher).
     encrypted: bool,
 }
@@ -93,37 +96,115 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
         schema::migrate(&mut conn)?;
-        Ok(Self { conn, encrypted })
+        Ok(Self {
+            conn,
+            encrypted,
+            depth: 0,
+        })
     }
 
-    /// Runs `f` in one read transaction.
-    pub fn read<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)?;
-        let out = f(&tx)?;
-        tx.finish()?;
-        Ok(out)
+    /// Runs `f` in one read transaction, or inside the transaction already open on this
+    /// connection (see [`Store::begin_locked`]).
+    pub fn read<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.depth > 0 {
+            return f(&self.conn);
+        }
+        self.run_in("BEGIN DEFERRED", "COMMIT", "ROLLBACK", |conn| f(conn))
     }
 
-    /// Runs `f` in one write transaction: everything it writes lands, or nothing does.
-    pub fn write<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
-        let tx = self
+    /// Runs `f` in one write transaction: everything it writes lands, or nothing does. Inside
+    /// a transaction already open on this connection it runs as a savepoint of it, and lands
+    /// when that transaction commits.
+    pub fn write<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.depth > 0 {
+            let rollback = "ROLLBACK TO nested; RELEASE nested";
+            return self.run_in("SAVEPOINT nested", "RELEASE nested", rollback, |conn| {
+                f(conn)
+            });
+        }
+        self.run_in("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", |conn| f(conn))
+    }
+
+    /// Takes SQLite's write lock until [`Store::end_locked`] (`BEGIN IMMEDIATE`): no other
+    /// connection or process commits in between, so what is read meanwhile is what the file
+    /// holds when it is written. [`Store::read`] and [`Store::write`] calls meanwhile join
+    /// this transaction (writes as savepoints).
+    pub fn begin_locked(&mut self) -> Result<()> {
+        if self.depth > 0 {
+            return Err(crate::error::Error::Malformed(
+                "a transaction is already open on this store".into(),
+            ));
+        }
+        self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+        self.depth = 1;
+        Ok(())
+    }
+
+    /// Ends what [`Store::begin_locked`] began: commits when `commit`, rolls back otherwise.
+    pub fn end_locked(&mut self, commit: bool) -> Result<()> {
+        if self.depth != 1 {
+            return Ok(());
+        }
+        self.depth = 0;
+        if commit {
+            self.finish(Ok(()), "COMMIT", "ROLLBACK")
+        } else {
+            self.conn.execute_batch("ROLLBACK")?;
+            Ok(())
+        }
+    }
+
+    fn run_in<T>(
+        &mut self,
+        begin: &str,
+        commit: &str,
+        rollback: &str,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<T> {
+        self.conn.prepare_cached(begin)?.execute([])?;
+        self.depth += 1;
+        let out = f(&self.conn);
+        self.depth -= 1;
+        self.finish(out, commit, rollback)
+    }
+
+    fn finish<T>(&mut self, out: Result<T>, commit: &str, rollback: &str) -> Result<T> {
+        let committed = match out {
+            Ok(out) => self
+                .conn
+                .prepare_cached(commit)
+                .and_then(|mut statement| statement.execute([]))
+                .map(|_| out)
+                .map_err(Into::into),
+            Err(error) => Err(error),
+        };
+        if committed.is_err() {
+            // The transaction may already be gone (SQLite rolls back on some errors).
+            let _ = self.conn.execute_batch(rollback);
+        }
+        committed
+    }
+
+    /// SQLite's `PRAGMA data_version`: it changes when another connection (this process's or
+    /// another's) commits to the file, and never for this connection's own commits.
+    pub fn data_version(&mut self) -> Result<i64> {
+        Ok(self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |row| row.get(0))?)
     }
 }
 
 pub use documents::{
-    append_chunk, document_heads, document_sizes, fill_document_heads, has_document,
-    insert_document, list_plans, load_document, plan_ids, replace_snapshot, touch_plan_summary,
-    upsert_plan_summary,
+    all_document_heads, append_chunk, document_heads, document_sizes, fill_document_heads,
+    has_document, insert_document, last_chunk_seq, list_plans, load_document, plan_ids,
+    replace_snapshot, touch_plan_summary, upsert_plan_summary,
 };
 pub use identity::{load_identity, save_identity};
 pub use meta::load_store_id;
 pub use plan_devices::{plans_of_device, plans_of_token, set_plan_devices};
 pub use refusals::{list_refusals, record_refusal};
-pub use sync_state::{delete_sync_states, load_sync_state, save_sync_state};
+pub use set_aside::{list_set_aside, record_set_aside};
+pub use sync_state::{
+    delete_plan_sync_states, delete_sync_states, load_sync_state, save_sync_state,
+};

@@ -13,6 +13,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/004_plan_devices.sql"),
     include_str!("migrations/005_device_tokens.sql"),
     include_str!("migrations/006_document_heads.sql"),
+    include_str!("migrations/007_set_aside_changes.sql"),
 ];
 
 /// The schema version this build writes.

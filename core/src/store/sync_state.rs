@@ -27,3 +27,9 @@ pub fn save_sync_state(conn: &Connection, doc_id: &str, peer: &str, state: &[u8]
 pub fn delete_sync_states(conn: &Connection, peer: &str) -> Result<usize> {
     Ok(conn.execute("DELETE FROM sync_state WHERE peer_id = ?1", [peer])?)
 }
+
+/// Forgets every peer's sync state for one document: after this device took changes out of
+/// it, what those states believe shared may name changes that are gone.
+pub fn delete_plan_sync_states(conn: &Connection, doc_id: &str) -> Result<usize> {
+    Ok(conn.execute("DELETE FROM sync_state WHERE doc_id = ?1", [doc_id])?)
+}

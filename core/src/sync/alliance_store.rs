@@ -92,6 +92,7 @@ impl SyncStore for Alliance {
         message: &[u8],
     ) -> Result<(), SyncError> {
         Alliance::receive_sync_message(self, plan(document), peer, message)
+            .map(|_| ())
             .map_err(SyncError::store)
     }
 

@@ -1,0 +1,220 @@
+//! Moving a device's own changes onto another base: how a device whose history forked (a
+//! restored backup, a copied store) or whose change a peer refused keeps every other edit.
+//!
+//! Automerge identifies an operation by (counter, actor) and a change by (actor, seq). When
+//! one actor has two different changes with the same seq — the store was restored from a
+//! backup older than what it had already synced, then used — no replica can hold both. The
+//! device then sets its side of the fork aside and replays it: each change is rewritten with
+//! the next free seq and counters, depending on the current heads, so its operations keep
+//! their meaning (the same objects, keys, text positions and overwritten values) and merge
+//! like any concurrent edit. See `docs/design.md`, "Nothing lost".
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU64;
+
+use automerge::legacy::{ElementId, Key, ObjectId, OpId, SortedVec};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
+
+use crate::error::{Error, Result};
+
+/// `doc`'s changes split at `drop`: the document without `drop` and everything built on it,
+/// and what was left out, in causal order.
+pub fn without(doc: &Automerge, drop: &HashSet<ChangeHash>) -> Result<(Automerge, Vec<Change>)> {
+    let mut removed: HashSet<ChangeHash> = HashSet::new();
+    let mut kept = Vec::new();
+    let mut left_out = Vec::new();
+    // `get_changes` lists changes in an order where dependencies come first.
+    for change in doc.get_changes(&[]) {
+        let hash = change.hash();
+        if drop.contains(&hash) || change.deps().iter().any(|d| removed.contains(d)) {
+            removed.insert(hash);
+            left_out.push(change);
+        } else {
+            kept.push(change);
+        }
+    }
+    let mut base = Automerge::new().with_actor(doc.get_actor().clone());
+    base.apply_changes(kept)?;
+    Ok((base, left_out))
+}
+
+/// The highest seq `actor` has in `doc` (0 when it has none).
+pub fn last_seq(doc: &Automerge, actor: &ActorId) -> u64 {
+    doc.get_changes(&[])
+        .iter()
+        .filter(|c| c.actor_id() == actor)
+        .map(Change::seq)
+        .max()
+        .unwrap_or(0)
+}
+
+/// What [`replay`] did with each change it was given.
+#[derive(Debug, Default)]
+pub struct Replayed {
+    /// (original hash, hash of its replayed copy).
+    pub replayed: Vec<(ChangeHash, ChangeHash)>,
+    /// Changes that could not be replayed (they build on something no longer here).
+    pub failed: Vec<ChangeHash>,
+}
+
+/// Applies `changes` (one actor's, in causal order) to `doc` again as new changes of that same
+/// actor: the next free seq, fresh counters above every operation in `doc`, and the current
+/// heads as dependencies. References between the replayed operations follow them to their new
+/// ids; references to anything else stay as they were.
+pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
+    let mut out = Replayed::default();
+    let Some(first) = changes.first() else {
+        return Ok(out);
+    };
+    let actor = first.actor_id().clone();
+    if changes.iter().any(|c| c.actor_id() != &actor) {
+        return Err(Error::Malformed(
+            "replayed changes of several actors".into(),
+        ));
+    }
+    let mut seq = last_seq(doc, &actor);
+    let mut max_op = doc
+        .get_changes(&[])
+        .iter()
+        .map(Change::max_op)
+        .max()
+        .unwrap_or(0);
+    // Old counter of a replayed operation → its new counter.
+    let mut moved: HashMap<u64, u64> = HashMap::new();
+    for change in changes {
+        let mut expanded = change.decode();
+        let old_start = change.start_op().get();
+        let new_start = max_op + 1;
+        let mut attempt = moved.clone();
+        for index in 0..expanded.operations.len() as u64 {
+            attempt.insert(old_start + index, new_start + index);
+        }
+        let follow = |id: &OpId| -> OpId {
+            match attempt.get(&id.0) {
+                Some(new) if id.1 == actor => OpId(*new, actor.clone()),
+                _ => id.clone(),
+            }
+        };
+        for op in &mut expanded.operations {
+            if let ObjectId::Id(id) = &op.obj {
+                op.obj = ObjectId::Id(follow(id));
+            }
+            if let Key::Seq(ElementId::Id(id)) = &op.key {
+                op.key = Key::Seq(ElementId::Id(follow(id)));
+            }
+            let pred: Vec<OpId> = op.pred.iter().map(follow).collect();
+            op.pred = SortedVec::from(pred);
+        }
+        expanded.seq = seq + 1;
+        expanded.start_op = NonZeroU64::new(new_start).unwrap_or(NonZeroU64::MIN);
+        expanded.deps = doc.get_heads();
+        expanded.hash = None;
+        let ops = expanded.operations.len() as u64;
+        let rewritten = Change::from(expanded);
+        let hash = rewritten.hash();
+        let mut scratch = doc.fork();
+        match scratch.apply_changes([rewritten]) {
+            Ok(()) if scratch.get_change_by_hash(&hash).is_some() => {
+                *doc = scratch.with_actor(doc.get_actor().clone());
+                seq += 1;
+                max_op = new_start + ops.max(1) - 1;
+                moved = attempt;
+                out.replayed.push((change.hash(), hash));
+            }
+            _ => out.failed.push(change.hash()),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use automerge::transaction::Transactable;
+    use automerge::{ObjType, ReadDoc, ROOT};
+
+    fn text_of(doc: &Automerge, key: &str) -> String {
+        let (_, id) = doc.get(ROOT, key).unwrap().unwrap();
+        doc.text(&id).unwrap()
+    }
+
+    #[test]
+    fn a_forked_actor_replays_its_side_and_both_sides_survive() {
+        let actor = ActorId::random();
+        let mut base = Automerge::new().with_actor(actor.clone());
+        let mut tx = base.transaction();
+        let text = tx.put_object(ROOT, "words", ObjType::Text).unwrap();
+        tx.splice_text(&text, 0, 0, "walk daily").unwrap();
+        tx.commit();
+        // Two copies of one store, each used: the same actor makes seq 2 twice.
+        let mut restored = base.fork().with_actor(actor.clone());
+        let mut original = base.fork().with_actor(actor.clone());
+        let mut tx = original.transaction();
+        tx.put(ROOT, "status", "active").unwrap();
+        tx.commit();
+        let mut tx = restored.transaction();
+        tx.splice_text(&text, 4, 0, " the dog").unwrap();
+        tx.put(ROOT, "note", "after restore").unwrap();
+        tx.commit();
+        let mut tx = restored.transaction();
+        let list = tx.put_object(ROOT, "log", ObjType::List).unwrap();
+        tx.insert(&list, 0, "one").unwrap();
+        tx.commit();
+        assert!(restored
+            .clone()
+            .apply_changes(original.get_changes(&[]))
+            .is_err());
+
+        let mine: HashSet<ChangeHash> = restored
+            .get_changes(&[])
+            .iter()
+            .filter(|c| c.seq() >= 2)
+            .map(Change::hash)
+            .collect();
+        let (mut rebuilt, left_out) = without(&restored, &mine).unwrap();
+        assert_eq!(left_out.len(), 2);
+        rebuilt.apply_changes(original.get_changes(&[])).unwrap();
+        let done = replay(&mut rebuilt, &left_out).unwrap();
+        assert!(done.failed.is_empty());
+        assert_eq!(done.replayed.len(), 2);
+        assert_eq!(text_of(&rebuilt, "words"), "walk the dog daily");
+        assert_eq!(
+            rebuilt.get(ROOT, "status").unwrap().unwrap().0.as_str(),
+            Some("active")
+        );
+        assert_eq!(
+            rebuilt.get(ROOT, "note").unwrap().unwrap().0.as_str(),
+            Some("after restore")
+        );
+        let (_, log) = rebuilt.get(ROOT, "log").unwrap().unwrap();
+        assert_eq!(rebuilt.length(&log), 1);
+        assert_eq!(last_seq(&rebuilt, &actor), 4);
+        // The original side accepts the replayed changes: the fork is healed.
+        original
+            .apply_changes(rebuilt.get_changes(&original.get_heads()))
+            .unwrap();
+        assert_eq!(original.get_heads(), rebuilt.get_heads());
+    }
+
+    #[test]
+    fn a_replayed_overwrite_merges_as_a_concurrent_edit() {
+        let actor = ActorId::random();
+        let mut doc = Automerge::new().with_actor(actor.clone());
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "status", "proposed").unwrap();
+        tx.commit();
+        let mut mine = doc.fork().with_actor(actor.clone());
+        let mut tx = mine.transaction();
+        tx.put(ROOT, "status", "active").unwrap();
+        tx.commit();
+        let drop: HashSet<ChangeHash> = [mine.get_heads()[0]].into();
+        let (mut rebuilt, left_out) = without(&mine, &drop).unwrap();
+        assert_eq!(rebuilt.get_heads(), doc.get_heads());
+        replay(&mut rebuilt, &left_out).unwrap();
+        assert_eq!(
+            rebuilt.get(ROOT, "status").unwrap().unwrap().0.as_str(),
+            Some("active")
+        );
+        assert_eq!(last_seq(&rebuilt, &actor), 2);
+    }
+}
