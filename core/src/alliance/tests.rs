@@ -742,3 +742,129 @@ fn the_catalog_follows_goal_edits_and_plan_edits() {
         .unwrap();
     assert_eq!(listed(&w.client).title, "Sleep plan");
 }
+
+/// Writes as `store`'s own device without the local role check: what an app with an older
+/// rule, or a role changed concurrently, can leave in a store.
+fn write_unchecked(
+    store: &Alliance,
+    plan: PlanId,
+    edit: impl FnOnce(&mut Transaction<'_>) -> Result<()>,
+) {
+    store
+        .writing(|inner| {
+            let open = inner.open(plan)?;
+            open.doc.change("unchecked", clock::now_ms(), edit)?;
+            inner.persist(plan, |_| Ok(()))
+        })
+        .unwrap();
+}
+
+fn checkin_notes(store: &Alliance, plan: PlanId, goal: GoalId) -> Vec<String> {
+    let mut notes: Vec<String> = store
+        .plan(plan)
+        .unwrap()
+        .goal(goal)
+        .unwrap()
+        .checkins
+        .iter()
+        .map(|c| c.note.clone())
+        .collect();
+    notes.sort();
+    notes
+}
+
+#[test]
+fn an_own_change_a_peer_refuses_is_set_aside_and_later_edits_still_arrive() {
+    let w = world();
+    // The client's store holds a status change only a counselor may make…
+    write_unchecked(&w.client, w.plan, |tx| {
+        write::edit_goal(
+            tx,
+            w.goal,
+            &GoalEdit {
+                status: Some(GoalStatus::Active),
+                ..Default::default()
+            },
+        )
+    });
+    // …and, built on it, an honest check-in made before anyone objected.
+    let note = |n: &str| NewCheckIn {
+        note: n.into(),
+        gas_level: Some(1),
+        ..Default::default()
+    };
+    w.client.check_in(w.plan, w.goal, &note("walked")).unwrap();
+    let client_key = w.client.identity().unwrap().device_id.to_string();
+    let mut refused = Vec::new();
+    for _ in 0..8 {
+        if let Some(m) = w.client.generate_sync_message(w.plan, "counselor").unwrap() {
+            let receipt = w
+                .counselor
+                .receive_sync_message(w.plan, client_key.as_str(), &m)
+                .unwrap();
+            refused.extend(receipt.refused);
+        }
+        if let Some(m) = w
+            .counselor
+            .generate_sync_message(w.plan, client_key.as_str())
+            .unwrap()
+        {
+            w.client
+                .receive_sync_message(w.plan, "counselor", &m)
+                .unwrap();
+        }
+    }
+    let rules: Vec<&str> = refused.iter().map(|r| r.rule.as_str()).collect();
+    assert_eq!(
+        rules,
+        [
+            "only a counselor writes a goal's status",
+            remote::BUILDS_ON_REFUSED
+        ],
+        "{refused:?}"
+    );
+    assert!(checkin_notes(&w.counselor, w.plan, w.goal).is_empty());
+    // The counselor's device tells the client (as a relay's `refused` notice does).
+    let notice: Vec<(String, String)> = refused
+        .iter()
+        .map(|r| (r.change_hash.clone(), r.rule.clone()))
+        .collect();
+    let set_aside = w.client.own_changes_refused(w.plan, &notice).unwrap();
+    assert_eq!(set_aside.len(), 2, "{set_aside:?}");
+    let status_change = set_aside
+        .iter()
+        .find(|s| s.reason.contains("only a counselor"))
+        .unwrap();
+    assert_eq!(status_change.replayed_as, None);
+    assert!(set_aside
+        .iter()
+        .any(|s| s.reason == BUILT_ON_REFUSED && s.replayed_as.is_some()));
+    assert_eq!(w.client.set_aside_changes(w.plan).unwrap(), {
+        let mut stored = set_aside.clone();
+        stored.sort_by(|a, b| a.change_hash.cmp(&b.change_hash));
+        stored
+    });
+    // The client's plan no longer claims the refused status; the check-in is still there.
+    let goal = w.client.plan(w.plan).unwrap().goal(w.goal).unwrap().clone();
+    assert_eq!(goal.status, GoalStatus::Proposed);
+    assert_eq!(checkin_notes(&w.client, w.plan, w.goal), ["walked"]);
+    // Later edits flow again, and nothing more is refused.
+    w.client.check_in(w.plan, w.goal, &note("slept")).unwrap();
+    crate::local_sync::sync_stores(&w.counselor, &w.client).unwrap();
+    assert_eq!(
+        checkin_notes(&w.counselor, w.plan, w.goal),
+        ["slept", "walked"]
+    );
+    assert_eq!(w.counselor.refused_changes(None).unwrap().len(), 2);
+    assert_eq!(
+        w.counselor.plan(w.plan).unwrap(),
+        w.client.plan(w.plan).unwrap()
+    );
+    // A notice about changes that are not this device's is ignored.
+    let stray = [("00".repeat(32), "anything".to_owned())];
+    assert!(w
+        .client
+        .own_changes_refused(w.plan, &stray)
+        .unwrap()
+        .is_empty());
+}

@@ -1,0 +1,276 @@
+//! Nothing lost: several connections on one store file, restored stores, and forks of one
+//! device's history. Each connection here is what a second process (an app's widget or share
+//! extension, a background sync, the CLI) is to SQLite.
+
+use std::path::Path;
+
+use alliance_core::local_sync::sync_stores;
+use alliance_core::{
+    Alliance, Identity, NewCheckIn, NewObjective, NewPlan, PlanId, Role, SyncPeer,
+};
+
+fn checkin(note: &str) -> NewCheckIn {
+    NewCheckIn {
+        gas_level: Some(0),
+        note: note.into(),
+        ..Default::default()
+    }
+}
+
+fn objective(text: &str) -> NewObjective {
+    NewObjective {
+        text: text.into(),
+        ..Default::default()
+    }
+}
+
+fn notes(store: &Alliance, plan: PlanId) -> Vec<String> {
+    let mut notes: Vec<String> = store
+        .plan(plan)
+        .unwrap()
+        .goals
+        .iter()
+        .flat_map(|g| g.checkins.iter().map(|c| c.note.clone()))
+        .collect();
+    notes.sort();
+    notes
+}
+
+/// A counselor (in memory) and a client whose store is a file; the plan has one goal.
+struct Setup {
+    counselor: Alliance,
+    client_id: Identity,
+    plan: PlanId,
+    goal: alliance_core::GoalId,
+}
+
+fn setup(client_db: &Path) -> Setup {
+    let counselor = Alliance::open_in_memory().unwrap();
+    counselor.init("Dana", Role::Counselor, None).unwrap();
+    let client = Alliance::open(client_db).unwrap();
+    let client_id = client.init("Sam", Role::Client, None).unwrap();
+    let plan = counselor
+        .create_plan(&NewPlan {
+            title: "Plan".into(),
+            client_name: "Sam".into(),
+            client_member: Some(client_id.member_id),
+            client_device: Some(client_id.device_id),
+        })
+        .unwrap();
+    let goal = counselor
+        .propose_goal(plan, "Sleep before midnight")
+        .unwrap();
+    sync_stores(&counselor, &client).unwrap();
+    Setup {
+        counselor,
+        client_id,
+        plan,
+        goal,
+    }
+}
+
+/// Syncs `device` with a relay (a store without identity) to convergence, as the network
+/// engine does: messages both ways until neither has anything to say.
+fn sync_via_relay(device: &Alliance, relay: &Alliance, plan: PlanId) {
+    let device_key = device.identity().unwrap().device_id.to_string();
+    let relay_key = SyncPeer::from("relay");
+    for _ in 0..64 {
+        let up = device
+            .generate_sync_message(plan, relay_key.clone())
+            .unwrap();
+        if let Some(message) = &up {
+            relay
+                .receive_sync_message(plan, device_key.as_str(), message)
+                .unwrap();
+        }
+        let down = relay
+            .generate_sync_message(plan, device_key.as_str())
+            .unwrap();
+        if let Some(message) = &down {
+            device
+                .receive_sync_message(plan, relay_key.clone(), message)
+                .unwrap();
+        }
+        if up.is_none() && down.is_none() {
+            device.end_sync_session(relay_key);
+            relay.end_sync_session(device_key.as_str());
+            return;
+        }
+    }
+    panic!("the device and the relay did not converge");
+}
+
+#[test]
+fn a_check_in_written_by_another_connection_survives_compaction_and_syncs() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.db");
+    let s = setup(&db);
+    // The long-running sync process keeps the plan open…
+    let watcher = Alliance::open(&db).unwrap();
+    s.counselor
+        .add_objective(s.plan, s.goal, &objective("Lights out by 23:30"))
+        .unwrap();
+    sync_stores(&s.counselor, &watcher).unwrap();
+    // …while a second process records a check-in.
+    let widget = Alliance::open(&db).unwrap();
+    widget
+        .check_in(s.plan, s.goal, &checkin("slept well"))
+        .unwrap();
+    drop(widget);
+    // The counselor keeps editing; the sync process merges every edit (and compacts).
+    for n in 0..30 {
+        s.counselor
+            .add_objective(s.plan, s.goal, &objective(&format!("step {n}")))
+            .unwrap();
+        sync_stores(&s.counselor, &watcher).unwrap();
+    }
+    assert_eq!(notes(&watcher, s.plan), ["slept well"]);
+    assert_eq!(notes(&s.counselor, s.plan), ["slept well"]);
+    let reopened = Alliance::open(&db).unwrap();
+    assert_eq!(notes(&reopened, s.plan), ["slept well"]);
+    assert_eq!(reopened.plan(s.plan).unwrap().goals[0].objectives.len(), 31);
+    assert!(reopened.integrity_check().unwrap().is_empty());
+}
+
+#[test]
+fn two_connections_editing_in_turn_never_reuse_a_change_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.db");
+    let s = setup(&db);
+    let app = Alliance::open(&db).unwrap();
+    let extension = Alliance::open(&db).unwrap();
+    // Both have the plan open, then write in turn: each must build on the other's change.
+    app.plan(s.plan).unwrap();
+    extension.plan(s.plan).unwrap();
+    for n in 0..10 {
+        let writer = if n % 2 == 0 { &app } else { &extension };
+        writer
+            .check_in(s.plan, s.goal, &checkin(&format!("day {n}")))
+            .unwrap();
+    }
+    let expected: Vec<String> = {
+        let mut v: Vec<String> = (0..10).map(|n| format!("day {n}")).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(notes(&app, s.plan), expected);
+    assert_eq!(notes(&extension, s.plan), expected);
+    sync_stores(&s.counselor, &app).unwrap();
+    assert_eq!(notes(&s.counselor, s.plan), expected);
+    assert!(s.counselor.refused_changes(None).unwrap().is_empty());
+}
+
+#[test]
+fn observers_hear_of_another_connections_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.db");
+    let s = setup(&db);
+    let app = std::sync::Arc::new(Alliance::open(&db).unwrap());
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = heard.clone();
+    app.add_observer(std::sync::Arc::new(move |plan: PlanId| {
+        sink.lock().unwrap().push(plan)
+    }));
+    assert!(app.check_outside_changes().unwrap().is_empty());
+    let widget = Alliance::open(&db).unwrap();
+    widget
+        .check_in(s.plan, s.goal, &checkin("from the widget"))
+        .unwrap();
+    assert_eq!(app.check_outside_changes().unwrap(), vec![s.plan]);
+    assert_eq!(heard.lock().unwrap().as_slice(), &[s.plan]);
+    // Seen once: a second look finds nothing new.
+    assert!(app.check_outside_changes().unwrap().is_empty());
+    assert_eq!(notes(&app, s.plan), ["from the widget"]);
+}
+
+/// Copies a store file as a backup would, with the store closed.
+fn backup(from: &Path, to: &Path) {
+    std::fs::copy(from, to).unwrap();
+}
+
+fn restore(backup: &Path, to: &Path) {
+    for suffix in ["-wal", "-shm"] {
+        let side = format!("{}{suffix}", to.display());
+        let _ = std::fs::remove_file(side);
+    }
+    std::fs::copy(backup, to).unwrap();
+}
+
+#[test]
+fn a_restored_store_recovers_in_person_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.db");
+    let copy = dir.path().join("backup.db");
+    let s = setup(&db);
+    {
+        let client = Alliance::open(&db).unwrap();
+        client.check_in(s.plan, s.goal, &checkin("one")).unwrap();
+    }
+    backup(&db, &copy);
+    {
+        let client = Alliance::open(&db).unwrap();
+        client.check_in(s.plan, s.goal, &checkin("two")).unwrap();
+        sync_stores(&s.counselor, &client).unwrap();
+    }
+    restore(&copy, &db);
+    let client = Alliance::open(&db).unwrap();
+    assert_eq!(client.identity().unwrap().device_id, s.client_id.device_id);
+    client.check_in(s.plan, s.goal, &checkin("three")).unwrap();
+    sync_stores(&s.counselor, &client).unwrap();
+    assert_eq!(notes(&client, s.plan), ["one", "three", "two"]);
+    assert_eq!(notes(&s.counselor, s.plan), ["one", "three", "two"]);
+    assert!(s.counselor.refused_changes(None).unwrap().is_empty());
+    let set_aside = client.set_aside_changes(s.plan).unwrap();
+    assert_eq!(set_aside.len(), 1, "{set_aside:?}");
+    assert!(set_aside[0].replayed_as.is_some());
+    // Healed: the next sync has nothing to do, and later edits flow.
+    let report = sync_stores(&s.counselor, &client).unwrap();
+    assert!(report.messages <= 2, "{report:?}");
+    client.check_in(s.plan, s.goal, &checkin("four")).unwrap();
+    sync_stores(&s.counselor, &client).unwrap();
+    assert_eq!(notes(&s.counselor, s.plan), ["four", "one", "three", "two"]);
+    drop(client);
+    let reopened = Alliance::open(&db).unwrap();
+    assert_eq!(notes(&reopened, s.plan), ["four", "one", "three", "two"]);
+    assert!(reopened.integrity_check().unwrap().is_empty());
+}
+
+#[test]
+fn a_restored_store_recovers_through_the_relay_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.db");
+    let copy = dir.path().join("backup.db");
+    let s = setup(&db);
+    let relay = Alliance::open_in_memory().unwrap();
+    sync_via_relay(&s.counselor, &relay, s.plan);
+    {
+        let client = Alliance::open(&db).unwrap();
+        client.check_in(s.plan, s.goal, &checkin("one")).unwrap();
+        sync_via_relay(&client, &relay, s.plan);
+    }
+    backup(&db, &copy);
+    {
+        let client = Alliance::open(&db).unwrap();
+        client.check_in(s.plan, s.goal, &checkin("two")).unwrap();
+        client.check_in(s.plan, s.goal, &checkin("three")).unwrap();
+        sync_via_relay(&client, &relay, s.plan);
+    }
+    restore(&copy, &db);
+    let client = Alliance::open(&db).unwrap();
+    client.check_in(s.plan, s.goal, &checkin("four")).unwrap();
+    client.check_in(s.plan, s.goal, &checkin("five")).unwrap();
+    sync_via_relay(&client, &relay, s.plan);
+    // The relay refused the copy's first changes (same numbers as ones it holds); the device
+    // replayed them, so everything arrives.
+    sync_via_relay(&client, &relay, s.plan);
+    sync_via_relay(&s.counselor, &relay, s.plan);
+    let all = ["five", "four", "one", "three", "two"];
+    assert_eq!(notes(&client, s.plan), all);
+    assert_eq!(notes(&relay, s.plan), all);
+    assert_eq!(notes(&s.counselor, s.plan), all);
+    assert_eq!(client.plan(s.plan).unwrap(), relay.plan(s.plan).unwrap());
+    assert_eq!(client.set_aside_changes(s.plan).unwrap().len(), 2);
+    client.check_in(s.plan, s.goal, &checkin("six")).unwrap();
+    sync_via_relay(&client, &relay, s.plan);
+    assert!(notes(&relay, s.plan).contains(&"six".to_owned()));
+}
