@@ -1245,7 +1245,7 @@ impl Alliance {
         let mut adopted = false;
         let mut before_heads = open.doc.heads();
         if !message.changes.is_empty() {
-            let mut incoming = changes_in(open.doc.automerge(), &message)?;
+            let mut incoming = changes_in(open.doc.automerge(), &message, own_actor.as_ref())?;
             incoming.extend(earlier);
             if let Some(actor) = &own_actor {
                 if let Some(drop) = own_fork(open.doc.automerge(), &incoming, actor) {
@@ -1590,7 +1590,11 @@ fn load_session(inner: &mut Inner, plan: PlanId, peer: &SyncPeer) -> Result<sync
 /// The changes a sync message carries. Each chunk (V2 messages join several into one blob) is
 /// parsed on its own: change and bundle chunks directly, whole documents through a scratch
 /// copy of the document. Changes whose dependencies are missing are kept, to be held.
-fn changes_in(doc: &Automerge, message: &sync::Message) -> Result<Vec<Change>> {
+fn changes_in(
+    doc: &Automerge,
+    message: &sync::Message,
+    own_actor: Option<&ActorId>,
+) -> Result<Vec<Change>> {
     let mut changes = Vec::new();
     for blob in message.changes.iter() {
         for chunk in split_chunks(blob)? {
@@ -1611,17 +1615,50 @@ fn changes_in(doc: &Automerge, message: &sync::Message) -> Result<Vec<Change>> {
                         .map_err(|e| Error::SyncMessage(e.to_string()))?;
                     changes.extend(bundled);
                 }
-                _ => {
-                    let mut scratch = doc.fork();
-                    scratch
-                        .load_incremental(chunk)
-                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
-                    changes.extend(doc.get_changes_added(&scratch));
-                }
+                _ => changes.extend(document_chunk_changes(doc, chunk, own_actor)?),
             }
         }
     }
     Ok(changes)
+}
+
+/// The changes in a whole-document chunk that `doc` does not have, read through a scratch
+/// copy of `doc`. When the chunk holds changes of this device's own actor with seq numbers
+/// `doc` already used (another copy of this store wrote them), the copy cannot take them: it
+/// is then made without this device's latest own changes, one more at a time, until it can.
+fn document_chunk_changes(
+    doc: &Automerge,
+    chunk: &[u8],
+    own_actor: Option<&ActorId>,
+) -> Result<Vec<Change>> {
+    let mut scratch = doc.fork();
+    let first_error = match scratch.load_incremental(chunk) {
+        Ok(_) => return Ok(doc.get_changes_added(&scratch)),
+        Err(error) => Error::SyncMessage(error.to_string()),
+    };
+    let Some(actor) = own_actor else {
+        return Err(first_error);
+    };
+    let last = rebase::last_seq(doc, actor);
+    let own: Vec<(u64, ChangeHash)> = doc
+        .get_changes(&[])
+        .iter()
+        .filter(|c| c.actor_id() == actor)
+        .map(|c| (c.seq(), c.hash()))
+        .collect();
+    for from in (1..=last).rev().take(64) {
+        let drop: HashSet<ChangeHash> = own
+            .iter()
+            .filter(|(seq, _)| *seq >= from)
+            .map(|(_, hash)| *hash)
+            .collect();
+        let (base, _) = rebase::without(doc, &drop)?;
+        let mut scratch = base.fork();
+        if scratch.load_incremental(chunk).is_ok() {
+            return Ok(base.get_changes_added(&scratch));
+        }
+    }
+    Err(first_error)
 }
 
 /// Where a storage chunk's type byte sits (after magic and checksum), and the types.
