@@ -26,7 +26,13 @@ impl core::PlanObserver for Forward {
 pub struct PlanSubscription {
     store: Weak<core::Alliance>,
     observer: Mutex<Option<Arc<dyn core::PlanObserver>>>,
+    /// Looks for writes by other processes (the app's extensions, a background sync) so the
+    /// observer hears of them too; stopped with the subscription.
+    file_watch: Mutex<Option<core::FileWatch>>,
 }
+
+/// How often a subscription looks for other processes' writes to the store.
+const OUTSIDE_CHANGES_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl PlanSubscription {
     pub(crate) fn register(store: &Arc<core::Alliance>, observer: Box<dyn PlanObserver>) -> Self {
@@ -35,6 +41,7 @@ impl PlanSubscription {
         Self {
             store: Arc::downgrade(store),
             observer: Mutex::new(Some(observer)),
+            file_watch: Mutex::new(store.watch_file(OUTSIDE_CHANGES_INTERVAL).ok()),
         }
     }
 }
@@ -43,6 +50,7 @@ impl PlanSubscription {
 impl PlanSubscription {
     /// Stops notifications to this observer; calling it again does nothing.
     pub fn cancel(&self) {
+        self.file_watch.lock().take();
         let observer = self.observer.lock().take();
         if let (Some(observer), Some(store)) = (observer, self.store.upgrade()) {
             store.remove_observer(&observer);

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use automerge::sync::{self, SyncDoc};
@@ -29,6 +30,17 @@ pub trait PlanObserver: Send + Sync {
 impl<F: Fn(PlanId) + Send + Sync> PlanObserver for F {
     fn plan_changed(&self, plan: PlanId) {
         self(plan)
+    }
+}
+
+/// A running [`Alliance::watch_file`]: dropping it stops the watch within one interval.
+pub struct FileWatch {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for FileWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
@@ -538,7 +550,7 @@ impl Alliance {
     /// Tells observers of plans that another connection or process changed since this one
     /// last looked (an app's widget or share extension, a background sync, the CLI), and
     /// returns them. Every other call notices such writes too; an app that shows a plan and
-    /// makes no call calls this on a timer (the bindings do, see [`Alliance::watch_file`]).
+    /// makes no call calls this on a timer, or lets [`Alliance::watch_file`] do it.
     pub fn check_outside_changes(&self) -> Result<Vec<PlanId>> {
         let outside = self.inner.lock().catch_up()?;
         for plan in &outside {
@@ -547,16 +559,24 @@ impl Alliance {
         Ok(outside)
     }
 
-    /// Starts a thread that calls [`Alliance::check_outside_changes`] every `interval` while
-    /// the store is alive (it ends by itself once every `Arc` is dropped): observers then hear
-    /// of other processes' writes within `interval`. A check costs one
-    /// `PRAGMA data_version` when nothing changed.
-    pub fn watch_file(self: &Arc<Self>, interval: std::time::Duration) -> std::io::Result<()> {
+    /// Starts a thread that calls [`Alliance::check_outside_changes`] every `interval`, so
+    /// observers hear of other processes' writes within `interval` even when this process
+    /// makes no call. A check costs one `PRAGMA data_version` when nothing changed. The thread
+    /// ends when the returned [`FileWatch`] is dropped or every `Arc` of the store is.
+    pub fn watch_file(
+        self: &Arc<Self>,
+        interval: std::time::Duration,
+    ) -> std::io::Result<FileWatch> {
         let weak = Arc::downgrade(self);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         std::thread::Builder::new()
             .name("alliance-file-watch".into())
             .spawn(move || loop {
                 std::thread::sleep(interval);
+                if stopped.load(Ordering::Relaxed) {
+                    return;
+                }
                 let Some(alliance) = weak.upgrade() else {
                     return;
                 };
@@ -564,7 +584,7 @@ impl Alliance {
                     tracing::debug!(%error, "checking the store for outside changes failed");
                 }
             })?;
-        Ok(())
+        Ok(FileWatch { stop })
     }
 
     /// Registers an observer told of every plan change.

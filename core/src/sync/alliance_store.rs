@@ -105,6 +105,9 @@ impl SyncStore for Alliance {
     }
 }
 
+/// How often watch mode looks for edits other processes stored (see [`Alliance::watch_file`]).
+pub const OUTSIDE_CHANGES_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Watch mode inside a tokio runtime (shells): syncs until the handle is stopped or dropped,
 /// and pushes every local edit as soon as it is stored.
 pub fn spawn_alliance_watch(
@@ -119,7 +122,12 @@ pub fn spawn_alliance_watch(
         let _ = changes.send(document(plan));
     });
     alliance.add_observer(hook.clone());
-    handle.set_on_stop(Box::new(move || alliance.remove_observer(&hook)));
+    // Edits another process stores (the app beside the CLI, a widget) are pushed too.
+    let file_watch = alliance.watch_file(OUTSIDE_CHANGES_INTERVAL).ok();
+    handle.set_on_stop(Box::new(move || {
+        drop(file_watch);
+        alliance.remove_observer(&hook);
+    }));
     handle
 }
 
