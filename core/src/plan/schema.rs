@@ -1,4 +1,4 @@
-//! Key names of the plan document (see DESIGN.md, "The plan document").
+//! Key names of the plan document (see `docs/design.md`, "The plan document").
 
 pub const SCHEMA: &str = "schema";
 pub const SCHEMA_VERSION: i64 = 1;

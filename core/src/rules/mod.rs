@@ -1,4 +1,4 @@
-//! Who may write what: the role table of DESIGN.md, applied before any local edit is written.
+//! Who may write what: the role table (`docs/design.md`), applied before any local edit is written.
 //!
 //! | path | client | counselor |
 //! |---|---|---|
