@@ -274,3 +274,63 @@ fn a_restored_store_recovers_through_the_relay_and_loses_nothing() {
     sync_via_relay(&client, &relay, s.plan);
     assert!(notes(&relay, s.plan).contains(&"six".to_owned()));
 }
+
+#[test]
+fn a_store_left_forked_by_two_stale_writers_opens_and_keeps_both_check_ins() {
+    // Before every write took the write lock, two processes could each append a chunk built on
+    // the same stale copy: two changes with one actor and seq, and a plan that no longer
+    // opened ("duplicate seq"). Such a store is rebuilt here the way it was left.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.db");
+    let other = dir.path().join("other.db");
+    let s = setup(&db);
+    std::fs::copy(&db, &other).unwrap();
+    Alliance::open(&db)
+        .unwrap()
+        .check_in(s.plan, s.goal, &checkin("from the app"))
+        .unwrap();
+    Alliance::open(&other)
+        .unwrap()
+        .check_in(s.plan, s.goal, &checkin("from the widget"))
+        .unwrap();
+    {
+        let doc_id = s.plan.to_string();
+        let source = rusqlite::Connection::open(&other).unwrap();
+        let chunk: Vec<u8> = source
+            .query_row(
+                "SELECT bytes FROM chunks WHERE doc_id = ?1 ORDER BY seq DESC LIMIT 1",
+                [&doc_id],
+                |row| row.get(0),
+            )
+            .unwrap();
+        let target = rusqlite::Connection::open(&db).unwrap();
+        target
+            .execute(
+                "INSERT INTO chunks (doc_id, seq, bytes)
+                 VALUES (?1, (SELECT max(seq) + 1 FROM chunks WHERE doc_id = ?1), ?2)",
+                rusqlite::params![doc_id, chunk],
+            )
+            .unwrap();
+        target
+            .execute(
+                "UPDATE documents SET chunk_bytes = chunk_bytes + ?2 WHERE doc_id = ?1",
+                rusqlite::params![doc_id, chunk.len() as i64],
+            )
+            .unwrap();
+    }
+    let client = Alliance::open(&db).unwrap();
+    assert_eq!(notes(&client, s.plan), ["from the app", "from the widget"]);
+    client.check_in(s.plan, s.goal, &checkin("later")).unwrap();
+    sync_stores(&s.counselor, &client).unwrap();
+    let all = ["from the app", "from the widget", "later"];
+    assert_eq!(notes(&s.counselor, s.plan), all);
+    assert!(s.counselor.refused_changes(None).unwrap().is_empty());
+    assert_eq!(client.set_aside_changes(s.plan).unwrap().len(), 1);
+    drop(client);
+    // Rewritten whole by the next write: it loads without repair now.
+    let reopened = Alliance::open(&db).unwrap();
+    assert_eq!(notes(&reopened, s.plan), all);
+    let bytes = reopened.saved_document(s.plan).unwrap();
+    assert!(automerge::Automerge::load(&bytes).is_ok());
+    assert!(reopened.integrity_check().unwrap().is_empty());
+}

@@ -17,7 +17,7 @@ use crate::model::{
     InterventionId, MemberId, NewCheckIn, NewIntervention, NewObjective, ObjectiveId, Plan, PlanId,
     PlanSummary, RefusedChange, Role, SetAsideChange,
 };
-use crate::plan::{rebase, write, PlanDoc};
+use crate::plan::{chunks, rebase, write, PlanDoc};
 use crate::rules::{self, remote, Edit};
 use crate::store::{self, DocumentSizes, Store, StoreKey};
 use crate::sync_peer::SyncPeer;
@@ -114,6 +114,9 @@ struct OpenDoc {
     /// Changes were taken out of the document (see [`crate::plan::rebase`]): the next write
     /// replaces the stored document instead of appending to it.
     rewrite: bool,
+    /// Own changes set aside while loading (see [`rebase::load_forked`]), recorded by the
+    /// write that rewrites the document.
+    pending_set_aside: Vec<(SetAsideChange, Vec<u8>)>,
 }
 
 impl OpenDoc {
@@ -124,6 +127,7 @@ impl OpenDoc {
             saved_heads,
             stored,
             rewrite: false,
+            pending_set_aside: Vec::new(),
         }
     }
 }
@@ -294,12 +298,43 @@ impl Inner {
                 .store
                 .read(|tx| store::load_document(tx, &plan.to_string()))?
                 .ok_or_else(|| Error::not_found("plan", plan))?;
-            let doc = PlanDoc::load(&stored.bytes, self.actor())?;
-            self.docs.insert(plan, OpenDoc::new(doc, true));
+            let open = match PlanDoc::load(&stored.bytes, self.actor()) {
+                Ok(doc) => OpenDoc::new(doc, true),
+                Err(error) => self.open_forked(plan).map_err(|_| error)?,
+            };
+            self.docs.insert(plan, open);
         }
         self.docs
             .get_mut(&plan)
             .ok_or_else(|| Error::not_found("plan", plan))
+    }
+
+    /// A stored document that does not load whole because two writers forked one actor's
+    /// history (stores written before every write took the write lock): loaded chunk by
+    /// chunk with the second side replayed, and rewritten by the next write.
+    fn open_forked(&mut self, plan: PlanId) -> Result<OpenDoc> {
+        let (snapshot, chunks) = self
+            .store
+            .read(|tx| store::load_document_parts(tx, &plan.to_string()))?
+            .ok_or_else(|| Error::not_found("plan", plan))?;
+        let (doc, replayed) = rebase::load_forked(&snapshot, &chunks)?;
+        let mut open = OpenDoc::new(PlanDoc::from_automerge(doc, self.actor()), true);
+        open.rewrite = true;
+        let now = clock::now_ms();
+        open.pending_set_aside = replayed
+            .into_iter()
+            .map(|(change, copy)| {
+                let record = SetAsideChange {
+                    change_hash: change.hash().to_string(),
+                    reason: FORKED.to_owned(),
+                    replayed_as: copy.map(|h| h.to_string()),
+                    recorded_at: now,
+                };
+                (record, change.raw_bytes().to_vec())
+            })
+            .collect();
+        tracing::warn!(%plan, "a stored plan held a forked history; its second side was replayed");
+        Ok(open)
     }
 
     /// The plan's document, or an empty one when this store does not have it yet.
@@ -419,6 +454,9 @@ impl Inner {
                     }
                 }
             }
+            for (record, bytes) in &open.pending_set_aside {
+                store::record_set_aside(tx, plan, record, bytes)?;
+            }
             extra(tx)?;
             if verify && changed {
                 verify_stored_heads(tx, &doc_id, &heads)?;
@@ -435,6 +473,7 @@ impl Inner {
                     open.saved_heads = heads;
                     open.stored |= changed;
                     open.rewrite = false;
+                    open.pending_set_aside.clear();
                 }
                 if let Some(devices) = devices {
                     self.indexed_devices.insert(plan, devices);
@@ -1617,17 +1656,17 @@ fn changes_in(
 ) -> Result<Vec<Change>> {
     let mut changes = Vec::new();
     for blob in message.changes.iter() {
-        for chunk in split_chunks(blob)? {
+        for chunk in chunks::split(blob)? {
             // Dispatch on the chunk type: `Bundle::try_from` does not check it, and now and
             // then reads a whole-document chunk (what V2 messages carry) as an empty bundle,
             // which silently lost every change in it.
-            match chunk.get(CHUNK_TYPE_AT) {
-                Some(&CHUNK_CHANGE | &CHUNK_COMPRESSED_CHANGE) => {
+            match chunk.get(chunks::TYPE_AT) {
+                Some(&chunks::CHANGE | &chunks::COMPRESSED_CHANGE) => {
                     let change = Change::from_bytes(chunk.to_vec())
                         .map_err(|e| Error::SyncMessage(e.to_string()))?;
                     changes.push(change);
                 }
-                Some(&CHUNK_BUNDLE) => {
+                Some(&chunks::BUNDLE) => {
                     let bundle = automerge::Bundle::try_from(chunk)
                         .map_err(|e| Error::SyncMessage(e.to_string()))?;
                     let bundled = bundle
@@ -1679,32 +1718,6 @@ fn document_chunk_changes(
         }
     }
     Err(first_error)
-}
-
-/// Where a storage chunk's type byte sits (after magic and checksum), and the types.
-const CHUNK_TYPE_AT: usize = 8;
-const CHUNK_CHANGE: u8 = 1;
-const CHUNK_COMPRESSED_CHANGE: u8 = 2;
-const CHUNK_BUNDLE: u8 = 3;
-
-/// Splits joined storage chunks at their headers: magic (4 bytes), checksum (4), type (1),
-/// body length (LEB128), body.
-fn split_chunks(mut bytes: &[u8]) -> Result<Vec<&[u8]>> {
-    let malformed = || Error::SyncMessage("malformed change chunk".into());
-    let mut chunks = Vec::new();
-    while !bytes.is_empty() {
-        let mut header = bytes.get(9..).ok_or_else(malformed)?;
-        let before = header.len();
-        let body = leb128::read::unsigned(&mut header).map_err(|_| malformed())?;
-        let end = usize::try_from(body)
-            .ok()
-            .and_then(|body| (9 + before - header.len()).checked_add(body))
-            .filter(|end| *end <= bytes.len())
-            .ok_or_else(malformed)?;
-        chunks.push(&bytes[..end]);
-        bytes = &bytes[end..];
-    }
-    Ok(chunks)
 }
 
 fn describe_goal_edit(edit: &GoalEdit) -> String {

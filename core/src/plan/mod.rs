@@ -1,5 +1,6 @@
 //! The Automerge schema of a plan: read it into model types, write it by operations.
 
+pub mod chunks;
 mod hash;
 pub mod history;
 pub mod read;
@@ -44,6 +45,13 @@ impl PlanDoc {
     pub fn load(bytes: &[u8], actor: ActorId) -> Result<Self> {
         let doc = Automerge::load(bytes)?.with_actor(actor);
         Ok(Self { doc })
+    }
+
+    /// Wraps a document read some other way (see [`rebase::load_forked`]).
+    pub fn from_automerge(doc: Automerge, actor: ActorId) -> Self {
+        Self {
+            doc: doc.with_actor(actor),
+        }
     }
 
     pub fn automerge(&self) -> &Automerge {

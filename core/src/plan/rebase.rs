@@ -127,6 +127,53 @@ pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
     Ok(out)
 }
 
+/// Loads a stored document (`snapshot`, then its stored `chunks` in order) that Automerge will
+/// not load whole because two of its changes share an actor and seq — what two writers that
+/// each built on a stale copy left in a store before every write took the write lock. Every
+/// change that fits is kept; the other of each pair is replayed as a new change of its actor
+/// (see [`replay`]). Returns the document and, for each replayed original, the hash of its
+/// replayed copy (None when it could not be replayed).
+pub fn load_forked(
+    snapshot: &[u8],
+    chunks: &[Vec<u8>],
+) -> Result<(Automerge, Vec<(Change, Option<ChangeHash>)>)> {
+    let mut doc = if snapshot.is_empty() {
+        Automerge::new()
+    } else {
+        Automerge::load(snapshot)?
+    };
+    let mut conflicting: Vec<Change> = Vec::new();
+    for chunk in chunks {
+        for change in super::chunks::changes(chunk)? {
+            if doc.get_change_by_hash(&change.hash()).is_some() {
+                continue;
+            }
+            let mut scratch = doc.fork();
+            match scratch.apply_changes([change.clone()]) {
+                Ok(()) if scratch.get_change_by_hash(&change.hash()).is_some() => doc = scratch,
+                _ => conflicting.push(change),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut actors: Vec<ActorId> = conflicting.iter().map(|c| c.actor_id().clone()).collect();
+    actors.dedup();
+    for actor in actors {
+        let theirs: Vec<Change> = conflicting
+            .iter()
+            .filter(|c| c.actor_id() == &actor)
+            .cloned()
+            .collect();
+        let done = replay(&mut doc, &theirs)?;
+        let replayed: HashMap<ChangeHash, ChangeHash> = done.replayed.into_iter().collect();
+        out.extend(theirs.into_iter().map(|change| {
+            let copy = replayed.get(&change.hash()).copied();
+            (change, copy)
+        }));
+    }
+    Ok((doc, out))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,5 +263,45 @@ mod tests {
             Some("active")
         );
         assert_eq!(last_seq(&rebuilt, &actor), 2);
+    }
+
+    #[test]
+    fn a_store_two_writers_forked_loads_with_both_sides() {
+        let actor = ActorId::random();
+        let mut doc = Automerge::new().with_actor(actor.clone());
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "title", "Plan").unwrap();
+        tx.commit();
+        let snapshot = doc.save();
+        let heads = doc.get_heads();
+        // Two processes with the same stale copy each append a chunk.
+        let mut first = doc.fork().with_actor(actor.clone());
+        let mut tx = first.transaction();
+        tx.put(ROOT, "checkin-a", "slept well").unwrap();
+        tx.commit();
+        let mut second = doc.fork().with_actor(actor.clone());
+        let mut tx = second.transaction();
+        tx.put(ROOT, "checkin-b", "walked").unwrap();
+        tx.commit();
+        let chunks = vec![first.save_after(&heads), second.save_after(&heads)];
+        let mut joined = snapshot.clone();
+        chunks.iter().for_each(|c| joined.extend_from_slice(c));
+        assert!(Automerge::load(&joined).is_err());
+
+        let (loaded, replayed) = load_forked(&snapshot, &chunks).unwrap();
+        assert_eq!(replayed.len(), 1);
+        assert!(replayed[0].1.is_some());
+        for (key, value) in [("checkin-a", "slept well"), ("checkin-b", "walked")] {
+            assert_eq!(
+                loaded.get(ROOT, key).unwrap().unwrap().0.as_str(),
+                Some(value)
+            );
+        }
+        assert_eq!(last_seq(&loaded, &actor), 3);
+        // What it saves loads whole.
+        assert_eq!(
+            Automerge::load(&loaded.save()).unwrap().get_heads(),
+            loaded.get_heads()
+        );
     }
 }

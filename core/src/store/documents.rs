@@ -47,6 +47,30 @@ pub fn load_document(conn: &Connection, doc_id: &str) -> Result<Option<StoredDoc
     }))
 }
 
+/// A document's snapshot and its chunks, each as stored (for reading a document whose joined
+/// bytes do not load, chunk by chunk).
+pub fn load_document_parts(
+    conn: &Connection,
+    doc_id: &str,
+) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>> {
+    let snapshot: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT snapshot FROM documents WHERE doc_id = ?1",
+            [doc_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(snapshot) = snapshot else {
+        return Ok(None);
+    };
+    let mut statement =
+        conn.prepare_cached("SELECT bytes FROM chunks WHERE doc_id = ?1 ORDER BY seq")?;
+    let chunks = statement
+        .query_map([doc_id], |row| row.get(0))?
+        .collect::<rusqlite::Result<Vec<Vec<u8>>>>()?;
+    Ok(Some((snapshot, chunks)))
+}
+
 pub fn document_sizes(conn: &Connection, doc_id: &str) -> Result<Option<DocumentSizes>> {
     Ok(conn
         .query_row(
