@@ -197,7 +197,7 @@ impl Inner {
         }
         let rows: HashMap<String, Option<Vec<u8>>> = self
             .store
-            .read(|tx| store::all_document_heads(tx))?
+            .read(store::all_document_heads)?
             .into_iter()
             .collect();
         let mut changed: Vec<PlanId> = rows
@@ -218,7 +218,7 @@ impl Inner {
         }
         self.known_heads = rows;
         if self.identity.is_none() {
-            self.identity = self.store.read(|tx| store::load_identity(tx))?;
+            self.identity = self.store.read(store::load_identity)?;
         }
         self.seen_version = Some(version);
         changed.sort();
@@ -509,12 +509,9 @@ impl Alliance {
     }
 
     fn with_store(mut store: Store) -> Result<Self> {
-        let identity = store.read(|tx| store::load_identity(tx))?;
+        let identity = store.read(store::load_identity)?;
         let seen_version = Some(store.data_version()?);
-        let known_heads = store
-            .read(|tx| store::all_document_heads(tx))?
-            .into_iter()
-            .collect();
+        let known_heads = store.read(store::all_document_heads)?.into_iter().collect();
         let verify_writes = std::env::var_os("ALLIANCE_VERIFY_WRITES").is_some_and(|v| v == "1");
         Ok(Self {
             inner: Mutex::new(Inner {
@@ -655,7 +652,7 @@ impl Alliance {
     /// The stable random id of this store, made when it was created. A store without identity
     /// (a relay) announces it to peers; devices announce their device id instead.
     pub fn store_id(&self) -> Result<String> {
-        self.inner.lock().store.read(|tx| store::load_store_id(tx))
+        self.inner.lock().store.read(store::load_store_id)
     }
 
     /// Plans stored here that enroll `device` (a relay uses it to offer a joining device its
@@ -725,12 +722,12 @@ impl Alliance {
 
     /// Every plan in the catalog, without loading any document.
     pub fn list_plans(&self) -> Result<Vec<PlanSummary>> {
-        self.inner.lock().store.read(|tx| store::list_plans(tx))
+        self.inner.lock().store.read(store::list_plans)
     }
 
     /// Ids of every plan stored here.
     pub fn plan_ids(&self) -> Result<Vec<PlanId>> {
-        self.inner.lock().store.read(|tx| store::plan_ids(tx))
+        self.inner.lock().store.read(store::plan_ids)
     }
 
     /// The current heads of these plans as recorded beside their documents, without loading

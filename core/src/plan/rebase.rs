@@ -127,6 +127,10 @@ pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
     Ok(out)
 }
 
+/// An original change set aside while loading, and the hash of its replayed copy (None when
+/// it could not be replayed).
+pub type ReplayedOriginal = (Change, Option<ChangeHash>);
+
 /// Loads a stored document (`snapshot`, then its stored `chunks` in order) that Automerge will
 /// not load whole because two of its changes share an actor and seq — what two writers that
 /// each built on a stale copy left in a store before every write took the write lock. Every
@@ -136,7 +140,7 @@ pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
 pub fn load_forked(
     snapshot: &[u8],
     chunks: &[Vec<u8>],
-) -> Result<(Automerge, Vec<(Change, Option<ChangeHash>)>)> {
+) -> Result<(Automerge, Vec<ReplayedOriginal>)> {
     let mut doc = if snapshot.is_empty() {
         Automerge::new()
     } else {

@@ -47,12 +47,12 @@ pub fn load_document(conn: &Connection, doc_id: &str) -> Result<Option<StoredDoc
     }))
 }
 
+/// A document's snapshot, and its chunks in order.
+pub type DocumentParts = (Vec<u8>, Vec<Vec<u8>>);
+
 /// A document's snapshot and its chunks, each as stored (for reading a document whose joined
 /// bytes do not load, chunk by chunk).
-pub fn load_document_parts(
-    conn: &Connection,
-    doc_id: &str,
-) -> Result<Option<(Vec<u8>, Vec<Vec<u8>>)>> {
+pub fn load_document_parts(conn: &Connection, doc_id: &str) -> Result<Option<DocumentParts>> {
     let snapshot: Option<Vec<u8>> = conn
         .query_row(
             "SELECT snapshot FROM documents WHERE doc_id = ?1",
