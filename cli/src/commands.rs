@@ -26,9 +26,9 @@ pub fn open_existing(store: &StoreFile) -> Result<Alliance> {
     store.open()
 }
 
-/// Removes a store file (and its WAL companions) that a failed `init` just created.
+/// Removes a store file (and its WAL and lock companions) that a failed `init` just created.
 fn remove_store_files(db: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", "-lock"] {
         let mut path = db.as_os_str().to_owned();
         path.push(suffix);
         let _ = std::fs::remove_file(path);
