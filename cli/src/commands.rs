@@ -259,6 +259,22 @@ pub fn run(cli: Cli) -> Result<()> {
                 new_key_file.display()
             );
         }
+        Command::Check => {
+            let problems = open_existing(db)?.integrity_check()?;
+            if !problems.is_empty() {
+                for problem in &problems {
+                    println!("{problem}");
+                }
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the store failed its integrity check: {} problem(s)",
+                        problems.len()
+                    ),
+                )));
+            }
+            println!("ok");
+        }
         Command::Demo => {
             // Quiet by default; `RUST_LOG=debug` shows the sync conversation.
             if std::env::var_os("RUST_LOG").is_some() {

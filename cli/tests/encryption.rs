@@ -85,6 +85,7 @@ fn an_encrypted_store_opens_only_with_its_key_and_can_be_rekeyed() {
     assert!(ok(&db, Some(&first), &rekey).starts_with("rekeyed"));
     refused(&db, Some(&first), &["plan", "list"]);
     assert!(ok(&db, Some(&second), &["plan", "list"]).contains(&plan));
+    assert_eq!(ok(&db, Some(&second), &["check"]), "ok");
 }
 
 #[test]
