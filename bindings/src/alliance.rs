@@ -140,7 +140,8 @@ impl Alliance {
     }
 
     /// Re-encrypts the store under `new_key` (32 bytes); the next `open` needs the new key.
-    /// A store opened without a key cannot be rekeyed (`InvalidInput`).
+    /// A store opened without a key cannot be rekeyed (`InvalidInput`), nor one another
+    /// `Alliance` or process has open too (`StoreInUse`; nothing changed).
     pub async fn rekey(&self, new_key: Vec<u8>) -> Result<(), ApiError> {
         let new_key = store_key(new_key)?;
         self.run(move |store| Ok(store.rekey(&new_key)?)).await

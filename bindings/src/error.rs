@@ -28,6 +28,10 @@ pub enum ApiError {
     /// an unencrypted one). Nothing was changed: open it again with the right key.
     #[error("this store cannot be opened with the key given")]
     WrongKey,
+    /// The store is open in another connection or process, so it cannot be rekeyed now;
+    /// nothing changed. Close the other one and try again.
+    #[error("the store is open elsewhere: close it and try again")]
+    StoreInUse,
     /// The database could not be read or written, or its data is damaged or too new.
     #[error("storage error: {reason}")]
     Storage { reason: String },
@@ -47,6 +51,7 @@ impl From<CoreError> for ApiError {
             CoreError::NotFound { .. } => ApiError::NotFound { reason },
             CoreError::NotInitialized => ApiError::NotInitialized,
             CoreError::WrongKey => ApiError::WrongKey,
+            CoreError::StoreInUse => ApiError::StoreInUse,
             CoreError::SchemaTooNew { .. }
             | CoreError::Malformed(_)
             | CoreError::Storage(_)

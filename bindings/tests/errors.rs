@@ -313,3 +313,19 @@ fn an_encrypted_store_opens_with_its_key_only_and_can_be_rekeyed() {
     let reopened = block_on(Alliance::open(path, Some(vec![3; 32]))).unwrap();
     assert!(block_on(reopened.identity()).unwrap().is_some());
 }
+
+#[test]
+fn a_store_open_twice_is_not_rekeyed_until_the_other_closes() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("store.db").display().to_string();
+    let store = block_on(Alliance::open(path.clone(), Some(vec![1; 32]))).unwrap();
+    let other = block_on(Alliance::open(path.clone(), Some(vec![1; 32]))).unwrap();
+    let result = block_on(store.rekey(vec![3; 32]));
+    assert!(
+        matches!(result, Err(ApiError::StoreInUse)),
+        "{:?}",
+        result.err()
+    );
+    other.close_store();
+    block_on(store.rekey(vec![3; 32])).unwrap();
+}

@@ -108,6 +108,9 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         new_key_file: PathBuf,
     },
+    /// Check the store file for damage: SQLite's integrity check and, for an encrypted store,
+    /// every page's authentication code. Prints `ok`, or each problem found and exits 1.
+    Check,
     /// Changes from peers that the role rules refused: when, which peer, device, rule.
     Peers {
         /// Only this plan's refusals.

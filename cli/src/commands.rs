@@ -26,9 +26,9 @@ pub fn open_existing(store: &StoreFile) -> Result<Alliance> {
     store.open()
 }
 
-/// Removes a store file (and its WAL companions) that a failed `init` just created.
+/// Removes a store file (and its WAL and lock companions) that a failed `init` just created.
 fn remove_store_files(db: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", "-lock"] {
         let mut path = db.as_os_str().to_owned();
         path.push(suffix);
         let _ = std::fs::remove_file(path);
@@ -258,6 +258,22 @@ pub fn run(cli: Cli) -> Result<()> {
                 "rekeyed: open this store with --key-file {} from now on",
                 new_key_file.display()
             );
+        }
+        Command::Check => {
+            let problems = open_existing(db)?.integrity_check()?;
+            if !problems.is_empty() {
+                for problem in &problems {
+                    println!("{problem}");
+                }
+                return Err(Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!(
+                        "the store failed its integrity check: {} problem(s)",
+                        problems.len()
+                    ),
+                )));
+            }
+            println!("ok");
         }
         Command::Demo => {
             // Quiet by default; `RUST_LOG=debug` shows the sync conversation.

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 fn alliance(db: &Path, key_file: Option<&Path>, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_alliance"));
     command
@@ -83,6 +85,43 @@ fn an_encrypted_store_opens_only_with_its_key_and_can_be_rekeyed() {
     assert!(ok(&db, Some(&first), &rekey).starts_with("rekeyed"));
     refused(&db, Some(&first), &["plan", "list"]);
     assert!(ok(&db, Some(&second), &["plan", "list"]).contains(&plan));
+    assert_eq!(ok(&db, Some(&second), &["check"]), "ok");
+}
+
+#[test]
+fn a_store_a_relay_has_open_is_not_rekeyed_under_it() {
+    let people = common::people();
+    let relay_db = &people.relay_db;
+    let dir = relay_db.parent().unwrap();
+    let first = key_file(dir, "relay.key", &[0x51; 32]);
+    let second = key_file(dir, "relay-new.key", &[0x52; 32]);
+    let mut command = common::alliance(relay_db);
+    command.arg("--key-file").arg(&first);
+    let (relay, url) = common::start_relay_with(command);
+    common::ok(&people.dana, &["sync", "--server", &url]);
+
+    let rekey = ["rekey", "--new-key-file", second.to_str().unwrap()];
+    let stderr = refused(relay_db, Some(&first), &rekey);
+    assert!(
+        stderr.contains("open in another process or connection"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("5151") && !stderr.contains("QQQQ"),
+        "{stderr}"
+    );
+
+    // The relay serves on: Sam's phone receives the plan Dana pushed.
+    let synced = common::ok(&people.sam, &["sync", "--server", &url]);
+    assert_eq!(common::summary(&synced), (1, 1, 1));
+    let list = common::json(&people.sam, &["plan", "list", "--json"]);
+    assert_eq!(list[0]["plan_id"], people.plan.as_str());
+
+    // Once the relay has stopped, the store is rekeyed and opens with the new key only.
+    drop(relay);
+    assert!(ok(relay_db, Some(&first), &rekey).starts_with("rekeyed"));
+    refused(relay_db, Some(&first), &["plan", "list"]);
+    assert!(ok(relay_db, Some(&second), &["plan", "list"]).contains(&people.plan));
 }
 
 #[test]

@@ -32,6 +32,12 @@ pub enum Error {
         "this store cannot be opened with the key given (wrong key, or not an Alliance store)"
     )]
     WrongKey,
+    /// The store is open in another connection or process (a running relay, a second app
+    /// process), so it cannot be rekeyed now; nothing was changed.
+    #[error(
+        "the store is open in another process or connection: close it (stop a relay or sync using it) and try again"
+    )]
+    StoreInUse,
     /// A stored or received plan document does not have the expected shape.
     #[error("malformed plan document: {0}")]
     Malformed(String),

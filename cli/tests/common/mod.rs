@@ -1,10 +1,11 @@
-//! Shared by the CLI test files: run the `alliance` binary on a store, and set up a counselor
-//! and a client with a plan.
+//! Shared by the CLI test files: run the `alliance` binary on a store, set up a counselor and
+//! a client with a plan, and run a relay.
 // Each test file uses a different part of this module.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Lines};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 
 use serde_json::Value;
 
@@ -62,4 +63,110 @@ pub fn counselor_and_client(dir: &Path) -> (PathBuf, PathBuf, String) {
         ],
     );
     (dana, sam, plan)
+}
+
+/// A running child process, killed when dropped; its stdout read line by line.
+pub struct Running {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl Running {
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Self { child, lines }
+    }
+
+    pub fn next_line(&mut self) -> String {
+        self.lines
+            .next()
+            .expect("the process printed a line")
+            .unwrap()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `alliance relay` on a free loopback port; returns it and its ws:// URL.
+pub fn start_relay(db: &Path) -> (Running, String) {
+    start_relay_with(alliance(db))
+}
+
+/// `command` (`alliance --db …`, with any options) run as a relay on a free loopback port.
+pub fn start_relay_with(mut command: Command) -> (Running, String) {
+    command.args(["relay", "--listen", "127.0.0.1:0", "--open-enrollment"]);
+    let mut relay = Running::spawn(command);
+    let line = relay.next_line();
+    let url = line
+        .strip_prefix("relay listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+        .to_owned();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+    (relay, url)
+}
+
+pub struct People {
+    pub _dir: tempfile::TempDir,
+    pub relay_db: PathBuf,
+    pub dana: PathBuf,
+    pub sam: PathBuf,
+    pub plan: String,
+}
+
+/// Dana (counselor) makes a plan enrolling Sam's phone, whose code she got in person, and
+/// issues relay tokens for both devices (kept beside their stores).
+pub fn people() -> People {
+    let dir = tempfile::tempdir().unwrap();
+    let (dana, sam, plan) = counselor_and_client(dir.path());
+    let me = json(&sam, &["whoami", "--json"]);
+    // Dana issues relay tokens for her own device and Sam's phone.
+    let dana_me = json(&dana, &["whoami", "--json"]);
+    for (db, device) in [(&dana, &dana_me), (&sam, &me)] {
+        let device = device["device_id"].as_str().unwrap();
+        let line = ok(&dana, &["device", "token", &plan, "--device", device]);
+        save_token(db, &line);
+    }
+    People {
+        relay_db: dir.path().join("relay.db"),
+        _dir: dir,
+        dana,
+        sam,
+        plan,
+    }
+}
+
+/// Keeps the token printed on a `relay token: …` line beside the store at `db`.
+pub fn save_token(db: &Path, output: &str) {
+    let token = output
+        .lines()
+        .find_map(|line| line.strip_prefix("relay token: "))
+        .expect("a relay token line");
+    std::fs::write(db.with_extension("token"), token).unwrap();
+}
+
+/// "synced 1/1 plan(s), 1 updated, …" → (synced, total, updated).
+pub fn summary(line: &str) -> (u32, u32, u32) {
+    let numbers: Vec<u32> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|part| !part.is_empty())
+        .filter_map(|part| part.parse().ok())
+        .collect();
+    assert!(line.starts_with("synced "), "{line}");
+    assert!(line.contains("bytes"), "{line}");
+    (numbers[0], numbers[1], numbers[2])
 }

@@ -3,6 +3,7 @@
 
 mod documents;
 mod encryption;
+mod file_lock;
 mod identity;
 mod integrity;
 mod meta;
@@ -29,6 +30,8 @@ pub struct Store {
     depth: u32,
     /// Whether the file is encrypted with a [`StoreKey`] (SQLCipher).
     encrypted: bool,
+    /// The shared lock on the file's sidecar, held while this store is open (none in memory).
+    lock: Option<file_lock::FileLock>,
 }
 
 impl Store {
@@ -48,6 +51,8 @@ impl Store {
     }
 
     fn open_file(path: &Path, key: Option<&StoreKey>) -> Result<Self> {
+        // Before the connection, so a rekey never runs while it exists.
+        let lock = file_lock::FileLock::shared(path)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -57,7 +62,9 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(5))?;
         // The key goes first: nothing may read (or write) the file before it is applied.
         encryption::unlock(&conn, key)?;
-        Self::setup(conn, key.is_some())
+        let mut store = Self::setup(conn, key.is_some())?;
+        store.lock = Some(lock);
+        Ok(store)
     }
 
     /// A private in-memory database (tests, the demo's scratch work).
@@ -71,7 +78,11 @@ impl Store {
     }
 
     /// Re-encrypts the store under `new_key` in one transaction. Only an encrypted store can
-    /// change its key (a plaintext store is refused, unchanged).
+    /// change its key (a plaintext store is refused, unchanged). While any other connection or
+    /// process has the file open it is refused, unchanged, with [`Error::StoreInUse`]: that
+    /// connection would go on reading pages under the old key.
+    ///
+    /// [`Error::StoreInUse`]: crate::Error::StoreInUse
     pub fn rekey(&mut self, new_key: &StoreKey) -> Result<()> {
         if !self.encrypted {
             return Err(crate::error::Error::invalid(
@@ -79,7 +90,10 @@ impl Store {
                 "this store is not encrypted, so it has no key to change",
             ));
         }
-        encryption::rekey(&self.conn, new_key)
+        let Some(lock) = &self.lock else {
+            return encryption::rekey(&self.conn, new_key);
+        };
+        lock.exclusively(|| encryption::rekey(&self.conn, new_key))
     }
 
     /// The problems SQLite finds in the file (`PRAGMA integrity_check`, and for an encrypted
@@ -100,6 +114,7 @@ impl Store {
             conn,
             encrypted,
             depth: 0,
+            lock: None,
         })
     }
 

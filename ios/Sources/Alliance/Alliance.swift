@@ -248,6 +248,8 @@ public final class Alliance: Sendable {
     }
 
     /// Re-encrypts the store under `newKey` (32 bytes); the next `open` needs the new key.
+    /// Throws `AllianceError.storeInUse`, changing nothing, while another Alliance or process
+    /// has the store open.
     public func rekey(newKey: Data) async throws {
         try await translate { try await ffi.rekey(newKey: newKey) }
     }

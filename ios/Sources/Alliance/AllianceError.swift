@@ -15,6 +15,9 @@ public enum AllianceError: Error, Sendable, Equatable {
     /// The key does not open this store (wrong key, or no key for an encrypted one); nothing
     /// changed.
     case wrongKey
+    /// The store is open in another Alliance or process, so it cannot be rekeyed now; nothing
+    /// changed. Close the other one and try again.
+    case storeInUse
     /// The database could not be read or written, or its data is damaged or too new.
     case storage(String)
     /// Syncing failed; local work is kept and goes out on the next session.

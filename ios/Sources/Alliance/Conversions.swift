@@ -12,6 +12,7 @@ extension AllianceError {
         case .NotInitialized: self = .notInitialized
         case .Closed: self = .closed
         case .WrongKey: self = .wrongKey
+        case .StoreInUse: self = .storeInUse
         case let .Storage(reason): self = .storage(reason)
         case let .Sync(reason): self = .sync(reason)
         }

@@ -204,7 +204,11 @@ class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable
     /** Syncs every plan this device shares with [other], an Alliance open in the same process. */
     suspend fun syncWith(other: Alliance): SyncReport = translate { ffi.syncWith(other.ffi).toReport() }
 
-    /** Re-encrypts the store under [newKey] (32 bytes); the next [open] needs the new key. */
+    /**
+     * Re-encrypts the store under [newKey] (32 bytes); the next [open] needs the new key. Throws
+     * [AllianceException.StoreInUse], changing nothing, while another [Alliance] or process has
+     * the store open.
+     */
     suspend fun rekey(newKey: ByteArray): Unit = translate { ffi.rekey(newKey) }
 
     /**

@@ -28,6 +28,13 @@ sealed class AllianceException(message: String, cause: Throwable? = null) : Exce
     class WrongKey(message: String = "this store cannot be opened with the key given", cause: Throwable? = null) :
         AllianceException(message, cause)
 
+    /**
+     * The store is open in another [Alliance] or process, so it cannot be rekeyed now; nothing
+     * changed. Close the other one and try again.
+     */
+    class StoreInUse(message: String = "the store is open elsewhere: close it and try again", cause: Throwable? = null) :
+        AllianceException(message, cause)
+
     /** The database could not be read or written, or its data is damaged or too new. */
     class Storage(message: String, cause: Throwable? = null) : AllianceException(message, cause)
 
@@ -47,6 +54,7 @@ internal fun ApiException.toAllianceException(): AllianceException = when (this)
     is ApiException.NotInitialized -> AllianceException.NotInitialized()
     is ApiException.Closed -> AllianceException.Closed()
     is ApiException.WrongKey -> AllianceException.WrongKey()
+    is ApiException.StoreInUse -> AllianceException.StoreInUse()
     is ApiException.Storage -> AllianceException.Storage(reason)
     is ApiException.Sync -> AllianceException.Sync(reason)
 }
