@@ -14,9 +14,11 @@ use tracing_subscriber::EnvFilter;
 use crate::store_file::StoreFile;
 
 /// Logs to stderr: warnings by default (a relay's reasons for closing a connection),
-/// `RUST_LOG` for more or less.
+/// `RUST_LOG` for more or less. Automerge's own log lines are off by default: every error they
+/// describe reaches the user once, as Alliance's typed error.
 pub(crate) fn log_to_stderr() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("warn,automerge=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
