@@ -132,6 +132,7 @@ pub fn frames(scene: &SyncScene) -> Vec<Vec<u8>> {
                 is_ephemeral: false,
                 enrolled_documents: vec![document_id],
                 heads_digest: true,
+                refused_notices: true,
             }),
             supported_protocol_versions: Some(vec!["1".into()]),
         },
