@@ -109,3 +109,70 @@ pub fn sync_stores(a: &Alliance, b: &Alliance) -> Result<LocalSyncReport> {
     b.end_sync_session(&a_peer);
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GoalEdit, GoalStatus, NewCheckIn, Role};
+    use crate::NewPlan;
+
+    fn check_in(note: &str) -> NewCheckIn {
+        NewCheckIn {
+            note: note.into(),
+            mood: Some(5),
+            ..NewCheckIn::default()
+        }
+    }
+
+    #[test]
+    fn refusals_go_back_to_the_sender_which_sets_them_aside_and_syncs_on() {
+        let counselor = Alliance::open_in_memory().unwrap();
+        let client = Alliance::open_in_memory().unwrap();
+        counselor.init("Dana", Role::Counselor, None).unwrap();
+        let sam = client.init("Sam", Role::Client, None).unwrap();
+        let plan = counselor
+            .create_plan(&NewPlan {
+                title: "Plan".into(),
+                client_name: "Sam".into(),
+                client_member: Some(sam.member_id),
+                client_device: Some(sam.device_id),
+            })
+            .unwrap();
+        let goal = counselor.propose_goal(plan, "Sleep").unwrap();
+        assert!(sync_stores(&counselor, &client).unwrap().refused.is_empty());
+        let status = GoalEdit {
+            status: Some(GoalStatus::Active),
+            ..GoalEdit::default()
+        };
+        client.edit_goal_unchecked(plan, goal, &status).unwrap();
+        client.check_in(plan, goal, &check_in("walked")).unwrap();
+
+        // Either store may start: the client's change is reported, as the client's.
+        let report = sync_stores(&counselor, &client).unwrap();
+        assert_eq!(report.refused.len(), 1, "{:?}", report.refused);
+        let refused = &report.refused[0];
+        assert_eq!((refused.plan, refused.device), (plan, sam.device_id));
+        assert_eq!(refused.rule, "only a counselor writes a goal's status");
+        assert_eq!(client.set_aside_changes(plan).unwrap().len(), 2);
+        let on_counselor = counselor.plan(plan).unwrap();
+        assert_eq!(on_counselor, client.plan(plan).unwrap());
+        let goal_there = on_counselor.goal(goal).unwrap();
+        assert_eq!(goal_there.status, GoalStatus::Proposed);
+        assert_eq!(goal_there.checkins.len(), 1);
+        // Told once; later edits flow.
+        client.check_in(plan, goal, &check_in("slept")).unwrap();
+        let again = sync_stores(&client, &counselor).unwrap();
+        assert!(again.refused.is_empty(), "{:?}", again.refused);
+        assert_eq!(
+            counselor
+                .plan(plan)
+                .unwrap()
+                .goal(goal)
+                .unwrap()
+                .checkins
+                .len(),
+            2
+        );
+        assert_eq!(counselor.plan(plan).unwrap(), client.plan(plan).unwrap());
+    }
+}

@@ -428,7 +428,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if changes.is_empty() {
             return Ok(());
         }
-        warn!(%document, changes = changes.len(), "the server refused own changes; set aside");
+        info!(%document, changes = changes.len(), "the server refused own changes; set aside");
         self.refused.push(OwnChangesRefused { document, changes });
         self.push(document).await
     }
