@@ -30,7 +30,7 @@ let package = Package(
         // Holds alliance_ffi.swift, copied from uniffi-bindgen's output by the build scripts.
         .target(name: "AllianceBindings", dependencies: ["AllianceFFI"]),
         .target(name: "Alliance", dependencies: ["AllianceBindings"]),
-        .testTarget(name: "AllianceTests", dependencies: ["Alliance", "AllianceBindings"],
+        .testTarget(name: "AllianceTests", dependencies: ["Alliance"],
                     swiftSettings: testHooks ? [.define("ALLIANCE_TEST_HOOKS")] : []),
     ]
 )
