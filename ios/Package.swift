@@ -10,6 +10,9 @@ import Foundation
 import PackageDescription
 
 let useLocalFFI = ProcessInfo.processInfo.environment["ALLIANCE_LOCAL_FFI"] == "1"
+// scripts/test-bindings.sh builds the host library with its test hooks (alliance-ffi's
+// `test-hooks` feature) and says so: only then are the tests that use them compiled.
+let testHooks = useLocalFFI && ProcessInfo.processInfo.environment["ALLIANCE_TEST_HOOKS"] == "1"
 
 // Both variants provide the C module `alliance_ffiFFI` that the generated Swift imports.
 let ffiTarget: Target = useLocalFFI
@@ -27,6 +30,7 @@ let package = Package(
         // Holds alliance_ffi.swift, copied from uniffi-bindgen's output by the build scripts.
         .target(name: "AllianceBindings", dependencies: ["AllianceFFI"]),
         .target(name: "Alliance", dependencies: ["AllianceBindings"]),
-        .testTarget(name: "AllianceTests", dependencies: ["Alliance"]),
+        .testTarget(name: "AllianceTests", dependencies: ["Alliance"],
+                    swiftSettings: testHooks ? [.define("ALLIANCE_TEST_HOOKS")] : []),
     ]
 )

@@ -24,6 +24,10 @@ WHICH=${1:-all}
 case "$WHICH" in kotlin|swift|all) ;; *) echo "usage: $0 [kotlin|swift|all]" >&2; exit 2 ;; esac
 
 FFI_CRATE=alliance-ffi
+# The tests' hooks (e.g. an own change peers refuse, bindings/src/test_hooks.rs) are exported only
+# with this feature. Every cargo call below passes it: one built without it would overwrite the
+# library (and its generated bindings) with one that lacks them.
+FFI_FEATURES=(--features test-hooks)
 FFI_LIB=alliance_ffi                      # [lib] name: liballiance_ffi.so, Swift module alliance_ffiFFI
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 LIB_DIR=$TARGET_DIR/debug
@@ -41,21 +45,21 @@ if [ ! -f bindings/Cargo.toml ]; then
     exit 1
 fi
 
-step "cargo build -p $FFI_CRATE"
-cargo build -p "$FFI_CRATE"
+step "cargo build -p $FFI_CRATE ${FFI_FEATURES[*]}"
+cargo build -p "$FFI_CRATE" "${FFI_FEATURES[@]}"
 LIB=$LIB_DIR/lib$FFI_LIB.so
 [ -f "$LIB" ] || { echo "test-bindings: $LIB missing: is crate-type cdylib set?" >&2; exit 1; }
 
 generate() { # language
     rm -rf "${OUT:?}/$1"
-    cargo run -q -p "$FFI_CRATE" --bin uniffi-bindgen -- \
+    cargo run -q -p "$FFI_CRATE" "${FFI_FEATURES[@]}" --bin uniffi-bindgen -- \
         generate --library "$LIB" --language "$1" --no-format --out-dir "$OUT/$1"
 }
 
 # A loopback relay (bindings/examples/loopback_relay.rs) for the tests that sync two stores over
 # the network; its ws:// URL reaches the runners as ALLIANCE_TEST_RELAY. Stopped on exit.
 step "loopback relay"
-cargo build -q -p "$FFI_CRATE" --example loopback_relay
+cargo build -q -p "$FFI_CRATE" "${FFI_FEATURES[@]}" --example loopback_relay
 mkdir -p "$OUT"
 "$LIB_DIR/examples/loopback_relay" >"$OUT/relay.url" 2>"$OUT/relay.log" &
 RELAY_PID=$!
@@ -123,6 +127,7 @@ run_swift() {
     fi
     scripts/setup-swift.sh run "${binds[@]}" \
         --env ALLIANCE_LOCAL_FFI=1 \
+        --env ALLIANCE_TEST_HOOKS=1 \
         --env ALLIANCE_TEST_RELAY="$RELAY_URL" \
         --env LD_LIBRARY_PATH="$CHROOT_REPO/target/debug" \
         -- swift test --disable-swift-testing \

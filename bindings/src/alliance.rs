@@ -353,6 +353,14 @@ impl Alliance {
         let open = open.as_mut().ok_or(ApiError::Closed)?;
         drop(open.sync.take());
         let _runtime = open.runtime.enter();
+        let forward = Forward {
+            observer,
+            device: open
+                .store
+                .identity()
+                .map(|me| me.device_id.to_string())
+                .unwrap_or_default(),
+        };
         open.sync = Some(spawn_alliance_watch(
             Arc::clone(&open.store),
             &server_url,
@@ -360,7 +368,7 @@ impl Alliance {
                 token,
                 ..SyncOptions::default()
             },
-            Arc::new(Forward(observer)),
+            Arc::new(forward),
         ));
         Ok(())
     }

@@ -4,7 +4,8 @@
 //! error. [`Alliance`] is the object a shell holds; [`records`] are what it reads, [`inputs`]
 //! what it gives, [`progress`] how a plan is going; exports and relay tokens are methods of
 //! [`Alliance`] in their own files; [`ApiError`] is the one error; [`PlanObserver`] tells it a
-//! plan changed and [`SyncObserver`] how sync with a server is going.
+//! plan changed and [`SyncObserver`] how sync with a server is going, and which of this
+//! device's changes it refused ([`RefusedChange`]).
 //! Kotlin and Swift are generated from the built library by the `uniffi-bindgen` binary.
 
 mod alliance;
@@ -15,6 +16,8 @@ mod observer;
 pub mod progress;
 pub mod records;
 mod sync;
+#[cfg(feature = "test-hooks")]
+mod test_hooks;
 mod tokens;
 
 pub use alliance::Alliance;
@@ -25,6 +28,6 @@ pub use inputs::{
 pub use observer::{PlanObserver, PlanSubscription};
 pub use progress::{CheckInDays, GasPoint, GoalProgress, PlanProgress, TScorePoint, Trend};
 pub use records::*;
-pub use sync::{SyncObserver, SyncProgress};
+pub use sync::{RefusedChange, SyncObserver, SyncProgress};
 
 uniffi::setup_scaffolding!();

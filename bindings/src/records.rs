@@ -3,6 +3,8 @@
 
 use alliance_core as core;
 
+use crate::sync::RefusedChange;
+
 /// What a member is in a plan; decides what they may write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
 pub enum Role {
@@ -471,6 +473,9 @@ pub struct LocalSyncReport {
     /// Sync messages exchanged, both directions.
     pub messages: u64,
     pub bytes: u64,
+    /// Own changes of either store that the other one refused, now set aside by the store
+    /// that made them (`device_id` says which).
+    pub refused: Vec<RefusedChange>,
 }
 
 impl From<core::local_sync::LocalSyncReport> for LocalSyncReport {
@@ -479,6 +484,7 @@ impl From<core::local_sync::LocalSyncReport> for LocalSyncReport {
             plan_ids: report.plans.iter().map(ToString::to_string).collect(),
             messages: report.messages as u64,
             bytes: report.bytes as u64,
+            refused: report.refused.into_iter().map(Into::into).collect(),
         }
     }
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use alliance_core::sync::{Relay, RelayOptions};
 use alliance_ffi::{
-    Alliance, ApiError, GoalEdit, NewCheckIn, PlanObserver, SyncObserver, SyncProgress,
+    Alliance, ApiError, GoalEdit, NewCheckIn, PlanObserver, RefusedChange, SyncObserver,
+    SyncProgress,
 };
 use parking_lot::Mutex;
 use support::{block_on, world};
@@ -17,6 +18,7 @@ use support::{block_on, world};
 struct Heard {
     progress: Mutex<Vec<SyncProgress>>,
     plans: Mutex<Vec<String>>,
+    refused: Mutex<Vec<RefusedChange>>,
 }
 
 struct Listener(Arc<Heard>);
@@ -24,6 +26,10 @@ struct Listener(Arc<Heard>);
 impl SyncObserver for Listener {
     fn sync_progress(&self, progress: SyncProgress) {
         self.0.progress.lock().push(progress);
+    }
+
+    fn changes_refused(&self, changes: Vec<RefusedChange>) {
+        self.0.refused.lock().extend(changes);
     }
 }
 
@@ -129,6 +135,9 @@ fn two_alliances_converge_through_a_loopback_relay() {
             .any(|p| p.connected && p.plans_total == 1 && p.plans_synced == 1)
     });
     assert!(w.counselor.sync_progress().unwrap().is_some());
+    // Honest edits: nothing refused on either side.
+    assert!(client_heard.refused.lock().is_empty());
+    assert!(counselor_heard.refused.lock().is_empty());
 
     block_on(w.client.stop_sync()).unwrap();
     assert_eq!(w.client.sync_progress().unwrap(), None);

@@ -50,7 +50,16 @@ fn int_in<T: TryFrom<i64>>(
         .transpose()
 }
 
-pub fn run(cli: Cli) -> Result<()> {
+/// How a command that did its work ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    /// `sync` finished, but the other side refused some of this device's own changes (each
+    /// named on stderr, now set aside here): exit status 3.
+    ChangesRefused,
+}
+
+pub fn run(cli: Cli) -> Result<Outcome> {
     let db = &StoreFile::new(&cli.db, cli.key_file.as_deref())?;
     match cli.command {
         Command::Init { name, role, member } => {
@@ -138,7 +147,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let store = open_existing(db)?;
             if format == Some(ShowFormat::Markdown) {
                 print!("{}", store.export_markdown(plan)?);
-                return Ok(());
+                return Ok(Outcome::Done);
             }
             let json = json || format == Some(ShowFormat::Json);
             let refused = store.refused_changes(Some(plan))?;
@@ -225,8 +234,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Checkin(args) => checkin(db, args)?,
         Command::Sync(args) => {
             let mine = open_existing(db)?;
-            if let Some(url) = &args.server {
-                network::sync(mine, url, args.watch, args.token, args.ca_cert.as_deref())?;
+            let refused = if let Some(url) = &args.server {
+                network::sync(mine, url, args.watch, args.token, args.ca_cert.as_deref())?
             } else if let Some(with) = &args.with {
                 let theirs = open_existing(&db.sibling(with))?;
                 let report = sync_stores(&mine, &theirs)?;
@@ -236,6 +245,26 @@ pub fn run(cli: Cli) -> Result<()> {
                     report.messages,
                     report.bytes
                 );
+                let me = mine.identity().map(|me| me.device_id);
+                for refused in &report.refused {
+                    let whose = if Some(refused.device) == me {
+                        "this store's".to_owned()
+                    } else {
+                        format!("{}'s", with.display())
+                    };
+                    print::own_change_refused(
+                        &format!("{whose} change"),
+                        &refused.plan.to_string(),
+                        &refused.rule,
+                        &refused.change_hash,
+                    );
+                }
+                report.refused.len()
+            } else {
+                0
+            };
+            if refused > 0 {
+                return Ok(Outcome::ChangesRefused);
             }
         }
         Command::Relay {
@@ -309,7 +338,7 @@ pub fn run(cli: Cli) -> Result<()> {
             print::progress(&model, &store.progress(plan, window)?, json);
         }
     }
-    Ok(())
+    Ok(Outcome::Done)
 }
 
 fn plan(db: &StoreFile, command: PlanCommand) -> Result<()> {

@@ -40,7 +40,8 @@ fn main() -> ExitCode {
         }
     };
     match commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(commands::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(commands::Outcome::ChangesRefused) => ExitCode::from(3),
         Err(error) => {
             eprintln!("error: {}", error.to_string().replace('\n', " "));
             ExitCode::FAILURE

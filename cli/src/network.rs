@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use alliance_core::sync::{
-    run_relay_blocking, sync_once_blocking, watch_blocking, RelayOptions, SyncOptions,
-    SyncProgress, SyncSummary, TlsIdentity,
+    run_relay_blocking, sync_once_blocking, watch_blocking, OwnChangesRefused, RelayOptions,
+    SyncObserver, SyncOptions, SyncProgress, SyncSummary, TlsIdentity,
 };
-use alliance_core::{Alliance, Error, Result};
+use alliance_core::{Alliance, Error, PlanId, Result};
 use tracing_subscriber::EnvFilter;
 
 use crate::store_file::StoreFile;
@@ -17,8 +17,8 @@ use crate::store_file::StoreFile;
 /// `RUST_LOG` for more or less. Automerge's own log lines are off by default: every error they
 /// describe reaches the user once, as Alliance's typed error.
 pub(crate) fn log_to_stderr() {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("warn,automerge=off"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,automerge=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -57,14 +57,15 @@ pub fn relay(
     Ok(())
 }
 
-/// Syncs every plan of `store` with the server once, or keeps syncing (`watch`).
+/// Syncs every plan of `store` with the server once, or keeps syncing (`watch`). Returns how
+/// many of this device's own changes the server refused (each named on stderr).
 pub fn sync(
     store: Alliance,
     url: &str,
     watch: bool,
     token: Option<String>,
     ca_cert: Option<&Path>,
-) -> Result<()> {
+) -> Result<usize> {
     log_to_stderr();
     let store = Arc::new(store);
     let options = SyncOptions {
@@ -73,16 +74,41 @@ pub fn sync(
         ..SyncOptions::default()
     };
     if watch {
-        let observer = Arc::new(|progress: &SyncProgress| {
-            println!("{}", progress_line(progress));
-            let _ = std::io::stdout().flush();
-        });
-        watch_blocking(store, url, options, observer)?;
+        watch_blocking(store, url, options, Arc::new(WatchPrinter))?;
+        Ok(0)
     } else {
         let summary = sync_once_blocking(store, url, &options)?;
         println!("{}", summary_line(&summary));
+        summary.refused.iter().for_each(print_refused);
+        Ok(summary.refused.iter().map(|r| r.changes.len()).sum())
     }
-    Ok(())
+}
+
+/// Watch mode's output: a line per change of progress on stdout, a line per refused own change
+/// on stderr (syncing goes on).
+struct WatchPrinter;
+
+impl SyncObserver for WatchPrinter {
+    fn progress(&self, progress: &SyncProgress) {
+        println!("{}", progress_line(progress));
+        let _ = std::io::stdout().flush();
+    }
+
+    fn own_changes_refused(&self, refused: &OwnChangesRefused) {
+        print_refused(refused);
+    }
+}
+
+fn print_refused(refused: &OwnChangesRefused) {
+    let plan = PlanId::from(refused.document.as_uuid()).to_string();
+    for change in &refused.changes {
+        crate::print::own_change_refused(
+            "this device's change",
+            &plan,
+            &change.rule,
+            &change.change_hash,
+        );
+    }
 }
 
 /// Reads a PEM file named on the command line.

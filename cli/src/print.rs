@@ -238,6 +238,13 @@ pub fn refusals(refused: &[(PlanId, RefusedChange)], as_json: bool) {
     }
 }
 
+/// One line on stderr for an own change the other side refused (`whose`: "this device's
+/// change", …): the plan and the rule, and that it is set aside.
+pub fn own_change_refused(whose: &str, plan: &str, rule: &str, change_hash: &str) {
+    let short = change_hash.get(..12).unwrap_or(change_hash);
+    eprintln!("refused: plan {plan}: {rule} ({whose} {short}, now set aside)");
+}
+
 pub fn history(entries: &[HistoryEntry], as_json: bool) {
     if as_json {
         return json(&entries);

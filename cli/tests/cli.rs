@@ -583,3 +583,42 @@ fn refused_changes_show_in_peers_show_and_history() {
     );
     assert!(cli.ok(&dana, &["peers"]).contains("status"));
 }
+
+#[test]
+fn sync_with_exits_3_naming_plan_and_rule_when_the_other_store_refuses_an_own_change() {
+    let Setup {
+        cli,
+        dana,
+        sam,
+        plan,
+        goal,
+    } = setup();
+    common::write_refused_status_change(&sam, &plan, &goal);
+    cli.ok(
+        &sam,
+        &["checkin", &plan, &goal, "--mood", "6", "--note", "walked"],
+    );
+
+    let out = cli.run(&sam, &["sync", "--with", dana.to_str().unwrap()]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("refused: "), "{stderr}");
+    assert!(lines[0].contains(&plan), "{stderr}");
+    assert!(lines[0].contains(common::STATUS_RULE), "{stderr}");
+    assert!(lines[0].contains("this store's change"), "{stderr}");
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .starts_with("synced 1 plan(s)"));
+    // The check-in built on it arrived; both stores hold the same plan.
+    assert_eq!(common::checkin_notes(&dana, &plan), ["walked"]);
+    assert_eq!(
+        cli.json(&dana, &["show", &plan, "--json"])["goals"],
+        cli.json(&sam, &["show", &plan, "--json"])["goals"]
+    );
+    // From the other side the refused change is named by its store's file; told once.
+    let again = cli.run(&dana, &["sync", "--with", sam.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(again.stderr.is_empty());
+}

@@ -2,7 +2,13 @@
 
 mod common;
 
-use common::{alliance, json, ok, people, run, save_token, start_relay, summary, People, Running};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+
+use common::{
+    alliance, checkin_notes, json, ok, people, run, save_token, start_relay, summary,
+    write_refused_status_change, People, Running, STATUS_RULE,
+};
 
 #[test]
 fn two_devices_sync_through_a_relay_and_the_client_finds_its_plan() {
@@ -277,4 +283,139 @@ fn the_demo_runs_through_a_relay_and_both_devices_agree() {
     assert!(stdout
         .trim_end()
         .ends_with("Both devices hold the same plan: yes"));
+}
+
+/// Sam's phone holds the plan and a goal from the relay, then a status change the relay will
+/// refuse and, built on it, an honest check-in.
+fn phone_holding_a_refused_change(people: &People, url: &str) -> String {
+    let People {
+        dana, sam, plan, ..
+    } = people;
+    let goal = ok(dana, &["goal", "propose", plan, "--words", "Sleep better"]);
+    ok(dana, &["sync", "--server", url]);
+    ok(sam, &["sync", "--server", url]);
+    write_refused_status_change(sam, plan, &goal);
+    ok(
+        sam,
+        &["checkin", plan, &goal, "--mood", "6", "--note", "walked"],
+    );
+    goal
+}
+
+#[test]
+fn sync_exits_3_naming_plan_and_rule_when_the_relay_refuses_an_own_change() {
+    let people = people();
+    let (_relay, url) = start_relay(&people.relay_db);
+    let goal = phone_holding_a_refused_change(&people, &url);
+    let People {
+        dana, sam, plan, ..
+    } = &people;
+
+    let out = run(sam, &["sync", "--server", &url]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].starts_with("refused: "), "{stderr}");
+    assert!(lines[0].contains(plan.as_str()), "{stderr}");
+    assert!(lines[0].contains(STATUS_RULE), "{stderr}");
+    // The summary still says how the sync went: the plan is synced.
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(summary(stdout.trim()).0, 1, "{stdout}");
+
+    // The check-in built on the refused change reached the relay and the counselor; the
+    // phone's plan no longer claims the refused status.
+    ok(dana, &["sync", "--server", &url]);
+    assert_eq!(checkin_notes(dana, plan), ["walked"]);
+    assert_eq!(
+        json(sam, &["show", plan, "--json"])["goals"],
+        json(dana, &["show", plan, "--json"])["goals"]
+    );
+    let shown = json(sam, &["show", plan, "--json"]);
+    assert_eq!(shown["goals"][0]["status"], "proposed");
+
+    // Told once: the next sync has nothing refused and exits 0.
+    ok(
+        sam,
+        &["checkin", plan, &goal, "--mood", "7", "--note", "slept"],
+    );
+    let again = run(sam, &["sync", "--server", &url]);
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        again.stderr.is_empty(),
+        "{:?}",
+        String::from_utf8(again.stderr)
+    );
+    ok(dana, &["sync", "--server", &url]);
+    assert_eq!(checkin_notes(dana, plan), ["slept", "walked"]);
+}
+
+#[test]
+fn watch_mode_logs_a_refused_own_change_and_keeps_syncing() {
+    let people = people();
+    let (_relay, url) = start_relay(&people.relay_db);
+    phone_holding_a_refused_change(&people, &url);
+    let People {
+        dana, sam, plan, ..
+    } = &people;
+
+    let mut command = alliance(sam);
+    command.args(["sync", "--server", &url, "--watch"]);
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines, errors) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let watch = WatchChild(child);
+    let line = errors
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("a refused line on stderr");
+    assert!(line.starts_with("refused: "), "{line}");
+    assert!(
+        line.contains(plan.as_str()) && line.contains(STATUS_RULE),
+        "{line}"
+    );
+    // It syncs on: the check-in built on the refused change, replayed without it, reaches the
+    // counselor through the relay while the phone keeps watching.
+    let mut arrived = false;
+    for _ in 0..200 {
+        ok(dana, &["sync", "--server", &url]);
+        if checkin_notes(dana, plan) == ["walked"] {
+            arrived = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        arrived,
+        "the watching phone's check-in reached the counselor"
+    );
+    let mut watch = watch;
+    assert!(watch.0.try_wait().unwrap().is_none(), "still watching");
+    drop(watch);
+    let rest: Vec<String> = errors.try_iter().collect();
+    assert!(
+        rest.iter().all(|l| !l.starts_with("refused: ")),
+        "told once: {rest:?}"
+    );
+}
+
+/// A running child process whose output is read elsewhere, killed when dropped.
+struct WatchChild(Child);
+
+impl Drop for WatchChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

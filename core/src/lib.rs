@@ -10,6 +10,7 @@ mod error;
 pub mod export;
 pub mod local_sync;
 pub mod model;
+mod own_refusals;
 pub mod plan;
 pub mod progress;
 pub mod review;

@@ -5,7 +5,7 @@
 use alliance_core::plan::PlanDoc;
 use alliance_core::store::DocumentSizes;
 use alliance_core::sync::{
-    DocumentId, DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata,
+    ChangeRefusal, DocumentId, DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata,
 };
 use alliance_core::{
     Alliance, GasEdit, HistoryEntry, NewCheckIn, NewPlan, PlanId, PlanSummary, RefusedChange, Role,
@@ -132,6 +132,7 @@ pub fn frames(scene: &SyncScene) -> Vec<Vec<u8>> {
                 is_ephemeral: false,
                 enrolled_documents: vec![document_id],
                 heads_digest: true,
+                refused_notices: true,
             }),
             supported_protocol_versions: Some(vec!["1".into()]),
         },
@@ -171,6 +172,15 @@ pub fn frames(scene: &SyncScene) -> Vec<Vec<u8>> {
             sender_id: peer("relay"),
             target_id: peer("device"),
             documents: vec![document_id],
+        },
+        Message::Refused {
+            sender_id: peer("relay"),
+            target_id: peer("device"),
+            document_id,
+            refused: vec![ChangeRefusal {
+                change_hash: "ab".repeat(32),
+                rule: "only a counselor writes a goal's status".into(),
+            }],
         },
     ];
     for (index, data) in scene.base.iter().chain(&scene.client).enumerate() {

@@ -170,3 +170,39 @@ pub fn summary(line: &str) -> (u32, u32, u32) {
     assert!(line.contains("bytes"), "{line}");
     (numbers[0], numbers[1], numbers[2])
 }
+
+/// The rule a client's status change breaks.
+pub const STATUS_RULE: &str = "only a counselor writes a goal's status";
+
+/// Writes into the store at `db` a status change of `goal` that only a counselor may make, the
+/// way a build with other rules would (core's test-support hook, no `alliance` command does
+/// this): the next peer this device syncs with refuses it.
+pub fn write_refused_status_change(db: &Path, plan: &str, goal: &str) {
+    use alliance_core::{Alliance, GoalEdit, GoalId, GoalStatus, PlanId};
+    let store = Alliance::open(db).unwrap();
+    let edit = GoalEdit {
+        status: Some(GoalStatus::Active),
+        ..GoalEdit::default()
+    };
+    store
+        .edit_goal_unchecked(
+            PlanId::parse(plan).unwrap(),
+            GoalId::parse(goal).unwrap(),
+            &edit,
+        )
+        .unwrap();
+}
+
+/// The notes of a plan's check-ins, sorted.
+pub fn checkin_notes(db: &Path, plan: &str) -> Vec<String> {
+    let shown = json(db, &["show", plan, "--json"]);
+    let mut notes: Vec<String> = shown["goals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["checkins"].as_array().unwrap().iter())
+        .map(|c| c["note"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    notes.sort();
+    notes
+}

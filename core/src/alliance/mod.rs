@@ -1734,5 +1734,8 @@ fn describe_goal_edit(edit: &GoalEdit) -> String {
     format!("edited a goal: {}", fields.join(", "))
 }
 
+#[cfg(any(test, feature = "test-support"))]
+mod unchecked;
+
 #[cfg(test)]
 mod tests;

@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use crate::alliance::{Alliance, PlanObserver};
 use crate::model::{DeviceId, PlanId};
-use crate::SyncPeer;
+use crate::{own_refusals, SyncPeer};
 
 use super::client::{self, SyncHandle, SyncObserver, SyncOptions};
 use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::heads::{heads_digest, HeadsDigest};
+use super::protocol::ChangeRefusal;
 use super::store::SyncStore;
 
 fn plan(document: DocumentId) -> PlanId {
@@ -90,10 +91,33 @@ impl SyncStore for Alliance {
         document: DocumentId,
         peer: &SyncPeer,
         message: &[u8],
-    ) -> Result<(), SyncError> {
-        Alliance::receive_sync_message(self, plan(document), peer, message)
-            .map(|_| ())
-            .map_err(SyncError::store)
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        let receipt = Alliance::receive_sync_message(self, plan(document), peer, message)
+            .map_err(SyncError::store)?;
+        Ok(receipt
+            .refused
+            .into_iter()
+            .map(|refused| ChangeRefusal {
+                change_hash: refused.change_hash,
+                rule: refused.rule,
+            })
+            .collect())
+    }
+
+    fn own_changes_refused(
+        &self,
+        document: DocumentId,
+        refused: &[ChangeRefusal],
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        let refused: Vec<(String, String)> = refused
+            .iter()
+            .map(|r| (r.change_hash.clone(), r.rule.clone()))
+            .collect();
+        Ok(own_refusals::set_aside(self, plan(document), &refused)
+            .map_err(SyncError::store)?
+            .into_iter()
+            .map(|(change_hash, rule)| ChangeRefusal { change_hash, rule })
+            .collect())
     }
 
     fn end_sync_session(&self, peer: &SyncPeer) {

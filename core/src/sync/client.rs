@@ -18,8 +18,8 @@ use super::error::SyncError;
 use super::exchange::Exchange;
 use super::heads::{DocumentProgress, HeadsDigest, SyncEnvelope};
 use super::protocol::{
-    check_selected_version, DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata,
-    DEFAULT_MAX_FRAME_BYTES, PROTOCOL_V1,
+    check_selected_version, ChangeRefusal, DocumentMessage, HeadsDigests, Message, PeerId,
+    PeerMetadata, DEFAULT_MAX_FRAME_BYTES, PROTOCOL_V1,
 };
 use super::store::SyncStore;
 use super::tls::client_connector;
@@ -106,9 +106,27 @@ pub struct SyncProgress {
     pub last_error: Option<String>,
 }
 
-/// Told whenever [`SyncProgress`] changes.
+/// This device's own changes of one document that the server refused (its rules, which may
+/// differ from this build's, or a role that changed meanwhile), now set aside here: kept out of
+/// the plan, listed by the store (`Alliance::set_aside_changes`). Later own changes built on
+/// them were replayed and still reach the server; those that could not be are listed too, with
+/// the rule "builds on a refused change".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnChangesRefused {
+    pub document: DocumentId,
+    /// Each change's hash (hex) and the rule it broke, in words without personal data.
+    pub changes: Vec<ChangeRefusal>,
+}
+
+/// Told whenever [`SyncProgress`] changes, and when the server refused this device's changes.
 pub trait SyncObserver: Send + Sync {
     fn progress(&self, progress: &SyncProgress);
+
+    /// The server refused some of this device's own changes, now set aside (see
+    /// [`OwnChangesRefused`]). Sync goes on. Ignored unless overridden.
+    fn own_changes_refused(&self, refused: &OwnChangesRefused) {
+        let _ = refused;
+    }
 }
 
 impl<F: Fn(&SyncProgress) + Send + Sync> SyncObserver for F {
@@ -130,6 +148,8 @@ pub struct SyncSummary {
     pub documents_unavailable: Vec<DocumentId>,
     /// Frames and bytes exchanged, the handshake included.
     pub traffic: Traffic,
+    /// This device's own changes the server refused in this session, now set aside here.
+    pub refused: Vec<OwnChangesRefused>,
 }
 
 /// Checks a server URL: `ws://` (or `wss://` when TLS is built in).
@@ -162,6 +182,10 @@ struct Session<S> {
     ephemeral_server: bool,
     /// The server speaks the heads-digest extension too (see `docs/sync.md`).
     heads_digest: bool,
+    /// Own changes the server refused in this session (its `alliance-refused` notices).
+    refused: Vec<OwnChangesRefused>,
+    /// How many of `refused` were handed to a watch-mode observer.
+    refused_reported: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -180,6 +204,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 is_ephemeral: false,
                 enrolled_documents: Vec::new(),
                 heads_digest: options.heads_digest,
+                refused_notices: true,
             }),
             supported_protocol_versions: Some(vec![PROTOCOL_V1.to_string()]),
         })
@@ -216,6 +241,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         enrolled: metadata.enrolled_documents,
                         ephemeral_server,
                         heads_digest,
+                        refused: Vec::new(),
+                        refused_reported: 0,
                     });
                 }
                 Message::Error { message, .. } => return Err(SyncError::Remote(message)),
@@ -366,6 +393,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 Ok(())
             }
+            Message::Refused {
+                document_id,
+                refused,
+                ..
+            } => self.refused(document_id, refused).await,
             Message::Error { message, .. } => Err(SyncError::Remote(message)),
             Message::Leave { .. } => Err(SyncError::Closed),
             Message::Ephemeral { .. }
@@ -378,6 +410,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Ok(())
             }
         }
+    }
+
+    /// The server refused changes of our last message about `document`: the store sets its own
+    /// aside (replaying later ones), and the document is offered again as it now stands. A
+    /// notice about a document not synced in this session is ignored.
+    async fn refused(
+        &mut self,
+        document: DocumentId,
+        refused: Vec<ChangeRefusal>,
+    ) -> Result<(), SyncError> {
+        if !self.documents.contains_key(&document) {
+            debug!(%document, "ignored a refused notice about a document not synced");
+            return Ok(());
+        }
+        let changes = self.exchange.own_changes_refused(document, refused).await?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        info!(%document, changes = changes.len(), "the server refused own changes; set aside");
+        self.refused.push(OwnChangesRefused { document, changes });
+        self.push(document).await
+    }
+
+    /// Refusals not yet handed to a watch-mode observer.
+    fn unreported_refusals(&mut self) -> Vec<OwnChangesRefused> {
+        let new = self.refused[self.refused_reported..].to_vec();
+        self.refused_reported = self.refused.len();
+        new
     }
 
     fn all_settled(&self) -> bool {
@@ -413,6 +473,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 .map(|(id, _)| *id)
                 .collect(),
             traffic: self.conn.traffic(),
+            refused: self.refused.clone(),
         }
     }
 
@@ -613,6 +674,12 @@ impl Reporter {
     fn latest(&self) -> SyncProgress {
         self.latest.lock().clone()
     }
+
+    fn refused(&self, refusals: Vec<OwnChangesRefused>) {
+        for refused in &refusals {
+            self.observer.own_changes_refused(refused);
+        }
+    }
 }
 
 enum SessionEnd {
@@ -691,6 +758,7 @@ async fn watch_session(
     let end = async {
         session.start(options).await?;
         loop {
+            reporter.refused(session.unreported_refusals());
             if session.all_settled() {
                 last_error = None;
             }
@@ -719,6 +787,8 @@ async fn watch_session(
         }
     }
     .await;
+    // Notices handled just before the session failed are reported all the same.
+    reporter.refused(session.unreported_refusals());
     session.finish().await;
     match end {
         Ok(()) => (SessionEnd::Stopped, true),

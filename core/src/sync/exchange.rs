@@ -5,6 +5,7 @@ use std::sync::Arc;
 use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::heads::{HeadsDigest, SyncEnvelope};
+use super::protocol::ChangeRefusal;
 use super::store::SyncStore;
 use crate::SyncPeer;
 
@@ -52,9 +53,23 @@ impl Exchange {
         .await
     }
 
-    /// Applies a sync message from the peer.
-    pub async fn receive(&self, document: DocumentId, data: Vec<u8>) -> Result<(), SyncError> {
+    /// Applies a sync message from the peer; returns the changes in it the rules refused.
+    pub async fn receive(
+        &self,
+        document: DocumentId,
+        data: Vec<u8>,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
         self.run(move |store, key| store.receive_sync_message(document, key, &data))
+            .await
+    }
+
+    /// The peer refused these changes: the store sets its own aside; returns what to report.
+    pub async fn own_changes_refused(
+        &self,
+        document: DocumentId,
+        refused: Vec<ChangeRefusal>,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        self.run(move |store, _| store.own_changes_refused(document, &refused))
             .await
     }
 

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::heads::{heads_digest, HeadsDigest};
+use super::protocol::ChangeRefusal;
 use super::store::SyncStore;
 use crate::SyncPeer;
 
@@ -148,7 +149,7 @@ impl SyncStore for MemoryStore {
         document: DocumentId,
         peer: &SyncPeer,
         message: &[u8],
-    ) -> Result<(), SyncError> {
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
         let message = sync::Message::decode(message)
             .map_err(|error| SyncError::InvalidSyncData(error.to_string()))?;
         let mut inner = self.inner.lock();
@@ -165,7 +166,7 @@ impl SyncStore for MemoryStore {
             .saved_states
             .insert((document, peer.key.clone()), state.encode());
         inner.sessions.insert(key, state);
-        Ok(())
+        Ok(Vec::new())
     }
 
     fn end_sync_session(&self, peer: &SyncPeer) {

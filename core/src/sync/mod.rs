@@ -25,14 +25,16 @@ mod tests;
 
 pub use alliance_store::{spawn_alliance_watch, watch_blocking};
 pub use client::{
-    spawn_watch, sync_once, sync_once_blocking, SyncHandle, SyncObserver, SyncOptions,
-    SyncProgress, SyncSummary,
+    spawn_watch, sync_once, sync_once_blocking, OwnChangesRefused, SyncHandle, SyncObserver,
+    SyncOptions, SyncProgress, SyncSummary,
 };
 pub use connection::Traffic;
 pub use doc_id::{parse_plan_url, plan_url, DocumentId};
 pub use error::SyncError;
 pub use heads::{heads_digest, HeadsDigest};
-pub use protocol::{DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata, PROTOCOL_V1};
+pub use protocol::{
+    ChangeRefusal, DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata, PROTOCOL_V1,
+};
 pub use relay::{run_relay_blocking, BackgroundRelay, Relay, RelayOptions};
 pub use store::SyncStore;
 pub use tls::TlsIdentity;

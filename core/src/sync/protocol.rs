@@ -73,6 +73,10 @@ pub struct PeerMetadata {
     /// Alliance peers only, in `join` and `peer`: the peer speaks the heads-digest extension
     /// ([`Message::HeadsDigests`]). Used only when both sides say so; other peers ignore it.
     pub heads_digest: bool,
+    /// Alliance devices only, in `join`: the peer understands refused notices
+    /// ([`Message::Refused`]). A relay sends them only to peers that said so; it does not
+    /// offer anything in `peer`.
+    pub refused_notices: bool,
 }
 
 /// The `peerMetadata` key of [`PeerMetadata::enrolled_documents`].
@@ -84,6 +88,30 @@ const HEADS_DIGEST_KEY: &str = "allianceHeadsDigest";
 
 /// The version of the heads-digest extension this build speaks.
 pub const HEADS_DIGEST_VERSION: u64 = 1;
+
+/// The `peerMetadata` key of [`PeerMetadata::refused_notices`]; its value is the extension's
+/// version.
+const REFUSED_NOTICES_KEY: &str = "allianceRefusedNotices";
+
+/// The version of the refused-notice extension this build speaks.
+pub const REFUSED_NOTICES_VERSION: u64 = 1;
+
+/// The `type` of [`Message::Refused`].
+pub const REFUSED_TYPE: &str = "alliance-refused";
+
+/// Most changes one [`Message::Refused`] names; a sender splits longer lists.
+pub const MAX_REFUSALS_PER_NOTICE: usize = 1024;
+
+/// Longest rule (in bytes) a [`ChangeRefusal`] carries; the role rules' are under 100.
+pub const MAX_RULE_BYTES: usize = 512;
+
+/// One change a peer refused: its hash (64 lowercase hex digits) and the rule it broke, in
+/// words without personal data (e.g. "only a counselor writes a goal's status").
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChangeRefusal {
+    pub change_hash: String,
+    pub rule: String,
+}
 
 /// The `type` of [`Message::HeadsDigests`].
 pub const HEADS_DIGESTS_TYPE: &str = "alliance-heads";
@@ -232,6 +260,16 @@ pub enum Message {
         target_id: PeerId,
         documents: Vec<DocumentId>,
     },
+    /// Alliance extension, relay → device, only to a device whose `join` carried
+    /// `allianceRefusedNotices`: the role rules refused these changes of the device's last
+    /// message about the document (at most [`MAX_REFUSALS_PER_NOTICE`], at least one). The
+    /// device sets its own refused changes aside (see `docs/sync.md`, Refused notices).
+    Refused {
+        sender_id: PeerId,
+        target_id: PeerId,
+        document_id: DocumentId,
+        refused: Vec<ChangeRefusal>,
+    },
     /// A message type this build does not act on (e.g. `remote-heads-changed`); tolerated.
     Unknown {
         message_type: String,
@@ -253,6 +291,7 @@ impl Message {
             Message::Error { .. } => "error",
             Message::HeadsDigests { .. } => HEADS_DIGESTS_TYPE,
             Message::HeadsDiffer { .. } => HEADS_DIFFER_TYPE,
+            Message::Refused { .. } => REFUSED_TYPE,
             Message::Unknown { message_type, .. } => message_type,
         }
     }
@@ -266,7 +305,8 @@ impl Message {
             | Message::DocUnavailable { sender_id, .. }
             | Message::Ephemeral { sender_id, .. }
             | Message::HeadsDigests { sender_id, .. }
-            | Message::HeadsDiffer { sender_id, .. } => Some(sender_id),
+            | Message::HeadsDiffer { sender_id, .. }
+            | Message::Refused { sender_id, .. } => Some(sender_id),
             Message::Request(message) | Message::Sync(message) => Some(&message.sender_id),
             Message::Error { sender_id, .. } | Message::Unknown { sender_id, .. } => {
                 sender_id.as_ref()
@@ -279,7 +319,8 @@ impl Message {
         match self {
             Message::Request(message) | Message::Sync(message) => Some(message.document_id),
             Message::DocUnavailable { document_id, .. }
-            | Message::Ephemeral { document_id, .. } => Some(*document_id),
+            | Message::Ephemeral { document_id, .. }
+            | Message::Refused { document_id, .. } => Some(*document_id),
             _ => None,
         }
     }
@@ -380,6 +421,26 @@ impl Message {
                 map.push(entry("targetId", peer(target_id)));
                 let ids = documents.iter().flat_map(|d| *d.as_bytes()).collect();
                 map.push(entry("documents", Value::Bytes(ids)));
+            }
+            Message::Refused {
+                sender_id,
+                target_id,
+                document_id,
+                refused,
+            } => {
+                map.push(entry("senderId", peer(sender_id)));
+                map.push(entry("targetId", peer(target_id)));
+                map.push(entry("documentId", text(&document_id.to_string())));
+                let items = refused
+                    .iter()
+                    .map(|r| {
+                        Value::Map(vec![
+                            entry("hash", text(&r.change_hash)),
+                            entry("rule", text(&r.rule)),
+                        ])
+                    })
+                    .collect();
+                map.push(entry("refused", Value::Array(items)));
             }
             Message::Unknown { sender_id, .. } => {
                 if let Some(sender_id) = sender_id {
@@ -482,6 +543,12 @@ fn metadata_value(metadata: &PeerMetadata) -> Value {
             Value::Integer(HEADS_DIGEST_VERSION.into()),
         ));
     }
+    if metadata.refused_notices {
+        map.push(entry(
+            REFUSED_NOTICES_KEY,
+            Value::Integer(REFUSED_NOTICES_VERSION.into()),
+        ));
+    }
     Value::Map(map)
 }
 
@@ -513,6 +580,55 @@ fn document_ids(bytes: &[u8]) -> Result<Vec<DocumentId>, SyncError> {
             DocumentId::from_bytes(id)
         })
         .collect())
+}
+
+/// The list of a [`Message::Refused`]: 1 to [`MAX_REFUSALS_PER_NOTICE`] maps, each a `hash` of
+/// 64 hex digits and a non-empty `rule` of at most [`MAX_RULE_BYTES`].
+fn change_refusals(value: Value) -> Result<Vec<ChangeRefusal>, SyncError> {
+    let invalid = |reason| SyncError::InvalidField {
+        field: "refused",
+        reason,
+    };
+    let Value::Array(items) = value else {
+        return Err(invalid("not an array"));
+    };
+    if items.is_empty() {
+        return Err(invalid("names no change"));
+    }
+    if items.len() > MAX_REFUSALS_PER_NOTICE {
+        return Err(invalid("names more than 1024 changes"));
+    }
+    items
+        .into_iter()
+        .map(|item| {
+            let Value::Map(fields) = item else {
+                return Err(invalid("an entry is not a map"));
+            };
+            let (mut hash, mut rule) = (None, None);
+            for (key, value) in fields {
+                match (key.as_text(), value) {
+                    (Some("hash"), Value::Text(text)) if hash.is_none() => hash = Some(text),
+                    (Some("rule"), Value::Text(text)) if rule.is_none() => rule = Some(text),
+                    (Some("hash" | "rule"), _) => {
+                        return Err(invalid("a hash or rule is not a single string"))
+                    }
+                    _ => {}
+                }
+            }
+            let hash = hash.ok_or(invalid("an entry has no hash"))?;
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(invalid("a hash is not 64 hex digits"));
+            }
+            let rule = rule.ok_or(invalid("an entry has no rule"))?;
+            if rule.is_empty() || rule.len() > MAX_RULE_BYTES {
+                return Err(invalid("a rule is empty or longer than 512 bytes"));
+            }
+            Ok(ChangeRefusal {
+                change_hash: hash.to_ascii_lowercase(),
+                rule,
+            })
+        })
+        .collect()
 }
 
 /// The text-keyed entries of a decoded map.
@@ -668,6 +784,10 @@ impl Fields {
                 (Some(HEADS_DIGEST_KEY), Value::Integer(version)) => {
                     metadata.heads_digest = u64::try_from(version) == Ok(HEADS_DIGEST_VERSION);
                 }
+                (Some(REFUSED_NOTICES_KEY), Value::Integer(version)) => {
+                    metadata.refused_notices =
+                        u64::try_from(version) == Ok(REFUSED_NOTICES_VERSION);
+                }
                 _ => {}
             }
         }
@@ -746,6 +866,15 @@ impl Fields {
                 target_id: self.peer("targetId")?,
                 documents: document_ids(&self.bytes("documents")?)?,
             },
+            REFUSED_TYPE => Message::Refused {
+                sender_id: self.peer("senderId")?,
+                target_id: self.peer("targetId")?,
+                document_id: self.document_id()?,
+                refused: change_refusals(
+                    self.take("refused")
+                        .ok_or_else(|| self.missing("refused"))?,
+                )?,
+            },
             "error" => Message::Error {
                 sender_id: self.opt_peer("senderId")?,
                 target_id: self.opt_peer("targetId")?,
@@ -787,6 +916,7 @@ mod tests {
                     is_ephemeral: false,
                     enrolled_documents: Vec::new(),
                     heads_digest: false,
+                    refused_notices: false,
                 }),
                 supported_protocol_versions: Some(vec!["1".into()]),
             },
@@ -803,6 +933,7 @@ mod tests {
                     is_ephemeral: true,
                     enrolled_documents: Vec::new(),
                     heads_digest: false,
+                    refused_notices: false,
                 }),
                 selected_protocol_version: "1".into(),
             },
@@ -851,6 +982,7 @@ mod tests {
                     is_ephemeral: false,
                     enrolled_documents: vec![doc()],
                     heads_digest: true,
+                    refused_notices: true,
                 }),
                 selected_protocol_version: "1".into(),
             },
@@ -869,7 +1001,184 @@ mod tests {
                 target_id: "device-a".into(),
                 documents: Vec::new(),
             },
+            Message::Refused {
+                sender_id: "relay".into(),
+                target_id: "device-a".into(),
+                document_id: doc(),
+                refused: vec![
+                    refusal('a', "only a counselor writes a goal's status"),
+                    refusal('b', "builds on a refused change"),
+                ],
+            },
+            Message::Join {
+                sender_id: "device-c".into(),
+                peer_metadata: Some(PeerMetadata {
+                    storage_id: Some("store-3".into()),
+                    is_ephemeral: false,
+                    enrolled_documents: Vec::new(),
+                    heads_digest: true,
+                    refused_notices: true,
+                }),
+                supported_protocol_versions: Some(vec!["1".into()]),
+            },
         ]
+    }
+
+    fn refusal(digit: char, rule: &str) -> ChangeRefusal {
+        ChangeRefusal {
+            change_hash: std::iter::repeat_n(digit, 64).collect(),
+            rule: rule.into(),
+        }
+    }
+
+    /// A `alliance-refused` frame whose `refused` field is `refused` (absent when None).
+    fn refused_frame(refused: Option<Value>) -> Vec<u8> {
+        let mut map = vec![
+            entry("type", text(REFUSED_TYPE)),
+            entry("senderId", text("relay")),
+            entry("targetId", text("device")),
+            entry("documentId", text(DOC)),
+        ];
+        if let Some(refused) = refused {
+            map.push(entry("refused", refused));
+        }
+        let mut out = Vec::new();
+        ciborium::into_writer(&Value::Map(map), &mut out).unwrap();
+        out
+    }
+
+    fn refused_entry(hash: Value, rule: Value) -> Value {
+        Value::Map(vec![entry("hash", hash), entry("rule", rule)])
+    }
+
+    #[test]
+    fn refused_notices_decode_within_bounds_and_refuse_garbage() {
+        let hash = || text(&"0f".repeat(32));
+        let rule = || text("only a counselor writes a goal's status");
+        // Upper-case digits are read as the same hash.
+        let decoded = Message::decode(&refused_frame(Some(Value::Array(vec![refused_entry(
+            text(&"0F".repeat(32)),
+            rule(),
+        )]))))
+        .unwrap();
+        let Message::Refused { refused, .. } = decoded else {
+            panic!("not a refused notice: {decoded:?}");
+        };
+        assert_eq!(refused[0].change_hash, "0f".repeat(32));
+        // The most a notice may name is accepted; one more is not.
+        let many = |n: usize| Value::Array((0..n).map(|_| refused_entry(hash(), rule())).collect());
+        assert!(Message::decode(&refused_frame(Some(many(MAX_REFUSALS_PER_NOTICE)))).is_ok());
+        let garbage: Vec<(&str, Option<Value>)> = vec![
+            ("absent", None),
+            ("not an array", Some(text("refused"))),
+            ("empty", Some(Value::Array(Vec::new()))),
+            ("too many", Some(many(MAX_REFUSALS_PER_NOTICE + 1))),
+            ("entry not a map", Some(Value::Array(vec![hash()]))),
+            (
+                "short hash",
+                Some(Value::Array(vec![refused_entry(text("0f0f"), rule())])),
+            ),
+            (
+                "hash not hex",
+                Some(Value::Array(vec![refused_entry(
+                    text(&"zz".repeat(32)),
+                    rule(),
+                )])),
+            ),
+            (
+                "hash as bytes",
+                Some(Value::Array(vec![refused_entry(
+                    Value::Bytes(vec![0; 32]),
+                    rule(),
+                )])),
+            ),
+            (
+                "no rule",
+                Some(Value::Array(vec![Value::Map(vec![entry("hash", hash())])])),
+            ),
+            (
+                "empty rule",
+                Some(Value::Array(vec![refused_entry(hash(), text(""))])),
+            ),
+            (
+                "rule too long",
+                Some(Value::Array(vec![refused_entry(
+                    hash(),
+                    text(&"x".repeat(MAX_RULE_BYTES + 1)),
+                )])),
+            ),
+            (
+                "hash twice",
+                Some(Value::Array(vec![Value::Map(vec![
+                    entry("hash", hash()),
+                    entry("hash", hash()),
+                    entry("rule", rule()),
+                ])])),
+            ),
+        ];
+        for (name, refused) in garbage {
+            let result = Message::decode(&refused_frame(refused));
+            assert!(
+                matches!(
+                    result,
+                    Err(SyncError::InvalidField {
+                        field: "refused",
+                        ..
+                    } | SyncError::MissingField {
+                        field: "refused",
+                        ..
+                    })
+                ),
+                "{name}: {result:?}"
+            );
+        }
+        // A notice without a valid document id is refused too.
+        let map = Value::Map(vec![
+            entry("type", text(REFUSED_TYPE)),
+            entry("senderId", text("relay")),
+            entry("targetId", text("device")),
+            entry("documentId", text("not-a-doc")),
+            entry("refused", many(1)),
+        ]);
+        let mut bytes = Vec::new();
+        ciborium::into_writer(&map, &mut bytes).unwrap();
+        assert!(matches!(
+            Message::decode(&bytes),
+            Err(SyncError::InvalidDocumentId(_))
+        ));
+    }
+
+    #[test]
+    fn refused_notices_capability_is_read_only_at_version_one() {
+        let metadata = |value: Value| {
+            let map = Value::Map(vec![
+                entry("type", text("join")),
+                entry("senderId", text("a")),
+                entry(
+                    "peerMetadata",
+                    Value::Map(vec![entry(REFUSED_NOTICES_KEY, value)]),
+                ),
+            ]);
+            let mut out = Vec::new();
+            ciborium::into_writer(&map, &mut out).unwrap();
+            match Message::decode(&out).unwrap() {
+                Message::Join { peer_metadata, .. } => peer_metadata.unwrap().refused_notices,
+                other => panic!("not a join: {other:?}"),
+            }
+        };
+        assert!(metadata(Value::Integer(1.into())));
+        assert!(!metadata(Value::Integer(2.into())));
+        assert!(!metadata(Value::Bool(true)));
+        // Absent (what automerge-repo peers send): not spoken.
+        let join = Message::Join {
+            sender_id: "js".into(),
+            peer_metadata: Some(PeerMetadata::default()),
+            supported_protocol_versions: None,
+        };
+        let Message::Join { peer_metadata, .. } = Message::decode(&join.encode()).unwrap() else {
+            panic!("not a join");
+        };
+        assert!(!peer_metadata.unwrap().refused_notices);
     }
 
     #[test]
@@ -981,6 +1290,7 @@ mod tests {
                     is_ephemeral: true,
                     enrolled_documents: Vec::new(),
                     heads_digest: false,
+                    refused_notices: false,
                 }),
                 supported_protocol_versions: Some(vec!["1".into()]),
             }

@@ -22,8 +22,8 @@ use super::error::SyncError;
 use super::exchange::Exchange;
 use super::heads::{HeadsDigest, SyncEnvelope};
 use super::protocol::{
-    select_protocol_version, DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata,
-    DEFAULT_MAX_FRAME_BYTES, HEADS_DIGESTS_TYPE,
+    select_protocol_version, ChangeRefusal, DocumentMessage, HeadsDigests, Message, PeerId,
+    PeerMetadata, DEFAULT_MAX_FRAME_BYTES, HEADS_DIGESTS_TYPE, MAX_REFUSALS_PER_NOTICE,
 };
 use super::store::SyncStore;
 use super::tls::{server_config, TlsIdentity};
@@ -558,6 +558,8 @@ struct JoinedPeer {
     ephemeral: bool,
     /// The peer speaks the heads-digest extension (it said so in `join`).
     heads_digest: bool,
+    /// The peer understands refused notices (it said so in `join`).
+    refused_notices: bool,
 }
 
 /// Checks the presented token when tokens are required: None when they are not.
@@ -609,6 +611,7 @@ where
     let version = select_protocol_version(supported_protocol_versions.as_deref())?;
     let metadata = peer_metadata.unwrap_or_default();
     let heads_digest = shared.options.heads_digest && metadata.heads_digest;
+    let refused_notices = metadata.refused_notices;
     // Keep sync state per storage for peers that keep theirs; per connection otherwise.
     let (key, ephemeral) = match metadata.storage_id {
         Some(storage_id) if !metadata.is_ephemeral => (storage_id, false),
@@ -637,6 +640,8 @@ where
             is_ephemeral: false,
             enrolled_documents,
             heads_digest: shared.options.heads_digest,
+            // The device needs no answer to its offer: notices simply come, or not.
+            refused_notices: false,
         }),
         selected_protocol_version: version.to_string(),
     })
@@ -646,6 +651,7 @@ where
         key,
         ephemeral,
         heads_digest,
+        refused_notices,
     })
 }
 
@@ -703,9 +709,12 @@ impl PeerSession {
                 info!(connection = self.id, %message, "peer reported an error");
                 Ok(false)
             }
-            Message::Join { .. } | Message::Peer { .. } | Message::HeadsDiffer { .. } => Err(
-                SyncError::UnexpectedMessage(message.message_type().to_string()),
-            ),
+            Message::Join { .. }
+            | Message::Peer { .. }
+            | Message::HeadsDiffer { .. }
+            | Message::Refused { .. } => Err(SyncError::UnexpectedMessage(
+                message.message_type().to_string(),
+            )),
             Message::Unknown { message_type, .. } => {
                 debug!(connection = self.id, %message_type, "ignored unknown message");
                 Ok(true)
@@ -760,7 +769,8 @@ impl PeerSession {
         if enrolling {
             // A new plan pushed under open enrollment: the sync exchange runs until the plan
             // is stored, and then it must list this token; until then nothing is relayed.
-            self.exchange.receive(document, message.data).await?;
+            let refused = self.exchange.receive(document, message.data).await?;
+            self.tell_refused(conn, document, refused).await?;
             if self.exchange.has_document(document).await? {
                 if !self.may_sync(document, true).await? {
                     return Err(SyncError::Unauthorized(
@@ -787,7 +797,8 @@ impl PeerSession {
                 })
                 .await;
         }
-        self.exchange.receive(document, message.data).await?;
+        let refused = self.exchange.receive(document, message.data).await?;
+        self.tell_refused(conn, document, refused).await?;
         if envelope.carries_changes {
             let _ = self.shared.events.send(RelayEvent::Changed {
                 document,
@@ -795,6 +806,44 @@ impl PeerSession {
             });
         }
         self.push(conn, document).await
+    }
+
+    /// Tells the peer which changes of its last message about `document` the rules refused
+    /// (`alliance-refused`, see `docs/sync.md`), before the sync reply, so that the device sets
+    /// them aside before it could count the document as settled. Only peers that offered the
+    /// extension in `join` hear of it: to others (automerge-repo clients) a refusal stays silent.
+    async fn tell_refused<S>(
+        &mut self,
+        conn: &mut Connection<S>,
+        document: DocumentId,
+        refused: Vec<ChangeRefusal>,
+    ) -> Result<(), SyncError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        if refused.is_empty() {
+            return Ok(());
+        }
+        info!(
+            connection = self.id,
+            %document,
+            refused = refused.len(),
+            told = self.peer.refused_notices,
+            "refused changes from a peer"
+        );
+        if !self.peer.refused_notices {
+            return Ok(());
+        }
+        for refused in refused.chunks(MAX_REFUSALS_PER_NOTICE) {
+            conn.send(&Message::Refused {
+                sender_id: self.shared.peer_id.clone(),
+                target_id: self.peer.id.clone(),
+                document_id: document,
+                refused: refused.to_vec(),
+            })
+            .await?;
+        }
+        Ok(())
     }
 
     /// The heads-digest extension: answers which of the listed documents differ from this

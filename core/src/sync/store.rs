@@ -7,6 +7,7 @@
 use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::heads::HeadsDigest;
+use super::protocol::ChangeRefusal;
 use crate::SyncPeer;
 
 /// A store the sync engine and the relay exchange Automerge sync messages with.
@@ -66,12 +67,29 @@ pub trait SyncStore: Send + Sync + 'static {
 
     /// Applies a sync message from `peer` atomically; creates the document when it is new.
     /// A refusal (rules, malformed data) must leave the store unchanged.
+    ///
+    /// Returns the changes in the message that the store's rules refused (none for a store
+    /// without rules): what a relay tells the peer in a refused notice.
     fn receive_sync_message(
         &self,
         document: DocumentId,
         peer: &SyncPeer,
         message: &[u8],
-    ) -> Result<(), SyncError>;
+    ) -> Result<Vec<ChangeRefusal>, SyncError>;
+
+    /// A peer refused these changes of `document` (its refused notice). The store takes its own
+    /// refused changes out of the document and keeps them aside, replaying later own changes
+    /// so they no longer depend on them; other hashes are ignored. Returns what it set aside
+    /// and the user should hear of: its own refused changes, and later ones that could not be
+    /// replayed. A store without rules ignores notices (the default).
+    fn own_changes_refused(
+        &self,
+        document: DocumentId,
+        refused: &[ChangeRefusal],
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        let _ = (document, refused);
+        Ok(Vec::new())
+    }
 
     /// Forgets the in-memory state of this conversation; called when its connection ends.
     fn end_sync_session(&self, peer: &SyncPeer);

@@ -736,6 +736,7 @@ fn join_with_digest(sender: &str) -> Message {
             is_ephemeral: false,
             enrolled_documents: Vec::new(),
             heads_digest: true,
+            refused_notices: false,
         }),
         supported_protocol_versions: Some(vec!["1".into()]),
     }
@@ -1181,4 +1182,183 @@ async fn keepalive_notices_a_server_that_went_silent() {
     wait_for(|| accepted.load(std::sync::atomic::Ordering::SeqCst) >= 2).await;
     watch.stop().await;
     server.abort();
+}
+
+/// The next message within `wait`, or None when the relay says nothing more by then.
+async fn next_within(socket: &mut RawSocket, wait: Duration) -> Option<Message> {
+    loop {
+        match tokio::time::timeout(wait, socket.next()).await {
+            Ok(Some(Ok(Frame::Binary(bytes)))) => return Some(Message::decode(&bytes).unwrap()),
+            Ok(Some(Ok(Frame::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => return None,
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
+/// A counselor's plan with one goal on a fresh Alliance relay and on the client's store, which
+/// then holds a status change only a counselor may make and, built on it, a check-in.
+async fn relay_and_client_with_refused_change() -> (
+    Relay,
+    Arc<crate::Alliance>,
+    Arc<crate::Alliance>,
+    crate::PlanId,
+) {
+    use crate::{Alliance, GoalEdit, GoalStatus, NewCheckIn, NewPlan, Role};
+    let relay_store = Arc::new(Alliance::open_in_memory().unwrap());
+    let relay = Relay::bind("127.0.0.1:0", relay_store.clone(), RelayOptions::default())
+        .await
+        .unwrap();
+    let counselor = Arc::new(Alliance::open_in_memory().unwrap());
+    counselor.init("Dana", Role::Counselor, None).unwrap();
+    let client = Arc::new(Alliance::open_in_memory().unwrap());
+    let sam = client.init("Sam", Role::Client, None).unwrap();
+    let plan = counselor
+        .create_plan(&NewPlan {
+            title: "Plan".into(),
+            client_name: "Sam".into(),
+            client_member: Some(sam.member_id),
+            client_device: Some(sam.device_id),
+        })
+        .unwrap();
+    let goal = counselor.propose_goal(plan, "Sleep").unwrap();
+    sync_once(counselor.clone(), &relay.url(), &quick())
+        .await
+        .unwrap();
+    sync_once(client.clone(), &relay.url(), &quick())
+        .await
+        .unwrap();
+    assert!(client.has_plan(plan).unwrap());
+    let status = GoalEdit {
+        status: Some(GoalStatus::Active),
+        ..GoalEdit::default()
+    };
+    client.edit_goal_unchecked(plan, goal, &status).unwrap();
+    client
+        .check_in(
+            plan,
+            goal,
+            &NewCheckIn {
+                mood: Some(3),
+                ..NewCheckIn::default()
+            },
+        )
+        .unwrap();
+    (relay, relay_store, client, plan)
+}
+
+/// Speaks for `client` over a raw socket, offering refused notices or not, until the relay has
+/// nothing more to say. Returns every message the relay sent after `peer`, and the index of the
+/// first one that came after our first message carrying changes.
+async fn raw_sync(
+    relay: &Relay,
+    client: &crate::Alliance,
+    plan: crate::PlanId,
+    offer_notices: bool,
+) -> (Vec<Message>, Option<usize>) {
+    let me = client.identity().unwrap().device_id.to_string();
+    let mut socket = raw(relay).await;
+    send(
+        &mut socket,
+        &Message::Join {
+            sender_id: "raw".into(),
+            peer_metadata: Some(PeerMetadata {
+                storage_id: Some(me),
+                refused_notices: offer_notices,
+                ..PeerMetadata::default()
+            }),
+            supported_protocol_versions: Some(vec!["1".into()]),
+        },
+    )
+    .await;
+    let Some(Message::Peer { sender_id, .. }) = next(&mut socket).await else {
+        panic!("no peer message");
+    };
+    let document = DocumentId::from_uuid(plan.as_uuid());
+    let mut received = Vec::new();
+    let mut after_changes = None;
+    for _ in 0..20 {
+        let mut quiet = true;
+        if let Some(data) = client.generate_sync_message(plan, "raw-relay").unwrap() {
+            quiet = false;
+            if after_changes.is_none() && heads::SyncEnvelope::read(&data).unwrap().carries_changes
+            {
+                after_changes = Some(received.len());
+            }
+            send(
+                &mut socket,
+                &Message::Sync(DocumentMessage {
+                    sender_id: "raw".into(),
+                    target_id: sender_id.clone(),
+                    document_id: document,
+                    data,
+                }),
+            )
+            .await;
+        }
+        while let Some(message) = next_within(&mut socket, Duration::from_millis(300)).await {
+            quiet = false;
+            if let Message::Sync(sync) = &message {
+                client
+                    .receive_sync_message(plan, "raw-relay", &sync.data)
+                    .unwrap();
+            }
+            received.push(message);
+        }
+        if quiet {
+            return (received, after_changes);
+        }
+    }
+    panic!("the exchange did not settle");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_peer_that_offered_refused_notices_is_told_and_before_the_reply() {
+    // Without the offer (what automerge-repo peers send): refused as before, and silently.
+    let (relay, relay_store, client, plan) = relay_and_client_with_refused_change().await;
+    let (received, _) = raw_sync(&relay, &client, plan, false).await;
+    assert!(
+        received.iter().all(|m| matches!(m, Message::Sync(_))),
+        "{received:?}"
+    );
+    assert_eq!(relay_store.refused_changes(Some(plan)).unwrap().len(), 2);
+    relay.shutdown().await;
+
+    // With it: one notice naming both changes, the first answer to the message carrying them.
+    let (relay, relay_store, client, plan) = relay_and_client_with_refused_change().await;
+    let (received, after_changes) = raw_sync(&relay, &client, plan, true).await;
+    let notices: Vec<usize> = received
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| matches!(m, Message::Refused { .. }))
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(notices.len(), 1, "{received:?}");
+    let Message::Refused {
+        document_id,
+        refused,
+        target_id,
+        ..
+    } = &received[notices[0]]
+    else {
+        unreachable!()
+    };
+    assert_eq!(*document_id, DocumentId::from_uuid(plan.as_uuid()));
+    assert_eq!(target_id.as_str(), "raw");
+    let rules: Vec<&str> = refused.iter().map(|r| r.rule.as_str()).collect();
+    assert_eq!(
+        rules,
+        [
+            "only a counselor writes a goal's status",
+            crate::rules::remote::BUILDS_ON_REFUSED
+        ]
+    );
+    let recorded: Vec<String> = relay_store
+        .refused_changes(Some(plan))
+        .unwrap()
+        .into_iter()
+        .map(|(_, r)| r.change_hash)
+        .collect();
+    assert!(refused.iter().all(|r| recorded.contains(&r.change_hash)));
+    assert_eq!(after_changes, Some(notices[0]), "{received:?}");
+    relay.shutdown().await;
 }

@@ -5,10 +5,22 @@ import AllianceBindings
 import Foundation
 
 public final class Alliance: Sendable {
-    private let ffi: AllianceBindings.Alliance
+    /// Internal, not private: the tests' hooks (`@testable import`) reach the library through it.
+    let ffi: AllianceBindings.Alliance
+
+    /// This device's own changes that the server refused while `startSync` ran (its rules, which
+    /// may differ from this build's, or a role that changed meanwhile): show them, the member's
+    /// edit did not count. Each is told once and kept until read (the latest 64); one reader at a
+    /// time. Sync goes on, and later changes built on a refused one still go out. Finishes at
+    /// `close()`.
+    public let refusedChanges: AsyncStream<RefusedChange>
+    private let refused: AsyncStream<RefusedChange>.Continuation
 
     private init(_ ffi: AllianceBindings.Alliance) {
         self.ffi = ffi
+        let (stream, continuation) = AsyncStream<RefusedChange>.makeStream(bufferingPolicy: .bufferingNewest(64))
+        refusedChanges = stream
+        refused = continuation
     }
 
     /// Opens (or creates) the store at `path`, a file the app chose in its own container,
@@ -226,7 +238,8 @@ public final class Alliance: Sendable {
     public func startSync(serverURL: String, token: RelayToken? = nil) throws -> AsyncStream<SyncProgress> {
         let (progress, continuation) = AsyncStream<SyncProgress>.makeStream(bufferingPolicy: .bufferingNewest(8))
         try translate {
-            try ffi.startSync(serverUrl: serverURL, token: token?.value, observer: ProgressWatcher(continuation))
+            try ffi.startSync(serverUrl: serverURL, token: token?.value,
+                              observer: ProgressWatcher(continuation, refused: refused))
         }
         return progress
     }
@@ -242,6 +255,8 @@ public final class Alliance: Sendable {
     }
 
     /// Syncs every plan this device shares with `other`, an Alliance open in the same process.
+    /// The report lists own changes either one refused of the other's (set aside by the device
+    /// that made them).
     @discardableResult
     public func sync(with other: Alliance) async throws -> SyncReport {
         try await translate { SyncReport(try await ffi.syncWith(other: other.ffi)) }
@@ -258,6 +273,7 @@ public final class Alliance: Sendable {
     /// `AllianceError.closed`.
     public func close() {
         ffi.closeStore()
+        refused.finish()
     }
 }
 
@@ -276,17 +292,26 @@ private final class PlanWatcher: PlanObserver {
     }
 }
 
-/// Told of each change of sync progress by the library (on its threads). The library lets go
-/// of it when that sync stops, which finishes the stream.
+/// Told of each change of sync progress, and of refused own changes, by the library (on its
+/// threads). The library lets go of it when that sync stops, which finishes the progress stream.
 private final class ProgressWatcher: SyncObserver {
     private let continuation: AsyncStream<SyncProgress>.Continuation
+    private let refused: AsyncStream<RefusedChange>.Continuation
 
-    init(_ continuation: AsyncStream<SyncProgress>.Continuation) {
+    init(_ continuation: AsyncStream<SyncProgress>.Continuation,
+         refused: AsyncStream<RefusedChange>.Continuation) {
         self.continuation = continuation
+        self.refused = refused
     }
 
     func syncProgress(progress: AllianceBindings.SyncProgress) {
         continuation.yield(SyncProgress(progress))
+    }
+
+    func changesRefused(changes: [AllianceBindings.RefusedChange]) {
+        for change in changes {
+            refused.yield(RefusedChange(change))
+        }
     }
 
     deinit {

@@ -204,10 +204,17 @@ extension SyncProgress {
     }
 }
 
+extension RefusedChange {
+    init(_ refused: AllianceBindings.RefusedChange) {
+        self.init(planId: refused.planId, deviceId: refused.deviceId, changeHash: refused.changeHash,
+                  rule: refused.rule)
+    }
+}
+
 extension SyncReport {
     init(_ report: LocalSyncReport) {
         self.init(planIds: report.planIds, messages: Int(clamping: report.messages),
-                  bytes: Int(clamping: report.bytes))
+                  bytes: Int(clamping: report.bytes), refused: report.refused.map(RefusedChange.init))
     }
 }
 

@@ -290,11 +290,27 @@ public struct SyncProgress: Sendable, Hashable {
     public let lastError: String?
 }
 
+/// One of a device's own changes that a peer refused (the server, or the other store of an
+/// in-process sync): the member's edit did not count. It is out of the plan on that device and
+/// kept aside; later changes built on it were replayed and still go out.
+public struct RefusedChange: Sendable, Hashable {
+    public let planId: String
+    /// The device whose change it was (this device, for `Alliance.refusedChanges`).
+    public let deviceId: String
+    /// The change's hash, to tell refusals apart.
+    public let changeHash: String
+    /// The rule it broke, in words without personal data ("only a counselor writes a goal's
+    /// status"; "builds on a refused change" for a later change that could not be replayed).
+    public let rule: String
+}
+
 /// What one in-process sync did.
 public struct SyncReport: Sendable, Hashable {
     public let planIds: [String]
     public let messages: Int
     public let bytes: Int
+    /// Own changes of either device that the other refused, now set aside by their device.
+    public let refused: [RefusedChange]
 }
 
 // MARK: - Progress

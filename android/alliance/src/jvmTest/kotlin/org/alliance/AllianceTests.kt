@@ -8,14 +8,16 @@ import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.first
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.withTimeout
+import kotlinx.coroutines.withTimeoutOrNull
 import java.io.File
 import java.nio.file.Files
 
 /**
  * The wrapper's scenarios (issue 5), run on the JVM against the host build of alliance-ffi:
  *   java -Djna.library.path=target/debug -cp ... org.alliance.AllianceTestsKt
- * Each test goes through the public wrapper (org.alliance.*), never the generated names, and opens
- * its stores as files in a fresh temporary folder, as an app would.
+ * Each test goes through the public wrapper (org.alliance.*), never the generated names (test hooks
+ * for what no app may do, like writing a change peers refuse, are in TestHooks.kt), and opens its
+ * stores as files in a fresh temporary folder, as an app would.
  */
 
 private val folder: File = Files.createTempDirectory("alliance-kotlin-tests").toFile().also { dir ->
@@ -394,6 +396,56 @@ fun main(args: Array<String>) {
         w.client.stopSync()
         w.client.close()
         assertThrows<AllianceException.Closed> { w.client.startSync("ws://127.0.0.1:$port") }
+    }
+
+    suite.test("a change the relay refuses is told once as a typed event, and later check-ins still arrive") {
+        val relayUrl = System.getenv("ALLIANCE_TEST_RELAY") ?: fail("ALLIANCE_TEST_RELAY is not set")
+        val (w, goalId) = worldWithGoal()
+        // The client's phone holds a status change only a counselor may make (written through the
+        // test hook, as a build with other rules would) and, built on it, an honest check-in.
+        w.client.editGoalUnchecked(w.planId, goalId, GoalChanges(status = GoalStatus.ACTIVE))
+        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 1, note = "walked"))
+        val counselorDevice = w.counselor.identity()!!.deviceId
+        w.counselor.startSync(relayUrl, w.counselor.issueDeviceToken(w.planId, counselorDevice))
+        w.client.startSync(relayUrl, w.counselor.issueDeviceToken(w.planId, w.sam.deviceId))
+        try {
+            val refused = withTimeout(30_000) { w.client.refusedChanges.first() }
+            assertEquals(w.planId, refused.planId)
+            assertEquals(w.sam.deviceId, refused.deviceId)
+            assertEquals("only a counselor writes a goal's status", refused.rule)
+            // The check-in built on it reaches the counselor; the refused status does not.
+            val seen = withTimeout(30_000) {
+                w.counselor.plan(w.planId).first { it.goal(goalId)!!.checkIns.size == 1 }
+            }
+            assertEquals(GoalStatus.PROPOSED, seen.goal(goalId)!!.status)
+            // Later edits flow while sync goes on; nothing more is refused.
+            w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 2, note = "slept"))
+            withTimeout(30_000) { w.counselor.plan(w.planId).first { it.goal(goalId)!!.checkIns.size == 2 } }
+            withTimeout(30_000) {
+                while (w.client.readPlan(w.planId) != w.counselor.readPlan(w.planId)) delay(20)
+            }
+            assertEquals(GoalStatus.PROPOSED, w.client.readPlan(w.planId).goal(goalId)!!.status)
+            val more = withTimeoutOrNull(500) { w.client.refusedChanges.first() }
+            assertEquals(null, more, "told once")
+        } finally {
+            w.client.stopSync()
+            w.counselor.stopSync()
+        }
+    }
+
+    suite.test("an in-process sync reports the own change the other device refused") {
+        val (w, goalId) = worldWithGoal()
+        w.client.editGoalUnchecked(w.planId, goalId, GoalChanges(status = GoalStatus.ACTIVE))
+        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 1, note = "walked"))
+        val report = w.client.syncWith(w.counselor)
+        assertEquals(1, report.refused.size, "${report.refused}")
+        val refused = report.refused.single()
+        assertEquals(w.planId, refused.planId)
+        assertEquals(w.sam.deviceId, refused.deviceId)
+        assertEquals("only a counselor writes a goal's status", refused.rule)
+        assertEquals(1, w.counselor.readPlan(w.planId).goal(goalId)!!.checkIns.size)
+        assertEquals(w.counselor.readPlan(w.planId), w.client.readPlan(w.planId))
+        assertEquals(emptyList<RefusedChange>(), w.counselor.syncWith(w.client).refused, "told once")
     }
 
     suite.runAndExit(args)

@@ -1,5 +1,7 @@
 package org.alliance
 
+import kotlinx.coroutines.channels.BufferOverflow
+import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.awaitClose
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.MutableStateFlow
@@ -8,9 +10,11 @@ import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.callbackFlow
 import kotlinx.coroutines.flow.conflate
 import kotlinx.coroutines.flow.map
+import kotlinx.coroutines.flow.receiveAsFlow
 import org.alliance.ffi.NewDevice as FfiNewDevice
 import org.alliance.ffi.NewPlan as FfiNewPlan
 import org.alliance.ffi.PlanObserver as FfiPlanObserver
+import org.alliance.ffi.RefusedChange as FfiRefusedChange
 import org.alliance.ffi.SyncObserver as FfiSyncObserver
 import org.alliance.ffi.SyncProgress as FfiSyncProgress
 import org.alliance.ffi.Alliance as FfiAlliance
@@ -22,7 +26,7 @@ import org.alliance.ffi.Alliance as FfiAlliance
  * blocks the caller's. Failures are [AllianceException]s. After [close], every call throws
  * [AllianceException.Closed].
  */
-class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable {
+class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseable {
     companion object {
         /**
          * Opens (or creates) the store at [path], a file the app chose in its private storage,
@@ -184,6 +188,16 @@ class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable
     /** How sync with the server is going; null while no sync runs. */
     val syncProgress: StateFlow<SyncProgress?> = progress.asStateFlow()
 
+    private val refused = Channel<RefusedChange>(capacity = 64, onBufferOverflow = BufferOverflow.DROP_OLDEST)
+
+    /**
+     * This device's own changes that the server refused while [startSync] ran (its rules, which
+     * may differ from this build's, or a role that changed meanwhile): show them, the member's edit
+     * did not count. Each is told once, to one collector, and kept until collected (the latest 64);
+     * sync goes on, and later changes built on a refused one still go out. Ends at [close].
+     */
+    val refusedChanges: Flow<RefusedChange> = refused.receiveAsFlow()
+
     /**
      * Keeps every plan on this device in sync with the server at [serverUrl] (`ws://` or `wss://`)
      * until [stopSync] or [close]: local edits go out as they are made, remote ones come in (and
@@ -192,7 +206,14 @@ class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable
      * [AllianceException.InvalidInput]); it goes to the server only, never into errors or logs.
      */
     fun startSync(serverUrl: String, token: RelayToken? = null) = translate {
-        ffi.startSync(serverUrl, token?.value, ProgressWatcher { progress.value = it.toProgress() })
+        ffi.startSync(
+            serverUrl,
+            token?.value,
+            ProgressWatcher(
+                onProgress = { progress.value = it.toProgress() },
+                onRefused = { changes -> changes.forEach { refused.trySend(it.toRefusedChange()) } },
+            ),
+        )
     }
 
     /** Stops syncing with the server and waits until the connection is closed. */
@@ -201,7 +222,11 @@ class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable
         progress.value = null
     }
 
-    /** Syncs every plan this device shares with [other], an Alliance open in the same process. */
+    /**
+     * Syncs every plan this device shares with [other], an Alliance open in the same process. The
+     * report lists own changes either one refused of the other's (set aside by the device that made
+     * them).
+     */
     suspend fun syncWith(other: Alliance): SyncReport = translate { ffi.syncWith(other.ffi).toReport() }
 
     /**
@@ -218,6 +243,7 @@ class Alliance private constructor(private val ffi: FfiAlliance) : AutoCloseable
     override fun close() {
         ffi.closeStore()
         progress.value = null
+        refused.close()
     }
 }
 
@@ -229,8 +255,13 @@ private class PlanWatcher(private val watched: String, private val onChange: () 
     }
 }
 
-/** Told of each change of sync progress by the library (on its threads). */
-private class ProgressWatcher(private val onProgress: (FfiSyncProgress) -> Unit) : FfiSyncObserver {
-    // Must not throw: it runs inside the library's call. Setting a StateFlow never does.
+/** Told of each change of sync progress, and of refused own changes, by the library (on its threads). */
+private class ProgressWatcher(
+    private val onProgress: (FfiSyncProgress) -> Unit,
+    private val onRefused: (List<FfiRefusedChange>) -> Unit,
+) : FfiSyncObserver {
+    // Must not throw: they run inside the library's call. Setting a StateFlow and trySend never do.
     override fun syncProgress(progress: FfiSyncProgress) = onProgress(progress)
+
+    override fun changesRefused(changes: List<FfiRefusedChange>) = onRefused(changes)
 }

@@ -26,6 +26,7 @@ import org.alliance.ffi.Objective as FfiObjective
 import org.alliance.ffi.Plan as FfiPlan
 import org.alliance.ffi.PlanProgress as FfiPlanProgress
 import org.alliance.ffi.PlanSummary as FfiPlanSummary
+import org.alliance.ffi.RefusedChange as FfiRefusedChange
 import org.alliance.ffi.Role as FfiRole
 import org.alliance.ffi.SyncProgress as FfiSyncProgress
 import org.alliance.ffi.TScorePoint as FfiTScorePoint
@@ -135,7 +136,10 @@ internal fun FfiHistoryEntry.toEntry() = HistoryEntry(hash, at, deviceId, member
 internal fun FfiSyncProgress.toProgress() =
     SyncProgress(connected, plansTotal.toInt(), plansSynced.toInt(), lastError)
 
-internal fun FfiSyncReport.toReport() = SyncReport(planIds, messages.toLong(), bytes.toLong())
+internal fun FfiRefusedChange.toRefusedChange() = RefusedChange(planId, deviceId, changeHash, rule)
+
+internal fun FfiSyncReport.toReport() =
+    SyncReport(planIds, messages.toLong(), bytes.toLong(), refused.map { it.toRefusedChange() })
 
 internal fun FfiTrend.toTrend(): Trend = when (this) {
     FfiTrend.IMPROVING -> Trend.IMPROVING

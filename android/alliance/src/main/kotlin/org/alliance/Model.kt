@@ -201,8 +201,32 @@ data class SyncProgress(
     val lastError: String?,
 )
 
+/**
+ * One of a device's own changes that a peer refused (the server, or the other store of an
+ * in-process sync): the member's edit did not count. It is out of the plan on that device and kept
+ * aside; later changes built on it were replayed and still go out.
+ */
+data class RefusedChange(
+    val planId: String,
+    /** The device whose change it was (this device, for [Alliance.refusedChanges]). */
+    val deviceId: String,
+    /** The change's hash, to tell refusals apart. */
+    val changeHash: String,
+    /**
+     * The rule it broke, in words without personal data ("only a counselor writes a goal's
+     * status"; "builds on a refused change" for a later change that could not be replayed).
+     */
+    val rule: String,
+)
+
 /** What one in-process sync did. */
-data class SyncReport(val planIds: List<String>, val messages: Long, val bytes: Long)
+data class SyncReport(
+    val planIds: List<String>,
+    val messages: Long,
+    val bytes: Long,
+    /** Own changes of either device that the other refused, now set aside by their device. */
+    val refused: List<RefusedChange> = emptyList(),
+)
 
 // ---- progress ----
 
