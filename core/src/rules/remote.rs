@@ -222,9 +222,18 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
     let actor = change.actor_id();
     let start = change.start_op().get();
     let mut created: HashMap<u64, Place> = HashMap::new();
-    let mut inserted: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut texts: HashMap<String, TextWrite> = HashMap::new();
+    // A text edit is one operation per character, all on the same object: resolved once.
+    let mut resolved: HashMap<&ObjectId, Place> = HashMap::new();
     for (index, op) in expanded.operations.iter().enumerate() {
-        let place = resolve(work, actor, &created, &op.obj)?;
+        let place = match resolved.get(&op.obj) {
+            Some(place) => place.clone(),
+            None => {
+                let place = resolve(work, actor, &created, &op.obj)?;
+                resolved.insert(&op.obj, place.clone());
+                place
+            }
+        };
         let target = match &op.key {
             Key::Map(key) => {
                 let mut path = place.path.clone();
@@ -233,7 +242,8 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
                 path
             }
             Key::Seq(_) => {
-                judge_text_op(work, &author, &place, op, &mut inserted)?;
+                judge_text_op(work, &author, &place, op)?;
+                count_text_write(work, &mut texts, &place, &op.obj, op);
                 place.path.clone()
             }
         };
@@ -248,7 +258,7 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
             );
         }
     }
-    Ok(())
+    judge_text_lengths(work, change, &texts)
 }
 
 /// The first change of a plan: it must create this plan and enroll its author as a
@@ -296,7 +306,7 @@ fn resolve(
         }
     }
     let exid = work
-        .import_obj(&format!("{}@{}", op_id.0, op_id.1.to_hex_string()))
+        .import_obj(&obj_key(op_id))
         .map_err(|_| "writes to an object that is not in the plan".to_owned())?;
     let parents = work
         .parents(&exid)
@@ -635,13 +645,7 @@ fn judge_text_field(work: &Automerge, author: &Author, path: &[&str], goal_is_ne
     }
 }
 
-fn judge_text_op(
-    work: &Automerge,
-    author: &Author,
-    place: &Place,
-    op: &Op,
-    inserted: &mut HashMap<Vec<String>, usize>,
-) -> Rule {
+fn judge_text_op(work: &Automerge, author: &Author, place: &Place, op: &Op) -> Rule {
     match &op.action {
         OpType::Put(ScalarValue::Str(_)) | OpType::Delete => {}
         _ => return refuse("uses an operation plans do not use"),
@@ -649,25 +653,81 @@ fn judge_text_op(
     let parts: Vec<&str> = place.path.iter().map(String::as_str).collect();
     // Text of a goal created by this same change (its proposal) is written by the proposer.
     let goal_is_new = place.created_here;
-    judge_text_field(work, author, &parts, goal_is_new)?;
-    if op.insert {
-        let count = inserted.entry(place.path.clone()).or_insert(0);
-        *count += str_value(op).map(|s| s.chars().count()).unwrap_or(1);
-        let existing = text_length(work, &place.path);
-        if existing + *count > MAX_TEXT {
+    judge_text_field(work, author, &parts, goal_is_new)
+}
+
+/// What a change writes into one text object: enough to bound the text's length after it.
+struct TextWrite {
+    path: Vec<String>,
+    /// Characters in the text before the change (in the author's view).
+    existing: usize,
+    /// Characters the change writes into it (inserted, or put over an element).
+    written: usize,
+}
+
+/// The longest a text field may be.
+fn text_limit(_path: &[String]) -> usize {
+    MAX_TEXT
+}
+
+fn count_text_write(
+    work: &Automerge,
+    texts: &mut HashMap<String, TextWrite>,
+    place: &Place,
+    obj: &ObjectId,
+    op: &Op,
+) {
+    let ObjectId::Id(op_id) = obj else {
+        return;
+    };
+    let write = texts.entry(obj_key(op_id)).or_insert_with(|| TextWrite {
+        path: place.path.clone(),
+        existing: match (&place.exid, place.created_here) {
+            (Some(exid), false) => work.text(exid).map(|t| t.chars().count()).unwrap_or(0),
+            _ => 0,
+        },
+        written: 0,
+    });
+    write.written += str_value(op).map(|s| s.chars().count()).unwrap_or(0);
+}
+
+/// Refuses a change that leaves a text longer than local validation allows — judged on the
+/// text the change leaves in its author's view (`work`), never on a merge with concurrent
+/// edits: two honest edits may merge over the limit, and every replica must judge alike.
+/// Characters are counted as local validation counts them (`chars`). The bound "existing plus
+/// written" settles nearly every change; a long rewrite (which deletes as much as it writes)
+/// is measured exactly on a copy with the change applied.
+fn judge_text_lengths(
+    work: &Automerge,
+    change: &Change,
+    texts: &HashMap<String, TextWrite>,
+) -> Rule {
+    let over: Vec<(&String, &TextWrite)> = texts
+        .iter()
+        .filter(|(_, t)| t.existing + t.written > text_limit(&t.path))
+        .collect();
+    if over.is_empty() {
+        return Ok(());
+    }
+    let mut after = work.fork();
+    after
+        .apply_changes([change.clone()])
+        .map_err(|_| "cannot be applied".to_owned())?;
+    for (key, write) in over {
+        let length = after
+            .import_obj(key)
+            .ok()
+            .and_then(|obj| after.text(&obj).ok())
+            .map(|text| text.chars().count())
+            .ok_or_else(|| "writes to an object that is not in the plan".to_owned())?;
+        if length > text_limit(&write.path) {
             return refuse("writes text longer than allowed");
         }
     }
     Ok(())
 }
 
-fn text_length(work: &Automerge, path: &[String]) -> usize {
-    let mut obj = automerge::ROOT;
-    for key in path {
-        match work.get(&obj, key.as_str()) {
-            Ok(Some((_, id))) => obj = id,
-            _ => return 0,
-        }
-    }
-    work.text(&obj).map(|t| t.chars().count()).unwrap_or(0)
+/// An object id as `import_obj` reads it.
+fn obj_key(op_id: &automerge::legacy::OpId) -> String {
+    format!("{}@{}", op_id.0, op_id.1.to_hex_string())
 }
