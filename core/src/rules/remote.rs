@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use automerge::legacy::{Key, ObjectId, Op, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, ScalarValue};
 
-use crate::model::validate::MAX_TEXT;
+use crate::model::validate::{self, MAX_TEXT};
 use crate::model::{DeviceId, GoalStatus, MemberId, PlanId, Role};
 use crate::plan::read::{get_string, goal_obj, is_plan, read_plan, read_plan_for_edit};
 use crate::plan::schema as k;
@@ -416,6 +416,16 @@ fn int_value(op: &Op) -> Option<i64> {
     }
 }
 
+/// A GAS level as local validation accepts it.
+fn is_gas_level(value: i64) -> bool {
+    i8::try_from(value).is_ok_and(|level| validate::gas_level(level).is_ok())
+}
+
+/// A rating (mood, craving) as local validation accepts it.
+fn is_rating(value: i64) -> bool {
+    u8::try_from(value).is_ok_and(|rating| validate::rating("rating", rating).is_ok())
+}
+
 fn goal_status(work: &Automerge, goal: &str) -> Option<GoalStatus> {
     let goal = crate::model::GoalId::parse(goal).ok()?;
     let obj = goal_obj(work, goal).ok()?;
@@ -459,8 +469,7 @@ fn judge_map_op(
         [k::TITLE] | [k::REVIEW_ON] => {
             author.counselor_only("the plan's title and review date")?;
             if parts == [k::REVIEW_ON] {
-                let valid = str_value(op)
-                    .is_some_and(|d| crate::model::validate::date("review date", d).is_ok());
+                let valid = str_value(op).is_some_and(|d| validate::date("review date", d).is_ok());
                 if !valid {
                     return refuse("writes an invalid review date");
                 }
@@ -531,7 +540,7 @@ fn judge_map_op(
         [k::GOALS, _, k::GAS, field] => {
             let initial_weight = new
                 && *field == k::WEIGHT
-                && matches!(op.action, OpType::Put(ScalarValue::F64(w)) if w == 1.0);
+                && matches!(op.action, OpType::Put(ScalarValue::F64(w)) if w == validate::DEFAULT_GAS_WEIGHT);
             if initial_weight {
                 Ok(())
             } else {
@@ -554,12 +563,16 @@ fn judge_map_op(
                 k::BY if str_value(op) != Some(me.as_str()) => {
                     refuse("members write only their own check-ins")
                 }
-                k::GAS_LEVEL if !int_value(op).is_some_and(|l| (-2..=2).contains(&l)) => {
-                    refuse("writes a GAS level outside -2..2")
-                }
-                k::MOOD | k::CRAVING if !int_value(op).is_some_and(|v| (0..=10).contains(&v)) => {
-                    refuse("writes a rating outside 0..10")
-                }
+                k::GAS_LEVEL if !int_value(op).is_some_and(is_gas_level) => refuse(format!(
+                    "writes a GAS level outside {}..{}",
+                    validate::GAS_LEVELS.start(),
+                    validate::GAS_LEVELS.end()
+                )),
+                k::MOOD | k::CRAVING if !int_value(op).is_some_and(is_rating) => refuse(format!(
+                    "writes a rating outside {}..{}",
+                    validate::RATINGS.start(),
+                    validate::RATINGS.end()
+                )),
                 _ => Ok(()),
             }
         }
