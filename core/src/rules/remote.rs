@@ -53,7 +53,7 @@ pub fn judge(
     let mut judgement = Judgement::default();
     let mut pending: Vec<Change> = incoming
         .into_iter()
-        .filter(|c| doc.get_change_by_hash(&c.hash()).is_none())
+        .filter(|c| !has_change(doc, &c.hash()))
         .collect();
     if pending.is_empty() {
         return judgement;
@@ -69,7 +69,7 @@ pub fn judge(
         let mut next = Vec::new();
         for change in pending {
             let hash = change.hash();
-            if !seen.insert(hash) || work.get_change_by_hash(&hash).is_some() {
+            if !seen.insert(hash) || has_change(&work, &hash) {
                 progress = true;
                 continue;
             }
@@ -85,11 +85,7 @@ pub fn judge(
                 progress = true;
                 continue;
             }
-            if !change
-                .deps()
-                .iter()
-                .all(|d| work.get_change_by_hash(d).is_some())
-            {
+            if !change.deps().iter().all(|d| has_change(&work, d)) {
                 seen.remove(&hash);
                 next.push(change);
                 continue;
@@ -119,6 +115,12 @@ pub fn judge(
     judgement.held = pending;
     judgement.applied = Some(work);
     judgement
+}
+
+/// Whether `doc` holds the change: read from the change graph (`get_change_by_hash` would
+/// rebuild the whole change from the document's operations).
+fn has_change(doc: &Automerge, hash: &ChangeHash) -> bool {
+    doc.get_change_meta_by_hash(hash).is_some()
 }
 
 /// Judges a change against the plan as its author saw it: the document at the change's
@@ -222,7 +224,7 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
     let actor = change.actor_id();
     let start = change.start_op().get();
     let mut created: HashMap<u64, Place> = HashMap::new();
-    let mut texts: HashMap<String, TextWrite> = HashMap::new();
+    let mut texts: HashMap<&ObjectId, TextWrite> = HashMap::new();
     // A text edit is one operation per character, all on the same object: resolved once.
     let mut resolved: HashMap<&ObjectId, Place> = HashMap::new();
     for (index, op) in expanded.operations.iter().enumerate() {
@@ -242,8 +244,7 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
                 path
             }
             Key::Seq(_) => {
-                judge_text_op(work, &author, &place, op)?;
-                count_text_write(work, &mut texts, &place, &op.obj, op);
+                judge_text_op(work, &author, &place, op, &mut texts)?;
                 place.path.clone()
             }
         };
@@ -658,15 +659,41 @@ fn judge_text_field(work: &Automerge, author: &Author, path: &[&str], goal_is_ne
     }
 }
 
-fn judge_text_op(work: &Automerge, author: &Author, place: &Place, op: &Op) -> Rule {
+/// One operation of a text edit (a character inserted or deleted). Who may write the field
+/// is judged once per text object; what the change writes into it is counted to bound its
+/// length (see [`judge_text_lengths`]).
+fn judge_text_op<'a>(
+    work: &Automerge,
+    author: &Author,
+    place: &Place,
+    op: &'a Op,
+    texts: &mut HashMap<&'a ObjectId, TextWrite>,
+) -> Rule {
     match &op.action {
         OpType::Put(ScalarValue::Str(_)) | OpType::Delete => {}
         _ => return refuse("uses an operation plans do not use"),
     }
-    let parts: Vec<&str> = place.path.iter().map(String::as_str).collect();
-    // Text of a goal created by this same change (its proposal) is written by the proposer.
-    let goal_is_new = place.created_here;
-    judge_text_field(work, author, &parts, goal_is_new)
+    let write = match texts.get_mut(&op.obj) {
+        Some(write) => write,
+        None => {
+            let parts: Vec<&str> = place.path.iter().map(String::as_str).collect();
+            // Text of a goal created by this same change (its proposal) is written by the
+            // proposer.
+            let goal_is_new = place.created_here;
+            judge_text_field(work, author, &parts, goal_is_new)?;
+            let existing = match (&place.exid, place.created_here) {
+                (Some(exid), false) => work.text(exid).map(|t| t.chars().count()).unwrap_or(0),
+                _ => 0,
+            };
+            texts.entry(&op.obj).or_insert(TextWrite {
+                path: place.path.clone(),
+                existing,
+                written: 0,
+            })
+        }
+    };
+    write.written += str_value(op).map(|s| s.chars().count()).unwrap_or(0);
+    Ok(())
 }
 
 /// What a change writes into one text object: enough to bound the text's length after it.
@@ -683,27 +710,6 @@ fn text_limit(_path: &[String]) -> usize {
     MAX_TEXT
 }
 
-fn count_text_write(
-    work: &Automerge,
-    texts: &mut HashMap<String, TextWrite>,
-    place: &Place,
-    obj: &ObjectId,
-    op: &Op,
-) {
-    let ObjectId::Id(op_id) = obj else {
-        return;
-    };
-    let write = texts.entry(obj_key(op_id)).or_insert_with(|| TextWrite {
-        path: place.path.clone(),
-        existing: match (&place.exid, place.created_here) {
-            (Some(exid), false) => work.text(exid).map(|t| t.chars().count()).unwrap_or(0),
-            _ => 0,
-        },
-        written: 0,
-    });
-    write.written += str_value(op).map(|s| s.chars().count()).unwrap_or(0);
-}
-
 /// Refuses a change that leaves a text longer than local validation allows — judged on the
 /// text the change leaves in its author's view (`work`), never on a merge with concurrent
 /// edits: two honest edits may merge over the limit, and every replica must judge alike.
@@ -713,9 +719,9 @@ fn count_text_write(
 fn judge_text_lengths(
     work: &Automerge,
     change: &Change,
-    texts: &HashMap<String, TextWrite>,
+    texts: &HashMap<&ObjectId, TextWrite>,
 ) -> Rule {
-    let over: Vec<(&String, &TextWrite)> = texts
+    let over: Vec<(&&ObjectId, &TextWrite)> = texts
         .iter()
         .filter(|(_, t)| t.existing + t.written > text_limit(&t.path))
         .collect();
@@ -726,9 +732,12 @@ fn judge_text_lengths(
     after
         .apply_changes([change.clone()])
         .map_err(|_| "cannot be applied".to_owned())?;
-    for (key, write) in over {
+    for (obj, write) in over {
+        let ObjectId::Id(op_id) = obj else {
+            return refuse("writes outside the plan's schema");
+        };
         let length = after
-            .import_obj(key)
+            .import_obj(&obj_key(op_id))
             .ok()
             .and_then(|obj| after.text(&obj).ok())
             .map(|text| text.chars().count())
