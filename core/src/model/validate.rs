@@ -1,5 +1,7 @@
 //! Validation of every field a person types: typed errors, never a silent trim to fit.
 
+use std::ops::RangeInclusive;
+
 use chrono::NaiveDate;
 
 use super::{GasEdit, GoalEdit, NewCheckIn, NewIntervention, NewObjective};
@@ -9,6 +11,14 @@ use crate::error::{Error, Result};
 pub const MAX_TEXT: usize = 4000;
 /// Longest short label (names, titles, life areas, units, measures), in characters.
 pub const MAX_LABEL: usize = 200;
+/// GAS levels: -2 (much less than expected) ..= +2 (much more than expected).
+pub const GAS_LEVELS: RangeInclusive<i8> = -2..=2;
+/// Ratings (mood, craving).
+pub const RATINGS: RangeInclusive<u8> = 0..=10;
+/// The GAS weight a goal starts with.
+pub const DEFAULT_GAS_WEIGHT: f64 = 1.0;
+/// Heaviest GAS weight; a weight is above 0 and at most this.
+pub const MAX_GAS_WEIGHT: f64 = 100.0;
 
 /// Free text that must say something.
 pub fn words(field: &'static str, text: &str) -> Result<()> {
@@ -58,21 +68,31 @@ pub fn date(field: &'static str, text: &str) -> Result<NaiveDate> {
         .map_err(|_| Error::invalid(field, "expected a real date as YYYY-MM-DD"))
 }
 
-/// A GAS level: -2 (much less than expected) ..= +2 (much more than expected).
+/// A GAS level (see [`GAS_LEVELS`]).
 pub fn gas_level(level: i8) -> Result<i8> {
-    if (-2..=2).contains(&level) {
+    if GAS_LEVELS.contains(&level) {
         Ok(level)
     } else {
-        Err(Error::invalid("gas level", "must be between -2 and 2"))
+        Err(Error::invalid(
+            "gas level",
+            format!(
+                "must be between {} and {}",
+                GAS_LEVELS.start(),
+                GAS_LEVELS.end()
+            ),
+        ))
     }
 }
 
-/// A 0..=10 rating (mood, craving).
+/// A rating (see [`RATINGS`]).
 pub fn rating(field: &'static str, value: u8) -> Result<u8> {
-    if value <= 10 {
+    if RATINGS.contains(&value) {
         Ok(value)
     } else {
-        Err(Error::invalid(field, "must be between 0 and 10"))
+        Err(Error::invalid(
+            field,
+            format!("must be between {} and {}", RATINGS.start(), RATINGS.end()),
+        ))
     }
 }
 
@@ -83,6 +103,18 @@ pub fn number(field: &'static str, value: f64) -> Result<f64> {
     } else {
         Err(Error::invalid(field, "must be a finite number"))
     }
+}
+
+/// A GAS weight: above 0 and at most [`MAX_GAS_WEIGHT`].
+pub fn gas_weight(weight: f64) -> Result<f64> {
+    number("gas weight", weight)?;
+    if weight <= 0.0 || weight > MAX_GAS_WEIGHT {
+        return Err(Error::invalid(
+            "gas weight",
+            format!("must be above 0 and at most {MAX_GAS_WEIGHT}"),
+        ));
+    }
+    Ok(weight)
 }
 
 /// A time-zone offset in minutes east of UTC.
@@ -146,16 +178,7 @@ pub fn gas_edit(edit: &GasEdit) -> Result<()> {
             gas_level(*level)?;
             words("gas level text", text)
         }
-        GasEdit::Weight(weight) => {
-            number("gas weight", *weight)?;
-            if *weight <= 0.0 || *weight > 100.0 {
-                return Err(Error::invalid(
-                    "gas weight",
-                    "must be above 0 and at most 100",
-                ));
-            }
-            Ok(())
-        }
+        GasEdit::Weight(weight) => gas_weight(*weight).map(|_| ()),
         GasEdit::Baseline(level) => gas_level(*level).map(|_| ()),
     }
 }

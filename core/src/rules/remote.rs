@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use automerge::legacy::{Key, ObjectId, Op, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, ScalarValue};
 
-use crate::model::validate::MAX_TEXT;
+use crate::model::validate::{self, MAX_TEXT};
 use crate::model::{DeviceId, GoalStatus, MemberId, PlanId, Role};
 use crate::plan::read::{get_string, goal_obj, is_plan, read_plan, read_plan_for_edit};
 use crate::plan::schema as k;
@@ -56,7 +56,7 @@ pub fn judge(
     let mut judgement = Judgement::default();
     let mut pending: Vec<Change> = incoming
         .into_iter()
-        .filter(|c| doc.get_change_by_hash(&c.hash()).is_none())
+        .filter(|c| !has_change(doc, &c.hash()))
         .collect();
     if pending.is_empty() {
         return judgement;
@@ -72,7 +72,7 @@ pub fn judge(
         let mut next = Vec::new();
         for change in pending {
             let hash = change.hash();
-            if !seen.insert(hash) || work.get_change_by_hash(&hash).is_some() {
+            if !seen.insert(hash) || has_change(&work, &hash) {
                 progress = true;
                 continue;
             }
@@ -88,11 +88,7 @@ pub fn judge(
                 progress = true;
                 continue;
             }
-            if !change
-                .deps()
-                .iter()
-                .all(|d| work.get_change_by_hash(d).is_some())
-            {
+            if !change.deps().iter().all(|d| has_change(&work, d)) {
                 seen.remove(&hash);
                 next.push(change);
                 continue;
@@ -122,6 +118,12 @@ pub fn judge(
     judgement.held = pending;
     judgement.applied = Some(work);
     judgement
+}
+
+/// Whether `doc` holds the change: read from the change graph (`get_change_by_hash` would
+/// rebuild the whole change from the document's operations).
+fn has_change(doc: &Automerge, hash: &ChangeHash) -> bool {
+    doc.get_change_meta_by_hash(hash).is_some()
 }
 
 /// Judges a change against the plan as its author saw it: the document at the change's
@@ -225,9 +227,18 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
     let actor = change.actor_id();
     let start = change.start_op().get();
     let mut created: HashMap<u64, Place> = HashMap::new();
-    let mut inserted: HashMap<Vec<String>, usize> = HashMap::new();
+    let mut texts: HashMap<&ObjectId, TextWrite> = HashMap::new();
+    // A text edit is one operation per character, all on the same object: resolved once.
+    let mut resolved: HashMap<&ObjectId, Place> = HashMap::new();
     for (index, op) in expanded.operations.iter().enumerate() {
-        let place = resolve(work, actor, &created, &op.obj)?;
+        let place = match resolved.get(&op.obj) {
+            Some(place) => place.clone(),
+            None => {
+                let place = resolve(work, actor, &created, &op.obj)?;
+                resolved.insert(&op.obj, place.clone());
+                place
+            }
+        };
         let target = match &op.key {
             Key::Map(key) => {
                 let mut path = place.path.clone();
@@ -236,7 +247,7 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
                 path
             }
             Key::Seq(_) => {
-                judge_text_op(work, &author, &place, op, &mut inserted)?;
+                judge_text_op(work, &author, &place, op, &mut texts)?;
                 place.path.clone()
             }
         };
@@ -251,7 +262,7 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
             );
         }
     }
-    Ok(())
+    judge_text_lengths(work, change, &texts)
 }
 
 /// The first change of a plan: it must create this plan and enroll its author as a
@@ -299,7 +310,7 @@ fn resolve(
         }
     }
     let exid = work
-        .import_obj(&format!("{}@{}", op_id.0, op_id.1.to_hex_string()))
+        .import_obj(&obj_key(op_id))
         .map_err(|_| "writes to an object that is not in the plan".to_owned())?;
     let parents = work
         .parents(&exid)
@@ -409,6 +420,16 @@ fn int_value(op: &Op) -> Option<i64> {
     }
 }
 
+/// A GAS level as local validation accepts it.
+fn is_gas_level(value: i64) -> bool {
+    i8::try_from(value).is_ok_and(|level| validate::gas_level(level).is_ok())
+}
+
+/// A rating (mood, craving) as local validation accepts it.
+fn is_rating(value: i64) -> bool {
+    u8::try_from(value).is_ok_and(|rating| validate::rating("rating", rating).is_ok())
+}
+
 fn goal_status(work: &Automerge, goal: &str) -> Option<GoalStatus> {
     let goal = crate::model::GoalId::parse(goal).ok()?;
     let obj = goal_obj(work, goal).ok()?;
@@ -452,8 +473,7 @@ fn judge_map_op(
         [k::TITLE] | [k::REVIEW_ON] => {
             author.counselor_only("the plan's title and review date")?;
             if parts == [k::REVIEW_ON] {
-                let valid = str_value(op)
-                    .is_some_and(|d| crate::model::validate::date("review date", d).is_ok());
+                let valid = str_value(op).is_some_and(|d| validate::date("review date", d).is_ok());
                 if !valid {
                     return refuse("writes an invalid review date");
                 }
@@ -524,7 +544,7 @@ fn judge_map_op(
         [k::GOALS, _, k::GAS, field] => {
             let initial_weight = new
                 && *field == k::WEIGHT
-                && matches!(op.action, OpType::Put(ScalarValue::F64(w)) if w == 1.0);
+                && matches!(op.action, OpType::Put(ScalarValue::F64(w)) if w == validate::DEFAULT_GAS_WEIGHT);
             if initial_weight {
                 Ok(())
             } else {
@@ -547,12 +567,16 @@ fn judge_map_op(
                 k::BY if str_value(op) != Some(me.as_str()) => {
                     refuse("members write only their own check-ins")
                 }
-                k::GAS_LEVEL if !int_value(op).is_some_and(|l| (-2..=2).contains(&l)) => {
-                    refuse("writes a GAS level outside -2..2")
-                }
-                k::MOOD | k::CRAVING if !int_value(op).is_some_and(|v| (0..=10).contains(&v)) => {
-                    refuse("writes a rating outside 0..10")
-                }
+                k::GAS_LEVEL if !int_value(op).is_some_and(is_gas_level) => refuse(format!(
+                    "writes a GAS level outside {}..{}",
+                    validate::GAS_LEVELS.start(),
+                    validate::GAS_LEVELS.end()
+                )),
+                k::MOOD | k::CRAVING if !int_value(op).is_some_and(is_rating) => refuse(format!(
+                    "writes a rating outside {}..{}",
+                    validate::RATINGS.start(),
+                    validate::RATINGS.end()
+                )),
                 _ => Ok(()),
             }
         }
@@ -638,39 +662,97 @@ fn judge_text_field(work: &Automerge, author: &Author, path: &[&str], goal_is_ne
     }
 }
 
-fn judge_text_op(
+/// One operation of a text edit (a character inserted or deleted). Who may write the field
+/// is judged once per text object; what the change writes into it is counted to bound its
+/// length (see [`judge_text_lengths`]).
+fn judge_text_op<'a>(
     work: &Automerge,
     author: &Author,
     place: &Place,
-    op: &Op,
-    inserted: &mut HashMap<Vec<String>, usize>,
+    op: &'a Op,
+    texts: &mut HashMap<&'a ObjectId, TextWrite>,
 ) -> Rule {
     match &op.action {
         OpType::Put(ScalarValue::Str(_)) | OpType::Delete => {}
         _ => return refuse("uses an operation plans do not use"),
     }
-    let parts: Vec<&str> = place.path.iter().map(String::as_str).collect();
-    // Text of a goal created by this same change (its proposal) is written by the proposer.
-    let goal_is_new = place.created_here;
-    judge_text_field(work, author, &parts, goal_is_new)?;
-    if op.insert {
-        let count = inserted.entry(place.path.clone()).or_insert(0);
-        *count += str_value(op).map(|s| s.chars().count()).unwrap_or(1);
-        let existing = text_length(work, &place.path);
-        if existing + *count > MAX_TEXT {
+    let write = match texts.get_mut(&op.obj) {
+        Some(write) => write,
+        None => {
+            let parts: Vec<&str> = place.path.iter().map(String::as_str).collect();
+            // Text of a goal created by this same change (its proposal) is written by the
+            // proposer.
+            let goal_is_new = place.created_here;
+            judge_text_field(work, author, &parts, goal_is_new)?;
+            let existing = match (&place.exid, place.created_here) {
+                (Some(exid), false) => work.text(exid).map(|t| t.chars().count()).unwrap_or(0),
+                _ => 0,
+            };
+            texts.entry(&op.obj).or_insert(TextWrite {
+                path: place.path.clone(),
+                existing,
+                written: 0,
+            })
+        }
+    };
+    write.written += str_value(op).map(|s| s.chars().count()).unwrap_or(0);
+    Ok(())
+}
+
+/// What a change writes into one text object: enough to bound the text's length after it.
+struct TextWrite {
+    path: Vec<String>,
+    /// Characters in the text before the change (in the author's view).
+    existing: usize,
+    /// Characters the change writes into it (inserted, or put over an element).
+    written: usize,
+}
+
+/// The longest a text field may be.
+fn text_limit(_path: &[String]) -> usize {
+    MAX_TEXT
+}
+
+/// Refuses a change that leaves a text longer than local validation allows — judged on the
+/// text the change leaves in its author's view (`work`), never on a merge with concurrent
+/// edits: two honest edits may merge over the limit, and every replica must judge alike.
+/// Characters are counted as local validation counts them (`chars`). The bound "existing plus
+/// written" settles nearly every change; a long rewrite (which deletes as much as it writes)
+/// is measured exactly on a copy with the change applied.
+fn judge_text_lengths(
+    work: &Automerge,
+    change: &Change,
+    texts: &HashMap<&ObjectId, TextWrite>,
+) -> Rule {
+    let over: Vec<(&&ObjectId, &TextWrite)> = texts
+        .iter()
+        .filter(|(_, t)| t.existing + t.written > text_limit(&t.path))
+        .collect();
+    if over.is_empty() {
+        return Ok(());
+    }
+    let mut after = work.fork();
+    after
+        .apply_changes([change.clone()])
+        .map_err(|_| "cannot be applied".to_owned())?;
+    for (obj, write) in over {
+        let ObjectId::Id(op_id) = obj else {
+            return refuse("writes outside the plan's schema");
+        };
+        let length = after
+            .import_obj(&obj_key(op_id))
+            .ok()
+            .and_then(|obj| after.text(&obj).ok())
+            .map(|text| text.chars().count())
+            .ok_or_else(|| "writes to an object that is not in the plan".to_owned())?;
+        if length > text_limit(&write.path) {
             return refuse("writes text longer than allowed");
         }
     }
     Ok(())
 }
 
-fn text_length(work: &Automerge, path: &[String]) -> usize {
-    let mut obj = automerge::ROOT;
-    for key in path {
-        match work.get(&obj, key.as_str()) {
-            Ok(Some((_, id))) => obj = id,
-            _ => return 0,
-        }
-    }
-    work.text(&obj).map(|t| t.chars().count()).unwrap_or(0)
+/// An object id as `import_obj` reads it.
+fn obj_key(op_id: &automerge::legacy::OpId) -> String {
+    format!("{}@{}", op_id.0, op_id.1.to_hex_string())
 }
