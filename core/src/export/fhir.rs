@@ -30,6 +30,9 @@ pub const CHECKIN_CODE_TEXT: &str = "Check-in on a treatment goal";
 pub const GAS_LEVEL_CODE_TEXT: &str = "Goal Attainment Scaling level (-2 to +2)";
 /// Text of the plan's GAS T-score Observation's code.
 pub const T_SCORE_CODE_TEXT: &str = "Goal Attainment Scaling summary T-score";
+/// The note on the Observations of a future-dated check-in (also marked `preliminary`).
+pub const FUTURE_DATED_NOTE: &str = "future_dated: dated beyond the exporting device's clock \
+plus 36 hours; not counted in the goal's latest level, trend or T-score until its day comes.";
 
 /// A name-based UUID for a resource derived from an Alliance entity: the first 16 bytes of
 /// SHA-256 over `alliance/fhir/<kind>/<key>`, marked as a version 8 (custom) UUID.
@@ -91,12 +94,13 @@ pub fn lifecycle_status(goal: &Goal) -> &'static str {
 }
 
 /// `Goal.achievementStatus` code: achieved goals are achieved; otherwise the GAS trend over
-/// the last ratings; one rating only is in progress; none at all gives no status.
-pub fn achievement_code(goal: &Goal) -> Option<(&'static str, &'static str)> {
+/// the last ratings as of `today` (the client's day); one rating only is in progress; none at
+/// all gives no status.
+pub fn achievement_code(goal: &Goal, today: &str) -> Option<(&'static str, &'static str)> {
     if goal.status == GoalStatus::Achieved {
         return Some(("achieved", "Achieved"));
     }
-    let levels: Vec<i8> = gas_series(goal).iter().map(|p| p.level).collect();
+    let levels: Vec<i8> = gas_series(goal, today).iter().map(|p| p.level).collect();
     match trend(&levels, DEFAULT_TREND_WINDOW) {
         Some(Trend::Improving) => Some(("improving", "Improving")),
         Some(Trend::Worsening) => Some(("worsening", "Worsening")),
@@ -344,7 +348,7 @@ fn goal_resource(plan: &Plan, goal: &Goal, client_ref: &Value) -> Value {
     let Some(map) = resource.as_object_mut() else {
         return resource;
     };
-    if let Some((code, display)) = achievement_code(goal) {
+    if let Some((code, display)) = achievement_code(goal, &plan.client_today) {
         map.insert(
             "achievementStatus".into(),
             json!({
@@ -395,7 +399,7 @@ fn goal_resource(plan: &Plan, goal: &Goal, client_ref: &Value) -> Value {
     let outcomes: Vec<Value> = goal
         .checkins
         .iter()
-        .filter(|c| c.gas_level.is_some() && !c.superseded)
+        .filter(|c| c.gas_level.is_some() && !c.superseded && !c.future_dated)
         .map(|c| json!({ "reference": urn(&gas_observation_id(c)), "type": "Observation" }))
         .collect();
     if !outcomes.is_empty() {
@@ -404,11 +408,14 @@ fn goal_resource(plan: &Plan, goal: &Goal, client_ref: &Value) -> Value {
     resource
 }
 
-/// Observation status of a check-in: a corrected entry was entered in error, its correction
-/// is a corrected value, anything else final.
+/// Observation status of a check-in: a corrected entry was entered in error; a future-dated
+/// one is preliminary (its date is not to be trusted yet: see [`FUTURE_DATED_NOTE`]); a
+/// correction is a corrected value; anything else final.
 fn observation_status(checkin: &CheckIn) -> &'static str {
     if checkin.superseded {
         "entered-in-error"
+    } else if checkin.future_dated {
+        "preliminary"
     } else if checkin.corrects.is_some() {
         "corrected"
     } else {
@@ -457,8 +464,15 @@ fn checkin_observation(
         "component": components,
     });
     let map = object(&mut resource)?;
+    let mut notes = Vec::new();
     if !checkin.note.trim().is_empty() {
-        map.insert("note".into(), json!([{ "text": checkin.note }]));
+        notes.push(json!({ "text": checkin.note }));
+    }
+    if checkin.future_dated {
+        notes.push(json!({ "text": FUTURE_DATED_NOTE }));
+    }
+    if !notes.is_empty() {
+        map.insert("note".into(), Value::Array(notes));
     }
     if checkin.gas_level.is_some() {
         map.insert(
@@ -492,8 +506,15 @@ fn gas_observation(
             "type": "Observation",
         }],
     });
+    let mut notes = Vec::new();
     if let Some(text) = goal.gas.levels.get(&level.to_string()) {
-        object(&mut resource)?.insert("note".into(), json!([{ "text": text }]));
+        notes.push(json!({ "text": text }));
+    }
+    if checkin.future_dated {
+        notes.push(json!({ "text": FUTURE_DATED_NOTE }));
+    }
+    if !notes.is_empty() {
+        object(&mut resource)?.insert("note".into(), Value::Array(notes));
     }
     Ok(resource)
 }
@@ -507,7 +528,7 @@ fn t_score_observation(plan: &Plan, client_ref: &Value) -> Result<Option<(String
         .goals
         .iter()
         .filter_map(|goal| {
-            let point = gas_series(goal).pop()?;
+            let point = gas_series(goal, &plan.client_today).pop()?;
             goal.checkins
                 .iter()
                 .find(|c| c.checkin_id == point.checkin_id)

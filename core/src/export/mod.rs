@@ -59,21 +59,20 @@ impl Alliance {
         Ok(file.plan_id)
     }
 
-    /// The plan's progress as of today on this device's calendar; trends look at the last
-    /// `window` GAS ratings of each goal.
+    /// The plan's progress as of the client's today (their calendar day, the same on every
+    /// device: see [`crate::clinical_time`]); trends look at the last `window` GAS ratings of
+    /// each goal.
     pub fn progress(&self, plan: PlanId, window: usize) -> Result<PlanProgress> {
         let model = self.plan(plan)?;
-        let today = clock::local_date(clock::now_ms(), clock::local_offset_min());
-        progress::plan_progress(&model, &today, window)
+        progress::plan_progress(&model, &model.client_today, window)
     }
 
-    /// The plan as Markdown fit to print and sign.
+    /// The plan as Markdown fit to print and sign, its progress as of the client's today.
     pub fn export_markdown(&self, plan: PlanId) -> Result<String> {
         let model = self.plan(plan)?;
-        let now = clock::now_ms();
-        let today = clock::local_date(now, clock::local_offset_min());
-        let progress = progress::plan_progress(&model, &today, progress::DEFAULT_TREND_WINDOW)?;
-        markdown::summary(&model, &progress, now)
+        let progress =
+            progress::plan_progress(&model, &model.client_today, progress::DEFAULT_TREND_WINDOW)?;
+        markdown::summary(&model, &progress, clock::now_ms())
     }
 }
 

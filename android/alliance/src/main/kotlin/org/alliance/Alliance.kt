@@ -158,7 +158,7 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
     // ---- progress and exports ----
 
     /**
-     * The plan's progress as of today on this device's calendar: each goal's GAS series, latest
+     * The plan's progress as of the client's today (the same day on every device): each goal's GAS series, latest
      * level, trend and check-in days, and the plan's T-score over time. Trends look at the last
      * [trendWindow] ratings (at least 2; 3 when null).
      */
