@@ -226,6 +226,76 @@ pub fn bundle(plan: &Plan, exported_at: i64) -> Result<Value> {
     }))
 }
 
+/// The id of the DocumentReference that carries a plan's review report.
+pub fn report_id(plan: &Plan) -> String {
+    derived_id("review-report", &plan.plan_id.to_string())
+}
+
+/// Title of the review report's attachment.
+pub const REPORT_TITLE: &str = "Treatment plan review report";
+
+/// Attaches the review report (`html`, printed at `printed_at`) to a bundle made by
+/// [`bundle`]: a `DocumentReference` holding it as base64 `text/html`, referenced from the
+/// CarePlan's `supportingInfo`.
+pub fn attach_report(bundle: &mut Value, plan: &Plan, html: &str, printed_at: i64) -> Result<()> {
+    use base64::Engine as _;
+    let client = plan
+        .client()
+        .ok_or_else(|| Error::invalid("plan", "has no client member"))?;
+    let id = report_id(plan);
+    let plan_id = plan.plan_id.to_string();
+    let mut resource = json!({
+        "resourceType": "DocumentReference",
+        "id": id,
+        "status": "current",
+        "docStatus": "final",
+        "type": text_concept(REPORT_TITLE),
+        "subject": member_ref(plan, client.member_id),
+        "date": instant(printed_at)?,
+        "description": "Goals in the client's words, agreement with dated signatures, \
+                        objectives, GAS and T-score charts, mood and craving, check-in calendar",
+        "securityLabel": [{
+            "coding": [{ "system": CONFIDENTIALITY, "code": "R", "display": "restricted" }],
+        }],
+        "content": [{
+            "attachment": {
+                "contentType": "text/html",
+                "language": "en",
+                "data": base64::engine::general_purpose::STANDARD.encode(html.as_bytes()),
+                "title": REPORT_TITLE,
+                "creation": instant(printed_at)?,
+            },
+        }],
+        "context": {
+            "related": [{ "reference": urn(&plan_id), "type": "CarePlan" }],
+        },
+    });
+    let authors: Vec<Value> = plan
+        .members
+        .iter()
+        .filter(|m| m.role == Role::Counselor)
+        .map(|m| member_ref(plan, m.member_id))
+        .collect();
+    if !authors.is_empty() {
+        object(&mut resource)?.insert("author".into(), Value::Array(authors));
+    }
+    let entries = bundle
+        .get_mut("entry")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| Error::Malformed("a FHIR bundle without entries".into()))?;
+    let care_plan = entries
+        .iter_mut()
+        .filter_map(|e| e.get_mut("resource"))
+        .find(|r| r["resourceType"] == "CarePlan" && r["id"] == plan_id.as_str())
+        .ok_or_else(|| Error::Malformed("a FHIR bundle without its CarePlan".into()))?;
+    object(care_plan)?.insert(
+        "supportingInfo".into(),
+        json!([{ "reference": urn(&id), "type": "DocumentReference", "display": REPORT_TITLE }]),
+    );
+    entries.push(entry(&id, resource));
+    Ok(())
+}
+
 fn care_plan(plan: &Plan, client_ref: &Value) -> Result<Value> {
     let mut counselors = plan.members.iter().filter(|m| m.role == Role::Counselor);
     let mut resource = json!({
