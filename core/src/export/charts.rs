@@ -235,11 +235,12 @@ fn parse_day(text: &str) -> Option<NaiveDate> {
 /// A goal's GAS level over time, from its first rated day to `today`: one point per rated
 /// day (that day's latest rating). None while the goal has no rating.
 pub fn gas_chart(goal: &GoalProgress, today: NaiveDate) -> Option<Chart> {
-    let mut by_day: BTreeMap<NaiveDate, f64> = BTreeMap::new();
-    for point in &goal.series {
-        // The series is in order: a later rating of the same day replaces an earlier one.
-        by_day.insert(parse_day(&point.local_date)?, f64::from(point.level));
-    }
+    // The series is in order: a later rating of the same day replaces an earlier one.
+    let by_day: BTreeMap<NaiveDate, f64> = goal
+        .series
+        .iter()
+        .filter_map(|p| Some((parse_day(&p.local_date)?, f64::from(p.level))))
+        .collect();
     let first = *by_day.keys().next()?;
     let x = DayAxis::new(first, today);
     let line = Line {
@@ -514,4 +515,95 @@ pub fn gas_label(value: f64) -> String {
 /// Whole numbers.
 pub fn number_label(value: f64) -> String {
     format!("{value:.0}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(text: &str) -> NaiveDate {
+        parse_day(text).unwrap()
+    }
+
+    #[test]
+    fn day_axes_span_a_week_at_least_and_label_both_ends() {
+        let one = DayAxis::new(day("2026-03-05"), day("2026-03-05"));
+        assert_eq!((one.first, one.len()), (day("2026-02-27"), 7));
+        assert_eq!(one.x(day("2026-03-05")), Some(6));
+        assert_eq!(one.x(day("2026-03-06")), None);
+        assert_eq!(one.x(day("2026-02-26")), None);
+        let year = DayAxis::new(day("2026-03-01"), day("2026-11-30"));
+        assert_eq!(year.len(), 275);
+        assert_eq!(year.ticks(), [0, 46, 92, 138, 184, 230, 274]);
+        let month = DayAxis::ending(day("2026-03-30"), 30);
+        assert_eq!(month.ticks(), [0, 5, 10, 15, 20, 25, 29]);
+        let eight = DayAxis::ending(day("2026-03-08"), 8);
+        assert_eq!(eight.ticks(), [0, 2, 4, 6, 7]);
+        assert_eq!(month.label(day("2026-03-09")), "9 Mar");
+        let across = DayAxis::new(day("2025-12-20"), day("2026-01-05"));
+        assert_eq!(across.label(day("2026-01-02")), "2 Jan 2026");
+    }
+
+    #[test]
+    fn daily_lines_break_at_missing_days_levels_do_not() {
+        let points = |xs: &[u32]| -> Vec<ChartPoint> {
+            xs.iter()
+                .map(|&x| ChartPoint {
+                    day: day("2026-03-01"),
+                    x,
+                    y: 1.0,
+                })
+                .collect()
+        };
+        let mood = Line {
+            kind: LineKind::Mood,
+            points: points(&[1, 2, 3, 5, 7, 8]),
+        };
+        let runs: Vec<usize> = mood.segments().iter().map(|s| s.len()).collect();
+        assert_eq!(runs, [3, 1, 2]);
+        let level = Line {
+            kind: LineKind::GasLevel,
+            points: points(&[1, 5, 8]),
+        };
+        assert_eq!(level.segments().len(), 1);
+        let empty = Line {
+            kind: LineKind::Craving,
+            points: Vec::new(),
+        };
+        assert!(empty.segments().is_empty());
+    }
+
+    #[test]
+    fn svg_is_inline_and_labelled() {
+        let x = DayAxis::ending(day("2026-03-07"), 7);
+        let chart = Chart {
+            lines: vec![Line {
+                kind: LineKind::GasLevel,
+                points: vec![ChartPoint {
+                    day: day("2026-03-03"),
+                    x: x.x(day("2026-03-03")).unwrap(),
+                    y: 1.0,
+                }],
+            }],
+            x,
+            y: ValueAxis {
+                min: -2.5,
+                max: 2.5,
+                ticks: vec![-2.0, -1.0, 0.0, 1.0, 2.0],
+            },
+            marks: vec![2],
+            reference: Some(0.0),
+        };
+        let svg = svg(&chart, "A \"quoted\" <chart>", &gas_label).unwrap();
+        assert!(
+            svg.starts_with("<svg role=\"img\" aria-label=\"A &quot;quoted&quot; &lt;chart&gt;\" ")
+        );
+        assert!(!svg.contains("xmlns") && !svg.contains("http"));
+        // plotters writes each label on a line of its own inside <text>.
+        for label in ["+2", "+1", "-1", "-2", "1 Mar", "7 Mar"] {
+            assert!(svg.contains(&format!(">\n{label}\n</text>")), "{label}");
+        }
+        assert!(svg.contains("<circle"));
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
 }
