@@ -107,7 +107,7 @@ impl From<core_progress::TScorePoint> for TScorePoint {
     }
 }
 
-/// A plan's progress as of today on this device's calendar.
+/// A plan's progress as of the client's today (their calendar day, the same on every device).
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct PlanProgress {
     /// The day counted as today, "YYYY-MM-DD".
@@ -135,8 +135,9 @@ impl From<core_progress::PlanProgress> for PlanProgress {
 
 #[uniffi::export]
 impl Alliance {
-    /// The plan's progress as of today on this device's calendar. Trends look at the last
-    /// `trend_window` GAS ratings of each goal (at least 2; 3 when none is given).
+    /// The plan's progress as of the client's today (their calendar day, the same on every
+    /// device). Trends look at the last `trend_window` GAS ratings of each goal (at least 2; 3
+    /// when none is given); future-dated check-ins do not count.
     pub async fn progress(
         &self,
         plan_id: String,

@@ -160,7 +160,11 @@ pub struct Plan {
     pub devices: Vec<Device>,
     pub goals: Vec<Goal>,
     /// Kiresuk–Sherman T-score over goals with a latest GAS level; none when no goal has one.
+    /// Future-dated check-ins do not count.
     pub gas_t_score: Option<f64>,
+    /// The client's calendar day as the plan was read, "YYYY-MM-DD": the same on every
+    /// device (this device's clock at the UTC offset of the client's latest check-in).
+    pub client_today: String,
 }
 
 impl From<core::Plan> for Plan {
@@ -174,6 +178,7 @@ impl From<core::Plan> for Plan {
             devices: plan.devices.into_iter().map(Into::into).collect(),
             goals: plan.goals.into_iter().map(Into::into).collect(),
             gas_t_score: plan.gas_t_score,
+            client_today: plan.client_today,
         }
     }
 }
@@ -197,7 +202,8 @@ pub struct Goal {
     pub interventions: Vec<Intervention>,
     pub gas: GasScale,
     pub check_ins: Vec<CheckIn>,
-    /// The GAS level of the latest check-in that rated one (corrections applied).
+    /// The GAS level of the latest check-in that rated one: by the client's day, then causal
+    /// order; corrections applied, future-dated check-ins left out.
     pub latest_gas_level: Option<i32>,
     /// Values written concurrently on different devices, to settle together.
     pub conflicts: Vec<Conflict>,
@@ -325,6 +331,9 @@ pub struct CheckIn {
     pub corrects: Option<String>,
     /// A later entry corrects this one.
     pub superseded: bool,
+    /// Dated beyond this device's clock plus 36 hours: shown, but not counted in latest
+    /// levels, trends or T-scores until its day comes.
+    pub future_dated: bool,
 }
 
 impl From<core::CheckIn> for CheckIn {
@@ -342,6 +351,7 @@ impl From<core::CheckIn> for CheckIn {
             note: checkin.note,
             corrects: checkin.corrects.map(|c| c.to_string()),
             superseded: checkin.superseded,
+            future_dated: checkin.future_dated,
         }
     }
 }

@@ -132,6 +132,43 @@ fn progress_follows_the_check_ins() {
 }
 
 #[test]
+fn future_dated_check_ins_and_the_clients_today_reach_the_shell() {
+    let w = world();
+    // The client checks in at UTC+14, then names a day a year ahead.
+    block_on(w.client.check_in(
+        w.plan_id.clone(),
+        w.goal_id.clone(),
+        NewCheckIn {
+            gas_level: Some(-1),
+            tz_offset_min: Some(840),
+            ..Default::default()
+        },
+    ))
+    .unwrap();
+    check_in_on(&w.client, &w.plan_id, &w.goal_id, "2099-01-01", 2);
+    block_on(w.client.sync_with(w.counselor.clone())).unwrap();
+    let plan = block_on(w.counselor.plan(w.plan_id.clone())).unwrap();
+    let checkins = &plan.goals[0].check_ins;
+    let flags: Vec<(&str, bool)> = checkins
+        .iter()
+        .map(|c| (c.local_date.as_str(), c.future_dated))
+        .collect();
+    assert!(flags.contains(&("2099-01-01", true)), "{flags:?}");
+    assert_eq!(flags.iter().filter(|(_, f)| *f).count(), 1);
+    // The client's today is their day at UTC+14, on the counselor's device too.
+    let today_there = &checkins
+        .iter()
+        .find(|c| !c.future_dated)
+        .unwrap()
+        .local_date;
+    assert_eq!(&plan.client_today, today_there);
+    assert_eq!(plan.goals[0].latest_gas_level, Some(-1));
+    let progress = block_on(w.counselor.progress(w.plan_id.clone(), None)).unwrap();
+    assert_eq!(&progress.as_of, today_there);
+    assert_eq!(progress.goals[0].latest_level, Some(-1));
+}
+
+#[test]
 fn tokens_are_issued_by_counselors_for_enrolled_devices_only() {
     let w = world();
     let token = block_on(w.counselor.issue_device_token(

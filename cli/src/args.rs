@@ -120,11 +120,23 @@ pub enum Command {
     },
     /// Run a counselor and a client through a whole plan, in a temporary folder.
     Demo,
-    /// Export a plan: FHIR R4 (a Bundle for EHRs) or JSON (the plan with its whole history).
+    /// Export a plan: FHIR R4 (a Bundle for EHRs, with the review report attached) or JSON
+    /// (the plan with its whole history).
     Export {
         plan: String,
         #[arg(long, value_enum, default_value = "fhir")]
         format: ExportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// FHIR without the review report (no DocumentReference).
+        #[arg(long)]
+        no_report: bool,
+    },
+    /// The review report: one self-contained HTML file (charts included, no scripts, no
+    /// external resources) to print on A4 or US Letter or attach to an EHR.
+    Report {
+        plan: String,
         /// Write to this file instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,

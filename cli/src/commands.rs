@@ -311,10 +311,16 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             }
             demo::run()?
         }
-        Command::Export { plan, format, out } => {
+        Command::Export {
+            plan,
+            format,
+            out,
+            no_report,
+        } => {
             let plan = PlanId::parse(&plan)?;
             let store = open_existing(db)?;
             let text = match format {
+                ExportFormat::Fhir if no_report => store.export_fhir_without_report(plan)?,
                 ExportFormat::Fhir => store.export_fhir(plan)?,
                 ExportFormat::Json => store.export_json(plan)?,
             };
@@ -324,6 +330,18 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                     println!("wrote {}", path.display());
                 }
                 None => println!("{text}"),
+            }
+        }
+        Command::Report { plan, out } => {
+            let plan = PlanId::parse(&plan)?;
+            let store = open_existing(db)?;
+            let html = store.export_report(plan)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, html)?;
+                    println!("wrote {}", path.display());
+                }
+                None => print!("{html}"),
             }
         }
         Command::Import { file } => {

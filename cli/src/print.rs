@@ -185,13 +185,17 @@ fn print_goal(plan: &Plan, goal: &Goal) {
             parts.push(format!("\"{}\"", c.note));
         }
         let who = plan.member(c.by).map(|m| m.name.as_str()).unwrap_or("?");
-        let flag = if c.superseded {
+        let mut flag = if c.superseded {
             " (corrected)"
         } else if c.corrects.is_some() {
             " (correction)"
         } else {
             ""
-        };
+        }
+        .to_owned();
+        if c.future_dated {
+            flag.push_str(" (future_dated: not counted until its day comes)");
+        }
         println!(
             "  check-in {} by {who}: {}{flag}",
             c.local_date,
@@ -286,7 +290,7 @@ pub fn progress(plan: &Plan, progress: &alliance_core::progress::PlanProgress, a
         return json(progress);
     }
     println!(
-        "{}: progress as of {} (trends over the last {} ratings)",
+        "{}: progress as of {} on the client's calendar (trends over the last {} ratings)",
         plan.title, progress.as_of, progress.trend_window
     );
     println!(
@@ -321,6 +325,15 @@ pub fn progress(plan: &Plan, progress: &alliance_core::progress::PlanProgress, a
             "  check-in days: {} of the last 7, {} of the last 30",
             goal.days_checked_in.last_7_days, goal.days_checked_in.last_30_days
         );
+        let future_dated = plan
+            .goal(goal.goal_id)
+            .map(|g| g.checkins.iter().filter(|c| c.future_dated).count())
+            .unwrap_or(0);
+        if future_dated > 0 {
+            println!(
+                "  future_dated check-ins (not counted until their day comes): {future_dated}"
+            );
+        }
     }
     if !progress.t_scores.is_empty() {
         println!();

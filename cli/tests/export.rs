@@ -75,9 +75,19 @@ fn export_and_import_through_files() {
         .unwrap();
     assert_eq!(goal["id"], w.goal.as_str());
     assert_eq!(goal["achievementStatus"]["coding"][0]["code"], "improving");
-    // FHIR is the default format, to standard output.
+    // FHIR is the default format, to standard output. Only the attached report (printed at
+    // another time) differs.
     let printed: Value = serde_json::from_str(&ok(&w.dana, &["export", &w.plan])).unwrap();
-    assert_eq!(printed["entry"], bundle["entry"]);
+    let without_report = |b: &Value| -> Vec<Value> {
+        b["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["resource"]["resourceType"] != "DocumentReference")
+            .cloned()
+            .collect()
+    };
+    assert_eq!(without_report(&printed), without_report(&bundle));
 
     let file = w.root.join("plan.json");
     ok(
@@ -181,4 +191,84 @@ fn progress_reviews_and_the_printable_summary() {
     )
     .status
     .success());
+}
+
+#[test]
+fn report_writes_one_html_file_and_rides_along_in_fhir() {
+    let w = world();
+    let file = w.root.join("report.html");
+    let said = ok(
+        &w.dana,
+        &["report", &w.plan, "--out", file.to_str().unwrap()],
+    );
+    assert!(said.starts_with("wrote "), "{said}");
+    let html = std::fs::read_to_string(&file).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.contains("I want to sleep"));
+    assert!(html.contains("<svg "));
+    assert!(!html.to_lowercase().contains("<script"));
+
+    let bundle: Value =
+        serde_json::from_str(&ok(&w.dana, &["export", &w.plan, "--format", "fhir"])).unwrap();
+    let kinds: Vec<&str> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["resource"]["resourceType"].as_str())
+        .collect();
+    assert!(kinds.contains(&"DocumentReference"));
+    let plain: Value = serde_json::from_str(&ok(
+        &w.dana,
+        &["export", &w.plan, "--format", "fhir", "--no-report"],
+    ))
+    .unwrap();
+    assert!(plain["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["resource"]["resourceType"] != "DocumentReference"));
+}
+
+#[test]
+fn a_check_in_dated_ahead_is_shown_future_dated_and_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dana, sam, plan) = counselor_and_client(dir.path());
+    ok(&dana, &["sync", "--with", sam.to_str().unwrap()]);
+    let goal = ok(&sam, &["goal", "propose", &plan, "--words", "Walk daily"]);
+    ok(&sam, &["checkin", &plan, &goal, "--level", "-1"]);
+    ok(
+        &sam,
+        &[
+            "checkin",
+            &plan,
+            &goal,
+            "--level",
+            "2",
+            "--date",
+            "2099-01-01",
+        ],
+    );
+    ok(&dana, &["sync", "--with", sam.to_str().unwrap()]);
+    let shown = ok(&dana, &["show", &plan]);
+    assert!(
+        shown.contains("check-in 2099-01-01 by Sam: level +2 (future_dated"),
+        "{shown}"
+    );
+    let model = json(&dana, &["show", &plan, "--json"]);
+    let checkins = model["goals"][0]["checkins"].as_array().unwrap();
+    let flagged: Vec<&Value> = checkins
+        .iter()
+        .filter(|c| c["future_dated"] == true)
+        .collect();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0]["local_date"], "2099-01-01");
+    assert_eq!(model["goals"][0]["latest_gas_level"], -1);
+    let progress = json(&dana, &["progress", &plan, "--json"]);
+    assert_eq!(progress["goals"][0]["latest_level"], -1);
+    assert_eq!(progress["as_of"], model["client_today"]);
+    let text = ok(&dana, &["progress", &plan]);
+    assert!(
+        text.contains("future_dated check-ins (not counted until their day comes): 1"),
+        "{text}"
+    );
 }

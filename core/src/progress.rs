@@ -2,13 +2,17 @@
 //! client checked in (on the client's own calendar days), and the plan's GAS T-score over time.
 //!
 //! Everything here reads the plan model only; no clock. "Today" is given by the caller as the
-//! client's calendar day, so a check-in keeps the day the client meant wherever it was made.
+//! client's calendar day (the plan's `client_today`), so a check-in keeps the day the client
+//! meant wherever it was made and read. Ratings are ordered by that day, a day not yet come
+//! counting as today, then by causal order; future-dated check-ins do not count (see
+//! [`crate::clinical_time`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Days, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use crate::clinical_time::counted_day;
 use crate::error::{Error, Result};
 use crate::model::{
     gas_t_score, validate, CheckIn, CheckInId, GasRating, Goal, GoalId, Plan, Role,
@@ -45,13 +49,14 @@ pub fn level_label(level: i8) -> String {
     }
 }
 
-/// One GAS rating of a goal: the check-in that gave it and the day the client meant.
+/// One GAS rating of a goal: the check-in that gave it and the day it counts on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GasPoint {
     pub checkin_id: CheckInId,
-    /// UTC milliseconds.
+    /// UTC milliseconds, as the author's clock said.
     pub at: i64,
-    /// The client's calendar day (YYYY-MM-DD).
+    /// The client's calendar day it counts on (YYYY-MM-DD): the day the client meant, or
+    /// today for a day not yet come.
     pub local_date: String,
     pub level: i8,
 }
@@ -67,7 +72,8 @@ pub struct CheckInDays {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct GoalProgress {
     pub goal_id: GoalId,
-    /// GAS ratings in the order of the client's days (then of time), corrections applied.
+    /// GAS ratings in the order of the client's days (then causal order), corrections
+    /// applied, future-dated check-ins left out.
     pub series: Vec<GasPoint>,
     pub latest_level: Option<i8>,
     /// None with fewer than two ratings.
@@ -103,22 +109,28 @@ fn current(goal: &Goal) -> impl Iterator<Item = &CheckIn> {
     goal.checkins.iter().filter(|c| !c.superseded)
 }
 
-/// A goal's GAS ratings ordered by the client's day, then by time (corrections applied).
-pub fn gas_series(goal: &Goal) -> Vec<GasPoint> {
-    let mut series: Vec<GasPoint> = current(goal)
-        .filter_map(|c| {
-            Some(GasPoint {
-                checkin_id: c.checkin_id,
-                at: c.at,
-                local_date: c.local_date.clone(),
-                level: c.gas_level?,
-            })
-        })
+/// A goal's GAS ratings as of `today` (the client's day): ordered by the day each counts on,
+/// then by causal order; corrections applied, future-dated check-ins left out.
+pub fn gas_series(goal: &Goal, today: &str) -> Vec<GasPoint> {
+    let mut rated: Vec<(&CheckIn, i8)> = current(goal)
+        .filter(|c| !c.future_dated)
+        .filter_map(|c| Some((c, c.gas_level?)))
         .collect();
-    series.sort_by(|a, b| {
-        (&a.local_date, a.at, a.checkin_id).cmp(&(&b.local_date, b.at, b.checkin_id))
+    rated.sort_by(|(a, _), (b, _)| {
+        let key = |c: &CheckIn| (c.causal_order, c.checkin_id);
+        counted_day(&a.local_date, today)
+            .cmp(counted_day(&b.local_date, today))
+            .then(key(a).cmp(&key(b)))
     });
-    series
+    rated
+        .into_iter()
+        .map(|(c, level)| GasPoint {
+            checkin_id: c.checkin_id,
+            at: c.at,
+            local_date: counted_day(&c.local_date, today).to_owned(),
+            level,
+        })
+        .collect()
 }
 
 /// The trend of the last `window` levels (at least two are needed): the sign of their
@@ -178,7 +190,7 @@ pub fn plan_progress(plan: &Plan, today: &str, window: usize) -> Result<PlanProg
     };
     let mut goals = Vec::with_capacity(plan.goals.len());
     for goal in &plan.goals {
-        let series = gas_series(goal);
+        let series = gas_series(goal, today);
         let levels: Vec<i8> = series.iter().map(|p| p.level).collect();
         let client_days = current(goal)
             .filter(is_client)
@@ -245,4 +257,4 @@ fn t_score_series(plan: &Plan, goals: &[GoalProgress]) -> Vec<TScorePoint> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use alliance_core::Alliance;
+use alliance_core::{Alliance, NewCheckIn};
 use alliance_tests::known_plan::known_plan;
 use alliance_tests::{client, counselor, plan_with_client};
 use serde_json::Value;
@@ -50,14 +50,34 @@ fn exported_bundles_pass_independent_fhir_r4_validators() {
         return;
     }
     let folder = tempfile::tempdir().unwrap();
-    // The known plan: every resource kind the export makes.
+    // The known plan: every resource kind the export makes, the review report attached as a
+    // DocumentReference, and a future-dated check-in (preliminary, with its note).
     let known = known_plan();
+    known
+        .client
+        .store
+        .check_in(
+            known.plan,
+            known.work,
+            &NewCheckIn {
+                gas_level: Some(2),
+                local_date: Some("2099-01-01".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    known.counselor.sync(&known.client);
     let full = folder.path().join("known-plan.json");
-    std::fs::write(
-        &full,
-        known.counselor.store.export_fhir(known.plan).unwrap(),
-    )
-    .unwrap();
+    let text = known.counselor.store.export_fhir(known.plan).unwrap();
+    let kinds: Vec<String> = serde_json::from_str::<Value>(&text).unwrap()["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(kinds.iter().any(|k| k == "DocumentReference"));
+    assert!(text.contains("\"status\": \"preliminary\""));
+    std::fs::write(&full, text).unwrap();
     // A plan just started: no goals, no check-ins, no agreements.
     let (dana, sam) = (counselor(), client());
     let plan = plan_with_client(&dana, &sam);

@@ -30,6 +30,9 @@ pub const CHECKIN_CODE_TEXT: &str = "Check-in on a treatment goal";
 pub const GAS_LEVEL_CODE_TEXT: &str = "Goal Attainment Scaling level (-2 to +2)";
 /// Text of the plan's GAS T-score Observation's code.
 pub const T_SCORE_CODE_TEXT: &str = "Goal Attainment Scaling summary T-score";
+/// The note on the Observations of a future-dated check-in (also marked `preliminary`).
+pub const FUTURE_DATED_NOTE: &str = "future_dated: dated beyond the exporting device's clock \
+plus 36 hours; not counted in the goal's latest level, trend or T-score until its day comes.";
 
 /// A name-based UUID for a resource derived from an Alliance entity: the first 16 bytes of
 /// SHA-256 over `alliance/fhir/<kind>/<key>`, marked as a version 8 (custom) UUID.
@@ -91,12 +94,13 @@ pub fn lifecycle_status(goal: &Goal) -> &'static str {
 }
 
 /// `Goal.achievementStatus` code: achieved goals are achieved; otherwise the GAS trend over
-/// the last ratings; one rating only is in progress; none at all gives no status.
-pub fn achievement_code(goal: &Goal) -> Option<(&'static str, &'static str)> {
+/// the last ratings as of `today` (the client's day); one rating only is in progress; none at
+/// all gives no status.
+pub fn achievement_code(goal: &Goal, today: &str) -> Option<(&'static str, &'static str)> {
     if goal.status == GoalStatus::Achieved {
         return Some(("achieved", "Achieved"));
     }
-    let levels: Vec<i8> = gas_series(goal).iter().map(|p| p.level).collect();
+    let levels: Vec<i8> = gas_series(goal, today).iter().map(|p| p.level).collect();
     match trend(&levels, DEFAULT_TREND_WINDOW) {
         Some(Trend::Improving) => Some(("improving", "Improving")),
         Some(Trend::Worsening) => Some(("worsening", "Worsening")),
@@ -222,6 +226,76 @@ pub fn bundle(plan: &Plan, exported_at: i64) -> Result<Value> {
     }))
 }
 
+/// The id of the DocumentReference that carries a plan's review report.
+pub fn report_id(plan: &Plan) -> String {
+    derived_id("review-report", &plan.plan_id.to_string())
+}
+
+/// Title of the review report's attachment.
+pub const REPORT_TITLE: &str = "Treatment plan review report";
+
+/// Attaches the review report (`html`, printed at `printed_at`) to a bundle made by
+/// [`bundle`]: a `DocumentReference` holding it as base64 `text/html`, referenced from the
+/// CarePlan's `supportingInfo`.
+pub fn attach_report(bundle: &mut Value, plan: &Plan, html: &str, printed_at: i64) -> Result<()> {
+    use base64::Engine as _;
+    let client = plan
+        .client()
+        .ok_or_else(|| Error::invalid("plan", "has no client member"))?;
+    let id = report_id(plan);
+    let plan_id = plan.plan_id.to_string();
+    let mut resource = json!({
+        "resourceType": "DocumentReference",
+        "id": id,
+        "status": "current",
+        "docStatus": "final",
+        "type": text_concept(REPORT_TITLE),
+        "subject": member_ref(plan, client.member_id),
+        "date": instant(printed_at)?,
+        "description": "Goals in the client's words, agreement with dated signatures, \
+                        objectives, GAS and T-score charts, mood and craving, check-in calendar",
+        "securityLabel": [{
+            "coding": [{ "system": CONFIDENTIALITY, "code": "R", "display": "restricted" }],
+        }],
+        "content": [{
+            "attachment": {
+                "contentType": "text/html",
+                "language": "en",
+                "data": base64::engine::general_purpose::STANDARD.encode(html.as_bytes()),
+                "title": REPORT_TITLE,
+                "creation": instant(printed_at)?,
+            },
+        }],
+        "context": {
+            "related": [{ "reference": urn(&plan_id), "type": "CarePlan" }],
+        },
+    });
+    let authors: Vec<Value> = plan
+        .members
+        .iter()
+        .filter(|m| m.role == Role::Counselor)
+        .map(|m| member_ref(plan, m.member_id))
+        .collect();
+    if !authors.is_empty() {
+        object(&mut resource)?.insert("author".into(), Value::Array(authors));
+    }
+    let entries = bundle
+        .get_mut("entry")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| Error::Malformed("a FHIR bundle without entries".into()))?;
+    let care_plan = entries
+        .iter_mut()
+        .filter_map(|e| e.get_mut("resource"))
+        .find(|r| r["resourceType"] == "CarePlan" && r["id"] == plan_id.as_str())
+        .ok_or_else(|| Error::Malformed("a FHIR bundle without its CarePlan".into()))?;
+    object(care_plan)?.insert(
+        "supportingInfo".into(),
+        json!([{ "reference": urn(&id), "type": "DocumentReference", "display": REPORT_TITLE }]),
+    );
+    entries.push(entry(&id, resource));
+    Ok(())
+}
+
 fn care_plan(plan: &Plan, client_ref: &Value) -> Result<Value> {
     let mut counselors = plan.members.iter().filter(|m| m.role == Role::Counselor);
     let mut resource = json!({
@@ -344,7 +418,7 @@ fn goal_resource(plan: &Plan, goal: &Goal, client_ref: &Value) -> Value {
     let Some(map) = resource.as_object_mut() else {
         return resource;
     };
-    if let Some((code, display)) = achievement_code(goal) {
+    if let Some((code, display)) = achievement_code(goal, &plan.client_today) {
         map.insert(
             "achievementStatus".into(),
             json!({
@@ -395,7 +469,7 @@ fn goal_resource(plan: &Plan, goal: &Goal, client_ref: &Value) -> Value {
     let outcomes: Vec<Value> = goal
         .checkins
         .iter()
-        .filter(|c| c.gas_level.is_some() && !c.superseded)
+        .filter(|c| c.gas_level.is_some() && !c.superseded && !c.future_dated)
         .map(|c| json!({ "reference": urn(&gas_observation_id(c)), "type": "Observation" }))
         .collect();
     if !outcomes.is_empty() {
@@ -404,11 +478,14 @@ fn goal_resource(plan: &Plan, goal: &Goal, client_ref: &Value) -> Value {
     resource
 }
 
-/// Observation status of a check-in: a corrected entry was entered in error, its correction
-/// is a corrected value, anything else final.
+/// Observation status of a check-in: a corrected entry was entered in error; a future-dated
+/// one is preliminary (its date is not to be trusted yet: see [`FUTURE_DATED_NOTE`]); a
+/// correction is a corrected value; anything else final.
 fn observation_status(checkin: &CheckIn) -> &'static str {
     if checkin.superseded {
         "entered-in-error"
+    } else if checkin.future_dated {
+        "preliminary"
     } else if checkin.corrects.is_some() {
         "corrected"
     } else {
@@ -457,8 +534,15 @@ fn checkin_observation(
         "component": components,
     });
     let map = object(&mut resource)?;
+    let mut notes = Vec::new();
     if !checkin.note.trim().is_empty() {
-        map.insert("note".into(), json!([{ "text": checkin.note }]));
+        notes.push(json!({ "text": checkin.note }));
+    }
+    if checkin.future_dated {
+        notes.push(json!({ "text": FUTURE_DATED_NOTE }));
+    }
+    if !notes.is_empty() {
+        map.insert("note".into(), Value::Array(notes));
     }
     if checkin.gas_level.is_some() {
         map.insert(
@@ -492,8 +576,15 @@ fn gas_observation(
             "type": "Observation",
         }],
     });
+    let mut notes = Vec::new();
     if let Some(text) = goal.gas.levels.get(&level.to_string()) {
-        object(&mut resource)?.insert("note".into(), json!([{ "text": text }]));
+        notes.push(json!({ "text": text }));
+    }
+    if checkin.future_dated {
+        notes.push(json!({ "text": FUTURE_DATED_NOTE }));
+    }
+    if !notes.is_empty() {
+        object(&mut resource)?.insert("note".into(), Value::Array(notes));
     }
     Ok(resource)
 }
@@ -507,7 +598,7 @@ fn t_score_observation(plan: &Plan, client_ref: &Value) -> Result<Option<(String
         .goals
         .iter()
         .filter_map(|goal| {
-            let point = gas_series(goal).pop()?;
+            let point = gas_series(goal, &plan.client_today).pop()?;
             goal.checkins
                 .iter()
                 .find(|c| c.checkin_id == point.checkin_id)

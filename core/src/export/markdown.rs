@@ -224,6 +224,14 @@ fn write_goal(
             progress.days_checked_in.last_7_days,
             progress.days_checked_in.last_30_days
         );
+        let future_dated = goal.checkins.iter().filter(|c| c.future_dated).count();
+        if future_dated > 0 {
+            let _ = writeln!(
+                w,
+                "\n{future_dated} future-dated check-in(s) (dated beyond this device's clock) \
+                 not counted until their day comes."
+            );
+        }
     }
     let agreement = &goal.agreement;
     let _ = writeln!(w, "\n### Agreement\n");

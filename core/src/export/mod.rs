@@ -1,16 +1,19 @@
 //! Exports of a plan for the world outside Alliance: FHIR R4 for EHRs, a JSON file with the
-//! whole history that another store can import, and a Markdown summary to print and sign.
+//! whole history that another store can import, a Markdown summary to print and sign, and the
+//! review report (self-contained HTML with charts).
 
+pub mod charts;
 pub mod fhir;
 pub mod json;
 pub mod markdown;
+pub mod report;
 
 use chrono::{TimeZone, Utc};
 
 use crate::alliance::Alliance;
 use crate::clock;
 use crate::error::{Error, Result};
-use crate::model::PlanId;
+use crate::model::{Plan, PlanId};
 use crate::progress::{self, PlanProgress};
 
 /// The notice of 42 CFR Part 2 (§2.32) that every export carries: substance-use records
@@ -33,12 +36,47 @@ pub fn instant(ms: i64) -> Result<String> {
 }
 
 impl Alliance {
-    /// The plan as a FHIR R4 Bundle (type collection), as pretty JSON text.
+    /// The plan as a FHIR R4 Bundle (type collection), as pretty JSON text, with the review
+    /// report attached as a DocumentReference (HTML, base64) that the CarePlan references.
     pub fn export_fhir(&self, plan: PlanId) -> Result<String> {
+        self.fhir_text(plan, true)
+    }
+
+    /// The FHIR R4 Bundle without the review report.
+    pub fn export_fhir_without_report(&self, plan: PlanId) -> Result<String> {
+        self.fhir_text(plan, false)
+    }
+
+    fn fhir_text(&self, plan: PlanId, with_report: bool) -> Result<String> {
         let model = self.plan(plan)?;
-        let bundle = fhir::bundle(&model, clock::now_ms())?;
+        let now = clock::now_ms();
+        let mut bundle = fhir::bundle(&model, now)?;
+        if with_report {
+            let html = self.report_of(&model, now)?;
+            fhir::attach_report(&mut bundle, &model, &html, now)?;
+        }
         serde_json::to_string_pretty(&bundle)
             .map_err(|e| Error::Malformed(format!("cannot write the bundle: {e}")))
+    }
+
+    /// The review report: one self-contained HTML document (no scripts, no external
+    /// resources) with charts, fit to print on A4 or US Letter.
+    pub fn export_report(&self, plan: PlanId) -> Result<String> {
+        let model = self.plan(plan)?;
+        self.report_of(&model, clock::now_ms())
+    }
+
+    fn report_of(&self, model: &Plan, now: i64) -> Result<String> {
+        let heads = self
+            .plan_heads(&[model.plan_id])?
+            .into_iter()
+            .flat_map(|(_, heads)| heads.unwrap_or_default())
+            .map(|h| h.to_string())
+            .collect();
+        let progress =
+            progress::plan_progress(model, &model.client_today, progress::DEFAULT_TREND_WINDOW)?;
+        let printing = report::Printing { at: now, heads };
+        report::html(model, &progress, &printing)
     }
 
     /// The plan with its whole history as an Alliance plan file (pretty JSON text), for
@@ -59,21 +97,20 @@ impl Alliance {
         Ok(file.plan_id)
     }
 
-    /// The plan's progress as of today on this device's calendar; trends look at the last
-    /// `window` GAS ratings of each goal.
+    /// The plan's progress as of the client's today (their calendar day, the same on every
+    /// device: see [`crate::clinical_time`]); trends look at the last `window` GAS ratings of
+    /// each goal.
     pub fn progress(&self, plan: PlanId, window: usize) -> Result<PlanProgress> {
         let model = self.plan(plan)?;
-        let today = clock::local_date(clock::now_ms(), clock::local_offset_min());
-        progress::plan_progress(&model, &today, window)
+        progress::plan_progress(&model, &model.client_today, window)
     }
 
-    /// The plan as Markdown fit to print and sign.
+    /// The plan as Markdown fit to print and sign, its progress as of the client's today.
     pub fn export_markdown(&self, plan: PlanId) -> Result<String> {
         let model = self.plan(plan)?;
-        let now = clock::now_ms();
-        let today = clock::local_date(now, clock::local_offset_min());
-        let progress = progress::plan_progress(&model, &today, progress::DEFAULT_TREND_WINDOW)?;
-        markdown::summary(&model, &progress, now)
+        let progress =
+            progress::plan_progress(&model, &model.client_today, progress::DEFAULT_TREND_WINDOW)?;
+        markdown::summary(&model, &progress, clock::now_ms())
     }
 }
 

@@ -143,7 +143,12 @@ pub struct Plan {
     pub devices: Vec<Device>,
     pub goals: Vec<Goal>,
     /// Kiresuk–Sherman T-score over goals with a latest GAS level; None when none has one.
+    /// Future-dated check-ins do not count (see [`crate::clinical_time`]).
     pub gas_t_score: Option<f64>,
+    /// The client's calendar day when the plan was read (YYYY-MM-DD): this device's clock seen
+    /// at the UTC offset of the client's latest check-in (this device's own offset while the
+    /// client has none). Progress, summaries and exports count days to it.
+    pub client_today: String,
 }
 
 impl Plan {
@@ -187,7 +192,9 @@ pub struct Goal {
     pub interventions: Vec<Intervention>,
     pub gas: GasScale,
     pub checkins: Vec<CheckIn>,
-    /// The GAS level of the latest check-in that rated one (corrections applied).
+    /// The GAS level of the latest check-in that rated one: latest by the client's day (a day
+    /// not yet come counts as today), then by causal order; corrections applied, future-dated
+    /// check-ins left out (see [`crate::clinical_time`]).
     pub latest_gas_level: Option<i8>,
     pub conflicts: Vec<Conflict>,
 }
@@ -250,6 +257,14 @@ pub struct CheckIn {
     pub corrects: Option<CheckInId>,
     /// True when a later entry corrects this one.
     pub superseded: bool,
+    /// The counter of the operation that made the entry: a Lamport clock, so an entry made
+    /// after its author saw another has a larger number, on every device. It orders a day's
+    /// entries; no device clock enters it.
+    pub causal_order: u64,
+    /// Dated beyond this device's clock plus 36 hours (its author's clock was ahead, or it
+    /// names a day not yet come): shown, but left out of latest levels, trends and T-scores
+    /// until its day comes (see [`crate::clinical_time`]).
+    pub future_dated: bool,
 }
 
 /// Whether counselor and client both agree to a goal's current content.

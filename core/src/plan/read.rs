@@ -8,10 +8,11 @@ use super::hash::content_hash;
 use super::schema as k;
 use crate::error::{Error, Result};
 use crate::model::{
-    gas_t_score, Agreement, AgreementState, AgreementStatus, CheckIn, CheckInId, Conflict,
-    ConflictValue, Device, DeviceId, GasRating, GasScale, Goal, GoalId, GoalStatus, Intervention,
-    InterventionId, Member, MemberId, Objective, ObjectiveId, Plan, PlanId, Role,
+    Agreement, AgreementState, AgreementStatus, CheckIn, CheckInId, Conflict, ConflictValue,
+    Device, DeviceId, GasScale, Goal, GoalId, GoalStatus, Intervention, InterventionId, Member,
+    MemberId, Objective, ObjectiveId, Plan, PlanId, Role,
 };
+use crate::{clinical_time, clock};
 
 /// A string value: a scalar string or the content of the Text object `id`.
 fn string_value<R: ReadDoc>(doc: &R, value: &Value<'_>, id: &ObjId) -> Option<String> {
@@ -381,25 +382,20 @@ fn read_plan_with<R: ReadDoc>(
         }
     }
     goals.sort_by(|a, b| (&a.rank, a.goal_id).cmp(&(&b.rank, b.goal_id)));
-    let ratings: Vec<GasRating> = goals
-        .iter()
-        .filter_map(|g| {
-            Some(GasRating {
-                level: g.latest_gas_level?,
-                weight: g.gas.weight,
-            })
-        })
-        .collect();
-    Ok(Plan {
+    let mut plan = Plan {
         plan_id,
         title: get_string(doc, &ROOT, k::TITLE).unwrap_or_default(),
         review_on: get_string(doc, &ROOT, k::REVIEW_ON),
         created_at: get_i64(doc, &ROOT, k::CREATED_AT).unwrap_or(0),
         members,
         devices,
-        gas_t_score: gas_t_score(&ratings),
+        gas_t_score: None,
         goals,
-    })
+        client_today: String::new(),
+    };
+    // Latest levels, the T-score and the client's today need this device's clock.
+    clinical_time::settle(&mut plan, clock::now_ms(), clock::local_offset_min);
+    Ok(plan)
 }
 
 fn read_goal<R: ReadDoc>(
@@ -425,13 +421,6 @@ fn read_goal<R: ReadDoc>(
     } else {
         Vec::new()
     };
-    let latest_gas_level = checkins
-        .iter()
-        .filter(|c| !c.superseded)
-        .filter_map(|c| Some(((c.local_date.as_str(), c.at), c.gas_level?)))
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, level)| level);
-
     let mut conflicts = Vec::new();
     for key in [k::STATUS, k::LIFE_AREA] {
         conflicts.extend(conflict(doc, (obj, &fields), key, key.to_owned(), authors));
@@ -476,7 +465,8 @@ fn read_goal<R: ReadDoc>(
         interventions: read_interventions(doc, &fields),
         gas,
         checkins,
-        latest_gas_level,
+        // Derived with the plan's clock and calendar in `clinical_time::settle`.
+        latest_gas_level: None,
         conflicts,
     }
 }
@@ -633,6 +623,11 @@ fn read_checkins<R: ReadDoc>(doc: &R, goal: &Fields) -> Vec<CheckIn> {
         .maps()
         .filter_map(|(key, c)| {
             let checkin_id = CheckInId::parse(key).ok()?;
+            // Operation counters are Lamport clocks: the entry's place in the change graph.
+            let causal_order = match c {
+                ObjId::Id(counter, _, _) => *counter,
+                ObjId::Root => 0,
+            };
             let c = Fields::of(doc, c);
             Some(CheckIn {
                 checkin_id,
@@ -658,6 +653,8 @@ fn read_checkins<R: ReadDoc>(doc: &R, goal: &Fields) -> Vec<CheckIn> {
                     .string(doc, k::CORRECTS)
                     .and_then(|s| CheckInId::parse(&s).ok()),
                 superseded: false,
+                causal_order,
+                future_dated: false,
             })
         })
         .collect();

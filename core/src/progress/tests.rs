@@ -1,5 +1,7 @@
 //! Tests of GAS series, trends, check-in days and the T-score over time.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::{TimeZone, Utc};
 
 use super::*;
@@ -8,20 +10,20 @@ use crate::model::{
     AgreementState, AgreementStatus, GasScale, GoalStatus, Member, MemberId, PlanId,
 };
 
-fn utc_ms(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
+pub(crate) fn utc_ms(y: i32, m: u32, d: u32, h: u32, min: u32) -> i64 {
     Utc.with_ymd_and_hms(y, m, d, h, min, 0)
         .single()
         .map(|t| t.timestamp_millis())
         .unwrap_or_default()
 }
 
-struct Fixture {
-    client: MemberId,
-    counselor: MemberId,
-    plan: Plan,
+pub(crate) struct Fixture {
+    pub(crate) client: MemberId,
+    pub(crate) counselor: MemberId,
+    pub(crate) plan: Plan,
 }
 
-fn fixture(goal_count: usize) -> Fixture {
+pub(crate) fn fixture(goal_count: usize) -> Fixture {
     let client = MemberId::new();
     let counselor = MemberId::new();
     let goals = (0..goal_count)
@@ -71,6 +73,7 @@ fn fixture(goal_count: usize) -> Fixture {
         devices: Vec::new(),
         goals,
         gas_t_score: None,
+        client_today: String::new(),
     };
     Fixture {
         client,
@@ -79,9 +82,12 @@ fn fixture(goal_count: usize) -> Fixture {
     }
 }
 
+/// Causal order of the fixtures' check-ins: each is made after every one made before it.
+static MADE: AtomicU64 = AtomicU64::new(1);
+
 /// A check-in made at UTC `at` on a device `offset_min` east of UTC: its day is the one the
-/// device's clock showed, as the API records it.
-fn checkin(by: MemberId, at: i64, offset_min: i32, level: Option<i8>) -> CheckIn {
+/// device's clock showed, as the API records it. Each is causally after the ones made before.
+pub(crate) fn checkin(by: MemberId, at: i64, offset_min: i32, level: Option<i8>) -> CheckIn {
     CheckIn {
         checkin_id: CheckInId::new(),
         by,
@@ -95,6 +101,8 @@ fn checkin(by: MemberId, at: i64, offset_min: i32, level: Option<i8>) -> CheckIn
         note: String::new(),
         corrects: None,
         superseded: false,
+        causal_order: MADE.fetch_add(1, Ordering::Relaxed),
+        future_dated: false,
     }
 }
 
@@ -134,7 +142,7 @@ fn series_applies_corrections_and_orders_by_the_clients_day() {
         backdated.clone(),
         unrated,
     ];
-    let series = gas_series(goal);
+    let series = gas_series(goal, "2026-03-05");
     let ids: Vec<CheckInId> = series.iter().map(|p| p.checkin_id).collect();
     assert_eq!(
         ids,

@@ -194,15 +194,17 @@ public final class Alliance: Sendable {
 
     // MARK: Progress and exports
 
-    /// The plan's progress as of today on this device's calendar: each goal's GAS series,
-    /// latest level, trend and check-in days, and the plan's T-score over time. Trends look at
-    /// the last `trendWindow` ratings (at least 2; 3 when nil).
+    /// The plan's progress as of the client's today (the same day on every device): each goal's
+    /// GAS series, latest level, trend and check-in days, and the plan's T-score over time.
+    /// Trends look at the last `trendWindow` ratings (at least 2; 3 when nil); future-dated
+    /// check-ins do not count.
     public func progress(_ planId: String, trendWindow: Int? = nil) async throws -> PlanProgress {
         let window = trendWindow.map { UInt32(clamping: $0) }
         return try await translate { PlanProgress(try await ffi.progress(planId: planId, trendWindow: window)) }
     }
 
-    /// The plan as a FHIR R4 Bundle (type collection), as JSON text to save or share.
+    /// The plan as a FHIR R4 Bundle (type collection), as JSON text to save or share; the review
+    /// report rides along as a DocumentReference referenced from the CarePlan.
     public func exportFHIR(_ planId: String) async throws -> String {
         try await translate { try await ffi.exportFhir(planId: planId) }
     }
@@ -223,6 +225,12 @@ public final class Alliance: Sendable {
     /// The plan as Markdown fit to print and sign, with the 42 CFR part 2 notice.
     public func exportMarkdown(_ planId: String) async throws -> String {
         try await translate { try await ffi.exportMarkdown(planId: planId) }
+    }
+
+    /// The review report: one self-contained HTML document (inline SVG charts, no scripts, no
+    /// external resources) to show in a WKWebView, print on A4 or US Letter, or attach to an EHR.
+    public func exportReport(_ planId: String) async throws -> String {
+        try await translate { try await ffi.exportReport(planId: planId) }
     }
 
     // MARK: Sync

@@ -106,7 +106,7 @@ extension Plan {
         self.init(id: plan.planId, title: plan.title, reviewOn: plan.reviewOn,
                   createdAt: date(plan.createdAt), members: plan.members.map(Member.init),
                   devices: plan.devices.map(Device.init), goals: plan.goals.map(Goal.init),
-                  gasTScore: plan.gasTScore)
+                  gasTScore: plan.gasTScore, clientToday: plan.clientToday)
     }
 }
 
@@ -178,7 +178,8 @@ extension CheckIn {
                   localDate: checkIn.localDate, tzOffsetMinutes: Int(checkIn.tzOffsetMin),
                   gasLevel: checkIn.gasLevel.map(Int.init), value: checkIn.value,
                   mood: checkIn.mood.map(Int.init), craving: checkIn.craving.map(Int.init),
-                  note: checkIn.note, corrects: checkIn.corrects, superseded: checkIn.superseded)
+                  note: checkIn.note, corrects: checkIn.corrects, superseded: checkIn.superseded,
+                  futureDated: checkIn.futureDated)
     }
 }
 

@@ -44,8 +44,11 @@ public struct Plan: Sendable, Hashable, Identifiable {
     public let members: [Member]
     public let devices: [Device]
     public let goals: [Goal]
-    /// Kiresuk–Sherman T-score over the goals rated so far; nil when none is.
+    /// Kiresuk–Sherman T-score over the goals rated so far; nil when none is. Future-dated
+    /// check-ins do not count.
     public let gasTScore: Double?
+    /// The client's calendar day as the plan was read, "YYYY-MM-DD": the same on every device.
+    public let clientToday: String
 
     public func member(_ memberId: String) -> Member? { members.first { $0.id == memberId } }
     public func goal(_ goalId: String) -> Goal? { goals.first { $0.id == goalId } }
@@ -146,6 +149,8 @@ public struct CheckIn: Sendable, Hashable, Identifiable {
     public let corrects: String?
     /// A later check-in corrects this one.
     public let superseded: Bool
+    /// Dated beyond this device's clock plus 36 hours: shown, not counted until its day comes.
+    public let futureDated: Bool
 }
 
 /// Values of one field written concurrently; the first is the one the plan shows.
@@ -357,7 +362,7 @@ public struct TScorePoint: Sendable, Hashable {
     public let tScore: Double
 }
 
-/// A plan's progress as of today on this device's calendar.
+/// A plan's progress as of the client's today (their calendar day, the same on every device).
 public struct PlanProgress: Sendable, Hashable {
     /// The day counted as today, "YYYY-MM-DD".
     public let asOf: String

@@ -372,6 +372,41 @@ final class AllianceTests: XCTestCase {
         await assertThrows(.invalidInput) { _ = try await w.client.progress(w.planId, trendWindow: 1) }
     }
 
+    func testCheckInDatedFarAheadIsFutureDatedAndTheClientsTodayIsShared() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: -1, tzOffsetMinutes: 840))
+        try await w.client.checkIn(planId: w.planId, goalId: goalId,
+                                   CheckInDraft(gasLevel: 2, localDate: "2099-01-01", tzOffsetMinutes: 0))
+        try await w.client.sync(with: w.counselor)
+        let plan = try await w.counselor.readPlan(w.planId)
+        let goal = try XCTUnwrap(plan.goal(goalId))
+        XCTAssertEqual(goal.checkIns.filter(\.futureDated).map(\.localDate), ["2099-01-01"])
+        XCTAssertEqual(goal.latestGasLevel, -1, "the future-dated +2 does not count")
+        let clientsDay = try XCTUnwrap(goal.checkIns.first { !$0.futureDated }).localDate
+        XCTAssertEqual(plan.clientToday, clientsDay, "the client's day at UTC+14, on the counselor's device")
+        let progress = try await w.counselor.progress(w.planId)
+        XCTAssertEqual(progress.asOf, clientsDay)
+    }
+
+    func testReviewReportIsOneSelfContainedHTMLDocumentAlsoInsideTheFHIRBundle() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: 0, mood: 6, craving: 3))
+        try await w.client.sync(with: w.counselor)
+        let html = try await w.counselor.exportReport(w.planId)
+        XCTAssertTrue(html.hasPrefix("<!DOCTYPE html>"))
+        XCTAssertTrue(html.contains("Be asleep before midnight on work nights"))
+        XCTAssertTrue(html.contains("<svg "), "inline SVG charts")
+        XCTAssertFalse(html.lowercased().contains("<script"), "no scripts")
+        XCTAssertFalse(html.contains("http://"), "nothing fetched")
+        let text = try await w.counselor.exportFHIR(w.planId)
+        let bundle = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let document = try XCTUnwrap(try resources(bundle).first { $0["resourceType"] as? String == "DocumentReference" })
+        let content = try XCTUnwrap(document["content"] as? [[String: Any]])
+        let attachment = try XCTUnwrap(content.first?["attachment"] as? [String: Any])
+        XCTAssertEqual(attachment["contentType"] as? String, "text/html")
+        await assertThrows(.notFound) { _ = try await w.counselor.exportReport("6f1c1e0a-8d2b-4c47-9a5e-0b7c2f3d4e5f") }
+    }
+
     func testCounselorIssuesTokenForEnrolledDeviceAndRevokesIt() async throws {
         let w = try await world()
         let token = try await w.counselor.issueDeviceToken(planId: w.planId, deviceId: w.sam.deviceId)

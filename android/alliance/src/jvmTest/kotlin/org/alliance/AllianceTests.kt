@@ -307,6 +307,35 @@ fun main(args: Array<String>) {
         assertThrows<AllianceException.InvalidInput> { w.client.progress(w.planId, trendWindow = 1) }
     }
 
+    suite.test("a check-in dated far ahead is futureDated and not counted; the client's today is shared") {
+        val (w, goalId) = worldWithGoal()
+        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = -1, tzOffsetMinutes = 840))
+        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 2, localDate = "2099-01-01", tzOffsetMinutes = 0))
+        w.client.syncWith(w.counselor)
+        val plan = w.counselor.readPlan(w.planId)
+        val goal = plan.goal(goalId) ?: fail("no goal")
+        assertEquals(listOf("2099-01-01"), goal.checkIns.filter { it.futureDated }.map { it.localDate })
+        assertEquals(-1, goal.latestGasLevel, "the future-dated +2 does not count")
+        val clientsDay = goal.checkIns.single { !it.futureDated }.localDate
+        assertEquals(clientsDay, plan.clientToday, "the client's day at UTC+14, on the counselor's device")
+        assertEquals(clientsDay, w.counselor.progress(w.planId).asOf)
+    }
+
+    suite.test("the review report is one self-contained HTML document, also inside the FHIR bundle") {
+        val (w, goalId) = worldWithGoal()
+        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 0, mood = 6, craving = 3))
+        w.client.syncWith(w.counselor)
+        val html = w.counselor.exportReport(w.planId)
+        assertTrue(html.startsWith("<!DOCTYPE html>"), "an HTML document")
+        assertTrue("Be asleep before midnight on work nights" in html, "the goal in the client's words")
+        assertTrue("<svg " in html, "inline SVG charts")
+        assertTrue("<script" !in html.lowercase() && "http://" !in html, "no scripts, nothing fetched")
+        val resources = parseJson(w.counselor.exportFhir(w.planId))["entry"].elements().map { it["resource"] }
+        val document = resources.single { it["resourceType"] == "DocumentReference" }
+        assertEquals("text/html", document["content"].elements().single()["attachment"]["contentType"])
+        assertThrows<AllianceException.NotFound> { w.counselor.exportReport("6f1c1e0a-8d2b-4c47-9a5e-0b7c2f3d4e5f") }
+    }
+
     suite.test("a counselor issues a token for an enrolled device and revokes it") {
         val w = world()
         val token = w.counselor.issueDeviceToken(w.planId, w.sam.deviceId)

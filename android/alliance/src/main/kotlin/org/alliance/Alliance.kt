@@ -158,14 +158,18 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
     // ---- progress and exports ----
 
     /**
-     * The plan's progress as of today on this device's calendar: each goal's GAS series, latest
-     * level, trend and check-in days, and the plan's T-score over time. Trends look at the last
-     * [trendWindow] ratings (at least 2; 3 when null).
+     * The plan's progress as of the client's today (the same day on every device): each goal's
+     * GAS series, latest level, trend and check-in days, and the plan's T-score over time. Trends
+     * look at the last [trendWindow] ratings (at least 2; 3 when null); future-dated check-ins
+     * do not count.
      */
     suspend fun progress(planId: String, trendWindow: Int? = null): PlanProgress =
         translate { ffi.progress(planId, trendWindow?.coerceAtLeast(0)?.toUInt()).toProgress() }
 
-    /** The plan as a FHIR R4 Bundle (type collection), as JSON text to save or share. */
+    /**
+     * The plan as a FHIR R4 Bundle (type collection), as JSON text to save or share; the review
+     * report rides along as a DocumentReference referenced from the CarePlan.
+     */
     suspend fun exportFhir(planId: String): String = translate { ffi.exportFhir(planId) }
 
     /** The plan with its whole history as an Alliance plan file (JSON text), for [importJson]. */
@@ -180,6 +184,12 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
 
     /** The plan as Markdown fit to print and sign, with the 42 CFR part 2 notice. */
     suspend fun exportMarkdown(planId: String): String = translate { ffi.exportMarkdown(planId) }
+
+    /**
+     * The review report: one self-contained HTML document (inline SVG charts, no scripts, no
+     * external resources) to show in a WebView, print on A4 or US Letter, or attach to an EHR.
+     */
+    suspend fun exportReport(planId: String): String = translate { ffi.exportReport(planId) }
 
     // ---- sync ----
 

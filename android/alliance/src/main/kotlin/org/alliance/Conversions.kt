@@ -74,6 +74,7 @@ internal fun FfiPlan.toPlan() = Plan(
     devices = devices.map { it.toDevice() },
     goals = goals.map { it.toGoal() },
     gasTScore = gasTScore,
+    clientToday = clientToday,
 )
 
 internal fun FfiMember.toMember() = Member(memberId, name, role.toRole(), addedAt)
@@ -126,6 +127,7 @@ internal fun FfiCheckIn.toCheckIn() = CheckIn(
     note = note,
     corrects = corrects,
     superseded = superseded,
+    futureDated = futureDated,
 )
 
 internal fun FfiConflict.toConflict() =

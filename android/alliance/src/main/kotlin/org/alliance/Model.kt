@@ -33,8 +33,10 @@ data class Plan(
     val members: List<Member>,
     val devices: List<Device>,
     val goals: List<Goal>,
-    /** Kiresuk–Sherman T-score over the goals rated so far; null when none is. */
+    /** Kiresuk–Sherman T-score over the goals rated so far; null when none is. Future-dated check-ins do not count. */
     val gasTScore: Double?,
+    /** The client's calendar day as the plan was read, "YYYY-MM-DD": the same on every device. */
+    val clientToday: String,
 ) {
     fun member(memberId: String): Member? = members.firstOrNull { it.id == memberId }
     fun goal(goalId: String): Goal? = goals.firstOrNull { it.id == goalId }
@@ -115,6 +117,8 @@ data class CheckIn(
     val corrects: String?,
     /** A later check-in corrects this one. */
     val superseded: Boolean,
+    /** Dated beyond this device's clock plus 36 hours: shown, not counted until its day comes. */
+    val futureDated: Boolean,
 )
 
 /** Values of one field written concurrently; the first is the one the plan shows. */
@@ -261,7 +265,7 @@ data class GoalProgress(
 /** The plan's GAS T-score at the end of one of the client's days. */
 data class TScorePoint(val localDate: String, val tScore: Double)
 
-/** A plan's progress as of today on this device's calendar. */
+/** A plan's progress as of the client's today (their calendar day, the same on every device). */
 data class PlanProgress(
     /** The day counted as today, "YYYY-MM-DD". */
     val asOf: String,
