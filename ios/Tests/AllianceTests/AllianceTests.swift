@@ -58,7 +58,7 @@ final class AllianceTests: XCTestCase {
         return (w, goalId)
     }
 
-    private enum Kind { case notAllowed, notFound, invalidInput, notInitialized, wrongKey, storage, sync, closed }
+    private enum Kind { case notAllowed, notFound, invalidInput, notInitialized, wrongKey, storeInUse, storage, sync, closed }
 
     private func kind(_ error: AllianceError) -> Kind {
         switch error {
@@ -67,6 +67,7 @@ final class AllianceTests: XCTestCase {
         case .invalidInput: return .invalidInput
         case .notInitialized: return .notInitialized
         case .wrongKey: return .wrongKey
+        case .storeInUse: return .storeInUse
         case .storage: return .storage
         case .sync: return .sync
         case .closed: return .closed
