@@ -53,8 +53,9 @@ fn assert_no_refusals_and_equal(stores: &[(&str, &Alliance)], plan: PlanId) {
     }
 }
 
-/// `n` characters with nothing in common with `other_alphabet` texts: a rewrite from one to
-/// the other deletes every old character and inserts every new one.
+/// `n` characters cycling through `alphabet`. Texts made from alphabets with no character in
+/// common share nothing: a rewrite from one to the other deletes every old character and
+/// inserts every new one.
 fn long_text(alphabet: &str, n: usize) -> String {
     alphabet.chars().cycle().take(n).collect()
 }
@@ -68,7 +69,7 @@ fn long_rewrites_are_accepted_by_devices_and_relay() {
     let counselor = Alliance::open_in_memory().expect("store");
     let client = Alliance::open_in_memory().expect("store");
     let relay = Alliance::open_in_memory().expect("store");
-    let dana = counselor.init("Dana", Role::Counselor, None).expect("init");
+    counselor.init("Dana", Role::Counselor, None).expect("init");
     let sam = client.init("Sam", Role::Client, None).expect("init");
     let plan = counselor
         .create_plan(&NewPlan {
@@ -147,7 +148,6 @@ fn long_rewrites_are_accepted_by_devices_and_relay() {
     let read = read.goal(goal).expect("goal");
     assert_eq!(read.client_words, "sleep well at night");
     assert_eq!(read.clinical_statement, long_text("tuvwxyz.", 2400));
-    let _ = dana;
 }
 
 /// Two counselor devices write the same statement concurrently, each more than half the
