@@ -2,6 +2,7 @@
 //! that bypass the API, sent together with an honest change. Each is refused on a device and
 //! on the relay's store; nothing of it is stored; the honest change is stored; the sync ends.
 
+use alliance_core::validate::{MAX_LABEL, MAX_TEXT};
 use alliance_core::{
     Alliance, DeviceId, GoalEdit, GoalId, GoalStatus, MemberId, NewCheckIn, NewPlan, PlanId, Role,
 };
@@ -417,6 +418,81 @@ fn client_revokes_a_device(doc: &mut Automerge, f: &Fixture) -> Vec<ChangeHash> 
     })]
 }
 
+/// A rewrite that deletes the old words but leaves more than the limit: judged on what it
+/// leaves, not on what it inserts.
+fn an_oversized_rewrite(doc: &mut Automerge, f: &Fixture) -> Vec<ChangeHash> {
+    let goal = goal_obj(doc, f.goal);
+    let words = map(doc, &goal, "client_words");
+    let old = doc.text(&words).unwrap().chars().count();
+    let long = "é".repeat(MAX_TEXT + 1);
+    vec![commit(doc, |tx| {
+        tx.splice_text(&words, 0, old as isize, &long).unwrap()
+    })]
+}
+
+fn counselor_writes_a_title_longer_than_a_label(
+    doc: &mut Automerge,
+    f: &Fixture,
+) -> Vec<ChangeHash> {
+    doc.set_actor(f.counselor_device.actor());
+    let title = map(doc, &ROOT, "title");
+    let long = "t".repeat(MAX_LABEL + 1);
+    vec![commit(doc, |tx| tx.update_text(&title, &long).unwrap())]
+}
+
+fn a_nul_in_the_clients_words(doc: &mut Automerge, f: &Fixture) -> Vec<ChangeHash> {
+    let goal = goal_obj(doc, f.goal);
+    let words = map(doc, &goal, "client_words");
+    vec![commit(doc, |tx| {
+        tx.splice_text(&words, 0, 0, "a\0").unwrap()
+    })]
+}
+
+fn counselor_sets_a_baseline_off_the_scale(doc: &mut Automerge, f: &Fixture) -> Vec<ChangeHash> {
+    doc.set_actor(f.counselor_device.actor());
+    let goal = goal_obj(doc, f.goal);
+    let gas = map(doc, &goal, "gas");
+    vec![commit(doc, |tx| tx.put(&gas, "baseline", 5i64).unwrap())]
+}
+
+fn counselor_sets_a_weight_out_of_range(doc: &mut Automerge, f: &Fixture) -> Vec<ChangeHash> {
+    doc.set_actor(f.counselor_device.actor());
+    let goal = goal_obj(doc, f.goal);
+    let gas = map(doc, &goal, "gas");
+    vec![commit(doc, |tx| tx.put(&gas, "weight", 1000.0).unwrap())]
+}
+
+fn a_checkin_with_an_impossible_date(doc: &mut Automerge, f: &Fixture) -> Vec<ChangeHash> {
+    let goal = goal_obj(doc, f.goal);
+    let checkins = map(doc, &goal, "checkins");
+    let me = f.client_member.to_string();
+    vec![commit(doc, |tx| {
+        let entry = tx
+            .put_object(&checkins, uuid::Uuid::new_v4().to_string(), ObjType::Map)
+            .unwrap();
+        tx.put(&entry, "by", me.as_str()).unwrap();
+        tx.put(&entry, "at", 1i64).unwrap();
+        tx.put(&entry, "local_date", "2026-02-30").unwrap();
+        tx.put(&entry, "note", "impossible").unwrap();
+    })]
+}
+
+fn client_enrolls_a_device_with_a_two_line_label(
+    doc: &mut Automerge,
+    f: &Fixture,
+) -> Vec<ChangeHash> {
+    let devices = map(doc, &ROOT, "devices");
+    let me = f.client_member.to_string();
+    vec![commit(doc, |tx| {
+        let entry = tx
+            .put_object(&devices, DeviceId::new().to_string(), ObjType::Map)
+            .unwrap();
+        tx.put(&entry, "member_id", me.as_str()).unwrap();
+        tx.put(&entry, "label", "my\nphone").unwrap();
+        tx.put(&entry, "added_at", 1i64).unwrap();
+    })]
+}
+
 const CORPUS: &[(&str, Tamper, &str)] = &[
     (
         "client edits the clinical statement",
@@ -490,6 +566,41 @@ const CORPUS: &[(&str, Tamper, &str)] = &[
         "client revokes a device",
         client_revokes_a_device,
         "relay tokens",
+    ),
+    (
+        "an oversized rewrite",
+        an_oversized_rewrite,
+        "longer than allowed",
+    ),
+    (
+        "counselor writes a title longer than a label",
+        counselor_writes_a_title_longer_than_a_label,
+        "longer than allowed",
+    ),
+    (
+        "a NUL in the client's words",
+        a_nul_in_the_clients_words,
+        "character",
+    ),
+    (
+        "counselor sets a baseline off the scale",
+        counselor_sets_a_baseline_off_the_scale,
+        "GAS level outside",
+    ),
+    (
+        "counselor sets a weight out of range",
+        counselor_sets_a_weight_out_of_range,
+        "invalid GAS weight",
+    ),
+    (
+        "a check-in with an impossible date",
+        a_checkin_with_an_impossible_date,
+        "invalid check-in date",
+    ),
+    (
+        "client enrolls a device with a two-line label",
+        client_enrolls_a_device_with_a_two_line_label,
+        "invalid device label",
     ),
 ];
 

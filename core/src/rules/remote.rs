@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use automerge::legacy::{Key, ObjectId, Op, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, ScalarValue};
 
-use crate::model::validate::{self, MAX_TEXT};
+use crate::model::validate::{self, MAX_LABEL, MAX_TEXT};
 use crate::model::{DeviceId, GoalStatus, MemberId, PlanId, Role};
 use crate::plan::read::{get_string, goal_obj, is_plan, read_plan, read_plan_for_edit};
 use crate::plan::schema as k;
@@ -411,6 +411,15 @@ fn str_value(op: &Op) -> Option<&str> {
     }
 }
 
+fn number_value(op: &Op) -> Option<f64> {
+    match &op.action {
+        OpType::Put(ScalarValue::F64(f)) => Some(*f),
+        OpType::Put(ScalarValue::Int(n)) => Some(*n as f64),
+        OpType::Put(ScalarValue::Uint(n)) => Some(*n as f64),
+        _ => None,
+    }
+}
+
 fn int_value(op: &Op) -> Option<i64> {
     match &op.action {
         OpType::Put(ScalarValue::Int(n)) => Some(*n),
@@ -464,22 +473,19 @@ fn judge_map_op(
     if matches!(op.action, OpType::Make(_)) && !place.created_here && exists(work, path) {
         return refuse("replaces a field that already exists");
     }
+    judge_role(work, author, place, &parts, op)?;
+    judge_value(&parts, op)
+}
+
+/// Who may write a field of the plan.
+fn judge_role(work: &Automerge, author: &Author, place: &Place, parts: &[&str], op: &Op) -> Rule {
     let me = author.member.to_string();
     let new = place.created_here;
-    match parts.as_slice() {
+    match parts {
         [k::SCHEMA | k::PLAN_ID | k::CREATED_AT | k::MEMBERS | k::DEVICES | k::GOALS] => {
             refuse("the plan's structure is written only when it is created")
         }
-        [k::TITLE] | [k::REVIEW_ON] => {
-            author.counselor_only("the plan's title and review date")?;
-            if parts == [k::REVIEW_ON] {
-                let valid = str_value(op).is_some_and(|d| validate::date("review date", d).is_ok());
-                if !valid {
-                    return refuse("writes an invalid review date");
-                }
-            }
-            Ok(())
-        }
+        [k::TITLE] | [k::REVIEW_ON] => author.counselor_only("the plan's title and review date"),
         [k::MEMBERS, ..] => author.counselor_only("the plan's members"),
         [k::DEVICES, _] => Ok(()),
         [k::DEVICES, _, field] => {
@@ -525,9 +531,7 @@ fn judge_map_op(
                 }
             }
             k::RANK => author.counselor_only("a goal's rank"),
-            k::CLIENT_WORDS | k::CLINICAL_STATEMENT => {
-                judge_text_field(work, author, &parts, false)
-            }
+            k::CLIENT_WORDS | k::CLINICAL_STATEMENT => judge_text_field(work, author, parts, false),
             _ => refuse("a goal's origin and parts are written only when it is proposed"),
         },
         [k::GOALS, _, k::OBJECTIVES | k::INTERVENTIONS, ..] => {
@@ -563,24 +567,75 @@ fn judge_map_op(
             if !new {
                 return refuse("check-ins are append-only");
             }
-            match *field {
-                k::BY if str_value(op) != Some(me.as_str()) => {
-                    refuse("members write only their own check-ins")
-                }
-                k::GAS_LEVEL if !int_value(op).is_some_and(is_gas_level) => refuse(format!(
-                    "writes a GAS level outside {}..{}",
-                    validate::GAS_LEVELS.start(),
-                    validate::GAS_LEVELS.end()
-                )),
-                k::MOOD | k::CRAVING if !int_value(op).is_some_and(is_rating) => refuse(format!(
-                    "writes a rating outside {}..{}",
-                    validate::RATINGS.start(),
-                    validate::RATINGS.end()
-                )),
-                _ => Ok(()),
+            if *field == k::BY && str_value(op) != Some(me.as_str()) {
+                return refuse("members write only their own check-ins");
             }
+            Ok(())
         }
         _ => refuse("writes outside the plan's schema"),
+    }
+}
+
+/// Refuses a value that local validation never writes, checked with the same functions
+/// (`model::validate`), so that a replica accepts every value a local edit can write and no
+/// other. Fields local validation does not bound (ids, times, statuses) pass.
+fn judge_value(parts: &[&str], op: &Op) -> Rule {
+    let label = |field| str_value(op).is_some_and(|s| validate::label(field, s).is_ok());
+    let date = |field| str_value(op).is_some_and(|s| validate::date(field, s).is_ok());
+    let number = || number_value(op).is_some_and(|n| validate::number("number", n).is_ok());
+    let (valid, what) = match parts {
+        [k::REVIEW_ON] => (date("review date"), "review date"),
+        [k::MEMBERS, _, k::NAME] => (label("name"), "name"),
+        [k::DEVICES, _, k::LABEL] => (label("device label"), "device label"),
+        [k::GOALS, _, k::LIFE_AREA] => {
+            (str_value(op) == Some("") || label("life area"), "life area")
+        }
+        [k::GOALS, _, k::OBJECTIVES, _, k::MEASURE | k::UNIT]
+        | [k::GOALS, _, k::INTERVENTIONS, _, k::FREQUENCY] => (label("label"), "label"),
+        [k::GOALS, _, k::OBJECTIVES, _, k::DUE_ON] => (date("due date"), "due date"),
+        [k::GOALS, _, k::OBJECTIVES, _, k::TARGET] => (number(), "target"),
+        [k::GOALS, _, k::GAS, k::WEIGHT] => (
+            number_value(op).is_some_and(|w| validate::gas_weight(w).is_ok()),
+            "GAS weight",
+        ),
+        [k::GOALS, _, k::GAS, k::BASELINE] | [k::GOALS, _, k::CHECKINS, _, k::GAS_LEVEL] => {
+            if int_value(op).is_some_and(is_gas_level) {
+                return Ok(());
+            }
+            return refuse(format!(
+                "writes a GAS level outside {}..{}",
+                validate::GAS_LEVELS.start(),
+                validate::GAS_LEVELS.end()
+            ));
+        }
+        [k::GOALS, _, k::CHECKINS, _, k::MOOD | k::CRAVING] => {
+            if int_value(op).is_some_and(is_rating) {
+                return Ok(());
+            }
+            return refuse(format!(
+                "writes a rating outside {}..{}",
+                validate::RATINGS.start(),
+                validate::RATINGS.end()
+            ));
+        }
+        [k::GOALS, _, k::CHECKINS, _, k::LOCAL_DATE] => (date("date"), "check-in date"),
+        [k::GOALS, _, k::CHECKINS, _, k::TZ_OFFSET_MIN] => (
+            int_value(op)
+                .and_then(|m| i32::try_from(m).ok())
+                .is_some_and(|m| validate::tz_offset(m).is_ok()),
+            "time-zone offset",
+        ),
+        [k::GOALS, _, k::CHECKINS, _, k::VALUE] => (number(), "check-in value"),
+        [k::GOALS, _, k::CHECKINS, _, k::NOTE] => (
+            str_value(op).is_some_and(|s| validate::optional_text("note", s).is_ok()),
+            "note",
+        ),
+        _ => (true, ""),
+    };
+    if valid {
+        Ok(())
+    } else {
+        refuse(format!("writes an invalid {what}"))
     }
 }
 
@@ -695,7 +750,15 @@ fn judge_text_op<'a>(
             })
         }
     };
-    write.written += str_value(op).map(|s| s.chars().count()).unwrap_or(0);
+    if let Some(text) = str_value(op) {
+        write.written += text.chars().count();
+        // Local validation refuses NUL in every text, and any control character in the title
+        // (a label: one line).
+        let title = write.path.len() == 1 && write.path[0] == k::TITLE;
+        if text.contains('\0') || (title && text.chars().any(char::is_control)) {
+            return refuse("writes a character text does not hold");
+        }
+    }
     Ok(())
 }
 
@@ -708,9 +771,13 @@ struct TextWrite {
     written: usize,
 }
 
-/// The longest a text field may be.
-fn text_limit(_path: &[String]) -> usize {
-    MAX_TEXT
+/// The longest a text field may be, as local validation bounds it: the plan's title is a
+/// label, every other text is free text.
+fn text_limit(path: &[String]) -> usize {
+    match path {
+        [title] if title == k::TITLE => MAX_LABEL,
+        _ => MAX_TEXT,
+    }
 }
 
 /// Refuses a change that leaves a text longer than local validation allows — judged on the
