@@ -399,31 +399,22 @@ impl Inner {
         let verify = self.verify_writes;
         let result = self.store.write(|tx| {
             if changed {
-                if open.stored && !open.rewrite {
-                    let bytes = open.doc.save_after(&open.saved_heads);
-                    let sizes =
-                        store::append_chunk(tx, &doc_id, &bytes, &heads_bytes(&heads), now)?;
-                    if sizes.chunk_bytes > sizes.snapshot_len {
+                if open.stored {
+                    // A document that lost changes (see `rewrite`) is replaced whole; otherwise
+                    // the new changes are appended, and compacted once the chunks outgrow the
+                    // snapshot.
+                    let compact = open.rewrite || {
+                        let bytes = open.doc.save_after(&open.saved_heads);
+                        let head_bytes = heads_bytes(&heads);
+                        let sizes = store::append_chunk(tx, &doc_id, &bytes, &head_bytes, now)?;
+                        sizes.chunk_bytes > sizes.snapshot_len
+                    };
+                    if compact {
                         let merged = store::last_chunk_seq(tx, &doc_id)?;
-                        store::replace_snapshot(
-                            tx,
-                            &doc_id,
-                            &open.doc.save(),
-                            &heads_bytes(&heads),
-                            now,
-                            merged,
-                        )?;
+                        let snapshot = open.doc.save();
+                        let head_bytes = heads_bytes(&heads);
+                        store::replace_snapshot(tx, &doc_id, &snapshot, &head_bytes, now, merged)?;
                     }
-                } else if open.stored {
-                    let merged = store::last_chunk_seq(tx, &doc_id)?;
-                    store::replace_snapshot(
-                        tx,
-                        &doc_id,
-                        &open.doc.save(),
-                        &heads_bytes(&heads),
-                        now,
-                        merged,
-                    )?;
                 } else {
                     store::insert_document(
                         tx,
