@@ -39,7 +39,8 @@ fn paragraph(text: &str) -> String {
         .join("  \n")
 }
 
-fn date_time(ms: i64) -> String {
+/// A UTC time as printed in summaries and reports (`2026-03-10 14:05 UTC`).
+pub(super) fn date_time(ms: i64) -> String {
     use chrono::{TimeZone, Utc};
     Utc.timestamp_millis_opt(ms)
         .single()
@@ -47,13 +48,15 @@ fn date_time(ms: i64) -> String {
         .unwrap_or_else(|| "–".to_owned())
 }
 
-fn name(plan: &Plan, id: MemberId) -> String {
+/// A member's name, or "former member".
+pub(super) fn name(plan: &Plan, id: MemberId) -> String {
     plan.member(id)
         .map(|m| m.name.clone())
         .unwrap_or_else(|| "former member".to_owned())
 }
 
-fn agreement_words(state: AgreementState) -> &'static str {
+/// An agreement state in words.
+pub(super) fn agreement_words(state: AgreementState) -> &'static str {
     match state {
         AgreementState::Agreed => "agreed by client and counselor",
         AgreementState::Pending => "waiting for agreement",

@@ -7,12 +7,13 @@
 
 use std::fmt::Write as _;
 
-use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{Datelike, NaiveDate};
 
 use super::charts::{self, Chart, RECENT_DAYS};
+use super::markdown::{agreement_words, date_time, name};
 use super::PART2_NOTICE;
 use crate::error::{Error, Result};
-use crate::model::{AgreementState, Goal, MemberId, Plan, Role};
+use crate::model::{Goal, Plan, Role};
 use crate::progress::{level_label, GoalProgress, PlanProgress};
 
 /// What the report needs besides the plan and its progress.
@@ -43,27 +44,6 @@ pub fn escape(text: &str) -> String {
 /// Lines kept, each escaped.
 fn paragraphs(text: &str) -> String {
     text.lines().map(escape).collect::<Vec<_>>().join("<br>")
-}
-
-fn date_time(ms: i64) -> String {
-    Utc.timestamp_millis_opt(ms)
-        .single()
-        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|| "–".to_owned())
-}
-
-fn name(plan: &Plan, id: MemberId) -> String {
-    plan.member(id)
-        .map(|m| m.name.clone())
-        .unwrap_or_else(|| "former member".to_owned())
-}
-
-fn agreement_words(state: AgreementState) -> &'static str {
-    match state {
-        AgreementState::Agreed => "agreed by client and counselor",
-        AgreementState::Pending => "waiting for agreement",
-        AgreementState::Stale => "changed since it was agreed: needs re-agreement",
-    }
 }
 
 const STYLE: &str = "
