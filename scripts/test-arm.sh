@@ -7,21 +7,24 @@
 #   - tests/tests/two_devices.rs (two stores on disk, one encrypted: sync in process and through
 #     a TLS relay, a change the rules refuse, exports),
 # all in one cargo call per target, so SQLCipher with its vendored OpenSSL, ring and Automerge are
-# each cross-built once. The aarch64 build is linked with the 16 KB page-size flag that
-# .cargo/config.toml gives the Android targets, and readelf must show every LOAD segment of
-# liballiance_ffi.so (and of the test programs that ran) aligned to 0x4000.
+# each cross-built once per target. The aarch64 build is linked with the 16 KB page-size flag that
+# .cargo/config.toml gives the Android targets (scripts/arm-env.sh), and `readelf -lW` must show
+# every LOAD segment of liballiance_ffi.so and of each test program that ran aligned to 0x4000.
 #
 #   scripts/test-arm.sh [aarch64|armv7|all]      (default: all)
 #
-# Installs what it needs when missing (Debian packages gcc-aarch64-linux-gnu,
-# gcc-arm-linux-gnueabihf, qemu-user, binutils; the two rustup targets). Prints one countable
-# line per target (`aarch64: N passed, N failed`) and exits non-zero when a build fails, a test
-# fails or a test program dies under qemu. Build outputs go to $CARGO_TARGET_DIR/<triple>/
-# (default target/<triple>/), reused by the next run; build scripts and proc macros are shared
-# with the host build. Targets are built one after the other: a vendored OpenSSL build is heavy.
+# Installs what it needs when missing (Debian's gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf,
+# qemu-user and binutils; the two rustup targets). Prints one countable line per target
+# (`aarch64: N passed, N failed`; the readelf checks count as tests) and exits non-zero when a
+# build fails, an assertion fails or a test program dies under qemu. Build outputs go to
+# $CARGO_TARGET_DIR/<triple>/debug (default target/), reused by the next run; build scripts and
+# proc macros are shared with the host build. The targets are built one after the other: a vendored
+# OpenSSL build is heavy.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=scripts/arm-env.sh
+. scripts/arm-env.sh
 
 WHICH=${1:-all}
 case "$WHICH" in aarch64) TARGETS=(aarch64) ;; armv7) TARGETS=(armv7) ;; all) TARGETS=(aarch64 armv7) ;;
@@ -29,104 +32,70 @@ case "$WHICH" in aarch64) TARGETS=(aarch64) ;; armv7) TARGETS=(armv7) ;; all) TA
 
 step() { printf '\n== %s\n' "$*"; }
 
-triple_of() { case "$1" in aarch64) echo aarch64-unknown-linux-gnu ;; armv7) echo armv7-unknown-linux-gnueabihf ;; esac; }
-gnu_of() { case "$1" in aarch64) echo aarch64-linux-gnu ;; armv7) echo arm-linux-gnueabihf ;; esac; }
-qemu_of() { case "$1" in aarch64) echo qemu-aarch64 ;; armv7) echo qemu-arm ;; esac; }
-
-# ---------------------------------------------------------------------------------------------
-# Tools. On a fresh Debian machine: about 110 MB of packages, under a minute with apt-get update.
-# ---------------------------------------------------------------------------------------------
-missing=()
-for target in "${TARGETS[@]}"; do
-    gnu=$(gnu_of "$target")
-    command -v "$gnu-gcc" >/dev/null || missing+=("gcc-$gnu")
-    command -v "$(qemu_of "$target")" >/dev/null || missing+=(qemu-user)
-done
-command -v readelf >/dev/null || missing+=(binutils)
-if [ ${#missing[@]} -gt 0 ]; then
-    step "apt-get install ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-triples=()
-for target in "${TARGETS[@]}"; do triples+=("$(triple_of "$target")"); done
-installed=$(rustup target list --installed)
-for triple in "${triples[@]}"; do
-    grep -qx "$triple" <<<"$installed" || rustup target add "$triple"
-done
-
-# The Android targets' page-size flag, read from .cargo/config.toml so that what is checked here
-# is what an Android build gets.
-PAGE_FLAG=$(grep -o 'link-arg=-Wl,-z,max-page-size=[0-9]*' .cargo/config.toml | sort -u || true)
-if [ "$(wc -l <<<"$PAGE_FLAG")" != 1 ] || [ -z "$PAGE_FLAG" ]; then
-    echo "test-arm: .cargo/config.toml must give the Android targets one max-page-size flag" >&2
-    exit 1
-fi
-PAGE_SIZE=$(printf '0x%x' "${PAGE_FLAG##*=}")
-
+arm_install "${TARGETS[@]}"
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 LOGS=$TARGET_DIR/arm-logs
 mkdir -p "$LOGS"
 
-load_alignments() { # ELF file: prints the alignment of each LOAD segment
-    readelf -lW "$1" | awk '$1 == "LOAD" { print $NF }'
+load_alignments() { # ELF file: the alignments of its LOAD segments, on one line
+    readelf -lW "$1" | awk '$1 == "LOAD" { print $NF }' | sort -u | tr '\n' ' '
 }
 
 status=0
 summary=()
 for target in "${TARGETS[@]}"; do
-    triple=$(triple_of "$target")
-    gnu=$(gnu_of "$target")
-    upper=$(tr 'a-z-' 'A-Z_' <<<"$triple")
-    lower=${triple//-/_}
-    # Linker, test runner and the C compiler for cc-rs, openssl-src and ring.
-    export "CARGO_TARGET_${upper}_LINKER=$gnu-gcc"
-    export "CARGO_TARGET_${upper}_RUNNER=$(qemu_of "$target") -L /usr/$gnu"
-    export "CC_${lower}=$gnu-gcc" "AR_${lower}=$gnu-ar"
-    if [ "$target" = aarch64 ]; then
-        export "CARGO_TARGET_${upper}_RUSTFLAGS=-C $PAGE_FLAG"
-    fi
+    triple=$(arm_triple "$target")
+    arm_env "$target"
     log=$LOGS/$target.log
-    step "$target: cargo test --target $triple (under $(qemu_of "$target"))"
+    step "$target: cargo test --target $triple (under $(arm_qemu "$target"))"
     started=$SECONDS
     set +e
-    # qemu runs a test tens of times slower than the CPU it emulates: two test threads, the
-    # cores' count, keep the timing-sensitive tests (relay, threads) from starving.
+    # Two test threads (the cores' count): under qemu a test runs tens of times slower than on the
+    # CPU it emulates, and the relay and thread tests wait on each other.
     RUST_TEST_THREADS=2 cargo test --target "$triple" --no-fail-fast \
         -p alliance-core -p alliance-ffi -p alliance-tests \
         --lib --test clinical --test concurrency --test errors --test network_sync \
         --test two_devices 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     set -e
-    passed=$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1/p' "$log" | awk '{s += $1} END {print s + 0}')
-    failed=$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\2/p' "$log" | awk '{s += $1} END {print s + 0}')
+    counts() { # field (1 passed, 2 failed): the sum over every test program's summary line
+        sed -n "s/^test result: [A-Za-z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\\$1/p" "$log" \
+            | awk '{ s += $1 } END { print s + 0 }'
+    }
+    passed=$(counts 1)
+    failed=$(counts 2)
     if [ "$rc" != 0 ] && [ "$failed" = 0 ]; then
         # A build error, or a test program that died (a signal under qemu) before its summary.
-        echo "test-arm: $target: cargo test exited $rc without a failed assertion: see $log" >&2
+        echo "test-arm: $target: cargo test exited $rc with no failed assertion counted: see $log" >&2
         failed=1
     fi
-    [ "$failed" = 0 ] || status=1
+    if [ "$target" = aarch64 ]; then
+        # The library as apps load it (cargo test builds only the rlib). With the feature the
+        # tests above unified onto alliance-core, nothing but alliance-ffi is compiled again.
+        cargo build --target "$triple" -p alliance-ffi --lib --features alliance-core/test-support \
+            2>&1 | tee -a "$log" || failed=$((failed + 1))
+    fi
     echo "$target: cargo test took $((SECONDS - started)) s"
 
     if [ "$target" = aarch64 ]; then
-        step "$target: LOAD segments aligned to $PAGE_SIZE ($PAGE_FLAG)"
-        # The shipped kind of file (the cdylib) and every test program that ran above.
+        step "$target: LOAD segments aligned to $ARM_PAGE_SIZE ($ARM_PAGE_FLAG)"
+        # The kind of file that ships (the cdylib) and every test program that ran above.
         elves=("$TARGET_DIR/$triple/debug/liballiance_ffi.so")
         while read -r ran; do elves+=("$ran"); done < <(
             sed -n 's/^ *Running .* (\(.*\))$/\1/p' "$log")
         for elf in "${elves[@]}"; do
             aligns=
-            [ ! -f "$elf" ] || aligns=$(load_alignments "$elf" | sort -u | tr '\n' ' ')
+            [ ! -f "$elf" ] || aligns=$(load_alignments "$elf")
             echo "${elf#"$TARGET_DIR"/}: LOAD alignment ${aligns:-none (not built)}"
-            if [ "$aligns" = "$PAGE_SIZE " ]; then
+            if [ "$aligns" = "$ARM_PAGE_SIZE " ]; then
                 passed=$((passed + 1))
             else
-                echo "test-arm: LOAD segments of $elf are not all aligned to $PAGE_SIZE" >&2
+                echo "test-arm: LOAD segments of $elf are not all aligned to $ARM_PAGE_SIZE" >&2
                 failed=$((failed + 1))
-                status=1
             fi
         done
     fi
+    [ "$failed" = 0 ] || status=1
     summary+=("$target: $passed passed, $failed failed")
 done
 

@@ -25,9 +25,10 @@ case "$WHICH" in kotlin|swift|all) ;; *) echo "usage: $0 [kotlin|swift|all]" >&2
 
 FFI_CRATE=alliance-ffi
 # The tests' hooks (e.g. an own change peers refuse, bindings/src/test_hooks.rs) are exported only
-# with this feature. Every cargo call below passes it: one built without it would overwrite the
-# library (and its generated bindings) with one that lacks them.
-FFI_FEATURES=(--features test-hooks)
+# with this feature, and `bindgen` builds the uniffi-bindgen binary. Every cargo call below passes
+# both: one built without them would overwrite the library (and its generated bindings) with one
+# built from another feature set.
+FFI_FEATURES=(--features test-hooks,bindgen)
 FFI_LIB=alliance_ffi                      # [lib] name: liballiance_ffi.so, Swift module alliance_ffiFFI
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 LIB_DIR=$TARGET_DIR/debug

@@ -1,4 +1,4 @@
-//! `alliance-bench`: measures the six performance budgets of Alliance, each against a baseline
+//! `alliance-bench`: measures the performance budgets of Alliance, each against a baseline
 //! measured in the same run, and prints one table. Run by `scripts/bench` in release mode.
 //!
 //!   alliance-bench                 every budget
@@ -7,6 +7,7 @@
 //! The other subcommands are child roles the benchmark starts itself (relay, devices, memory).
 
 mod fixture;
+mod library_size;
 mod local_edit;
 mod memory;
 mod open_plan;
@@ -317,6 +318,11 @@ fn run_all() -> Result<()> {
             mid(&ours, |r| r.devices_cpu_s + r.server_cpu_s),
             Some(mid(&theirs, |r| r.devices_cpu_s + r.server_cpu_s)),
         ));
+    }
+
+    if selected("S1") {
+        step("S1: size of liballiance_ffi.so for ARM");
+        rows.extend(library_size::rows()?);
     }
 
     println!();

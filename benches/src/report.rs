@@ -138,7 +138,8 @@ pub fn show(unit: Unit, value: f64) -> String {
         Unit::Seconds if value < 1.0 => format!("{:.2} ms", value * 1e3),
         Unit::Seconds => format!("{value:.2} s"),
         Unit::Bytes if value < 10_000.0 => format!("{value:.0} B"),
-        Unit::Bytes => format!("{:.1} KB", value / 1000.0),
+        Unit::Bytes if value < 1e6 => format!("{:.1} KB", value / 1000.0),
+        Unit::Bytes => format!("{:.2} MB", value / 1e6),
         Unit::KiB => format!("{:.1} MiB", value / 1024.0),
         Unit::Times => format!("{value:.2}×"),
     }

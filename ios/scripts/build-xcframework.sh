@@ -3,17 +3,21 @@
 # uniffi C header and module map) and puts the generated Swift in ios/Sources/AllianceBindings/.
 # Both are build outputs, gitignored. Runs on macOS with Xcode and rustup.
 #
-#   ios/scripts/build-xcframework.sh [--debug]
+#   ios/scripts/build-xcframework.sh            the `mobile` profile (workspace Cargo.toml: LTO,
+#                                               one codegen unit, stripped; BENCHMARKS.md "Size")
+#   ios/scripts/build-xcframework.sh --debug    unoptimized, for faster local builds
 set -euo pipefail
 
 IOS_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROOT=$(cd "$IOS_DIR/.." && pwd)
 cd "$ROOT"
 
-PROFILE=release
-[ "${1:-}" = "--debug" ] && PROFILE=debug
-CARGO_PROFILE_FLAG=()
-[ "$PROFILE" = release ] && CARGO_PROFILE_FLAG=(--release)
+CARGO_PROFILE=mobile
+PROFILE=mobile                  # the folder under target/<triple>/ cargo writes to
+if [ "${1:-}" = "--debug" ]; then
+    CARGO_PROFILE=dev
+    PROFILE=debug
+fi
 
 FFI_CRATE=alliance-ffi
 FFI_LIB=alliance_ffi            # liballiance_ffi.a; C module alliance_ffiFFI
@@ -24,20 +28,26 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 WORK=$TARGET_DIR/ios-xcframework
 OUT=$IOS_DIR/AllianceFFI.xcframework
 
-command -v xcodebuild >/dev/null || { echo "build-xcframework: needs Xcode (xcodebuild)" >&2; exit 1; }
+missing() { echo "build-xcframework: $*" >&2; exit 1; }
+[ "$(uname -s)" = Darwin ] || missing "runs on macOS only (Xcode's xcodebuild and lipo build the XCFramework)"
+command -v xcodebuild >/dev/null || missing "needs Xcode: install it from the App Store, then \`xcode-select --install\`"
+xcodebuild -version >/dev/null 2>&1 || missing "xcodebuild does not run: point xcode-select at Xcode (\`sudo xcode-select -s /Applications/Xcode.app\`), not at the Command Line Tools"
+command -v lipo >/dev/null || missing "needs lipo (Xcode's command line tools)"
+command -v rustup >/dev/null || missing "needs Rust through rustup (https://rustup.rs)"
 rustup target add "$DEVICE_TARGET" "${SIM_TARGETS[@]}"
 
 # 1. Static libraries for each Apple target, and a host build for uniffi to read the interface.
 for target in "$DEVICE_TARGET" "${SIM_TARGETS[@]}"; do
-    cargo build --locked -p "$FFI_CRATE" --lib --target "$target" "${CARGO_PROFILE_FLAG[@]}"
+    cargo build --locked -p "$FFI_CRATE" --lib --target "$target" --profile "$CARGO_PROFILE"
 done
-cargo build --locked -p "$FFI_CRATE" --lib "${CARGO_PROFILE_FLAG[@]}"
-HOST_LIB=$TARGET_DIR/$PROFILE/lib$FFI_LIB.dylib
+# The interface is the same in every profile: an unoptimized host build is quickest to make.
+cargo build --locked -p "$FFI_CRATE" --lib
+HOST_LIB=$TARGET_DIR/debug/lib$FFI_LIB.dylib
 
 # 2. Swift bindings, C header and module map from the host library (library mode).
 rm -rf "$WORK"
 mkdir -p "$WORK/generated" "$WORK/headers/$FFI_MODULE" "$WORK/simulator"
-cargo run --locked -q -p "$FFI_CRATE" --bin uniffi-bindgen -- \
+cargo run --locked -q -p "$FFI_CRATE" --features bindgen --bin uniffi-bindgen -- \
     generate --library "$HOST_LIB" --language swift --out-dir "$WORK/generated"
 cp "$WORK/generated/$FFI_MODULE.h" "$WORK/headers/$FFI_MODULE/"
 # xcodebuild wants the name module.modulemap; a folder of its own keeps it from clashing with
