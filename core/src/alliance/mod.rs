@@ -889,7 +889,7 @@ impl Alliance {
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        self.edit_scoped(plan, (None, false), description, edit)
+        self.edit_scoped(plan, (None, false), Catalog::Refresh, description, edit)
     }
 
     /// [`Alliance::edit`] of one goal: the model holds that goal too, with its check-ins when
@@ -900,13 +900,22 @@ impl Alliance {
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        self.edit_scoped(plan, (Some(goal), checkins), description, edit)
+        self.edit_scoped(
+            plan,
+            (Some(goal), checkins),
+            Catalog::Touch,
+            description,
+            edit,
+        )
     }
 
+    /// The edit of [`Alliance::edit`], reading `goal` (with its check-ins when `checkins`) for
+    /// the rules, and told what the change may do to the plan's catalog row.
     fn edit_scoped<T>(
         &self,
         plan: PlanId,
         (goal, checkins): (Option<GoalId>, bool),
+        catalog: Catalog,
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
@@ -929,12 +938,6 @@ impl Alliance {
                 Ok(())
             })?;
             if change.is_some() {
-                // Edits scoped to one existing goal leave title, members, devices and the
-                // goal count as they were.
-                let catalog = match goal {
-                    Some(_) => Catalog::Touch,
-                    None => Catalog::Refresh,
-                };
                 inner.persist_with(plan, catalog, |_| Ok(()))?;
             }
             Ok((out, change.is_some()))
@@ -1188,7 +1191,8 @@ impl Alliance {
         // Only a correction reads the goal and its check-ins (to find the one it corrects); a
         // new check-in of a goal that does not exist fails when it is written.
         let scope = (checkin.corrects.map(|_| goal), checkin.corrects.is_some());
-        self.edit_scoped(plan, scope, description, |model, me, tx| {
+        // A check-in changes no catalog field (title, members, devices, goal count).
+        self.edit_scoped(plan, scope, Catalog::Touch, description, |model, me, tx| {
             let corrects = match checkin.corrects {
                 Some(original) => Some(
                     model
