@@ -187,6 +187,10 @@ pub struct RelayArgs {
     /// On SIGTERM or SIGINT, how long syncs in flight may take to finish (30 by default).
     #[arg(long, value_name = "SECONDS")]
     pub drain_grace_secs: Option<String>,
+    /// Check the settings (file, environment, flags) and exit: `configuration ok`, or the
+    /// first problem, naming its key, with exit status 1.
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 #[derive(Subcommand, Debug)]

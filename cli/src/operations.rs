@@ -51,6 +51,10 @@ pub fn relay(args: RelayArgs, db: &StoreFile, db_is_default: bool) -> Result<()>
         }
         None => {
             let config = settings(&args)?;
+            if args.check_config {
+                println!("configuration ok");
+                return Ok(());
+            }
             // The file's `db` and `key_file` stand in for the global flags left at their
             // defaults.
             let store_file = match (&config.db, &config.key_file, db_is_default) {

@@ -546,7 +546,7 @@ fn a_backup_taken_while_a_writer_runs_is_sound_and_holds_every_acknowledged_edit
         command.output().unwrap()
     };
 
-    // A writer adds goals as fast as it can; each returned call is an acknowledged edit.
+    // A writer adds goals one after another; each returned call is an acknowledged edit.
     let acknowledged = Arc::new(AtomicUsize::new(0));
     let stop_writing = Arc::new(AtomicBool::new(false));
     let writer = {
@@ -563,6 +563,8 @@ fn a_backup_taken_while_a_writer_runs_is_sound_and_holds_every_acknowledged_edit
                 store.propose_goal(plan, &format!("edit {n}")).unwrap();
                 n += 1;
                 acknowledged.store(n, Ordering::SeqCst);
+                // A busy relay's pace: other connections get the write lock in between.
+                std::thread::sleep(Duration::from_millis(2));
             }
         })
     };

@@ -9,10 +9,10 @@ use crate::audit::{AuditKind, NewAuditEntry};
 impl Alliance {
     /// Writes a consistent copy of the store to `out` (which must not exist), encrypted under
     /// the store's key, while this and other processes go on writing: it holds every write
-    /// committed before it began. Recorded in the audit trail as an admin action.
+    /// committed before it began. Recorded in the audit trail as an admin action first (the
+    /// copy holds its own entry): no copy is taken that the trail does not show.
     pub fn backup_to(&self, out: &Path) -> Result<()> {
         let mut inner = self.inner.lock();
-        inner.store.backup_to(out)?;
         let now = crate::clock::now_ms();
         let entry = NewAuditEntry {
             detail: Some("backup".into()),
@@ -21,7 +21,7 @@ impl Alliance {
         inner
             .store
             .write(|tx| store::append_audit(tx, &entry, now))?;
-        Ok(())
+        inner.store.backup_to(out)
     }
 
     /// Whether the store answers and its schema is this build's (every migration ran): the
