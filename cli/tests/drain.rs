@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alliance_core::sync::{sync_once, SyncOptions};
-use alliance_core::{Alliance, NewPlan, PlanId, Role};
+use alliance_core::{Alliance, PlanId};
 use common::{alliance, Running};
 
 /// The grace period the relay is started with.
@@ -36,35 +36,14 @@ struct Device {
 }
 
 fn pair(index: usize) -> [Arc<Device>; 2] {
-    let counselor = Arc::new(Alliance::open_in_memory().unwrap());
-    let client = Arc::new(Alliance::open_in_memory().unwrap());
-    let dana = counselor
-        .init(&format!("Counselor {index}"), Role::Counselor, None)
-        .unwrap();
-    let sam = client
-        .init(&format!("Client {index}"), Role::Client, None)
-        .unwrap();
-    let plan = counselor
-        .create_plan(&NewPlan {
-            title: format!("Plan {index}"),
-            client_name: format!("Client {index}"),
-            client_member: Some(sam.member_id),
-            client_device: Some(sam.device_id),
-        })
-        .unwrap();
-    let tokens = [dana.device_id, sam.device_id]
-        .map(|device| counselor.issue_device_token(plan, device, None).unwrap());
-    let [counselor_token, client_token] = tokens;
-    [
-        (counselor, counselor_token, "counselor"),
-        (client, client_token, "client"),
-    ]
-    .map(|(store, token, side)| {
+    let (plan, devices) = common::plan_pair(index);
+    let mut sides = ["counselor", "client"].into_iter();
+    devices.map(|(store, token)| {
         Arc::new(Device {
             store,
             token,
             plan,
-            name: format!("{side} {index}"),
+            name: format!("{} {index}", sides.next().unwrap_or("device")),
             acknowledged: AtomicUsize::new(0),
         })
     })

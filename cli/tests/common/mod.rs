@@ -233,3 +233,38 @@ pub fn checkin_notes(db: &Path, plan: &str) -> Vec<String> {
     notes.sort();
     notes
 }
+
+/// Plan `index` in memory: a counselor's device and the client's phone, each with the relay
+/// token the counselor issued it (load and drain tests).
+pub fn plan_pair(
+    index: usize,
+) -> (
+    alliance_core::PlanId,
+    [(std::sync::Arc<alliance_core::Alliance>, String); 2],
+) {
+    use alliance_core::{Alliance, NewPlan, Role};
+    use std::sync::Arc;
+    let counselor = Arc::new(Alliance::open_in_memory().unwrap());
+    let client = Arc::new(Alliance::open_in_memory().unwrap());
+    let dana = counselor
+        .init(&format!("Counselor {index}"), Role::Counselor, None)
+        .unwrap();
+    let sam = client
+        .init(&format!("Client {index}"), Role::Client, None)
+        .unwrap();
+    let plan = counselor
+        .create_plan(&NewPlan {
+            title: format!("Plan {index}"),
+            client_name: format!("Client {index}"),
+            client_member: Some(sam.member_id),
+            client_device: Some(sam.device_id),
+        })
+        .unwrap();
+    let counselor_token = counselor
+        .issue_device_token(plan, dana.device_id, None)
+        .unwrap();
+    let client_token = counselor
+        .issue_device_token(plan, sam.device_id, None)
+        .unwrap();
+    (plan, [(counselor, counselor_token), (client, client_token)])
+}
