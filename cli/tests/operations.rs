@@ -8,6 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -669,4 +670,61 @@ fn a_restored_relay_catches_up_from_devices() {
     got.sort();
     assert_eq!(got, vec!["After the backup", "Before the backup"]);
     stop(relay);
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_and_hold_no_token() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+
+    let People {
+        _dir,
+        relay_db,
+        dana,
+        ..
+    } = people();
+    let mut command = alliance(&relay_db);
+    command
+        .env("RUST_LOG", "info")
+        .args(["relay", "--listen", "127.0.0.1:0", "--open-enrollment"])
+        .args(["--log-format", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = stdout
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("relay listening on ")
+        .unwrap()
+        .to_owned();
+    ok(&dana, &["sync", "--server", &url]);
+    let killed = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<Value> = stderr
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"] == "peer joined"),
+        "{stderr}"
+    );
+    assert!(
+        lines.iter().any(|l| l["fields"]["message"] == "draining"),
+        "{stderr}"
+    );
+    assert!(lines
+        .iter()
+        .all(|l| l["level"].is_string() && l["timestamp"].is_string()));
+    assert!(!stderr.contains(&token_of(&dana)));
 }

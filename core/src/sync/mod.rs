@@ -24,6 +24,8 @@ pub mod token;
 #[cfg(test)]
 mod memory_store;
 #[cfg(test)]
+mod ops_tests;
+#[cfg(test)]
 mod tests;
 
 pub use alliance_store::{spawn_alliance_watch, watch_blocking};
