@@ -89,14 +89,9 @@ impl Running {
             .unwrap()
     }
 
-    /// Sends the process a signal by name (`TERM`, `HUP`, …) with kill(1).
+    /// Sends the process a signal by name (`TERM`, `HUP`, …).
     pub fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(sent.success(), "kill -{name} failed");
+        send_signal(self.child.id(), name);
     }
 
     /// Waits up to `limit` for the process to exit: its status, or None while it still runs.
@@ -127,6 +122,17 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends process `pid` a signal by name (`TERM`, `HUP`, …) with the shell's `kill` builtin
+/// (no procps needed).
+pub fn send_signal(pid: u32, name: &str) {
+    let sent = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -{name} {pid}"))
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{name} {pid} failed");
 }
 
 /// `alliance relay` on a free loopback port; returns it and its ws:// URL.
