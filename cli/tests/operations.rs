@@ -352,6 +352,14 @@ fn metrics_count_what_devices_did() {
         1.0
     );
     assert_eq!(value(&now, "alliance_relay_connections_total"), 5.0);
+    // A store whose schema is not this build's (a newer build migrated it) is not ready.
+    let conn = rusqlite::Connection::open(&relay_db).unwrap();
+    conn.pragma_update(None, "user_version", 999).unwrap();
+    drop(conn);
+    let (status, body) = get(&admin, "/readyz");
+    assert_eq!(status, "HTTP/1.0 503 Service Unavailable", "{body}");
+    assert!(body.contains("version 999"), "{body}");
+    assert_eq!(get(&admin, "/healthz").0, "HTTP/1.0 200 OK");
     stop(relay);
 }
 
