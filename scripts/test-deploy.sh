@@ -87,6 +87,17 @@ if [ -z "$found" ]; then
 fi
 echo "Prometheus scraped the relay: plans_held + connections_total = 2"
 
+# The image's runtime stage is debian:bookworm-slim with nothing added: the binary may need no
+# shared library beyond glibc's and libgcc_s (both in every Debian base image).
+extra=$(ldd "$BIN" | awk '{print $1}' \
+    | grep -Ev '^(linux-vdso\.so\.1|libgcc_s\.so\.1|libm\.so\.6|libc\.so\.6|libpthread\.so\.0|libdl\.so\.2|/lib64/ld-linux-x86-64\.so\.2|/lib/ld-linux-aarch64\.so\.1)$' \
+    || true)
+if [ -n "$extra" ]; then
+    echo "the binary needs libraries a slim base image lacks: $extra" >&2
+    exit 1
+fi
+echo "shared libraries: glibc and libgcc_s only"
+
 if docker info >/dev/null 2>&1; then
     docker build -f deploy/Dockerfile -t alliance-relay:test .
     docker run --rm --entrypoint /usr/local/bin/alliance alliance-relay:test --version
