@@ -186,8 +186,23 @@ fn serve(config: RelayConfig, db: &StoreFile) -> Result<()> {
             grace_secs = config.drain_grace.as_secs(),
             "draining"
         );
-        relay.drain(config.drain_grace).await;
-        admin_action(&store, "relay_stopped");
+        // A second SIGTERM or SIGINT stops at once, without waiting out the grace period.
+        let drained = tokio::select! {
+            _ = relay.drain(config.drain_grace) => true,
+            _ = terminate.recv() => false,
+            _ = interrupt.recv() => false,
+        };
+        if !drained {
+            warn!("stopped before the drain finished");
+        }
+        admin_action(
+            &store,
+            if drained {
+                "relay_stopped"
+            } else {
+                "relay_stopped_early"
+            },
+        );
         info!("relay stopped");
         Ok(())
     })

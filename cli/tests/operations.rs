@@ -730,3 +730,52 @@ fn json_logs_are_one_object_per_line_and_hold_no_token() {
         .all(|l| l["level"].is_string() && l["timestamp"].is_string()));
     assert!(!stderr.contains(&token_of(&dana)));
 }
+
+#[test]
+fn a_second_sigterm_stops_a_drain_that_waits_on_a_stuck_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    let (mut relay, url, admin) = {
+        let mut command = alliance(&db);
+        command.env("ALLIANCE_RELAY_LIMITS_HANDSHAKE_TIMEOUT_SECS", "600");
+        command.args([
+            "relay",
+            "--listen",
+            "127.0.0.1:0",
+            "--drain-grace-secs",
+            "600",
+        ]);
+        command.args(["--admin", "127.0.0.1:0"]);
+        let mut relay = Running::spawn(command);
+        let url = relay.next_line();
+        let admin = relay.next_line();
+        (relay, url, admin)
+    };
+    let addr = url.strip_prefix("relay listening on ws://").unwrap();
+    let admin = admin.strip_prefix("admin listening on http://").unwrap();
+    // A connection that never completes its WebSocket upgrade keeps the drain waiting.
+    let stuck = TcpStream::connect(addr).unwrap();
+    for _ in 0..400 {
+        if value(&get(admin, "/metrics").1, "alliance_relay_connections_open") == 1.0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(
+        value(&get(admin, "/metrics").1, "alliance_relay_connections_open"),
+        1.0
+    );
+    relay.signal("TERM");
+    assert!(
+        relay.wait_for_exit(Duration::from_millis(500)).is_none(),
+        "the drain waits for the stuck connection"
+    );
+    relay.signal("TERM");
+    let status = relay
+        .wait_for_exit(Duration::from_secs(30))
+        .expect("a second SIGTERM stops the relay");
+    assert!(status.success(), "{status}");
+    drop(stuck);
+    let entries = trail(&db, &[]);
+    assert!(entries.iter().any(|e| e["detail"] == "relay_stopped_early"));
+}
