@@ -21,7 +21,7 @@ pub mod store;
 pub mod sync;
 mod sync_peer;
 
-pub use alliance::{Alliance, FileWatch, NewDevice, NewPlan, PlanObserver, SyncReceipt};
+pub use alliance::{Alliance, FileWatch, NewDevice, NewPlan, PlanObserver, ReadFrom, SyncReceipt};
 pub use error::{Error, Result};
 pub use model::*;
 pub use store::StoreKey;

@@ -4,6 +4,7 @@ pub mod chunks;
 mod hash;
 pub mod history;
 pub mod read;
+pub mod read_model;
 pub mod rebase;
 pub mod schema;
 pub mod write;
