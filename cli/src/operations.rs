@@ -128,10 +128,20 @@ fn read_file(path: &Path, field: &'static str) -> Result<Vec<u8>> {
     })
 }
 
+/// Who runs this command, for admin entries: `local:USER` (the login name from the
+/// environment; a service manager sets it for the service's user).
+fn operator() -> String {
+    let user = ["USER", "LOGNAME"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()));
+    format!("local:{}", user.as_deref().unwrap_or("unknown"))
+}
+
 /// Appends an admin action to the trail, logging a failure (the action itself went ahead).
 fn admin_action(store: &Alliance, action: &str) {
     let entry = NewAuditEntry {
         detail: Some(action.to_string()),
+        remote: Some(operator()),
         ..NewAuditEntry::new(AuditKind::Admin, "ok")
     };
     if let Err(error) = store.record_audit(&entry) {

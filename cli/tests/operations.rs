@@ -143,9 +143,9 @@ fn the_audit_trail_records_every_kind_of_entry_and_nothing_secret() {
     assert!(has("token_issued", "learned", Some(&sam_device)));
     assert!(has("token_issued", "learned", Some(&dana_device)));
     assert!(has("token_revoked", "learned", Some(&sam_device)));
-    assert!(entries
-        .iter()
-        .any(|e| e["kind"] == "admin" && e["detail"] == "relay_started"));
+    assert!(entries.iter().any(|e| e["kind"] == "admin"
+        && e["detail"] == "relay_started"
+        && e["remote"].as_str().unwrap().starts_with("local:")));
     assert!(entries
         .iter()
         .any(|e| e["kind"] == "admin" && e["detail"] == "relay_stopped"));
