@@ -76,6 +76,13 @@ fn the_dockerfile_builds_in_one_stage_and_runs_the_relay_unprivileged_in_another
         .any(|(k, rest)| k == "RUN" && rest.contains("cargo build --release --locked")));
     // No remote sources pulled in by ADD.
     assert!(!steps.iter().any(|(k, _)| k == "ADD"));
+    // `COPY . .` takes the repository: build outputs and .git stay out of the context.
+    let ignored =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.dockerignore"))
+            .unwrap();
+    for entry in ["target", ".git"] {
+        assert!(ignored.lines().any(|l| l == entry), "{entry} not ignored");
+    }
 }
 
 #[test]
