@@ -197,6 +197,10 @@ pub struct RelayArgs {
 pub enum RelayAction {
     /// The relay's audit trail: who reached which plan, when, from where, and how it went.
     Audit {
+        /// The relay's settings file: its `db` and `key_file` name the store (unless --db
+        /// or --key-file are given).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Only entries about this plan.
         #[arg(long)]
         plan: Option<String>,

@@ -26,13 +26,18 @@ const BLOCKING_THREADS: usize = 8;
 pub fn relay(args: RelayArgs, db: &StoreFile, db_is_default: bool) -> Result<()> {
     match args.action {
         Some(RelayAction::Audit {
+            config,
             plan,
             device,
             since,
             json,
             verify,
         }) => {
-            let store = crate::commands::open_existing(db)?;
+            let store_file = match config {
+                Some(path) => relay_store(&RelayConfig::load(Some(&path))?, db, db_is_default)?,
+                None => db.sibling(db.path()),
+            };
+            let store = crate::commands::open_existing(&store_file)?;
             if verify {
                 return verify_trail(&store);
             }
@@ -55,16 +60,20 @@ pub fn relay(args: RelayArgs, db: &StoreFile, db_is_default: bool) -> Result<()>
                 println!("configuration ok");
                 return Ok(());
             }
-            // The file's `db` and `key_file` stand in for the global flags left at their
-            // defaults.
-            let store_file = match (&config.db, &config.key_file, db_is_default) {
-                (Some(path), Some(key), true) => StoreFile::new(path, Some(key))?,
-                (Some(path), None, true) => db.sibling(path),
-                _ => db.sibling(db.path()),
-            };
+            let store_file = relay_store(&config, db, db_is_default)?;
             serve(config, &store_file)
         }
     }
+}
+
+/// The relay's store: the settings' `db` and `key_file` stand in for the global flags left at
+/// their defaults.
+fn relay_store(config: &RelayConfig, db: &StoreFile, db_is_default: bool) -> Result<StoreFile> {
+    Ok(match (&config.db, &config.key_file, db_is_default) {
+        (Some(path), Some(key), true) => StoreFile::new(path, Some(key))?,
+        (Some(path), None, true) => db.sibling(path),
+        _ => db.sibling(db.path()),
+    })
 }
 
 /// Defaults, then `--config`, then the environment, then flags.

@@ -8,6 +8,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -207,6 +208,22 @@ fn the_audit_trail_records_every_kind_of_entry_and_nothing_secret() {
     assert!(trail(&db, &["--since", "2999-01-01"]).is_empty());
     let text = ok(&db, &["relay", "audit", "--device", &sam_device]);
     assert!(text.lines().all(|l| l.contains(&sam_device)), "{text}");
+    // The relay's settings file names its store, as the service runs it.
+    let config = db.with_file_name("relay.toml");
+    std::fs::write(&config, format!("db = {:?}\n", db.to_str().unwrap())).unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alliance"));
+    command
+        .env_remove("ALLIANCE_DB")
+        .args(["relay", "audit", "--json", "--config"])
+        .arg(&config);
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listed: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(listed.len() >= entries.len());
 }
 
 /// A copy of `db` that an attacker with the file changed by `sql` (the append-only triggers
