@@ -5,6 +5,7 @@
 //! them, and exchange sync messages with peers.
 
 mod alliance;
+pub mod audit;
 pub mod clinical_time;
 mod clock;
 mod error;

@@ -1845,6 +1845,8 @@ fn describe_goal_edit(edit: &GoalEdit) -> String {
     format!("edited a goal: {}", fields.join(", "))
 }
 
+mod audit;
+mod operations;
 #[cfg(any(test, feature = "test-support"))]
 mod unchecked;
 

@@ -23,6 +23,8 @@ pub struct DeviceAccess {
     pub token_hash: Option<String>,
     /// A counselor revoked the device.
     pub revoked: bool,
+    /// The member the device belongs to.
+    pub member_id: Option<crate::model::MemberId>,
 }
 
 use crate::error::Result;

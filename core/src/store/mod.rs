@@ -1,6 +1,8 @@
 //! SQLite storage: migrations, documents (snapshot + incremental chunks), the plan catalog,
 //! this device's identity and sync state. All SQL of the core lives under this module.
 
+mod audit;
+mod backup;
 mod documents;
 mod encryption;
 mod file_lock;
@@ -104,6 +106,28 @@ impl Store {
     /// store SQLCipher's check of every page's authentication code); empty when it is sound.
     pub fn integrity_check(&mut self) -> Result<Vec<String>> {
         integrity::check(&self.conn, self.encrypted)
+    }
+
+    /// Writes a consistent copy of this store to `out` (which must not exist) while other
+    /// connections and processes go on writing; encrypted under this store's key.
+    pub fn backup_to(&mut self, out: &Path) -> Result<()> {
+        if self.depth > 0 {
+            return Err(crate::error::Error::Malformed(
+                "a transaction is already open on this store".into(),
+            ));
+        }
+        backup::backup_into(&self.conn, out)
+    }
+
+    /// Checks that `file` opens with `key` and is sound (see [`restore`]); returns its schema
+    /// version.
+    pub fn check_backup(file: &Path, key: Option<&StoreKey>) -> Result<i64> {
+        backup::check_backup(file, key)
+    }
+
+    /// The schema version of the file (`PRAGMA user_version`), read now.
+    pub fn schema_version(&mut self) -> Result<i64> {
+        schema::user_version(&self.conn)
     }
 
     fn setup(mut conn: Connection, encrypted: bool) -> Result<Self> {
@@ -242,6 +266,8 @@ impl Store {
     }
 }
 
+pub use audit::{append_audit, list_audit, parse_kind, verify_audit};
+pub use backup::restore;
 pub use documents::{
     all_document_heads, append_chunk, document_heads, document_sizes, fill_document_heads,
     has_document, insert_document, last_chunk_seq, list_plans, load_document, load_document_parts,
