@@ -37,6 +37,11 @@ pub fn sync(device: &Device, url: &str, wanted: &[PlanId]) -> Result<SyncSummary
             .iter()
             .map(|plan| DocumentId::from_uuid(plan.as_uuid()))
             .collect(),
+        // For comparing windows in profiling runs.
+        push_window: std::env::var("ALLIANCE_BENCH_PUSH_WINDOW")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(SyncOptions::default().push_window),
         ..SyncOptions::default()
     };
     Ok(sync_once_blocking(device.store.clone(), url, &options)?)

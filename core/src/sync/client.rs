@@ -54,6 +54,9 @@ pub struct SyncOptions {
     /// connection silently dropped by a network is noticed, and a relay's idle timeout does
     /// not close a live device. None: no pings.
     pub keepalive: Option<Duration>,
+    /// Most sync messages a session sends without hearing back from the server while it opens
+    /// its plans (see [`PUSH_WINDOW`], the default). At least 1.
+    pub push_window: usize,
 }
 
 impl Default for SyncOptions {
@@ -69,6 +72,7 @@ impl Default for SyncOptions {
             extra_root_certificate: None,
             heads_digest: true,
             keepalive: Some(Duration::from_secs(30)),
+            push_window: PUSH_WINDOW,
         }
     }
 }
@@ -89,6 +93,7 @@ impl std::fmt::Debug for SyncOptions {
             )
             .field("heads_digest", &self.heads_digest)
             .field("keepalive", &self.keepalive)
+            .field("push_window", &self.push_window)
             .finish()
     }
 }
@@ -198,9 +203,11 @@ struct Session<S> {
     refused_reported: usize,
     /// Plans waiting for their first push of the session (see [`PUSH_WINDOW`]).
     queued: VecDeque<DocumentId>,
-    /// Messages sent since the server last sent one, at most [`PUSH_WINDOW`] while
-    /// `queued` is drained.
-    unanswered: usize,
+    /// Plans pushed from `queued` that the server has not said anything about yet: at most
+    /// `push_window` while `queued` is drained.
+    opening: BTreeSet<DocumentId>,
+    /// [`SyncOptions::push_window`].
+    push_window: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -259,7 +266,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         refused: Vec::new(),
                         refused_reported: 0,
                         queued: VecDeque::new(),
-                        unanswered: 0,
+                        opening: BTreeSet::new(),
+                        push_window: options.push_window.max(1),
                     });
                 }
                 Message::Error { message, .. } => return Err(SyncError::Remote(message)),
@@ -302,13 +310,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         self.push_queued().await
     }
 
-    /// Pushes queued plans while fewer than [`PUSH_WINDOW`] messages wait for an answer.
+    /// Pushes queued plans while fewer than `push_window` messages wait for an answer.
     async fn push_queued(&mut self) -> Result<(), SyncError> {
-        while self.unanswered < PUSH_WINDOW {
+        while self.opening.len() < self.push_window {
             let Some(document) = self.queued.pop_front() else {
                 break;
             };
-            self.push(document).await?;
+            if self.push(document).await? {
+                self.opening.insert(document);
+            }
         }
         Ok(())
     }
@@ -324,12 +334,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         };
         match tokio::time::timeout_at(wait, self.conn.recv()).await {
             Ok(Some(message)) => {
-                self.unanswered = self.unanswered.saturating_sub(1);
+                if let Ok(message) = &message {
+                    if let Some(document) = message.document_id() {
+                        self.opening.remove(&document);
+                    }
+                }
                 message.map(Some)
             }
             Ok(None) => Err(SyncError::Closed),
             Err(_) if wait < deadline => {
-                self.unanswered = 0;
+                self.opening.clear();
                 Ok(None)
             }
             Err(_) => Err(SyncError::Timeout("every plan to be in sync")),
@@ -388,10 +402,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Sends the next sync message for a document, if there is one.
-    async fn push(&mut self, document: DocumentId) -> Result<(), SyncError> {
+    /// Returns whether a message was sent.
+    async fn push(&mut self, document: DocumentId) -> Result<bool, SyncError> {
         let progress = self.documents.entry(document).or_default();
         let Some((data, envelope)) = self.exchange.generate(document).await? else {
-            return Ok(());
+            return Ok(false);
         };
         progress.sent(&envelope);
         let message = DocumentMessage {
@@ -406,8 +421,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         } else {
             Message::Sync(message)
         };
-        self.unanswered += 1;
-        self.conn.send(&message).await
+        self.conn.send(&message).await?;
+        Ok(true)
     }
 
     /// Acts on one message from the server.
@@ -438,7 +453,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 if envelope.carries_changes {
                     self.updated.insert(document);
                 }
-                self.push(document).await
+                self.push(document).await.map(drop)
             }
             Message::DocUnavailable { document_id, .. } => {
                 if let Some(progress) = self.documents.get_mut(&document_id) {
@@ -483,7 +498,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         info!(%document, changes = changes.len(), "the server refused own changes; set aside");
         self.refused.push(OwnChangesRefused { document, changes });
-        self.push(document).await
+        self.push(document).await.map(drop)
     }
 
     /// Refusals not yet handed to a watch-mode observer.
@@ -834,7 +849,9 @@ async fn watch_session(
                     }
                     session.push_queued().await?;
                 }
-                Some(document) = changes.recv() => session.push(document).await?,
+                Some(document) = changes.recv() => {
+                    session.push(document).await?;
+                }
                 _ = next_ping => {
                     let every = keepalive.unwrap_or_default();
                     if session.conn.last_heard().elapsed() > every * 2 {
