@@ -6,7 +6,7 @@ use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::heads::{HeadsDigest, SyncEnvelope};
 use super::protocol::ChangeRefusal;
-use super::store::SyncStore;
+use super::store::{SyncStore, TokenVoucher};
 use crate::SyncPeer;
 
 /// One store seen from one connection: sync state is persisted under `key`, and the
@@ -61,6 +61,20 @@ impl Exchange {
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
         self.run(move |store, key| store.receive_sync_message(document, key, &data))
             .await
+    }
+
+    /// [`Exchange::receive`] of a message pushed with a relay token: kept only when the
+    /// plan stays bound to its tokens (see [`TokenVoucher`]).
+    pub async fn receive_vouched(
+        &self,
+        document: DocumentId,
+        data: Vec<u8>,
+        voucher: TokenVoucher,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        self.run(move |store, key| {
+            store.receive_vouched_sync_message(document, key, &data, &voucher)
+        })
+        .await
     }
 
     /// The peer refused these changes: the store sets its own aside; returns what to report.
