@@ -5,9 +5,35 @@
 
 use super::Inner;
 use crate::error::{Error, Result};
-use crate::model::PlanId;
+use crate::model::{PlanId, Role};
 use crate::store;
 use crate::sync::TokenVoucher;
+
+/// Whether the pushing token (`pusher`) belongs to a counselor device of another plan that
+/// lists `hash`: a counselor enrolling a client's phone in a second plan with the token it
+/// already holds (`--reuse`). A client never vouches for its counselor's token this way.
+fn counselor_with(inner: &mut Inner, plan: PlanId, pusher: &str, hash: &str) -> Result<bool> {
+    let mine = inner.store.read(|tx| store::plans_of_token(tx, pusher))?;
+    for (other, device) in mine {
+        if other == plan
+            || !inner
+                .store
+                .read(|tx| store::token_hashes_of_plan(tx, other))?
+                .iter()
+                .any(|h| h == hash)
+        {
+            continue;
+        }
+        let roles = inner.open(other)?.doc.read_for_edit(None, false)?;
+        if roles
+            .member_of_device(device)
+            .is_some_and(|m| m.role == Role::Counselor)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
 
 /// Refuses (and so rolls back) what `inner` is about to commit for `plan` when the plan now
 /// lists a token hash that was not in `listed_before`, is not the pusher's, and another plan
@@ -37,6 +63,7 @@ pub(super) fn check(
         if inner
             .store
             .read(|tx| store::token_listed_elsewhere(tx, hash, plan))?
+            && !counselor_with(inner, plan, &voucher.token_hash, hash)?
         {
             return Err(Error::not_allowed(
                 "a plan lists a relay token that its pusher cannot vouch for",

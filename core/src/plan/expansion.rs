@@ -259,13 +259,13 @@ mod tests {
         tx.put(ROOT, "b", "two").unwrap();
         tx.commit();
         let change = doc.get_last_local_change().unwrap().clone();
-        let Outline::Change(outline) = outline(change.raw_bytes(), 1_000_000).unwrap() else {
+        let Outline::Change(read) = outline_of(change.raw_bytes(), 1_000_000) else {
             panic!("not a change");
         };
-        assert_eq!(outline.operations, change.len() as u64);
-        assert_eq!(outline.hash, change.hash());
-        assert_eq!(&outline.actor, change.actor_id());
-        assert_eq!(outline.timestamp, change.timestamp());
+        assert_eq!(read.operations, change.len() as u64);
+        assert_eq!(read.hash, change.hash());
+        assert_eq!(&read.actor, change.actor_id());
+        assert_eq!(read.timestamp, change.timestamp());
         // Counting stops past the cap.
         let Outline::Change(capped) = outline_of(change.raw_bytes(), 10) else {
             panic!("not a change");
