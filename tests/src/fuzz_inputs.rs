@@ -126,7 +126,7 @@ pub fn sync_scene() -> SyncScene {
 /// both within its budgets (`alliance_core::budgets`), storing nothing of them.
 pub fn hostile_sync_inputs(scene: &SyncScene) -> Vec<Vec<u8>> {
     use crate::hostile::{change_bomb, held_chain, message_with, next_numbers};
-    use automerge::{Automerge, ReadDoc};
+    use automerge::Automerge;
     let before = &scene.documents[0];
     let doc = Automerge::load(before).expect("scene document");
     let changes = doc.get_changes(&[]);

@@ -12,6 +12,10 @@ use crate::error::{Error, Result};
 use crate::plan::expansion::{self, ChangeOutline, Outline};
 use crate::plan::{chunks, rebase};
 
+/// Most changes past the change budget one message may carry; each is refused and recorded,
+/// past this the message is refused whole (no honest peer sends one).
+const MAX_OVERSIZED_PER_MESSAGE: usize = 16;
+
 /// A sync message's chunks, measured and parsed outside the store lock.
 pub(crate) struct Screened {
     /// Change and bundle chunks, parsed.
@@ -23,22 +27,44 @@ pub(crate) struct Screened {
 }
 
 /// Measures every chunk of `message` from its header and parses those within `budgets`.
-/// A whole document or bundle past the document budget fails the message
-/// ([`Error::Limit`]); a change past the change budget is kept aside, to be refused as a rule.
+/// A message whose chunks claim more operations together than a document may hold fails
+/// ([`Error::Limit`]); a change past the change budget is kept aside (never decoded), to be
+/// refused as a rule.
 pub(crate) fn screen(message: &sync::Message, budgets: &Budgets) -> Result<Screened> {
     let mut screened = Screened {
         changes: Vec::new(),
         oversized: Vec::new(),
         documents: Vec::new(),
     };
+    // Every chunk counts towards one message's total, so many changes each within the
+    // change budget cannot add up to more than a document may hold.
+    let mut total: u64 = 0;
     for blob in message.changes.iter() {
         for chunk in chunks::split(blob)? {
             let outline = expansion::outline(chunk, budgets.operations_per_document)?;
+            total = total.saturating_add(match &outline {
+                // Never decoded: refused as a rule on its header alone.
+                Outline::Change(change) if change.operations > budgets.operations_per_change => 0,
+                Outline::Change(change) => change.operations,
+                Outline::Many { operations } => *operations,
+            });
+            if total > budgets.operations_per_document {
+                return Err(Error::Limit(format!(
+                    "a sync message claims more than {} operations",
+                    budgets.operations_per_document
+                )));
+            }
             // Dispatch on the chunk type: `Bundle::try_from` does not check it, and now and
             // then reads a whole-document chunk (what V2 messages carry) as an empty bundle,
             // which silently lost every change in it.
             match outline {
                 Outline::Change(change) if change.operations > budgets.operations_per_change => {
+                    if screened.oversized.len() >= MAX_OVERSIZED_PER_MESSAGE {
+                        return Err(Error::Limit(format!(
+                            "a sync message carries more than {MAX_OVERSIZED_PER_MESSAGE} \
+                             changes past the operations a change may hold"
+                        )));
+                    }
                     screened.oversized.push(change);
                 }
                 Outline::Change(_) => {
