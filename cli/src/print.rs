@@ -315,11 +315,14 @@ pub fn progress(plan: &Plan, progress: &alliance_core::progress::PlanProgress, a
     }
     say!(
         "{}: progress as of {} on the client's calendar (trends over the last {} ratings)",
-        plan.title, progress.as_of, progress.trend_window
+        plan.title,
+        progress.as_of,
+        progress.trend_window
     );
     say!(
         "check-in days: {} of the last 7, {} of the last 30",
-        progress.days_checked_in.last_7_days, progress.days_checked_in.last_30_days
+        progress.days_checked_in.last_7_days,
+        progress.days_checked_in.last_30_days
     );
     for goal in &progress.goals {
         let words = plan
@@ -347,16 +350,15 @@ pub fn progress(plan: &Plan, progress: &alliance_core::progress::PlanProgress, a
         );
         say!(
             "  check-in days: {} of the last 7, {} of the last 30",
-            goal.days_checked_in.last_7_days, goal.days_checked_in.last_30_days
+            goal.days_checked_in.last_7_days,
+            goal.days_checked_in.last_30_days
         );
         let future_dated = plan
             .goal(goal.goal_id)
             .map(|g| g.checkins.iter().filter(|c| c.future_dated).count())
             .unwrap_or(0);
         if future_dated > 0 {
-            say!(
-                "  future_dated check-ins (not counted until their day comes): {future_dated}"
-            );
+            say!("  future_dated check-ins (not counted until their day comes): {future_dated}");
         }
     }
     if !progress.t_scores.is_empty() {

@@ -669,7 +669,11 @@ fn show_and_history_print_no_control_character_that_older_data_holds() {
         vec!["report", s.plan.as_str()],
     ] {
         let out = s.cli.run(&s.dana, &args);
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         assert!(
             text.chars()

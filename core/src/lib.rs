@@ -21,9 +21,7 @@ pub mod store;
 pub mod sync;
 mod sync_peer;
 
-pub use alliance::{
-    Alliance, FileWatch, HeldCount, NewDevice, NewPlan, PlanObserver, SyncReceipt,
-};
+pub use alliance::{Alliance, FileWatch, HeldCount, NewDevice, NewPlan, PlanObserver, SyncReceipt};
 pub use error::{Error, Result};
 pub use model::*;
 pub use store::StoreKey;

@@ -135,7 +135,13 @@ pub fn hostile_sync_inputs(scene: &SyncScene) -> Vec<Vec<u8>> {
     let shape = scene.base.last().expect("a message");
     let bomb = message_with(
         shape,
-        vec![change_bomb(&actor, seq, start_op, &doc.get_heads(), 1_000_000_000)],
+        vec![change_bomb(
+            &actor,
+            seq,
+            start_op,
+            &doc.get_heads(),
+            1_000_000_000,
+        )],
     );
     let chain = message_with(
         shape,

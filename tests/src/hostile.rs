@@ -106,7 +106,8 @@ pub fn held_chain(saved: &[u8], actor: &ActorId, length: usize, salt: i64) -> Ve
             Some((_, goals)) => goals,
             None => tx.put_object(ROOT, "goals", ObjType::Map).expect("map"),
         };
-        tx.put(&scratch, "x", salt * 1_000_000 + i as i64).expect("put");
+        tx.put(&scratch, "x", salt * 1_000_000 + i as i64)
+            .expect("put");
         tx.commit();
     };
     put(&mut doc, 0);
@@ -156,7 +157,12 @@ impl HostileStore {
 
     /// Messages still queued.
     pub fn pending(&self) -> usize {
-        self.queued.lock().expect("lock").values().map(Vec::len).sum()
+        self.queued
+            .lock()
+            .expect("lock")
+            .values()
+            .map(Vec::len)
+            .sum()
     }
 }
 
@@ -236,7 +242,13 @@ pub fn peak_memory() -> u64 {
     status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
         .map_or(0, |kib| kib * 1024)
 }
 

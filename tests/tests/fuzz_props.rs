@@ -252,7 +252,10 @@ fn the_hostile_seeds_are_refused_within_the_budgets() {
     receive_all(&store, scene.plan, &messages);
     let refused = store.refused_changes(None).unwrap();
     assert_eq!(refused.len(), 1);
-    assert_eq!(refused[0].1.rule, alliance_core::budgets::TOO_MANY_OPERATIONS);
+    assert_eq!(
+        refused[0].1.rule,
+        alliance_core::budgets::TOO_MANY_OPERATIONS
+    );
     // The chain: refused whole, nothing held.
     let store = Alliance::open_in_memory().unwrap();
     let messages = split_messages(&chain[16..]);

@@ -18,9 +18,7 @@ use alliance_core::plan::expansion::{outline, Outline};
 use alliance_core::sync::{
     sync_once_blocking, token_hash, BackgroundRelay, RelayOptions, SyncOptions,
 };
-use alliance_core::{
-    Alliance, Error, GoalEdit, NewCheckIn, NewPlan, PlanId, Role, SyncPeer,
-};
+use alliance_core::{Alliance, Error, GoalEdit, NewCheckIn, NewPlan, PlanId, Role, SyncPeer};
 use alliance_tests::hostile::{
     change_bomb, held_chain, message_with, next_numbers, peak_memory, reset_peak_memory,
     HostileStore,
@@ -98,8 +96,12 @@ fn clinic(url: &str, relay_store: &Alliance) -> Clinic {
         .unwrap();
     // Seeded in process, as an operator would with enrollment closed.
     push_in_process(&counselor.store, relay_store, plan);
-    sync_once_blocking(counselor.store.clone(), url, &with_token(&counselor_token, &[]))
-        .expect("counselor's first sync");
+    sync_once_blocking(
+        counselor.store.clone(),
+        url,
+        &with_token(&counselor_token, &[]),
+    )
+    .expect("counselor's first sync");
     sync_once_blocking(client.store.clone(), url, &with_token(&client_token, &[]))
         .expect("client's first sync");
     Clinic {
@@ -126,8 +128,12 @@ fn honest_sync_still_works(c: &Clinic, url: &str, note: &str) {
             },
         )
         .unwrap();
-    sync_once_blocking(c.client.store.clone(), url, &with_token(&c.client_token, &[]))
-        .expect("client syncs");
+    sync_once_blocking(
+        c.client.store.clone(),
+        url,
+        &with_token(&c.client_token, &[]),
+    )
+    .expect("client syncs");
     sync_once_blocking(
         c.counselor.store.clone(),
         url,
@@ -136,7 +142,10 @@ fn honest_sync_still_works(c: &Clinic, url: &str, note: &str) {
     .expect("counselor syncs");
     let plan = c.counselor.store.plan(c.plan).unwrap();
     assert!(
-        plan.goals[0].checkins.iter().any(|checkin| checkin.note == note),
+        plan.goals[0]
+            .checkins
+            .iter()
+            .any(|checkin| checkin.note == note),
         "the honest check-in arrived"
     );
 }
@@ -163,8 +172,15 @@ fn held_changes_are_bounded_per_connection_and_plan_and_dropped_when_it_ends() {
         .unwrap();
     relay.receive_sync_message(plan, "dana", &honest).unwrap();
     while let Some(m) = relay.generate_sync_message(plan, "dana").unwrap() {
-        counselor.store.receive_sync_message(plan, "relay", &m).unwrap();
-        match counselor.store.generate_sync_message(plan, "relay").unwrap() {
+        counselor
+            .store
+            .receive_sync_message(plan, "relay", &m)
+            .unwrap();
+        match counselor
+            .store
+            .generate_sync_message(plan, "relay")
+            .unwrap()
+        {
             Some(m) => {
                 relay.receive_sync_message(plan, "dana", &m).unwrap();
             }
@@ -217,7 +233,11 @@ fn held_changes_are_bounded_per_connection_and_plan_and_dropped_when_it_ends() {
         relay.end_sync_session(peer.clone());
     }
     assert_eq!(relay.held_changes().changes, 0);
-    assert_eq!(heads_of(&relay, plan), heads, "nothing of the attack is stored");
+    assert_eq!(
+        heads_of(&relay, plan),
+        heads,
+        "nothing of the attack is stored"
+    );
     assert_memory_bounded(start, "held changes in process");
 }
 
@@ -243,7 +263,10 @@ fn a_relay_bounds_held_changes_from_a_token_holder_and_from_strangers() {
         let error = sync_once_blocking(attacker.clone(), &url, &with_token(&c.client_token, &[]))
             .unwrap_err()
             .to_string();
-        assert!(error.contains("waiting for a missing dependency"), "{error}");
+        assert!(
+            error.contains("waiting for a missing dependency"),
+            "{error}"
+        );
         assert_eq!(relay_store.held_changes().changes, 0, "dropped at the end");
     }
     // A stranger under open enrollment, pushing chains for a plan nobody has.
@@ -268,10 +291,60 @@ fn a_relay_bounds_held_changes_from_a_token_holder_and_from_strangers() {
         let _ = sync_once_blocking(stranger.clone(), &url, &with_token(&random, &[]));
         assert_eq!(relay_store.held_changes().changes, 0);
     }
-    assert!(!relay_store.has_plan(fake).unwrap(), "nothing of it is stored");
+    assert!(
+        !relay_store.has_plan(fake).unwrap(),
+        "nothing of it is stored"
+    );
     assert_eq!(heads_of(&relay_store, c.plan), heads);
     honest_sync_still_works(&c, &url, "after the chains");
     assert_memory_bounded(start, "held chains at the relay");
+}
+
+#[test]
+fn a_device_bounds_held_changes_from_a_fake_relay() {
+    let _one = one_at_a_time();
+    let (relay, relay_store) = auth_relay(false);
+    let url = relay.url();
+    let c = clinic(&url, &relay_store);
+    let start = reset_peak_memory();
+    // A fake relay holding the plan sends the client's phone, on every connection, changes
+    // built on one it never sends.
+    let fake_store = Arc::new(Alliance::open_in_memory().unwrap());
+    fake_store
+        .import_json(&c.counselor.store.export_json(c.plan).unwrap())
+        .unwrap();
+    let saved = fake_store.saved_document(c.plan).unwrap();
+    let fake = HostileStore::new(fake_store);
+    let fake_relay = BackgroundRelay::start("127.0.0.1:0", fake.clone(), RelayOptions::default())
+        .expect("fake relay");
+    let heads = heads_of(&c.client.store, c.plan);
+    let actor = c.counselor.me.device_id.actor();
+    for round in 0..6 {
+        fake.queue(
+            c.plan,
+            held_chain(&saved, &actor, HELD_CHANGES_PER_CONVERSATION * 3, round),
+        );
+        let error = sync_once_blocking(c.client.store.clone(), &fake_relay.url(), &options(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("waiting for a missing dependency"),
+            "{error}"
+        );
+        assert_eq!(
+            c.client.store.held_changes().changes,
+            0,
+            "dropped at the end"
+        );
+    }
+    assert_eq!(
+        heads_of(&c.client.store, c.plan),
+        heads,
+        "nothing of it is stored"
+    );
+    drop(fake_relay);
+    honest_sync_still_works(&c, &url, "after the fake relay's chains");
+    assert_memory_bounded(start, "held chains at a device");
 }
 
 // ---- 2. Change bombs ----
@@ -330,7 +403,11 @@ fn a_change_bomb_is_refused_as_a_rule_on_a_relay_and_a_device() {
             .any(|(_, r)| r.rule == TOO_MANY_OPERATIONS && r.change_hash == bomb_hash.to_string()),
         "{refused:?}"
     );
-    assert_eq!(heads_of(&relay_store, c.plan), heads, "nothing of it is stored");
+    assert_eq!(
+        heads_of(&relay_store, c.plan),
+        heads,
+        "nothing of it is stored"
+    );
     honest_sync_still_works(&c, &url, "after the bomb");
 
     // At a device, from a fake relay that holds the plan.
@@ -372,7 +449,11 @@ fn a_change_bomb_is_refused_as_a_rule_on_a_relay_and_a_device() {
 }
 
 /// Syncs `from` into `to` in process until quiet; returns what `to` refused.
-fn push_in_process(from: &Alliance, to: &Alliance, plan: PlanId) -> Vec<alliance_core::RefusedChange> {
+fn push_in_process(
+    from: &Alliance,
+    to: &Alliance,
+    plan: PlanId,
+) -> Vec<alliance_core::RefusedChange> {
     let mut refused = Vec::new();
     for _ in 0..20 {
         let Some(m) = from.generate_sync_message(plan, "to").unwrap() else {
@@ -429,7 +510,11 @@ fn a_document_may_not_grow_past_its_budget() {
     });
     let mut outcome = None;
     for _ in 0..10 {
-        let Some(m) = counselor.store.generate_sync_message(plan, "fresh").unwrap() else {
+        let Some(m) = counselor
+            .store
+            .generate_sync_message(plan, "fresh")
+            .unwrap()
+        else {
             break;
         };
         if let Err(error) = fresh.receive_sync_message(plan, "dana", &m) {
@@ -437,7 +522,10 @@ fn a_document_may_not_grow_past_its_budget() {
             break;
         }
         if let Some(m) = fresh.generate_sync_message(plan, "dana").unwrap() {
-            counselor.store.receive_sync_message(plan, "fresh", &m).unwrap();
+            counselor
+                .store
+                .receive_sync_message(plan, "fresh", &m)
+                .unwrap();
         }
     }
     assert!(matches!(outcome, Some(Error::Limit(_))), "{outcome:?}");
@@ -483,7 +571,11 @@ fn forged_creation(c: &Clinic) -> (PlanId, Automerge) {
     }
     let goals = tx.put_object(ROOT, "goals", ObjType::Map).unwrap();
     let goal = tx
-        .put_object(&goals, alliance_core::GoalId::new().to_string(), ObjType::Map)
+        .put_object(
+            &goals,
+            alliance_core::GoalId::new().to_string(),
+            ObjType::Map,
+        )
         .unwrap();
     tx.put(&goal, "proposed_by", c.counselor.me.member_id.to_string())
         .unwrap();
@@ -532,7 +624,11 @@ fn a_creation_change_writes_only_the_skeleton_on_relay_device_and_import() {
         .collect();
     // In process at the relay's store: refused as a rule, not stored.
     let receipt = relay_store
-        .receive_sync_message(plan, "forger", &message_with(&honest_shape, creation.clone()))
+        .receive_sync_message(
+            plan,
+            "forger",
+            &message_with(&honest_shape, creation.clone()),
+        )
         .unwrap();
     assert!(
         receipt
@@ -562,7 +658,9 @@ fn a_creation_change_writes_only_the_skeleton_on_relay_device_and_import() {
     .unwrap();
     let error = c.client.store.import_json(&file).unwrap_err();
     assert!(
-        error.to_string().contains("creation writes only its skeleton"),
+        error
+            .to_string()
+            .contains("creation writes only its skeleton"),
         "{error}"
     );
     assert!(!c.client.store.has_plan(plan).unwrap());
@@ -588,15 +686,21 @@ fn no_device_plants_plans_on_another_token_and_revocation_reaches_the_relay() {
         .unwrap()
         .unwrap()
         .1;
-    let read = copy.get(&hers, "token_hash").unwrap().unwrap().0.to_string();
+    let read = copy
+        .get(&hers, "token_hash")
+        .unwrap()
+        .unwrap()
+        .0
+        .to_string();
     assert!(read.contains(&counselor_hash), "{read}");
 
     // The client's tampered app makes plans of its own (it is their "counselor") that list
     // the counselor's device and token hash, and pushes them with its own token.
-    let planter = Arc::new(Alliance::open_in_memory().unwrap());
-    planter.init("Sam", Role::Counselor, None).unwrap();
+    // One plan per connection: the relay closes on the first refusal.
     let mut planted = Vec::new();
     for i in 0..3 {
+        let planter = Arc::new(Alliance::open_in_memory().unwrap());
+        planter.init("Sam", Role::Counselor, None).unwrap();
         let plan = planter
             .create_plan(&NewPlan {
                 title: format!("Planted {i}"),
@@ -612,14 +716,12 @@ fn no_device_plants_plans_on_another_token_and_revocation_reaches_the_relay() {
         planter
             .issue_device_token(plan, me, Some(&c.client_token))
             .unwrap();
+        let error = sync_once_blocking(planter.clone(), &url, &with_token(&c.client_token, &[]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cannot vouch"), "{error}");
+        assert!(!relay_store.has_plan(plan).unwrap(), "never stored");
         planted.push(plan);
-    }
-    let error = sync_once_blocking(planter.clone(), &url, &with_token(&c.client_token, &[]))
-        .unwrap_err()
-        .to_string();
-    assert!(error.contains("cannot vouch"), "{error}");
-    for plan in &planted {
-        assert!(!relay_store.has_plan(*plan).unwrap(), "never stored");
     }
     assert_eq!(
         relay_store.plans_of_token(&counselor_hash).unwrap().len(),
@@ -656,9 +758,13 @@ fn no_device_plants_plans_on_another_token_and_revocation_reaches_the_relay() {
         &with_token(&c.counselor_token, &[]),
     )
     .expect("the counselor's revocation syncs");
-    let error = sync_once_blocking(c.client.store.clone(), &url, &with_token(&c.client_token, &[]))
-        .unwrap_err()
-        .to_string();
+    let error = sync_once_blocking(
+        c.client.store.clone(),
+        &url,
+        &with_token(&c.client_token, &[]),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(error.contains("not authorized"), "{error}");
     assert_memory_bounded(start, "planted plans");
 }
@@ -685,8 +791,12 @@ fn a_counselor_may_reuse_a_clients_token_in_her_next_plan() {
     )
     .expect("the counselor vouches for her client's token");
     assert!(relay_store.has_plan(second).unwrap());
-    sync_once_blocking(c.client.store.clone(), &url, &with_token(&c.client_token, &[]))
-        .expect("the client syncs both plans");
+    sync_once_blocking(
+        c.client.store.clone(),
+        &url,
+        &with_token(&c.client_token, &[]),
+    )
+    .expect("the client syncs both plans");
     assert!(c.client.store.has_plan(second).unwrap());
 }
 
@@ -735,7 +845,11 @@ fn control_characters_are_refused_locally_and_remotely() {
     let url = relay.url();
     let c = clinic(&url, &relay_store);
     let goal = c.client.store.plan(c.plan).unwrap().goals[0].goal_id;
-    for words in ["agreement: \u{1b}[2Kagreed", "carriage\rreturn", "c1\u{9b}31m"] {
+    for words in [
+        "agreement: \u{1b}[2Kagreed",
+        "carriage\rreturn",
+        "c1\u{9b}31m",
+    ] {
         assert!(matches!(
             c.client.store.propose_goal(c.plan, words),
             Err(Error::InvalidInput { .. })
@@ -793,6 +907,9 @@ fn control_characters_are_refused_locally_and_remotely() {
         .unwrap();
     assert_eq!(receipt.refused.len(), 1);
     let plan = c.counselor.store.plan(c.plan).unwrap();
-    assert!(plan.goals[0].client_words.chars().all(|ch| !ch.is_control()));
+    assert!(plan.goals[0]
+        .client_words
+        .chars()
+        .all(|ch| !ch.is_control()));
     honest_sync_still_works(&c, &url, "after the escape codes");
 }

@@ -1282,8 +1282,9 @@ impl Alliance {
             let received =
                 Self::receive_in(inner, plan, &peer, message, screened).and_then(|received| {
                     match voucher {
-                        Some(voucher) => vouch::check(inner, plan, &listed_before, voucher)
-                            .map(|()| received),
+                        Some(voucher) => {
+                            vouch::check(inner, plan, &listed_before, voucher).map(|()| received)
+                        }
                         None => Ok(received),
                     }
                 });
@@ -1732,8 +1733,8 @@ fn describe_goal_edit(edit: &GoalEdit) -> String {
 mod held;
 mod incoming;
 mod vouch;
-pub use held::HeldCount;
 use held::HeldChanges;
+pub use held::HeldCount;
 
 #[cfg(any(test, feature = "test-support"))]
 mod unchecked;

@@ -7,6 +7,7 @@ use super::Inner;
 use crate::error::{Error, Result};
 use crate::model::{PlanId, Role};
 use crate::store;
+use crate::sync::store::{CANNOT_VOUCH, NOT_LISTED};
 use crate::sync::TokenVoucher;
 
 /// Whether the pushing token (`pusher`) belongs to a counselor device of another plan that
@@ -65,18 +66,14 @@ pub(super) fn check(
             .read(|tx| store::token_listed_elsewhere(tx, hash, plan))?
             && !counselor_with(inner, plan, &voucher.token_hash, hash)?
         {
-            return Err(Error::not_allowed(
-                "a plan lists a relay token that its pusher cannot vouch for",
-            ));
+            return Err(Error::not_allowed(CANNOT_VOUCH));
         }
     }
     let listed = devices
         .iter()
         .any(|d| !d.revoked && d.token_hash.as_deref() == Some(voucher.token_hash.as_str()));
     if voucher.must_be_listed && !listed {
-        return Err(Error::not_allowed(
-            "a new plan must list the token that pushes it",
-        ));
+        return Err(Error::not_allowed(NOT_LISTED));
     }
     Ok(())
 }

@@ -77,7 +77,9 @@ fn check_expansion(bytes: &[u8]) -> Result<()> {
     use crate::plan::expansion::{outline, Outline};
     let budgets = crate::budgets::Budgets::default();
     let mut total: u64 = 0;
-    for chunk in crate::plan::chunks::split(bytes).map_err(|_| invalid("the document cannot be loaded"))? {
+    for chunk in
+        crate::plan::chunks::split(bytes).map_err(|_| invalid("the document cannot be loaded"))?
+    {
         let operations = match outline(chunk, budgets.operations_per_document)
             .map_err(|_| invalid("the document cannot be loaded"))?
         {
@@ -89,7 +91,9 @@ fn check_expansion(bytes: &[u8]) -> Result<()> {
         };
         total = total.saturating_add(operations);
         if total > budgets.operations_per_document {
-            return Err(invalid("the document holds more operations than a plan may"));
+            return Err(invalid(
+                "the document holds more operations than a plan may",
+            ));
         }
     }
     Ok(())

@@ -579,21 +579,31 @@ fn judge_map_op(
         if text.chars().count() > MAX_TEXT {
             return refuse("writes text longer than allowed");
         }
-        // A check-in's note is free text; every other string field is one line.
-        let allowed = match parts.as_slice() {
-            [k::GOALS, _, k::CHECKINS, _, k::NOTE] => validate::free_text_char,
-            _ => validate::label_char,
-        };
-        if !text.chars().all(allowed) {
-            return refuse("writes a character text does not hold");
-        }
     }
     // An object-valued field is made once; making it again would replace what others wrote.
     if matches!(op.action, OpType::Make(_)) && !place.created_here && exists(work, path) {
         return refuse("replaces a field that already exists");
     }
     judge_role(work, author, place, &parts, op)?;
-    judge_value(&parts, op)
+    judge_value(&parts, op)?;
+    judge_characters(&parts, op)
+}
+
+/// Refuses control characters in a string field as local validation does: a check-in's note
+/// is free text (newline and tab allowed), every other string field is one line.
+fn judge_characters(parts: &[&str], op: &Op) -> Rule {
+    let Some(text) = str_value(op) else {
+        return Ok(());
+    };
+    let allowed = match parts {
+        [k::GOALS, _, k::CHECKINS, _, k::NOTE] => validate::free_text_char,
+        _ => validate::label_char,
+    };
+    if text.chars().all(allowed) {
+        Ok(())
+    } else {
+        refuse("writes a character text does not hold")
+    }
 }
 
 /// Who may write a field of the plan.

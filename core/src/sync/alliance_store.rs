@@ -11,7 +11,7 @@ use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::heads::{heads_digest, HeadsDigest};
 use super::protocol::ChangeRefusal;
-use super::store::{SyncStore, TokenVoucher};
+use super::store::{SyncStore, TokenVoucher, CANNOT_VOUCH, NOT_LISTED};
 
 fn plan(document: DocumentId) -> PlanId {
     PlanId::from(document.as_uuid())
@@ -115,9 +115,18 @@ impl SyncStore for Alliance {
         message: &[u8],
         voucher: &TokenVoucher,
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        // A token refused its binding is an authorization failure, as the relay words them.
         let receipt = self
             .receive_vouched(plan(document), peer, message, voucher)
-            .map_err(SyncError::store)?;
+            .map_err(|error| match error {
+                crate::Error::NotAllowed { rule } if rule == CANNOT_VOUCH => {
+                    SyncError::Unauthorized(CANNOT_VOUCH)
+                }
+                crate::Error::NotAllowed { rule } if rule == NOT_LISTED => {
+                    SyncError::Unauthorized(NOT_LISTED)
+                }
+                other => SyncError::store(other),
+            })?;
         Ok(refusals(receipt))
     }
 

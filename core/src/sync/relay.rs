@@ -805,7 +805,9 @@ impl PeerSession {
                 })
                 .await;
         }
-        let refused = self.receive_from_peer(document, message.data, false).await?;
+        let refused = self
+            .receive_from_peer(document, message.data, false)
+            .await?;
         self.tell_refused(conn, document, refused).await?;
         if envelope.carries_changes {
             let _ = self.shared.events.send(RelayEvent::Changed {

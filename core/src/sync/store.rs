@@ -23,6 +23,11 @@ pub struct TokenVoucher {
     pub must_be_listed: bool,
 }
 
+/// The refusal when a plan would newly list a token its pusher cannot vouch for.
+pub const CANNOT_VOUCH: &str = "a plan lists a relay token that its pusher cannot vouch for";
+/// The refusal when a new plan pushed under open enrollment does not list its pusher's token.
+pub const NOT_LISTED: &str = "a new plan must list the token that pushes it";
+
 /// A store the sync engine and the relay exchange Automerge sync messages with.
 ///
 /// `peer` names the conversation: its `key` is what sync state is persisted under (the
