@@ -25,7 +25,7 @@ use alliance_tests::hostile::{
 };
 use automerge::transaction::Transactable;
 use automerge::{Automerge, ObjType, ReadDoc, ROOT};
-use sync_support::{options, plan_for, Phone};
+use sync_support::{options, plan_for, Clinic, Phone};
 
 /// Peak memory is per process: the tests of this file run one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -73,44 +73,27 @@ fn auth_relay(open_enrollment: bool) -> (BackgroundRelay, Arc<Alliance>) {
 
 /// A counselor's plan with the client's phone, a goal, tokens for both, on the relay and on
 /// the phone.
-struct Clinic {
-    counselor: Phone,
-    client: Phone,
-    plan: PlanId,
-    counselor_token: String,
-    client_token: String,
-}
-
 fn clinic(url: &str, relay_store: &Alliance) -> Clinic {
-    let counselor = Phone::new("Dana", Role::Counselor);
-    let client = Phone::new("Sam", Role::Client);
-    let plan = plan_for(&counselor, &client, "Sleep plan");
-    counselor.store.propose_goal(plan, "Sleep better").unwrap();
-    let counselor_token = counselor
-        .store
-        .issue_device_token(plan, counselor.me.device_id, None)
-        .unwrap();
-    let client_token = counselor
-        .store
-        .issue_device_token(plan, client.me.device_id, None)
-        .unwrap();
-    // Seeded in process, as an operator would with enrollment closed.
-    push_in_process(&counselor.store, relay_store, plan);
-    sync_once_blocking(
-        counselor.store.clone(),
-        url,
-        &with_token(&counselor_token, &[]),
-    )
-    .expect("counselor's first sync");
-    sync_once_blocking(client.store.clone(), url, &with_token(&client_token, &[]))
-        .expect("client's first sync");
-    Clinic {
+    let clinic = Clinic::new();
+    let Clinic {
         counselor,
         client,
         plan,
         counselor_token,
         client_token,
-    }
+    } = &clinic;
+    let plan = *plan;
+    // Seeded in process, as an operator would with enrollment closed.
+    push_in_process(&counselor.store, relay_store, plan);
+    sync_once_blocking(
+        counselor.store.clone(),
+        url,
+        &with_token(counselor_token, &[]),
+    )
+    .expect("counselor's first sync");
+    sync_once_blocking(client.store.clone(), url, &with_token(client_token, &[]))
+        .expect("client's first sync");
+    clinic
 }
 
 /// An honest edit by the client reaches the counselor through the relay: other connections

@@ -14,7 +14,7 @@ use alliance_core::sync::{
     SyncOptions, PROTOCOL_V1,
 };
 use alliance_core::{Alliance, PlanId, Role};
-use sync_support::{options, plan_for, Phone};
+use sync_support::{options, plan_for, Clinic, Phone};
 
 fn auth_relay(open_enrollment: bool) -> (BackgroundRelay, Arc<Alliance>) {
     auth_relay_with(RelayOptions {
@@ -45,35 +45,10 @@ fn sync(phone: &Phone, url: &str, token: Option<&str>, wanted: &[PlanId]) -> Res
 }
 
 /// A counselor's plan with the client's phone, tokens issued to both, pushed to the relay.
-struct Clinic {
-    counselor: Phone,
-    client: Phone,
-    plan: PlanId,
-    counselor_token: String,
-    client_token: String,
-}
-
 fn clinic(url: &str) -> Clinic {
-    let counselor = Phone::new("Dana", Role::Counselor);
-    let client = Phone::new("Sam", Role::Client);
-    let plan = plan_for(&counselor, &client, "Sleep plan");
-    counselor.store.propose_goal(plan, "Sleep better").unwrap();
-    let counselor_token = counselor
-        .store
-        .issue_device_token(plan, counselor.me.device_id, None)
-        .unwrap();
-    let client_token = counselor
-        .store
-        .issue_device_token(plan, client.me.device_id, None)
-        .unwrap();
-    sync(&counselor, url, Some(&counselor_token), &[]).expect("first push");
-    Clinic {
-        counselor,
-        client,
-        plan,
-        counselor_token,
-        client_token,
-    }
+    let clinic = Clinic::new();
+    sync(&clinic.counselor, url, Some(&clinic.counselor_token), &[]).expect("first push");
+    clinic
 }
 
 #[test]
