@@ -1274,9 +1274,7 @@ impl Alliance {
         let screened = incoming::screen(&message, &budgets)?;
         let (receipt, changed) = self.writing(|inner| {
             let listed_before = match voucher {
-                Some(_) => inner
-                    .store
-                    .read(|tx| store::token_hashes_of_plan(tx, plan))?,
+                Some(_) => vouch::listed(inner, plan),
                 None => Vec::new(),
             };
             let received =

@@ -36,6 +36,25 @@ fn counselor_with(inner: &mut Inner, plan: PlanId, pusher: &str, hash: &str) -> 
     Ok(false)
 }
 
+/// The token hashes `plan` lists now (none when it is not stored here): what a message may
+/// keep listing without anyone vouching for them.
+pub(super) fn listed(inner: &mut Inner, plan: PlanId) -> Vec<String> {
+    let stored = inner
+        .store
+        .read(|tx| store::token_hashes_of_plan(tx, plan))
+        .unwrap_or_default();
+    let held = match inner.open(plan) {
+        Ok(open) => open
+            .doc
+            .device_access()
+            .into_iter()
+            .filter_map(|d| d.token_hash)
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    stored.into_iter().chain(held).collect()
+}
+
 /// Refuses (and so rolls back) what `inner` is about to commit for `plan` when the plan now
 /// lists a token hash that was not in `listed_before`, is not the pusher's, and another plan
 /// already lists; or, with `must_be_listed`, when the stored plan does not list the pusher's
