@@ -27,6 +27,11 @@ fn scene() -> &'static SyncScene {
     SCENE.get_or_init(sync_scene)
 }
 
+fn hostile_seeds() -> &'static [Vec<u8>] {
+    static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    SEEDS.get_or_init(|| hostile_sync_inputs(scene()))
+}
+
 fn valid_frames() -> &'static [Vec<u8>] {
     static FRAMES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
     FRAMES.get_or_init(|| frames(scene()))
@@ -200,7 +205,7 @@ proptest! {
     #[test]
     fn mutated_hostile_seeds_are_handled(index in any::<prop::sample::Index>(), changes in mutations()) {
         // A change bomb or a held-change chain, mutated: still bounded, never a panic.
-        let seeds = hostile_sync_inputs(scene());
+        let seeds = hostile_seeds();
         let seed = seeds[index.index(seeds.len())].clone();
         receive_input(&mutate(seed, &changes));
     }
@@ -242,8 +247,7 @@ fn the_valid_inputs_are_accepted_whole() {
 #[test]
 fn the_hostile_seeds_are_refused_within_the_budgets() {
     let scene = scene();
-    let seeds = hostile_sync_inputs(scene);
-    let [bomb, chain] = seeds.as_slice() else {
+    let [bomb, chain] = hostile_seeds() else {
         panic!("two hostile seeds");
     };
     // The bomb: the plan arrives, the bomb is refused as a rule and recorded.

@@ -784,6 +784,74 @@ fn a_counselor_may_reuse_a_clients_token_in_her_next_plan() {
 }
 
 #[test]
+fn a_colleague_sharing_a_plan_cannot_plant_plans_on_a_counselors_token() {
+    let _one = one_at_a_time();
+    let (relay, relay_store) = auth_relay(true);
+    let url = relay.url();
+    let c = clinic(&url, &relay_store);
+    // A second counselor joins the plan with a token of her own.
+    let colleague = Phone::new("Lee", Role::Counselor);
+    c.counselor
+        .store
+        .enroll_device(
+            c.plan,
+            &alliance_core::NewDevice {
+                device: colleague.me.device_id,
+                member: colleague.me.member_id,
+                new_member: Some(("Lee".into(), Role::Counselor)),
+                label: "colleague".into(),
+            },
+        )
+        .unwrap();
+    let colleague_token = c
+        .counselor
+        .store
+        .issue_device_token(c.plan, colleague.me.device_id, None)
+        .unwrap();
+    sync_once_blocking(
+        c.counselor.store.clone(),
+        &url,
+        &with_token(&c.counselor_token, &[]),
+    )
+    .unwrap();
+    sync_once_blocking(
+        colleague.store.clone(),
+        &url,
+        &with_token(&colleague_token, &[]),
+    )
+    .unwrap();
+    // She is a counselor where Dana's token is listed, yet cannot vouch for it.
+    let plan = colleague
+        .store
+        .create_plan(&NewPlan {
+            title: "Planted".into(),
+            client_name: "Dana".into(),
+            client_member: Some(c.counselor.me.member_id),
+            client_device: Some(c.counselor.me.device_id),
+        })
+        .unwrap();
+    for (device, token) in [
+        (c.counselor.me.device_id, &c.counselor_token),
+        (colleague.me.device_id, &colleague_token),
+    ] {
+        colleague
+            .store
+            .issue_device_token(plan, device, Some(token))
+            .unwrap();
+    }
+    let error = sync_once_blocking(
+        colleague.store.clone(),
+        &url,
+        &with_token(&colleague_token, &[]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("cannot vouch"), "{error}");
+    assert!(!relay_store.has_plan(plan).unwrap());
+    honest_sync_still_works(&c, &url, "after the colleague");
+}
+
+#[test]
 fn a_token_that_does_not_open_a_plan_gets_one_answer_whether_or_not_it_is_held() {
     let _one = one_at_a_time();
     for open_enrollment in [true, false] {

@@ -10,9 +10,10 @@ use crate::store;
 use crate::sync::store::{CANNOT_VOUCH, NOT_LISTED};
 use crate::sync::TokenVoucher;
 
-/// Whether the pushing token (`pusher`) belongs to a counselor device of another plan that
-/// lists `hash`: a counselor enrolling a client's phone in a second plan with the token it
-/// already holds (`--reuse`). A client never vouches for its counselor's token this way.
+/// Whether the pushing token (`pusher`) belongs to a counselor device of another plan where
+/// `hash` is a client's device: a counselor enrolling her client's phone in a second plan with
+/// the token it already holds (`--reuse`). Nobody vouches this way for a counselor's token (a
+/// client cannot, nor can a colleague), so no one can flood a counselor with plans.
 fn counselor_with(inner: &mut Inner, plan: PlanId, pusher: &str, hash: &str) -> Result<bool> {
     let mine = inner.store.read(|tx| store::plans_of_token(tx, pusher))?;
     for (other, device) in mine {
@@ -25,10 +26,18 @@ fn counselor_with(inner: &mut Inner, plan: PlanId, pusher: &str, hash: &str) -> 
         {
             continue;
         }
-        let roles = inner.open(other)?.doc.read_for_edit(None, false)?;
-        if roles
-            .member_of_device(device)
-            .is_some_and(|m| m.role == Role::Counselor)
+        let doc = &inner.open(other)?.doc;
+        let roles = doc.read_for_edit(None, false)?;
+        let role_of = |device| roles.member_of_device(device).map(|m| m.role);
+        let theirs = doc
+            .device_access()
+            .into_iter()
+            .filter(|d| d.token_hash.as_deref() == Some(hash))
+            .map(|d| d.device_id)
+            .collect::<Vec<_>>();
+        if role_of(device) == Some(Role::Counselor)
+            && !theirs.is_empty()
+            && theirs.iter().all(|d| role_of(*d) == Some(Role::Client))
         {
             return Ok(true);
         }

@@ -11,9 +11,10 @@ use super::protocol::ChangeRefusal;
 use crate::SyncPeer;
 
 /// What a relay token vouches for when its device pushes changes (`docs/sync.md`,
-/// Authentication): a plan may newly list the pushing token's own hash, or hashes this store
-/// has never seen in another plan — never a hash another plan already lists, so no device
-/// can plant plans on someone else's token. With `must_be_listed` (a new plan pushed under
+/// Authentication): a plan may newly list the pushing token's own hash, hashes this store has
+/// never seen in another plan, or a client device's hash from another plan where the pusher is
+/// a counselor device — so no device plants plans on someone else's token, and nobody on a
+/// counselor's. With `must_be_listed` (a new plan pushed under
 /// open enrollment) the plan must list the pushing token, not revoked, before it is stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenVoucher {
