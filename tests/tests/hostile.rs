@@ -279,6 +279,29 @@ fn a_relay_bounds_held_changes_from_a_token_holder_and_from_strangers() {
         "nothing of it is stored"
     );
     assert_eq!(heads_of(&relay_store, c.plan), heads);
+    // While a copy of the attacker keeps pushing chains on other connections, the honest
+    // devices sync (the judge and the held-change check run one message at a time, measured
+    // before the store lock).
+    let copy = Arc::new(Alliance::open_in_memory().unwrap());
+    copy.import_json(&c.counselor.store.export_json(c.plan).unwrap())
+        .unwrap();
+    let busy = HostileStore::new(copy);
+    let during = {
+        let (busy, url, token) = (busy.clone(), url.clone(), c.client_token.clone());
+        let (saved, actor, plan) = (saved.clone(), actor.clone(), c.plan);
+        std::thread::spawn(move || {
+            for round in 100..106 {
+                busy.queue(
+                    plan,
+                    held_chain(&saved, &actor, HELD_CHANGES_PER_CONVERSATION * 3, round),
+                );
+                let _ = sync_once_blocking(busy.clone(), &url, &with_token(&token, &[]));
+            }
+        })
+    };
+    honest_sync_still_works(&c, &url, "while chains arrive");
+    during.join().unwrap();
+    assert_eq!(relay_store.held_changes().changes, 0);
     honest_sync_still_works(&c, &url, "after the chains");
     assert_memory_bounded(start, "held chains at the relay");
 }
