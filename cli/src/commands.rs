@@ -13,7 +13,10 @@ use crate::args::{
     InterventionCommand, ObjectiveCommand, PlanCommand, ShowFormat,
 };
 use crate::store_file::{read_key_file, StoreFile};
-use crate::{demo, network, print};
+use crate::{demo, network, operations, print};
+
+/// `--db` when not given.
+const DEFAULT_DB: &str = "./alliance.db";
 
 /// Opens an existing store; a missing file is an error, never a new empty store.
 pub fn open_existing(store: &StoreFile) -> Result<Alliance> {
@@ -270,19 +273,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 return Ok(Outcome::ChangesRefused);
             }
         }
-        Command::Relay {
-            listen,
-            no_auth,
-            open_enrollment,
-            tls_cert,
-            tls_key,
-        } => {
-            let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => Some((cert, key)),
-                _ => None,
-            };
-            network::relay(db, &listen, !no_auth, open_enrollment, tls)?
+        Command::Relay(args) => {
+            let db_is_default =
+                cli.db.as_os_str() == DEFAULT_DB && std::env::var_os("ALLIANCE_DB").is_none();
+            operations::relay(args, db, db_is_default)?
         }
+        Command::Backup { out } => operations::backup(db, &out)?,
+        Command::Restore { from } => operations::restore(db, &from)?,
         Command::Rekey { new_key_file } => {
             let store = open_existing(db)?;
             store.rekey(&read_key_file(&new_key_file)?)?;

@@ -18,7 +18,7 @@ use crate::model::{
     InterventionId, MemberId, NewCheckIn, NewIntervention, NewObjective, ObjectiveId, Plan, PlanId,
     PlanSummary, RefusedChange, Role, SetAsideChange,
 };
-use crate::plan::{rebase, write, PlanDoc};
+use crate::plan::{read_model, rebase, write, PlanDoc};
 use crate::rules::{self, remote, Edit};
 use crate::store::{self, DocumentSizes, Store, StoreKey};
 use crate::sync_peer::SyncPeer;
@@ -120,6 +120,11 @@ struct OpenDoc {
     /// Own changes set aside while loading (see [`rebase::load_forked`]), recorded by the
     /// write that rewrites the document.
     pending_set_aside: Vec<(SetAsideChange, Vec<u8>)>,
+    /// The plan last read from the document, with the heads it was read at (see
+    /// [`Inner::read_plan`]).
+    model: Option<(Vec<ChangeHash>, Plan)>,
+    /// The heads of the read model SQLite holds for this plan, as far as this connection knows.
+    kept_model_heads: Option<Vec<ChangeHash>>,
 }
 
 impl OpenDoc {
@@ -131,6 +136,24 @@ impl OpenDoc {
             stored,
             rewrite: false,
             pending_set_aside: Vec::new(),
+            model: None,
+            kept_model_heads: None,
+        }
+    }
+
+    /// The plan as read from the document now, read again only when the heads moved.
+    fn model(&mut self) -> Result<Plan> {
+        let heads = self.doc.heads();
+        match &mut self.model {
+            Some((read_at, plan)) if *read_at == heads => {
+                read_model::settle(plan);
+                Ok(plan.clone())
+            }
+            _ => {
+                let plan = self.doc.read()?;
+                self.model = Some((heads, plan.clone()));
+                Ok(plan)
+            }
         }
     }
 }
@@ -354,6 +377,55 @@ impl Inner {
             .docs
             .entry(plan)
             .or_insert_with(|| OpenDoc::new(doc, false)))
+    }
+
+    /// The plan as model types, and where it was read from: the document in memory, the read
+    /// model SQLite keeps (no document load), or the document loaded from SQLite. A document
+    /// read that SQLite holds no current model for keeps one, in a transaction of its own that
+    /// stores it only while the document still has the heads it was read at, and only when no
+    /// other writer holds the lock (a read never waits for a writer).
+    fn read_plan(&mut self, plan: PlanId) -> Result<(Plan, ReadFrom)> {
+        let doc_id = plan.to_string();
+        let from = if self.docs.contains_key(&plan) {
+            ReadFrom::Memory
+        } else {
+            let kept = self
+                .store
+                .read(|tx| store::load_read_model(tx, &doc_id, read_model::FORMAT))?;
+            if let Some(model) = kept.as_deref().and_then(read_model::decode) {
+                return Ok((model, ReadFrom::ReadModel));
+            }
+            ReadFrom::Document
+        };
+        let open = self.open(plan)?;
+        let model = open.model()?;
+        let saved = open.stored && !open.rewrite && open.doc.heads() == open.saved_heads;
+        if saved && open.kept_model_heads.as_ref() != Some(&open.saved_heads) {
+            let heads = open.saved_heads.clone();
+            if let Some(bytes) = read_model::encode(&model) {
+                let kept = self.store.write_if_free(|tx| {
+                    store::save_read_model(
+                        tx,
+                        &doc_id,
+                        &heads_bytes(&heads),
+                        read_model::FORMAT,
+                        &bytes,
+                    )
+                });
+                match kept {
+                    Ok(Some(true)) => {
+                        if let Some(open) = self.docs.get_mut(&plan) {
+                            open.kept_model_heads = Some(heads);
+                        }
+                    }
+                    // Another writer holds the lock, or moved the document on: not kept.
+                    Ok(Some(false) | None) => {}
+                    // A model not kept costs the next cold read a document load, nothing more.
+                    Err(error) => tracing::debug!(%plan, %error, "read model not kept"),
+                }
+            }
+        }
+        Ok((model, from))
     }
 
     /// Stores a document that SQLite does not hold yet (a new or imported plan).
@@ -744,9 +816,41 @@ impl Alliance {
         })
     }
 
-    /// The plan as model types.
+    /// The plan as model types. Reads the plan's read model from SQLite when it is current,
+    /// so opening a plan to read it loads no document (docs/design.md, Read model).
     pub fn plan(&self, plan: PlanId) -> Result<Plan> {
-        self.reading(|inner| inner.open(plan)?.doc.read())
+        self.reading(|inner| inner.read_plan(plan).map(|(plan, _)| plan))
+    }
+
+    /// [`Alliance::plan`], and where the plan was read from: for tests and diagnostics.
+    #[doc(hidden)]
+    pub fn plan_traced(&self, plan: PlanId) -> Result<(Plan, ReadFrom)> {
+        self.reading(|inner| inner.read_plan(plan))
+    }
+
+    /// The plan's read model as SQLite holds it now, if it is current (None when it is missing
+    /// or was read from other heads); never reads the document nor keeps a model. For tests
+    /// that compare it with [`Alliance::plan_from_document`].
+    #[doc(hidden)]
+    pub fn kept_read_model(&self, plan: PlanId) -> Result<Option<Plan>> {
+        self.reading(|inner| {
+            let bytes = inner
+                .store
+                .read(|tx| store::load_read_model(tx, &plan.to_string(), read_model::FORMAT))?;
+            Ok(bytes.and_then(|b| read_model::decode(&b)))
+        })
+    }
+
+    /// The plan read from its document as SQLite holds it, past every cache: for tests.
+    #[doc(hidden)]
+    pub fn plan_from_document(&self, plan: PlanId) -> Result<Plan> {
+        self.reading(|inner| {
+            let stored = inner
+                .store
+                .read(|tx| store::load_document(tx, &plan.to_string()))?
+                .ok_or_else(|| Error::not_found("plan", plan))?;
+            PlanDoc::load(&stored.bytes, inner.actor())?.read()
+        })
     }
     /// Every change of the plan with its author and description.
     /// Refused changes from peers come last, marked `refused`.
@@ -789,7 +893,7 @@ impl Alliance {
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        self.edit_scoped(plan, (None, false), description, edit)
+        self.edit_scoped(plan, (None, false), Catalog::Refresh, description, edit)
     }
 
     /// [`Alliance::edit`] of one goal: the model holds that goal too, with its check-ins when
@@ -800,13 +904,22 @@ impl Alliance {
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        self.edit_scoped(plan, (Some(goal), checkins), description, edit)
+        self.edit_scoped(
+            plan,
+            (Some(goal), checkins),
+            Catalog::Touch,
+            description,
+            edit,
+        )
     }
 
+    /// The edit of [`Alliance::edit`], reading `goal` (with its check-ins when `checkins`) for
+    /// the rules, and told what the change may do to the plan's catalog row.
     fn edit_scoped<T>(
         &self,
         plan: PlanId,
         (goal, checkins): (Option<GoalId>, bool),
+        catalog: Catalog,
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
@@ -829,12 +942,6 @@ impl Alliance {
                 Ok(())
             })?;
             if change.is_some() {
-                // Edits scoped to one existing goal leave title, members, devices and the
-                // goal count as they were.
-                let catalog = match goal {
-                    Some(_) => Catalog::Touch,
-                    None => Catalog::Refresh,
-                };
                 inner.persist_with(plan, catalog, |_| Ok(()))?;
             }
             Ok((out, change.is_some()))
@@ -1088,7 +1195,8 @@ impl Alliance {
         // Only a correction reads the goal and its check-ins (to find the one it corrects); a
         // new check-in of a goal that does not exist fails when it is written.
         let scope = (checkin.corrects.map(|_| goal), checkin.corrects.is_some());
-        self.edit_scoped(plan, scope, description, |model, me, tx| {
+        // A check-in changes no catalog field (title, members, devices, goal count).
+        self.edit_scoped(plan, scope, Catalog::Touch, description, |model, me, tx| {
             let corrects = match checkin.corrects {
                 Some(original) => Some(
                     model
@@ -1632,6 +1740,18 @@ impl Alliance {
 const FORKED: &str = "another copy of this device's store wrote the same change numbers";
 const BUILT_ON_REFUSED: &str = "built on a change a peer refused";
 
+/// Where [`Alliance::plan_traced`] read a plan from.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The document this store already had in memory.
+    Memory,
+    /// The read model SQLite keeps: no document was loaded.
+    ReadModel,
+    /// The document, loaded from SQLite.
+    Document,
+}
+
 /// What one sync message did besides merging (see [`Alliance::receive_sync_message`]).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct SyncReceipt {
@@ -1728,8 +1848,10 @@ fn describe_goal_edit(edit: &GoalEdit) -> String {
     format!("edited a goal: {}", fields.join(", "))
 }
 
+mod audit;
 mod held;
 mod incoming;
+mod operations;
 mod vouch;
 use held::HeldChanges;
 pub use held::HeldCount;
@@ -1737,5 +1859,7 @@ pub use held::HeldCount;
 #[cfg(any(test, feature = "test-support"))]
 mod unchecked;
 
+#[cfg(test)]
+mod read_model_tests;
 #[cfg(test)]
 mod tests;

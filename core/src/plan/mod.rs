@@ -5,6 +5,7 @@ pub mod expansion;
 mod hash;
 pub mod history;
 pub mod read;
+pub mod read_model;
 pub mod rebase;
 pub mod schema;
 pub mod write;
@@ -23,6 +24,8 @@ pub struct DeviceAccess {
     pub token_hash: Option<String>,
     /// A counselor revoked the device.
     pub revoked: bool,
+    /// The member the device belongs to.
+    pub member_id: Option<crate::model::MemberId>,
 }
 
 use crate::error::Result;

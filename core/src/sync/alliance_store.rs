@@ -146,6 +146,12 @@ impl SyncStore for Alliance {
             .collect())
     }
 
+    fn record_audit(&self, entry: &crate::audit::NewAuditEntry) -> Result<(), SyncError> {
+        Alliance::record_audit(self, entry)
+            .map(|_| ())
+            .map_err(SyncError::store)
+    }
+
     fn end_sync_session(&self, peer: &SyncPeer) {
         Alliance::end_sync_session(self, peer)
     }

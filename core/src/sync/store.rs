@@ -125,6 +125,13 @@ pub trait SyncStore: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Appends an entry to this store's audit trail (see `crate::audit`). A store without one
+    /// ignores it (the default).
+    fn record_audit(&self, entry: &crate::audit::NewAuditEntry) -> Result<(), SyncError> {
+        let _ = entry;
+        Ok(())
+    }
+
     /// Forgets the in-memory state of this conversation; called when its connection ends.
     fn end_sync_session(&self, peer: &SyncPeer);
 
