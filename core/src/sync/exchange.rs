@@ -69,13 +69,7 @@ impl Exchange {
         document: DocumentId,
         data: Vec<u8>,
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
-        let started = std::time::Instant::now();
-        let refused = self
-            .run(move |store, key| store.receive_sync_message(document, key, &data))
-            .await?;
-        let elapsed = started.elapsed();
-        self.metrics.with(|m| m.store_write(elapsed));
-        Ok(refused)
+        self.receive_as(document, data, None).await
     }
 
     /// [`Exchange::receive`] of a message pushed with a relay token: kept only when the
@@ -86,10 +80,25 @@ impl Exchange {
         data: Vec<u8>,
         voucher: TokenVoucher,
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
-        self.run(move |store, key| {
-            store.receive_vouched_sync_message(document, key, &data, &voucher)
-        })
-        .await
+        self.receive_as(document, data, Some(voucher)).await
+    }
+
+    async fn receive_as(
+        &self,
+        document: DocumentId,
+        data: Vec<u8>,
+        voucher: Option<TokenVoucher>,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        let started = std::time::Instant::now();
+        let refused = self
+            .run(move |store, key| match &voucher {
+                Some(voucher) => store.receive_vouched_sync_message(document, key, &data, voucher),
+                None => store.receive_sync_message(document, key, &data),
+            })
+            .await?;
+        let elapsed = started.elapsed();
+        self.metrics.with(|m| m.store_write(elapsed));
+        Ok(refused)
     }
 
     /// The peer refused these changes: the store sets its own aside; returns what to report.
