@@ -195,7 +195,14 @@ impl SyncStore for HostileStore {
     }
 
     fn has_document(&self, document: DocumentId) -> Result<bool, SyncError> {
-        self.inner.has_document(document)
+        // A document with chunks queued is claimed as held, so a relay over this store serves it.
+        let queued = self
+            .queued
+            .lock()
+            .expect("lock")
+            .get(&document)
+            .is_some_and(|list| !list.is_empty());
+        Ok(queued || self.inner.has_document(document)?)
     }
 
     fn generate_sync_message(

@@ -649,11 +649,37 @@ fn a_creation_change_writes_only_the_skeleton_on_relay_device_and_import() {
     let receipt = c
         .client
         .store
-        .receive_sync_message(plan, "fake relay", &message_with(&honest_shape, creation))
+        .receive_sync_message(
+            plan,
+            "fake relay",
+            &message_with(&honest_shape, creation.clone()),
+        )
         .unwrap();
     assert_eq!(receipt.refused.len(), 1);
     assert!(!c.client.store.has_plan(plan).unwrap());
     drop(forger);
+    // And over the network: a fake relay hands the counselor's other device the forged plan it
+    // asks for.
+    let other_device = c.counselor.another();
+    let fake = HostileStore::new(Arc::new(Alliance::open_in_memory().unwrap()));
+    fake.queue(plan, creation.clone());
+    let fake_relay = BackgroundRelay::start("127.0.0.1:0", fake.clone(), RelayOptions::default())
+        .expect("fake relay");
+    let _ = sync_once_blocking(
+        other_device.store.clone(),
+        &fake_relay.url(),
+        &options(&[plan]),
+    );
+    assert_eq!(fake.pending(), 0, "the forged creation was sent");
+    assert!(!other_device.store.has_plan(plan).unwrap());
+    let refused = other_device.store.refused_changes(Some(plan)).unwrap();
+    assert!(
+        refused
+            .iter()
+            .any(|(_, r)| r.rule.contains("creation writes only its skeleton")),
+        "{refused:?}"
+    );
+    drop(fake_relay);
     // Imported as a plan file: the same rules, nothing stored.
     let file = alliance_core::export::json::encode(
         &alliance_core::plan::read::read_plan(&doc).unwrap(),
