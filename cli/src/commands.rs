@@ -149,7 +149,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             let plan = PlanId::parse(&plan)?;
             let store = open_existing(db)?;
             if format == Some(ShowFormat::Markdown) {
-                print!("{}", store.export_markdown(plan)?);
+                print!(
+                    "{}",
+                    alliance_core::validate::printable(&store.export_markdown(plan)?)
+                );
                 return Ok(Outcome::Done);
             }
             let json = json || format == Some(ShowFormat::Json);
@@ -326,7 +329,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                     std::fs::write(&path, format!("{text}\n"))?;
                     println!("wrote {}", path.display());
                 }
-                None => println!("{text}"),
+                None => println!("{}", alliance_core::validate::printable(&text)),
             }
         }
         Command::Report { plan, out } => {

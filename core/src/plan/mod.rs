@@ -1,6 +1,7 @@
 //! The Automerge schema of a plan: read it into model types, write it by operations.
 
 pub mod chunks;
+pub mod expansion;
 mod hash;
 pub mod history;
 pub mod read;

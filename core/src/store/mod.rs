@@ -275,7 +275,9 @@ pub use documents::{
 };
 pub use identity::{load_identity, save_identity};
 pub use meta::load_store_id;
-pub use plan_devices::{plans_of_device, plans_of_token, set_plan_devices};
+pub use plan_devices::{
+    plans_of_device, plans_of_token, set_plan_devices, token_hashes_of_plan, token_listed_elsewhere,
+};
 pub use read_models::{load_read_model, save_read_model};
 pub use refusals::{list_refusals, record_refusal};
 pub use set_aside::{list_set_aside, record_set_aside};

@@ -96,3 +96,20 @@ pub fn plans_of_token(conn: &Connection, token_hash: &str) -> Result<Vec<(PlanId
     }
     Ok(out)
 }
+
+/// The token hashes `plan` lists (revoked or not), as last indexed.
+pub fn token_hashes_of_plan(conn: &Connection, plan: PlanId) -> Result<Vec<String>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT token_hash FROM plan_devices WHERE plan_id = ?1 AND token_hash IS NOT NULL",
+    )?;
+    let rows = statement.query_map([plan.to_string()], |row| row.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Whether a plan other than `plan` lists `token_hash` (revoked or not): the relay has seen it.
+pub fn token_listed_elsewhere(conn: &Connection, token_hash: &str, plan: PlanId) -> Result<bool> {
+    let mut statement = conn.prepare_cached(
+        "SELECT 1 FROM plan_devices WHERE token_hash = ?1 AND plan_id <> ?2 LIMIT 1",
+    )?;
+    Ok(statement.exists(params![token_hash, plan.to_string()])?)
+}

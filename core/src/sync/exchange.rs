@@ -7,7 +7,7 @@ use super::error::SyncError;
 use super::heads::{HeadsDigest, SyncEnvelope};
 use super::metrics::MetricsSink;
 use super::protocol::ChangeRefusal;
-use super::store::SyncStore;
+use super::store::{SyncStore, TokenVoucher};
 use crate::SyncPeer;
 
 /// One store seen from one connection: sync state is persisted under `key`, and the
@@ -69,9 +69,32 @@ impl Exchange {
         document: DocumentId,
         data: Vec<u8>,
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        self.receive_as(document, data, None).await
+    }
+
+    /// [`Exchange::receive`] of a message pushed with a relay token: kept only when the
+    /// plan stays bound to its tokens (see [`TokenVoucher`]).
+    pub async fn receive_vouched(
+        &self,
+        document: DocumentId,
+        data: Vec<u8>,
+        voucher: TokenVoucher,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        self.receive_as(document, data, Some(voucher)).await
+    }
+
+    async fn receive_as(
+        &self,
+        document: DocumentId,
+        data: Vec<u8>,
+        voucher: Option<TokenVoucher>,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
         let started = std::time::Instant::now();
         let refused = self
-            .run(move |store, key| store.receive_sync_message(document, key, &data))
+            .run(move |store, key| match &voucher {
+                Some(voucher) => store.receive_vouched_sync_message(document, key, &data, voucher),
+                None => store.receive_sync_message(document, key, &data),
+            })
             .await?;
         let elapsed = started.elapsed();
         self.metrics.with(|m| m.store_write(elapsed));

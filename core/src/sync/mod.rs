@@ -42,6 +42,6 @@ pub use protocol::{
     ChangeRefusal, DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata, PROTOCOL_V1,
 };
 pub use relay::{run_relay_blocking, BackgroundRelay, Relay, RelayOptions};
-pub use store::SyncStore;
+pub use store::{SyncStore, TokenVoucher};
 pub use tls::TlsIdentity;
 pub use token::{generate_token, token_hash};

@@ -28,7 +28,7 @@ use super::protocol::{
     select_protocol_version, ChangeRefusal, DocumentMessage, HeadsDigests, Message, PeerId,
     PeerMetadata, DEFAULT_MAX_FRAME_BYTES, HEADS_DIGESTS_TYPE, MAX_REFUSALS_PER_NOTICE,
 };
-use super::store::SyncStore;
+use super::store::{SyncStore, TokenVoucher};
 use super::tls::{reloadable_server_config, CertificateSlot, TlsIdentity};
 use super::token::{check_token, token_from_query, token_hash};
 use crate::audit::AuditKind;
@@ -826,8 +826,10 @@ impl PeerSession {
         let envelope = SyncEnvelope::read(&message.data)?;
         let mut enrolling = false;
         if !self.may_sync(document, false).await? {
-            let held = self.exchange.has_document(document).await?;
-            if !self.shared.options.open_enrollment || held {
+            // A token that does not open a plan gets the same answer, after the same work,
+            // whether or not this relay holds it: only a push under open enrollment looks
+            // further (a plan that exists cannot be created again).
+            if !self.shared.options.open_enrollment {
                 return Err(SyncError::Unauthorized(
                     "this token does not open that plan",
                 ));
@@ -842,6 +844,11 @@ impl PeerSession {
                     })
                     .await;
             }
+            if self.exchange.has_document(document).await? {
+                return Err(SyncError::Unauthorized(
+                    "this token does not open that plan",
+                ));
+            }
             enrolling = true;
         }
         if !self.documents.contains(&document)
@@ -854,8 +861,9 @@ impl PeerSession {
         }
         if enrolling {
             // A new plan pushed under open enrollment: the sync exchange runs until the plan
-            // is stored, and then it must list this token; until then nothing is relayed.
-            let refused = self.exchange.receive(document, message.data).await?;
+            // is stored, and it is stored only if it lists this token; until then nothing is
+            // relayed.
+            let refused = self.receive_from_peer(document, message.data, true).await?;
             self.tell_refused(conn, document, refused).await?;
             if self.exchange.has_document(document).await? {
                 let store = Arc::clone(&self.shared.store);
@@ -887,7 +895,9 @@ impl PeerSession {
                 })
                 .await;
         }
-        let refused = self.exchange.receive(document, message.data).await?;
+        let refused = self
+            .receive_from_peer(document, message.data, false)
+            .await?;
         self.tell_refused(conn, document, refused).await?;
         if envelope.carries_changes {
             let store = Arc::clone(&self.shared.store);
@@ -900,6 +910,27 @@ impl PeerSession {
             });
         }
         self.push(conn, document).await
+    }
+
+    /// Applies the peer's message; with tokens, the plan must stay bound to them
+    /// ([`TokenVoucher`]) — and, for a new plan pushed under open enrollment (`enrolling`),
+    /// list this peer's token — or nothing of the message is stored.
+    async fn receive_from_peer(
+        &self,
+        document: DocumentId,
+        data: Vec<u8>,
+        enrolling: bool,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        match &self.access {
+            Some(access) => {
+                let voucher = TokenVoucher {
+                    token_hash: access.hash.clone(),
+                    must_be_listed: enrolling,
+                };
+                self.exchange.receive_vouched(document, data, voucher).await
+            }
+            None => self.exchange.receive(document, data).await,
+        }
     }
 
     /// Tells the peer which changes of its last message about `document` the rules refused
