@@ -108,6 +108,11 @@ pub struct YearPlan {
 }
 
 pub fn year_plan(path: &Path) -> Result<YearPlan> {
+    plan_of_years(path, 1)
+}
+
+/// [`year_plan`] kept for `years` years: 365 daily check-ins and 500 other edits a year.
+pub fn plan_of_years(path: &Path, years: usize) -> Result<YearPlan> {
     let counselor = Device::at(path, "Dana", Role::Counselor)?;
     let client = Device::in_memory("Sam", Role::Client)?;
     let plan = counselor.plan_with(&client, "Sleep, mornings and work")?;
@@ -125,10 +130,10 @@ pub fn year_plan(path: &Path) -> Result<YearPlan> {
     }
     sync_stores(&counselor.store, &client.store)?;
     let mut other = 0;
-    for day in 0..365 {
+    for day in 0..365 * years {
         let goal = goals[day % goals.len()];
         client.store.check_in(plan, goal, &daily_checkin(day))?;
-        // 500 other edits spread over the year: about 1.37 a day.
+        // 500 other edits spread over each year: about 1.37 a day.
         while other * 365 < 500 * (day + 1) {
             other_edit(&counselor, &client, plan, &goals, other)?;
             other += 1;

@@ -1,12 +1,16 @@
-//! P1: a durable local edit through the public API against a bare rusqlite insert of the same
-//! change bytes, each in its own transaction, same file system and pragmas (WAL, NORMAL).
-//! Also samples P6 (stored bytes of the plan vs `save()`) after every edit.
+//! P1: a durable local edit through the public API against its floor — the same operations in
+//! a bare Automerge transaction on a copy of the document, `save_after`, and a bare
+//! rusqlite insert of those bytes in its own transaction: the cost of this stack with nothing
+//! of ours — and, as a report, against a bare insert of the same change bytes alone. Same file
+//! system and pragmas (WAL, NORMAL). Also samples P6 (stored bytes of the plan vs `save()`)
+//! after every edit.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use alliance_core::{GoalId, PlanId};
-use automerge::{Automerge, ChangeHash};
+use alliance_core::plan::write::{self, CheckInEntry};
+use alliance_core::{CheckInId, GoalId, MemberId, PlanId};
+use automerge::{ActorId, Automerge, ChangeHash};
 use rusqlite::{params, Connection, TransactionBehavior};
 
 use crate::fixture::{daily_checkin, statement_edit, Device, Result};
@@ -19,6 +23,9 @@ const WARM_UP: usize = 20;
 pub struct LocalEdits {
     pub api: Vec<Duration>,
     pub bare: Vec<Duration>,
+    /// The floor: the same edit in a bare Automerge transaction + `save_after` + a bare
+    /// insert of the bytes.
+    pub floor: Vec<Duration>,
     /// (snapshot + chunks) / save() after every edit.
     pub stored_over_saved: Vec<f64>,
 }
@@ -62,6 +69,44 @@ fn heads(device: &Device, plan: PlanId) -> Result<(Automerge, Vec<ChangeHash>)> 
     Ok((doc, heads))
 }
 
+/// The floor of one edit: the operations the API writes for edit `n` (through the same
+/// `plan::write` functions), in a bare Automerge transaction, `save_after`, and a bare
+/// insert of the bytes in its own SQLite transaction. Timed whole.
+fn floor_edit(
+    doc: &mut Automerge,
+    bare: &mut Bare,
+    (doc_id, goal, by): (&str, GoalId, MemberId),
+    n: usize,
+) -> Result<Duration> {
+    let checkin = daily_checkin(n % 365);
+    let local_date = checkin.local_date.clone().unwrap_or_default();
+    let started = Instant::now();
+    let before = doc.get_heads();
+    let mut tx = doc.transaction();
+    if n.is_multiple_of(2) {
+        let entry = CheckInEntry {
+            id: CheckInId::new(),
+            by,
+            at: 1_700_000_000_000 + n as i64,
+            local_date: &local_date,
+            tz_offset_min: checkin.tz_offset_min.unwrap_or(0),
+            gas_level: checkin.gas_level,
+            value: checkin.value,
+            mood: checkin.mood,
+            craving: checkin.craving,
+            note: &checkin.note,
+            corrects: None,
+        };
+        write::add_checkin(&mut tx, goal, &entry)?;
+    } else {
+        write::edit_goal(&mut tx, goal, &statement_edit(n))?;
+    }
+    tx.commit();
+    let bytes = doc.save_after(&before);
+    bare.insert(doc_id, &bytes)?;
+    Ok(started.elapsed())
+}
+
 /// One local edit: check-ins and clinical-statement edits, alternately.
 fn edit(device: &Device, plan: PlanId, goal: GoalId, n: usize) -> Result<()> {
     if n.is_multiple_of(2) {
@@ -81,18 +126,29 @@ pub fn measure(
     sample_sizes: bool,
 ) -> Result<LocalEdits> {
     let mut bare = Bare::open(bare_path)?;
+    let mut floor_store = Bare::open(&bare_path.with_extension("floor.db"))?;
     let doc_id = plan.to_string();
     let mut out = LocalEdits {
         api: Vec::new(),
         bare: Vec::new(),
+        floor: Vec::new(),
         stored_over_saved: Vec::new(),
     };
+    // The floor edits a copy of the document under an actor of its own.
+    let (mut floor_doc, _) = heads(device, plan)?;
+    floor_doc.set_actor(ActorId::random());
+    let by = device.me.member_id;
     for n in 0..WARM_UP {
         edit(device, plan, goal, n)?;
         bare.insert(&doc_id, &[0u8; 200])?;
+        floor_edit(&mut floor_doc, &mut floor_store, (&doc_id, goal, by), n)?;
     }
     let mut n = WARM_UP;
     for _ in 0..ROUNDS {
+        for k in 0..ROUND {
+            let floor = floor_edit(&mut floor_doc, &mut floor_store, (&doc_id, goal, by), n + k)?;
+            out.floor.push(floor);
+        }
         let (_, before) = heads(device, plan)?;
         for _ in 0..ROUND {
             let started = Instant::now();

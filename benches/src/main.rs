@@ -85,7 +85,7 @@ fn run_all() -> Result<()> {
                 "open + read a year plan from SQLite (median)",
                 Unit::Seconds,
                 api,
-                0.005,
+                0.001,
             ));
             rows.push(Row::ratio(
                 "P2",
@@ -96,7 +96,7 @@ fn run_all() -> Result<()> {
                 Unit::Seconds,
                 api,
                 median(&open.bare),
-                1.3,
+                0.2,
             ));
             rows.push(Row::info(
                 "P2",
@@ -175,6 +175,16 @@ fn run_all() -> Result<()> {
                 local_edit::measure(&counselor, plan, goal, &dir.join("bare-fresh.db"), false)?;
             push_local_edit_rows(&mut rows, "new plan", &edits);
         }
+    }
+
+    if selected("C1") {
+        cost_curves(dir, &mut rows)?;
+    }
+    if selected("C2") {
+        idle_curve(dir, &mut rows)?;
+    }
+    if selected("C3") {
+        relay_curve(dir, &mut rows)?;
     }
 
     if selected("P3") {
@@ -337,14 +347,138 @@ fn run_all() -> Result<()> {
     Ok(())
 }
 
+/// C1: P1 and P2 on plans kept 1, 2 and 5 years, each against the 1-year plan of the same run,
+/// so the ratio is how the cost grows with the plan's history.
+fn cost_curves(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let mut first: Option<(f64, f64, f64)> = None;
+    for years in [1, 2, 5] {
+        step(&format!("C1: a plan of {years} year(s) of daily check-ins"));
+        let db = dir.join(format!("years-{years}.db"));
+        let plan = fixture::plan_of_years(&db, years)?;
+        let open = open_plan::measure(&db, plan.plan)?;
+        let device = fixture::Device::reopen(&db)?;
+        let edits = local_edit::measure(
+            &device,
+            plan.plan,
+            plan.goals[0],
+            &dir.join(format!("bare-years-{years}.db")),
+            false,
+        )?;
+        let now = (median(&open.api), median(&open.bare), median(&edits.api));
+        let base = *first.get_or_insert(now);
+        rows.push(Row::info(
+            "C1",
+            &format!("open + read a {years}-year plan vs the 1-year plan"),
+            Unit::Seconds,
+            now.0,
+            Some(base.0),
+        ));
+        rows.push(Row::info(
+            "C1",
+            &format!(
+                "… bare Automerge::load of its {} stored bytes vs 1 year",
+                open.stored_bytes
+            ),
+            Unit::Seconds,
+            now.1,
+            Some(base.1),
+        ));
+        rows.push(Row::info(
+            "C1",
+            &format!("durable local edit of a {years}-year plan vs the 1-year plan"),
+            Unit::Seconds,
+            now.2,
+            Some(base.2),
+        ));
+    }
+    Ok(())
+}
+
+/// C2: an idle reconnect (P4) of a device holding 500, 5,000 and 20,000 plans: bytes and time,
+/// each against 500 plans.
+fn idle_curve(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    let mut first: Option<(f64, f64)> = None;
+    for count in [500, 5_000, 20_000] {
+        step(&format!(
+            "C2: idle reconnect of a device holding {count} plans"
+        ));
+        let run = dir.join(format!("idle-{count}"));
+        std::fs::create_dir_all(&run)?;
+        let p4 = reconnect::idle(&run.join("device.db"), &run.join("relay.db"), count)?;
+        let now = (p4.cold.0 as f64, p4.cold.1.as_secs_f64());
+        let base = *first.get_or_insert(now);
+        rows.push(Row::info(
+            "C2",
+            &format!("idle reconnect, {count} plans, app restarted: bytes vs 500 plans"),
+            Unit::Bytes,
+            now.0,
+            Some(base.0),
+        ));
+        rows.push(Row::info(
+            "C2",
+            "… time vs 500 plans",
+            Unit::Seconds,
+            now.1,
+            Some(base.1),
+        ));
+    }
+    Ok(())
+}
+
+/// C3: the P5 workload through the relay (separate processes) with 100, 1,000 and 10,000 plans
+/// and 2 edits per device and plan: wall-clock and peak RSS of the relay and of the devices,
+/// each against 100 plans.
+fn relay_curve(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    const EDITS: usize = 2;
+    let mut first: Option<versus_js::Run> = None;
+    for plans in [100, 1_000, 10_000] {
+        step(&format!("C3: {plans} plans synced through a relay"));
+        let run = versus_js::run_alliance_with(&dir.join(format!("c3-{plans}")), plans, EDITS)?;
+        let base = first.get_or_insert_with(|| run.clone());
+        rows.push(Row::info(
+            "C3",
+            &format!("{plans} plans × {EDITS} edits per device via a relay: time vs 100 plans"),
+            Unit::Seconds,
+            run.elapsed_s,
+            Some(base.elapsed_s),
+        ));
+        rows.push(Row::info(
+            "C3",
+            "… peak RSS of the relay vs 100 plans",
+            Unit::KiB,
+            run.server_kib,
+            Some(base.server_kib),
+        ));
+        rows.push(Row::info(
+            "C3",
+            "… peak RSS of the devices process vs 100 plans",
+            Unit::KiB,
+            run.devices_kib,
+            Some(base.devices_kib),
+        ));
+    }
+    Ok(())
+}
+
 fn push_local_edit_rows(rows: &mut Vec<Row>, plan: &str, edits: &local_edit::LocalEdits) {
     rows.push(Row::ratio(
         "P1",
-        &format!("durable local edit, {plan} (median of {})", edits.api.len()),
+        &format!(
+            "durable local edit, {plan} (median of {}) vs its floor: bare Automerge tx + \
+             save_after + bare insert",
+            edits.api.len()
+        ),
         Unit::Seconds,
         median(&edits.api),
-        median(&edits.bare),
-        2.0,
+        median(&edits.floor),
+        1.3,
+    ));
+    rows.push(Row::info(
+        "P1",
+        "… vs a bare insert of the same change bytes alone",
+        Unit::Seconds,
+        median(&edits.api),
+        Some(median(&edits.bare)),
     ));
     rows.push(Row::info(
         "P1",

@@ -19,13 +19,15 @@ use crate::fixture::{daily_checkin, many_plans, statement_edit, words_edit, Devi
 /// Offline edits on each side.
 const OFFLINE_EDITS: usize = 50;
 
+/// A relay on loopback over the store at `path`, taking as many documents per connection as
+/// the cost curves sync (a clinic running one large caseload raises the limit the same way).
 pub fn relay_at(path: &Path) -> Result<BackgroundRelay> {
     let store = Arc::new(Alliance::open(path)?);
-    Ok(BackgroundRelay::start(
-        "127.0.0.1:0",
-        store,
-        RelayOptions::default(),
-    )?)
+    let options = RelayOptions {
+        max_documents_per_connection: 100_000,
+        ..RelayOptions::default()
+    };
+    Ok(BackgroundRelay::start("127.0.0.1:0", store, options)?)
 }
 
 pub fn sync(device: &Device, url: &str, wanted: &[PlanId]) -> Result<SyncSummary> {
@@ -35,6 +37,11 @@ pub fn sync(device: &Device, url: &str, wanted: &[PlanId]) -> Result<SyncSummary
             .iter()
             .map(|plan| DocumentId::from_uuid(plan.as_uuid()))
             .collect(),
+        // For comparing windows in profiling runs.
+        push_window: std::env::var("ALLIANCE_BENCH_PUSH_WINDOW")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(SyncOptions::default().push_window),
         ..SyncOptions::default()
     };
     Ok(sync_once_blocking(device.store.clone(), url, &options)?)

@@ -47,6 +47,11 @@ pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(PLANS);
+    // Fewer edits for the cost curves (C3).
+    let edits = std::env::var("ALLIANCE_BENCH_EDITS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(EDITS);
     let mut plans: Vec<(PlanId, GoalId)> = Vec::with_capacity(count);
     for n in 0..count {
         let plan = counselor.plan_with(&client, &format!("Plan {n:03}"))?;
@@ -62,7 +67,7 @@ pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
     sync(&client, &url, &ids)?;
     phase("fetched");
     for (plan, goal) in &plans {
-        for n in 0..EDITS {
+        for n in 0..edits {
             if n.is_multiple_of(2) {
                 counselor.store.check_in(*plan, *goal, &daily_checkin(n))?;
                 client.store.edit_goal(*plan, *goal, &words_edit(n))?;
@@ -97,6 +102,7 @@ pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
 }
 
 /// One run of the workload on either side.
+#[derive(Clone)]
 pub struct Run {
     pub elapsed_s: f64,
     pub devices_kib: f64,
@@ -113,17 +119,26 @@ pub fn js_dir() -> PathBuf {
 }
 
 pub fn run_alliance(dir: &Path) -> Result<Run> {
+    run_alliance_with(dir, PLANS, EDITS)
+}
+
+/// The workload with `plans` plans and `edits` edits per device and plan.
+pub fn run_alliance_with(dir: &Path, plans: usize, edits: usize) -> Result<Run> {
     std::fs::create_dir_all(dir)?;
     let relay_db = dir.join("relay.db");
     let relay = Server::start(
         this_binary(&["serve-relay", &relay_db.to_string_lossy()])?,
         None,
     )?;
-    let devices = run_to_end(this_binary(&[
+    let mut command = this_binary(&[
         "sync-devices",
         &relay.port.to_string(),
         &dir.to_string_lossy(),
-    ])?)?;
+    ])?;
+    command
+        .env("ALLIANCE_BENCH_PLANS", plans.to_string())
+        .env("ALLIANCE_BENCH_EDITS", edits.to_string());
+    let devices = run_to_end(command)?;
     let server_kib = relay.peak_kib()? as f64;
     let server_cpu_s = relay.cpu_seconds()?;
     relay.stop()?;

@@ -57,7 +57,9 @@ impl From<CoreError> for ApiError {
             | CoreError::Storage(_)
             | CoreError::Document(_)
             | CoreError::Io(_) => ApiError::Storage { reason },
-            CoreError::SyncMessage(_) | CoreError::Sync(_) => ApiError::Sync { reason },
+            CoreError::SyncMessage(_) | CoreError::Sync(_) | CoreError::Limit(_) => {
+                ApiError::Sync { reason }
+            }
         }
     }
 }

@@ -144,7 +144,7 @@ pub struct NewIntervention {
     pub text: String,
     /// The member who carries it out.
     #[uniffi(default = None)]
-    pub owner_member_id: Option<String>,
+    pub owner: Option<String>,
     #[uniffi(default = None)]
     pub frequency: Option<String>,
 }
@@ -153,7 +153,7 @@ impl TryFrom<NewIntervention> for core::NewIntervention {
     type Error = ApiError;
     fn try_from(new: NewIntervention) -> Result<Self, ApiError> {
         Ok(Self {
-            owner: parse_optional(new.owner_member_id.as_deref())?,
+            owner: parse_optional(new.owner.as_deref())?,
             text: new.text,
             frequency: new.frequency,
         })

@@ -29,7 +29,7 @@ impl From<core_progress::Trend> for Trend {
 /// One GAS rating of a goal: the check-in that gave it and the client's day.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct GasPoint {
-    pub check_in_id: String,
+    pub checkin_id: String,
     /// UTC milliseconds.
     pub at: i64,
     /// The client's calendar day, "YYYY-MM-DD".
@@ -41,7 +41,7 @@ pub struct GasPoint {
 impl From<core_progress::GasPoint> for GasPoint {
     fn from(point: core_progress::GasPoint) -> Self {
         Self {
-            check_in_id: point.checkin_id.to_string(),
+            checkin_id: point.checkin_id.to_string(),
             at: point.at,
             local_date: point.local_date,
             level: i32::from(point.level),
@@ -53,15 +53,15 @@ impl From<core_progress::GasPoint> for GasPoint {
 /// calendar.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Record)]
 pub struct CheckInDays {
-    pub last_7_days: u32,
-    pub last_30_days: u32,
+    pub last_7_days: i32,
+    pub last_30_days: i32,
 }
 
 impl From<core_progress::CheckInDays> for CheckInDays {
     fn from(days: core_progress::CheckInDays) -> Self {
         Self {
-            last_7_days: days.last_7_days,
-            last_30_days: days.last_30_days,
+            last_7_days: i32::try_from(days.last_7_days).unwrap_or(i32::MAX),
+            last_30_days: i32::try_from(days.last_30_days).unwrap_or(i32::MAX),
         }
     }
 }
@@ -113,7 +113,7 @@ pub struct PlanProgress {
     /// The day counted as today, "YYYY-MM-DD".
     pub as_of: String,
     /// How many latest ratings each trend looks at.
-    pub trend_window: u32,
+    pub trend_window: i32,
     pub goals: Vec<GoalProgress>,
     /// The T-score after each day on which some goal was rated, oldest first.
     pub t_scores: Vec<TScorePoint>,
@@ -125,7 +125,7 @@ impl From<core_progress::PlanProgress> for PlanProgress {
     fn from(progress: core_progress::PlanProgress) -> Self {
         Self {
             as_of: progress.as_of,
-            trend_window: u32::try_from(progress.trend_window).unwrap_or(u32::MAX),
+            trend_window: i32::try_from(progress.trend_window).unwrap_or(i32::MAX),
             goals: progress.goals.into_iter().map(Into::into).collect(),
             t_scores: progress.t_scores.into_iter().map(Into::into).collect(),
             days_checked_in: progress.days_checked_in.into(),
@@ -190,7 +190,7 @@ mod tests {
         });
         let goal = &progress.goals[0];
         assert_eq!(goal.goal_id, goal_id.to_string());
-        assert_eq!(goal.series[0].check_in_id, checkin_id.to_string());
+        assert_eq!(goal.series[0].checkin_id, checkin_id.to_string());
         assert_eq!(goal.series[0].level, -2);
         assert_eq!(goal.latest_level, Some(-2));
         assert_eq!(goal.trend, Some(Trend::NoChange));

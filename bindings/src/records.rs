@@ -1,6 +1,8 @@
 //! The domain records the shells read: plain values converted from the core's model, ids as
 //! strings, times as UTC milliseconds. Never an Automerge type.
 
+use std::collections::HashMap;
+
 use alliance_core as core;
 
 use crate::sync::RefusedChange;
@@ -92,7 +94,7 @@ pub struct PlanSummary {
     /// "YYYY-MM-DD", or none before the counselor sets one.
     pub review_on: Option<String>,
     pub client_name: Option<String>,
-    pub goal_count: u32,
+    pub goal_count: i32,
     pub updated_at: i64,
 }
 
@@ -103,7 +105,7 @@ impl From<core::PlanSummary> for PlanSummary {
             title: summary.title,
             review_on: summary.review_on,
             client_name: summary.client_name,
-            goal_count: summary.goal_count,
+            goal_count: i32::try_from(summary.goal_count).unwrap_or(i32::MAX),
             updated_at: summary.updated_at,
         }
     }
@@ -201,7 +203,7 @@ pub struct Goal {
     pub objectives: Vec<Objective>,
     pub interventions: Vec<Intervention>,
     pub gas: GasScale,
-    pub check_ins: Vec<CheckIn>,
+    pub checkins: Vec<CheckIn>,
     /// The GAS level of the latest check-in that rated one: by the client's day, then causal
     /// order; corrections applied, future-dated check-ins left out.
     pub latest_gas_level: Option<i32>,
@@ -225,7 +227,7 @@ impl From<core::Goal> for Goal {
             objectives: goal.objectives.into_iter().map(Into::into).collect(),
             interventions: goal.interventions.into_iter().map(Into::into).collect(),
             gas: goal.gas.into(),
-            check_ins: goal.checkins.into_iter().map(Into::into).collect(),
+            checkins: goal.checkins.into_iter().map(Into::into).collect(),
             latest_gas_level: goal.latest_gas_level.map(i32::from),
             conflicts: goal.conflicts.into_iter().map(Into::into).collect(),
         }
@@ -281,32 +283,20 @@ impl From<core::Intervention> for Intervention {
 /// A goal's Goal Attainment Scale.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct GasScale {
-    /// The described levels, from -2 up to 2.
-    pub levels: Vec<GasLevel>,
+    /// Level (-2..=2) → its description; levels not yet described are absent.
+    pub levels: HashMap<i32, String>,
     pub weight: f64,
     pub baseline: Option<i32>,
 }
 
-/// One described GAS level.
-#[derive(Clone, Debug, PartialEq, uniffi::Record)]
-pub struct GasLevel {
-    pub level: i32,
-    pub text: String,
-}
-
 impl From<core::GasScale> for GasScale {
     fn from(gas: core::GasScale) -> Self {
-        let mut levels: Vec<GasLevel> = gas
-            .levels
-            .into_iter()
-            .filter_map(|(level, text)| {
-                let level = level.parse().ok()?;
-                Some(GasLevel { level, text })
-            })
-            .collect();
-        levels.sort_by_key(|l| l.level);
         Self {
-            levels,
+            levels: gas
+                .levels
+                .into_iter()
+                .filter_map(|(level, text)| Some((level.parse().ok()?, text)))
+                .collect(),
             weight: gas.weight,
             baseline: gas.baseline.map(i32::from),
         }
@@ -316,7 +306,7 @@ impl From<core::GasScale> for GasScale {
 /// One check-in; a correction is a new entry naming the one it corrects.
 #[derive(Clone, Debug, PartialEq, uniffi::Record)]
 pub struct CheckIn {
-    pub check_in_id: String,
+    pub checkin_id: String,
     pub by: String,
     /// UTC milliseconds.
     pub at: i64,
@@ -339,7 +329,7 @@ pub struct CheckIn {
 impl From<core::CheckIn> for CheckIn {
     fn from(checkin: core::CheckIn) -> Self {
         Self {
-            check_in_id: checkin.checkin_id.to_string(),
+            checkin_id: checkin.checkin_id.to_string(),
             by: checkin.by.to_string(),
             at: checkin.at,
             local_date: checkin.local_date,
@@ -481,8 +471,8 @@ pub struct LocalSyncReport {
     /// Plans both stores now hold identically.
     pub plan_ids: Vec<String>,
     /// Sync messages exchanged, both directions.
-    pub messages: u64,
-    pub bytes: u64,
+    pub messages: i64,
+    pub bytes: i64,
     /// Own changes of either store that the other one refused, now set aside by the store
     /// that made them (`device_id` says which).
     pub refused: Vec<RefusedChange>,
@@ -492,8 +482,8 @@ impl From<core::local_sync::LocalSyncReport> for LocalSyncReport {
     fn from(report: core::local_sync::LocalSyncReport) -> Self {
         Self {
             plan_ids: report.plans.iter().map(ToString::to_string).collect(),
-            messages: report.messages as u64,
-            bytes: report.bytes as u64,
+            messages: i64::try_from(report.messages).unwrap_or(i64::MAX),
+            bytes: i64::try_from(report.bytes).unwrap_or(i64::MAX),
             refused: report.refused.into_iter().map(Into::into).collect(),
         }
     }

@@ -9,9 +9,9 @@ pub struct SyncProgress {
     /// A session with the server is open.
     pub connected: bool,
     /// Plans this device syncs.
-    pub plans_total: u32,
+    pub plans_total: i32,
     /// Plans the server has confirmed it holds as they are here.
-    pub plans_synced: u32,
+    pub plans_synced: i32,
     /// The last failure, kept until a session succeeds. Names no person and no goal.
     pub last_error: Option<String>,
 }
@@ -20,8 +20,8 @@ impl From<&core_sync::SyncProgress> for SyncProgress {
     fn from(progress: &core_sync::SyncProgress) -> Self {
         Self {
             connected: progress.connected,
-            plans_total: u32::try_from(progress.plans_total).unwrap_or(u32::MAX),
-            plans_synced: u32::try_from(progress.plans_synced).unwrap_or(u32::MAX),
+            plans_total: i32::try_from(progress.plans_total).unwrap_or(i32::MAX),
+            plans_synced: i32::try_from(progress.plans_synced).unwrap_or(i32::MAX),
             last_error: progress.last_error.clone(),
         }
     }

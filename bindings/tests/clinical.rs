@@ -148,7 +148,7 @@ fn future_dated_check_ins_and_the_clients_today_reach_the_shell() {
     check_in_on(&w.client, &w.plan_id, &w.goal_id, "2099-01-01", 2);
     block_on(w.client.sync_with(w.counselor.clone())).unwrap();
     let plan = block_on(w.counselor.plan(w.plan_id.clone())).unwrap();
-    let checkins = &plan.goals[0].check_ins;
+    let checkins = &plan.goals[0].checkins;
     let flags: Vec<(&str, bool)> = checkins
         .iter()
         .map(|c| (c.local_date.as_str(), c.future_dated))

@@ -100,9 +100,9 @@ fn eight_threads_on_one_alliance_lose_nothing_and_never_deadlock() {
         .find(|g| g.goal_id == w.goal_id)
         .expect("the shared goal");
     let stored: HashSet<String> = shared
-        .check_ins
+        .checkins
         .iter()
-        .map(|c| c.check_in_id.clone())
+        .map(|c| c.checkin_id.clone())
         .collect();
     assert_eq!(stored, checkins, "no check-in lost");
     assert_eq!(heard.load(Ordering::SeqCst), 2 * THREADS * ROUNDS);

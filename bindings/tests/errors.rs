@@ -135,7 +135,7 @@ fn empty_words_bad_levels_and_bad_dates_are_invalid_input() {
         );
         let after = c.plan(plan.clone()).await.unwrap();
         let goal = after.goals.iter().find(|g| g.goal_id == goal).unwrap();
-        assert!(goal.check_ins.is_empty() && goal.gas.levels.is_empty());
+        assert!(goal.checkins.is_empty() && goal.gas.levels.is_empty());
         assert_eq!(after.goals.len(), 1, "nothing was written");
     });
 }

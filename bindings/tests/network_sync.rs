@@ -120,7 +120,7 @@ fn two_alliances_converge_through_a_loopback_relay() {
     .unwrap();
     wait_for("both devices to hold the same plan", || {
         let (theirs, ours) = (plan(&w.counselor, &w.plan_id), plan(&w.client, &w.plan_id));
-        theirs == ours && ours.goals.iter().any(|g| g.check_ins.len() == 1)
+        theirs == ours && ours.goals.iter().any(|g| g.checkins.len() == 1)
     });
     let merged = plan(&w.client, &w.plan_id);
     assert_eq!(merged.goals[0].clinical_statement, "Delayed sleep phase");

@@ -83,24 +83,20 @@ pub enum Command {
     Checkin(CheckinArgs),
     /// Sync plans with a relay (--server), or with another store on this machine (--with).
     Sync(SyncArgs),
-    /// Run a relay: an always-on peer that stores every plan devices sync through it.
-    Relay {
-        /// Address to listen on, e.g. 127.0.0.1:8420 (port 0 picks a free one).
-        #[arg(long, default_value = "127.0.0.1:8420")]
-        listen: String,
-        /// Serve anyone who connects, without tokens (loopback tests only).
-        #[arg(long)]
-        no_auth: bool,
-        /// Accept the first push of a plan this relay does not hold from a token that plan
-        /// lists (how counselors' new plans arrive). See docs/sync.md, Authentication.
-        #[arg(long, conflicts_with = "no_auth")]
-        open_enrollment: bool,
-        /// Serve wss:// with this PEM certificate chain (needs --tls-key).
-        #[arg(long, value_name = "PEM", requires = "tls_key")]
-        tls_cert: Option<PathBuf>,
-        /// The PEM private key of --tls-cert.
-        #[arg(long, value_name = "PEM", requires = "tls_cert")]
-        tls_key: Option<PathBuf>,
+    /// Run a relay: an always-on peer that stores every plan devices sync through it
+    /// (`alliance relay audit` lists its audit trail).
+    Relay(RelayArgs),
+    /// Write a consistent copy of this store (a device's or a relay's) to --out while it is in
+    /// use, encrypted with the same key.
+    Backup {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Put a backup (made by `alliance backup`) in place of this store. Stop whatever has the
+    /// store open first: it is refused while the store is in use.
+    Restore {
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
     },
     /// Re-encrypt this store under a new key; open it with --key-file (the current key).
     Rekey {
@@ -151,6 +147,75 @@ pub enum Command {
         window: usize,
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `alliance relay`: serve, or act on a relay's store.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct RelayArgs {
+    #[command(subcommand)]
+    pub action: Option<RelayAction>,
+    /// A TOML file of settings (see deploy/relay.toml): ALLIANCE_RELAY_* variables win over
+    /// it, and flags over both.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on, e.g. 127.0.0.1:8420 (port 0 picks a free one); 127.0.0.1:8420
+    /// by default.
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Serve anyone who connects, without tokens (loopback tests only).
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Accept the first push of a plan this relay does not hold from a token that plan
+    /// lists (how counselors' new plans arrive). See docs/sync.md, Authentication.
+    #[arg(long, conflicts_with = "no_auth")]
+    pub open_enrollment: bool,
+    /// Serve wss:// with this PEM certificate chain (needs --tls-key). SIGHUP reloads it.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve /metrics (Prometheus), /healthz and /readyz on this address, e.g.
+    /// 127.0.0.1:9420 (off by default; keep it off the public network).
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
+    /// text (default) or json: one JSON object per log line on stderr.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<String>,
+    /// On SIGTERM or SIGINT, how long syncs in flight may take to finish (30 by default).
+    #[arg(long, value_name = "SECONDS")]
+    pub drain_grace_secs: Option<String>,
+    /// Check the settings (file, environment, flags) and exit: `configuration ok`, or the
+    /// first problem, naming its key, with exit status 1.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RelayAction {
+    /// The relay's audit trail: who reached which plan, when, from where, and how it went.
+    Audit {
+        /// The relay's settings file: its `db` and `key_file` name the store (unless --db
+        /// or --key-file are given).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Only entries about this plan.
+        #[arg(long)]
+        plan: Option<String>,
+        /// Only entries about this device.
+        #[arg(long)]
+        device: Option<String>,
+        /// Only entries at or after this time: YYYY-MM-DD (UTC) or RFC 3339.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Walk the hash chain instead: prints `ok` and the head hash, or each break found
+        /// (a removed or altered entry) and exits 1.
+        #[arg(long, conflicts_with_all = ["plan", "device", "since"])]
+        verify: bool,
     },
 }
 

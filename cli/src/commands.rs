@@ -13,7 +13,10 @@ use crate::args::{
     InterventionCommand, ObjectiveCommand, PlanCommand, ShowFormat,
 };
 use crate::store_file::{read_key_file, StoreFile};
-use crate::{demo, network, print};
+use crate::{demo, network, operations, print};
+
+/// `--db` when not given.
+const DEFAULT_DB: &str = "./alliance.db";
 
 /// Opens an existing store; a missing file is an error, never a new empty store.
 pub fn open_existing(store: &StoreFile) -> Result<Alliance> {
@@ -146,7 +149,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             let plan = PlanId::parse(&plan)?;
             let store = open_existing(db)?;
             if format == Some(ShowFormat::Markdown) {
-                print!("{}", store.export_markdown(plan)?);
+                print!(
+                    "{}",
+                    alliance_core::validate::printable(&store.export_markdown(plan)?)
+                );
                 return Ok(Outcome::Done);
             }
             let json = json || format == Some(ShowFormat::Json);
@@ -267,19 +273,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 return Ok(Outcome::ChangesRefused);
             }
         }
-        Command::Relay {
-            listen,
-            no_auth,
-            open_enrollment,
-            tls_cert,
-            tls_key,
-        } => {
-            let tls = match (tls_cert, tls_key) {
-                (Some(cert), Some(key)) => Some((cert, key)),
-                _ => None,
-            };
-            network::relay(db, &listen, !no_auth, open_enrollment, tls)?
+        Command::Relay(args) => {
+            let db_is_default =
+                cli.db.as_os_str() == DEFAULT_DB && std::env::var_os("ALLIANCE_DB").is_none();
+            operations::relay(args, db, db_is_default)?
         }
+        Command::Backup { out } => operations::backup(db, &out)?,
+        Command::Restore { from } => operations::restore(db, &from)?,
         Command::Rekey { new_key_file } => {
             let store = open_existing(db)?;
             store.rekey(&read_key_file(&new_key_file)?)?;
@@ -329,7 +329,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                     std::fs::write(&path, format!("{text}\n"))?;
                     println!("wrote {}", path.display());
                 }
-                None => println!("{text}"),
+                None => println!("{}", alliance_core::validate::printable(&text)),
             }
         }
         Command::Report { plan, out } => {

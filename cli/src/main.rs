@@ -1,10 +1,14 @@
 //! `alliance`: the terminal shell over alliance-core — every operation, the demo, and sync.
 
+mod admin;
 mod args;
 mod commands;
 mod demo;
+mod metrics;
 mod network;
+mod operations;
 mod print;
+mod relay_config;
 mod store_file;
 
 use std::process::ExitCode;

@@ -1,17 +1,15 @@
 //! `alliance relay` and `alliance sync --server`: the network side of the shell.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use alliance_core::sync::{
-    run_relay_blocking, sync_once_blocking, watch_blocking, OwnChangesRefused, RelayOptions,
-    SyncObserver, SyncOptions, SyncProgress, SyncSummary, TlsIdentity,
+    sync_once_blocking, watch_blocking, OwnChangesRefused, SyncObserver, SyncOptions, SyncProgress,
+    SyncSummary,
 };
 use alliance_core::{Alliance, Error, PlanId, Result};
 use tracing_subscriber::EnvFilter;
-
-use crate::store_file::StoreFile;
 
 /// Logs to stderr: warnings by default (a relay's reasons for closing a connection),
 /// `RUST_LOG` for more or less. Automerge's own log lines are off by default: every error they
@@ -23,38 +21,6 @@ pub(crate) fn log_to_stderr() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
-}
-
-/// Serves the store at `db` (created when missing) on `listen` until the process ends.
-/// With `require_token`, devices present their relay token (see docs/sync.md).
-pub fn relay(
-    db: &StoreFile,
-    listen: &str,
-    require_token: bool,
-    open_enrollment: bool,
-    tls: Option<(PathBuf, PathBuf)>,
-) -> Result<()> {
-    log_to_stderr();
-    let tls = match tls {
-        Some((cert, key)) => Some(TlsIdentity {
-            cert_chain_pem: read_pem(&cert)?,
-            private_key_pem: read_pem(&key)?,
-        }),
-        None => None,
-    };
-    let scheme = if tls.is_some() { "wss" } else { "ws" };
-    let store = Arc::new(db.open()?);
-    let options = RelayOptions {
-        require_token,
-        open_enrollment,
-        tls,
-        ..RelayOptions::default()
-    };
-    run_relay_blocking(listen, store, options, |addr| {
-        println!("relay listening on {scheme}://{addr}");
-        let _ = std::io::stdout().flush();
-    })?;
-    Ok(())
 }
 
 /// Syncs every plan of `store` with the server once, or keeps syncing (`watch`). Returns how

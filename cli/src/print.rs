@@ -6,6 +6,30 @@ use alliance_core::{
 };
 use chrono::{TimeZone, Utc};
 
+/// `println!` for text that may carry what peers wrote: control characters older data may
+/// hold are shown as signs, never sent to the terminal (`validate::printable`).
+macro_rules! say {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!(
+            "{}",
+            alliance_core::validate::printable(&format!($($arg)*))
+        )
+    };
+}
+
+/// `eprintln!`, made printable like [`say!`].
+macro_rules! say_err {
+    ($($arg:tt)*) => {
+        eprintln!(
+            "{}",
+            alliance_core::validate::printable(&format!($($arg)*))
+        )
+    };
+}
+
 fn json<T: serde::Serialize>(value: &T) {
     match serde_json::to_string_pretty(value) {
         Ok(text) => println!("{text}"),
@@ -29,9 +53,9 @@ pub fn identity(me: &Identity, as_json: bool) {
             "role": me.role,
         }));
     } else {
-        println!("{} ({})", me.name, me.role);
-        println!("member {}", me.member_id);
-        println!("device {}", me.device_id);
+        say!("{} ({})", me.name, me.role);
+        say!("member {}", me.member_id);
+        say!("device {}", me.device_id);
     }
 }
 
@@ -40,10 +64,10 @@ pub fn plan_list(plans: &[PlanSummary], as_json: bool) {
         return json(&plans);
     }
     if plans.is_empty() {
-        println!("no plans yet");
+        say!("no plans yet");
     }
     for p in plans {
-        println!(
+        say!(
             "{}  {}  (client: {}, {} goal(s){})",
             p.plan_id,
             p.title,
@@ -82,7 +106,7 @@ pub fn plan(plan: &Plan, refused: &[(PlanId, RefusedChange)], as_json: bool) {
     if as_json {
         let mut value = match serde_json::to_value(plan) {
             Ok(value) => value,
-            Err(error) => return eprintln!("error: could not write JSON: {error}"),
+            Err(error) => return say_err!("error: could not write JSON: {error}"),
         };
         let refused: Vec<&RefusedChange> = refused.iter().map(|(_, r)| r).collect();
         if let Some(map) = value.as_object_mut() {
@@ -91,42 +115,42 @@ pub fn plan(plan: &Plan, refused: &[(PlanId, RefusedChange)], as_json: bool) {
         return json(&value);
     }
     if !refused.is_empty() {
-        println!(
+        say!(
             "{} change(s) from peers were refused by the role rules (see `alliance peers`)",
             refused.len()
         );
     }
-    println!("{}  ({})", plan.title, plan.plan_id);
+    say!("{}  ({})", plan.title, plan.plan_id);
     if let Some(date) = &plan.review_on {
-        println!("review on {date}");
+        say!("review on {date}");
     }
     let members: Vec<String> = plan
         .members
         .iter()
         .map(|m| format!("{} ({})", m.name, m.role))
         .collect();
-    println!("members: {}", members.join(", "));
+    say!("members: {}", members.join(", "));
     for goal in &plan.goals {
         print_goal(plan, goal);
     }
     match plan.gas_t_score {
-        Some(t) => println!("GAS T-score: {t:.1}"),
-        None => println!("GAS T-score: - (no goal rated yet)"),
+        Some(t) => say!("GAS T-score: {t:.1}"),
+        None => say!("GAS T-score: - (no goal rated yet)"),
     }
 }
 
 fn print_goal(plan: &Plan, goal: &Goal) {
-    println!();
-    println!("goal {}  [{}]", goal.goal_id, goal.status);
-    println!("  in the client's words: \"{}\"", goal.client_words);
+    say!();
+    say!("goal {}  [{}]", goal.goal_id, goal.status);
+    say!("  in the client's words: \"{}\"", goal.client_words);
     if !goal.clinical_statement.is_empty() {
-        println!("  clinical statement: {}", goal.clinical_statement);
+        say!("  clinical statement: {}", goal.clinical_statement);
     }
     if !goal.life_area.is_empty() {
-        println!("  life area: {}", goal.life_area);
+        say!("  life area: {}", goal.life_area);
     }
     let a = &goal.agreement;
-    println!(
+    say!(
         "  agreement: {} — agreed: {}; waiting for: {}",
         agreement_word(a.state),
         names(plan, &a.agreed_by),
@@ -149,10 +173,10 @@ fn print_goal(plan: &Plan, goal: &Goal) {
         if let Some(d) = &o.due_on {
             line.push_str(&format!("; due {d}"));
         }
-        println!("{line}");
+        say!("{line}");
     }
     for i in &goal.interventions {
-        println!(
+        say!(
             "  intervention: {}{}",
             i.text,
             i.frequency
@@ -162,9 +186,9 @@ fn print_goal(plan: &Plan, goal: &Goal) {
         );
     }
     if !goal.gas.levels.is_empty() || goal.gas.weight != 1.0 {
-        println!("  GAS (weight {}):", goal.gas.weight);
+        say!("  GAS (weight {}):", goal.gas.weight);
         for (level, text) in &goal.gas.levels {
-            println!("    {level:>2}: {text}");
+            say!("    {level:>2}: {text}");
         }
     }
     for c in &goal.checkins {
@@ -196,7 +220,7 @@ fn print_goal(plan: &Plan, goal: &Goal) {
         if c.future_dated {
             flag.push_str(" (future_dated: not counted until its day comes)");
         }
-        println!(
+        say!(
             "  check-in {} by {who}: {}{flag}",
             c.local_date,
             parts.join(", ")
@@ -208,7 +232,7 @@ fn print_goal(plan: &Plan, goal: &Goal) {
             .iter()
             .map(|v| format!("{} (by {})", v.value, v.by))
             .collect();
-        println!("  conflict in {}: {}", conflict.field, values.join(" vs "));
+        say!("  conflict in {}: {}", conflict.field, values.join(" vs "));
     }
 }
 
@@ -225,10 +249,10 @@ pub fn refusals(refused: &[(PlanId, RefusedChange)], as_json: bool) {
         return json(&rows);
     }
     if refused.is_empty() {
-        println!("no refused changes");
+        say!("no refused changes");
     }
     for (plan, r) in refused {
-        println!(
+        say!(
             "{}  plan {}  from peer {}  device {}{}: {}",
             time(r.recorded_at),
             plan,
@@ -246,7 +270,7 @@ pub fn refusals(refused: &[(PlanId, RefusedChange)], as_json: bool) {
 /// change", …): the plan and the rule, and that it is set aside.
 pub fn own_change_refused(whose: &str, plan: &str, rule: &str, change_hash: &str) {
     let short = change_hash.get(..12).unwrap_or(change_hash);
-    eprintln!("refused: plan {plan}: {rule} ({whose} {short}, now set aside)");
+    say_err!("refused: plan {plan}: {rule} ({whose} {short}, now set aside)");
 }
 
 pub fn history(entries: &[HistoryEntry], as_json: bool) {
@@ -254,7 +278,7 @@ pub fn history(entries: &[HistoryEntry], as_json: bool) {
         return json(&entries);
     }
     for e in entries {
-        println!(
+        say!(
             "{}{}  {} (device {}…): {}",
             if e.refused { "REFUSED " } else { "" },
             time(e.at),
@@ -271,10 +295,10 @@ pub fn plans_due(plans: &[PlanSummary], as_json: bool) {
         return json(&plans);
     }
     if plans.is_empty() {
-        println!("no plan is due for review");
+        say!("no plan is due for review");
     }
     for p in plans {
-        println!(
+        say!(
             "{}  {}  {}",
             p.review_on.as_deref().unwrap_or("no review date"),
             p.plan_id,
@@ -289,57 +313,59 @@ pub fn progress(plan: &Plan, progress: &alliance_core::progress::PlanProgress, a
     if as_json {
         return json(progress);
     }
-    println!(
+    say!(
         "{}: progress as of {} on the client's calendar (trends over the last {} ratings)",
-        plan.title, progress.as_of, progress.trend_window
+        plan.title,
+        progress.as_of,
+        progress.trend_window
     );
-    println!(
+    say!(
         "check-in days: {} of the last 7, {} of the last 30",
-        progress.days_checked_in.last_7_days, progress.days_checked_in.last_30_days
+        progress.days_checked_in.last_7_days,
+        progress.days_checked_in.last_30_days
     );
     for goal in &progress.goals {
         let words = plan
             .goal(goal.goal_id)
             .map(|g| g.client_words.as_str())
             .unwrap_or("?");
-        println!();
-        println!("goal {}  \"{words}\"", goal.goal_id);
+        say!();
+        say!("goal {}  \"{words}\"", goal.goal_id);
         let levels: Vec<String> = goal
             .series
             .iter()
             .map(|p| format!("{} {}", p.local_date, level_label(p.level)))
             .collect();
         if levels.is_empty() {
-            println!("  no GAS rating yet");
+            say!("  no GAS rating yet");
         } else {
-            println!("  GAS levels: {}", levels.join(", "));
+            say!("  GAS levels: {}", levels.join(", "));
         }
-        println!(
+        say!(
             "  latest: {}; trend: {}",
             goal.latest_level
                 .map(level_label)
                 .unwrap_or_else(|| "-".to_owned()),
             goal.trend.map(|t| t.as_str()).unwrap_or("-")
         );
-        println!(
+        say!(
             "  check-in days: {} of the last 7, {} of the last 30",
-            goal.days_checked_in.last_7_days, goal.days_checked_in.last_30_days
+            goal.days_checked_in.last_7_days,
+            goal.days_checked_in.last_30_days
         );
         let future_dated = plan
             .goal(goal.goal_id)
             .map(|g| g.checkins.iter().filter(|c| c.future_dated).count())
             .unwrap_or(0);
         if future_dated > 0 {
-            println!(
-                "  future_dated check-ins (not counted until their day comes): {future_dated}"
-            );
+            say!("  future_dated check-ins (not counted until their day comes): {future_dated}");
         }
     }
     if !progress.t_scores.is_empty() {
-        println!();
-        println!("GAS T-score by day:");
+        say!();
+        say!("GAS T-score by day:");
         for point in &progress.t_scores {
-            println!("  {}  {:.1}", point.local_date, point.t_score);
+            say!("  {}  {:.1}", point.local_date, point.t_score);
         }
     }
 }

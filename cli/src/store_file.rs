@@ -28,6 +28,11 @@ impl StoreFile {
         }
     }
 
+    /// The key that opens the store (none: plaintext).
+    pub fn key(&self) -> Option<&StoreKey> {
+        self.key.as_ref()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -622,3 +622,66 @@ fn sync_with_exits_3_naming_plan_and_rule_when_the_other_store_refuses_an_own_ch
     assert_eq!(again.status.code(), Some(0));
     assert!(again.stderr.is_empty());
 }
+
+#[test]
+fn show_and_history_print_no_control_character_that_older_data_holds() {
+    use automerge::transaction::Transactable;
+    use automerge::ReadDoc;
+    let s = setup();
+    // Goal words with ESC and CR, as a store written before they were refused holds them:
+    // appended to the stored document as a raw chunk, the way an older build wrote it.
+    let plan = alliance_core::PlanId::parse(&s.plan).unwrap();
+    let bytes = alliance_core::Alliance::open(&s.dana)
+        .unwrap()
+        .saved_document(plan)
+        .unwrap();
+    let mut doc = automerge::Automerge::load(&bytes).unwrap();
+    let dana = s.cli.json(&s.dana, &["whoami", "--json"]);
+    let device = alliance_core::DeviceId::parse(dana["device_id"].as_str().unwrap()).unwrap();
+    doc.set_actor(device.actor());
+    let goals = doc.get(automerge::ROOT, "goals").unwrap().unwrap().1;
+    let goal = doc.get(&goals, s.goal.as_str()).unwrap().unwrap().1;
+    let words = doc.get(&goal, "client_words").unwrap().unwrap().1;
+    let before = doc.get_heads();
+    let mut tx = doc.transaction();
+    tx.splice_text(&words, 0, 0, "\u{1b}[2K\ragreement: agreed\u{9b}1m ")
+        .unwrap();
+    tx.commit();
+    let chunk = doc.save_after(&before);
+    {
+        let db = rusqlite::Connection::open(&s.dana).unwrap();
+        db.execute(
+            "INSERT INTO chunks (doc_id, seq, bytes)
+             VALUES (?1, (SELECT max(seq) + 1 FROM chunks WHERE doc_id = ?1), ?2)",
+            rusqlite::params![s.plan, chunk],
+        )
+        .unwrap();
+        db.execute(
+            "UPDATE documents SET chunk_bytes = chunk_bytes + ?2 WHERE doc_id = ?1",
+            rusqlite::params![s.plan, chunk.len() as i64],
+        )
+        .unwrap();
+    }
+    for args in [
+        vec!["show", s.plan.as_str()],
+        vec!["history", s.plan.as_str()],
+        vec!["show", s.plan.as_str(), "--format", "markdown"],
+        vec!["report", s.plan.as_str()],
+    ] {
+        let out = s.cli.run(&s.dana, &args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            text.chars()
+                .all(|c| !c.is_control() || c == '\n' || c == '\t'),
+            "{args:?} printed a control character: {text:?}"
+        );
+        if args.len() == 2 && args[0] == "show" {
+            assert!(text.contains("\u{241b}[2K\u{240d}agreement"), "{text}");
+        }
+    }
+}

@@ -5,6 +5,8 @@
 //! `ALLIANCE_LOAD_DEVICES` sets the number of devices (default 100; the note reports 1,000),
 //! `ALLIANCE_LOAD_EDITS` the edits per device (default 2).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use alliance_core::sync::{
     spawn_alliance_watch, sync_once, SyncHandle, SyncObserver, SyncOptions, SyncProgress,
 };
-use alliance_core::{Alliance, NewPlan, PlanId, Role};
+use alliance_core::{Alliance, PlanId};
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -49,32 +51,8 @@ struct Pair {
 }
 
 fn pair(index: usize) -> Pair {
-    let counselor = Arc::new(Alliance::open_in_memory().unwrap());
-    let client = Arc::new(Alliance::open_in_memory().unwrap());
-    let dana = counselor
-        .init(&format!("Counselor {index}"), Role::Counselor, None)
-        .unwrap();
-    let sam = client
-        .init(&format!("Client {index}"), Role::Client, None)
-        .unwrap();
-    let plan = counselor
-        .create_plan(&NewPlan {
-            title: format!("Plan {index}"),
-            client_name: format!("Client {index}"),
-            client_member: Some(sam.member_id),
-            client_device: Some(sam.device_id),
-        })
-        .unwrap();
-    let counselor_token = counselor
-        .issue_device_token(plan, dana.device_id, None)
-        .unwrap();
-    let client_token = counselor
-        .issue_device_token(plan, sam.device_id, None)
-        .unwrap();
-    Pair {
-        plan,
-        devices: [(counselor, counselor_token), (client, client_token)],
-    }
+    let (plan, devices) = common::plan_pair(index);
+    Pair { plan, devices }
 }
 
 fn options(token: &str) -> SyncOptions {

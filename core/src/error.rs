@@ -53,6 +53,10 @@ pub enum Error {
     /// The network sync layer failed.
     #[error("sync error: {0}")]
     Sync(#[from] crate::sync::SyncError),
+    /// A peer's input would pass one of the store's budgets (`crate::budgets`); nothing of
+    /// it was stored.
+    #[error("limit: {0}")]
+    Limit(String),
     /// Filesystem I/O.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -5,6 +5,8 @@
 //! them, and exchange sync messages with peers.
 
 mod alliance;
+pub mod audit;
+pub mod budgets;
 pub mod clinical_time;
 mod clock;
 mod error;
@@ -20,7 +22,9 @@ pub mod store;
 pub mod sync;
 mod sync_peer;
 
-pub use alliance::{Alliance, FileWatch, NewDevice, NewPlan, PlanObserver, SyncReceipt};
+pub use alliance::{
+    Alliance, FileWatch, HeldCount, NewDevice, NewPlan, PlanObserver, ReadFrom, SyncReceipt,
+};
 pub use error::{Error, Result};
 pub use model::*;
 pub use store::StoreKey;

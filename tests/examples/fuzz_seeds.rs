@@ -1,11 +1,12 @@
 //! Writes the seed corpus of the cargo-fuzz targets in `fuzz/`: valid protocol frames, a
-//! plan's whole sync conversation, and saved plan documents, made through the public API.
+//! plan's whole sync conversation, hostile sync messages (a change bomb, a held-change chain),
+//! and saved plan documents, made through the public API.
 //!
 //! `cargo run -p alliance-tests --example fuzz_seeds -- fuzz/corpus`
 
 use std::path::PathBuf;
 
-use alliance_tests::fuzz_inputs::{frames, sync_input, sync_scene};
+use alliance_tests::fuzz_inputs::{frames, hostile_sync_inputs, sync_input, sync_scene};
 
 fn main() -> std::io::Result<()> {
     let root = std::env::args()
@@ -21,6 +22,8 @@ fn main() -> std::io::Result<()> {
     for message in &scene.client {
         sync.push(sync_input(scene.plan, scene.base.iter().chain([message])));
     }
+    // A change bomb and a held-change chain: refused within the budgets.
+    sync.extend(hostile_sync_inputs(&scene));
     let targets = [
         ("sync_frame", frames(&scene)),
         ("sync_message", sync),

@@ -120,6 +120,44 @@ pub fn sync_scene() -> SyncScene {
     }
 }
 
+/// Sync inputs from a hostile peer: the scene's plan, then a message carrying a change bomb
+/// (a billion operations claimed in a few dozen bytes), and one carrying a chain of changes
+/// built on one never sent, longer than a connection may leave waiting. A store must refuse
+/// both within its budgets (`alliance_core::budgets`), storing nothing of them.
+pub fn hostile_sync_inputs(scene: &SyncScene) -> Vec<Vec<u8>> {
+    use crate::hostile::{change_bomb, held_chain, message_with, next_numbers};
+    use automerge::Automerge;
+    let before = &scene.documents[0];
+    let doc = Automerge::load(before).expect("scene document");
+    let changes = doc.get_changes(&[]);
+    let actor = changes.first().expect("a change").actor_id().clone();
+    let (seq, start_op) = next_numbers(&doc, &actor);
+    let shape = scene.base.last().expect("a message");
+    let bomb = message_with(
+        shape,
+        vec![change_bomb(
+            &actor,
+            seq,
+            start_op,
+            &doc.get_heads(),
+            1_000_000_000,
+        )],
+    );
+    let chain = message_with(
+        shape,
+        held_chain(
+            before,
+            &actor,
+            alliance_core::budgets::HELD_CHANGES_PER_CONVERSATION + 1,
+            7,
+        ),
+    );
+    vec![
+        sync_input(scene.plan, scene.base.iter().chain([&bomb])),
+        sync_input(scene.plan, scene.base.iter().chain([&chain])),
+    ]
+}
+
 /// Valid protocol frames of every message type, some carrying the scene's sync messages.
 pub fn frames(scene: &SyncScene) -> Vec<Vec<u8>> {
     let document_id = DocumentId::from_uuid(scene.plan.as_uuid());

@@ -5,6 +5,8 @@ pub mod known_plan;
 
 pub mod fuzz_inputs;
 
+pub mod hostile;
+
 use alliance_core::local_sync::sync_stores;
 use alliance_core::{Alliance, Identity, NewDevice, NewPlan, PlanId, Role};
 

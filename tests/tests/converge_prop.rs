@@ -2,6 +2,10 @@
 //! make random honest edits, sync pairwise in random orders while some sync messages are
 //! lost, and after a final full sync all read the same plan — with no honest change refused.
 //!
+//! After every operation, each replica's kept read model (docs/design.md, Read model), when it
+//! offers one, equals the plan read afresh from the document: through local edits, remote
+//! changes, lost messages, refused changes and compaction.
+//!
 //! `ALLIANCE_PROPTEST_CASES` sets the number of cases (1,000 by default).
 
 use alliance_core::{
@@ -68,6 +72,12 @@ enum Op {
     Agree {
         by: usize,
         goal: usize,
+    },
+    /// The client writes a goal status its role does not allow, with the local check
+    /// skipped (a tampered build): peers refuse it.
+    Tamper {
+        goal: usize,
+        status: usize,
     },
     /// Syncs two replicas for a few rounds; `lost[i]` drops the i-th message.
     Sync {
@@ -295,8 +305,52 @@ fn apply(replicas: &[Replica; 3], plan: PlanId, op: &Op) {
             };
             let _ = store(*by).agree(plan, goal);
         }
+        Op::Tamper { goal, status } => {
+            let Some((goal, _, _)) = goal_of(&replicas[2], plan, *goal) else {
+                return;
+            };
+            let edit = GoalEdit {
+                status: Some(GoalStatus::ALL[*status]),
+                ..GoalEdit::default()
+            };
+            let _ = replicas[2].store.edit_goal_unchecked(plan, goal, &edit);
+        }
         Op::Sync { a, b, lost } => sync_pair(&replicas[*a], &replicas[*b], plan, lost),
     }
+}
+
+/// Each replica's kept read model, where it offers one, against a fresh read of its document;
+/// then every replica reads the plan (keeping a model of its heads) and offers that model.
+/// Returns a message for the first disagreement.
+fn read_models_agree(replicas: &[Replica; 3], plan: PlanId, after: &Op) -> Result<(), String> {
+    for replica in replicas {
+        let fresh = replica.store.plan_from_document(plan).expect("fresh read");
+        if let Some(kept) = replica.store.kept_read_model(plan).expect("kept model") {
+            if kept != fresh {
+                return Err(format!(
+                    "{}: stale read model after {after:?}",
+                    replica.me.role
+                ));
+            }
+        }
+        let read = replica.store.plan(plan).expect("plan");
+        if read != fresh {
+            return Err(format!(
+                "{}: plan() differs after {after:?}",
+                replica.me.role
+            ));
+        }
+        match replica.store.kept_read_model(plan).expect("kept model") {
+            Some(kept) if kept == fresh => {}
+            other => {
+                return Err(format!(
+                    "{}: kept {other:?} after {after:?}",
+                    replica.me.role
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 fn cases() -> u32 {
@@ -318,6 +372,7 @@ proptest! {
         let (replicas, plan) = setup();
         for op in &ops {
             apply(&replicas, plan, op);
+            prop_assert_eq!(read_models_agree(&replicas, plan, op), Ok(()));
         }
         full_sync(&replicas, plan);
         for replica in &replicas {
@@ -328,6 +383,72 @@ proptest! {
         prop_assert_eq!(&phone, &replicas[1].store.plan(plan).expect("plan"));
         prop_assert_eq!(&phone, &replicas[2].store.plan(plan).expect("plan"));
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: cases() / 4,
+        max_shrink_iters: 2_000,
+        ..ProptestConfig::default()
+    })]
+
+    /// The same operations with a tampered client among them: refused changes never reach a
+    /// read model, and the replicas still converge.
+    #[test]
+    fn read_models_stay_true_through_refusals(
+        ops in proptest::collection::vec(
+            prop_oneof![
+                4 => op(),
+                1 => (0..4usize, 0..GoalStatus::ALL.len())
+                    .prop_map(|(goal, status)| Op::Tamper { goal, status }),
+            ],
+            1..12,
+        )
+    ) {
+        let (replicas, plan) = setup();
+        for op in &ops {
+            apply(&replicas, plan, op);
+            prop_assert_eq!(read_models_agree(&replicas, plan, op), Ok(()));
+        }
+        full_sync(&replicas, plan);
+        let end = Op::Sync { a: 0, b: 2, lost: Vec::new() };
+        prop_assert_eq!(read_models_agree(&replicas, plan, &end), Ok(()));
+        let phone = replicas[0].store.plan(plan).expect("plan");
+        prop_assert_eq!(&phone, &replicas[1].store.plan(plan).expect("plan"));
+    }
+}
+
+/// Enough check-ins that the phone's store compacts its chunks into a new snapshot several
+/// times, each synced: read models agree before and after every compaction.
+#[test]
+fn read_models_stay_true_through_compaction() {
+    let (replicas, plan) = setup();
+    let mut compactions = 0;
+    let mut chunks = replicas[0].store.document_sizes(plan).unwrap().chunk_count;
+    for i in 0..60u8 {
+        let op = if i % 5 == 4 {
+            Op::Sync {
+                a: 0,
+                b: (i as usize % 2) + 1,
+                lost: Vec::new(),
+            }
+        } else {
+            Op::CheckIn {
+                by: (i as usize) % 3,
+                goal: 0,
+                mood: i % 11,
+                level: 0,
+            }
+        };
+        apply(&replicas, plan, &op);
+        assert_eq!(read_models_agree(&replicas, plan, &op), Ok(()));
+        let now = replicas[0].store.document_sizes(plan).unwrap().chunk_count;
+        if now < chunks {
+            compactions += 1;
+        }
+        chunks = now;
+    }
+    assert!(compactions >= 2, "the phone compacted {compactions} times");
 }
 
 /// Sequences the property once found trouble with, replayed many times (device ids are

@@ -10,8 +10,8 @@ use std::sync::OnceLock;
 use alliance_core::sync::Message;
 use alliance_core::Alliance;
 use alliance_tests::fuzz_inputs::{
-    decode_frame, frames, join_messages, load_plan_document, receive_all, receive_input,
-    split_messages, sync_input, sync_scene, SyncScene,
+    decode_frame, frames, hostile_sync_inputs, join_messages, load_plan_document, receive_all,
+    receive_input, split_messages, sync_input, sync_scene, SyncScene,
 };
 use proptest::prelude::*;
 
@@ -25,6 +25,11 @@ fn cases() -> u32 {
 fn scene() -> &'static SyncScene {
     static SCENE: OnceLock<SyncScene> = OnceLock::new();
     SCENE.get_or_init(sync_scene)
+}
+
+fn hostile_seeds() -> &'static [Vec<u8>] {
+    static SEEDS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    SEEDS.get_or_init(|| hostile_sync_inputs(scene()))
 }
 
 fn valid_frames() -> &'static [Vec<u8>] {
@@ -198,6 +203,14 @@ proptest! {
     }
 
     #[test]
+    fn mutated_hostile_seeds_are_handled(index in any::<prop::sample::Index>(), changes in mutations()) {
+        // A change bomb or a held-change chain, mutated: still bounded, never a panic.
+        let seeds = hostile_seeds();
+        let seed = seeds[index.index(seeds.len())].clone();
+        receive_input(&mutate(seed, &changes));
+    }
+
+    #[test]
     fn arbitrary_plan_documents_load_or_fail(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         load_plan_document(&bytes);
     }
@@ -229,4 +242,29 @@ fn the_valid_inputs_are_accepted_whole() {
             alliance_core::plan::PlanDoc::load(document, automerge::ActorId::random()).unwrap();
         assert!(doc.read().is_ok());
     }
+}
+
+#[test]
+fn the_hostile_seeds_are_refused_within_the_budgets() {
+    let scene = scene();
+    let [bomb, chain] = hostile_seeds() else {
+        panic!("two hostile seeds");
+    };
+    // The bomb: the plan arrives, the bomb is refused as a rule and recorded.
+    let store = Alliance::open_in_memory().unwrap();
+    let messages = split_messages(&bomb[16..]);
+    receive_all(&store, scene.plan, &messages);
+    let refused = store.refused_changes(None).unwrap();
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        refused[0].1.rule,
+        alliance_core::budgets::TOO_MANY_OPERATIONS
+    );
+    // The chain: refused whole, nothing held.
+    let store = Alliance::open_in_memory().unwrap();
+    let messages = split_messages(&chain[16..]);
+    let (last, base) = messages.split_last().unwrap();
+    receive_all(&store, scene.plan, base);
+    assert!(store.receive_sync_message(scene.plan, "x", last).is_err());
+    assert_eq!(store.held_changes().changes, 0);
 }

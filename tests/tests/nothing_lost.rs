@@ -161,6 +161,50 @@ fn two_connections_editing_in_turn_never_reuse_a_change_number() {
 }
 
 #[test]
+fn two_connections_checking_in_at_the_same_moment_both_land_and_the_plan_still_opens() {
+    // Two `alliance checkin` processes at once once both succeeded and left two changes with
+    // one actor and seq ("duplicate seq": the plan no longer opened, exported or synced).
+    // Here two connections (each what a process is to SQLite) start together, many times.
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("client.db");
+    let s = setup(&db);
+    let rounds = 15;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let writers: Vec<_> = ["app", "widget"]
+        .into_iter()
+        .map(|who| {
+            let (db, barrier, plan, goal) = (db.clone(), barrier.clone(), s.plan, s.goal);
+            std::thread::spawn(move || {
+                let store = Alliance::open(&db).unwrap();
+                store.plan(plan).unwrap();
+                for round in 0..rounds {
+                    barrier.wait();
+                    store
+                        .check_in(plan, goal, &checkin(&format!("{who} {round:02}")))
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let reopened = Alliance::open(&db).unwrap();
+    let mut expected: Vec<String> = (0..rounds)
+        .flat_map(|round| [format!("app {round:02}"), format!("widget {round:02}")])
+        .collect();
+    expected.sort();
+    assert_eq!(notes(&reopened, s.plan), expected);
+    let bytes = reopened.saved_document(s.plan).unwrap();
+    assert!(automerge::Automerge::load(&bytes).is_ok(), "the plan opens");
+    assert!(reopened.export_json(s.plan).is_ok(), "and exports");
+    assert!(reopened.integrity_check().unwrap().is_empty());
+    sync_stores(&s.counselor, &reopened).unwrap();
+    assert_eq!(notes(&s.counselor, s.plan), expected, "and syncs");
+    assert!(s.counselor.refused_changes(None).unwrap().is_empty());
+}
+
+#[test]
 fn observers_hear_of_another_connections_write() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("client.db");

@@ -89,6 +89,28 @@ impl Running {
             .unwrap()
     }
 
+    /// Sends the process a signal by name (`TERM`, `HUP`, …).
+    pub fn signal(&self, name: &str) {
+        send_signal(self.child.id(), name);
+    }
+
+    /// Waits up to `limit` for the process to exit: its status, or None while it still runs.
+    pub fn wait_for_exit(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -100,6 +122,17 @@ impl Drop for Running {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends process `pid` a signal by name (`TERM`, `HUP`, …) with the shell's `kill` builtin
+/// (no procps needed).
+pub fn send_signal(pid: u32, name: &str) {
+    let sent = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -{name} {pid}"))
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -{name} {pid} failed");
 }
 
 /// `alliance relay` on a free loopback port; returns it and its ws:// URL.
@@ -205,4 +238,39 @@ pub fn checkin_notes(db: &Path, plan: &str) -> Vec<String> {
         .collect();
     notes.sort();
     notes
+}
+
+/// Plan `index` in memory: a counselor's device and the client's phone, each with the relay
+/// token the counselor issued it (load and drain tests).
+pub fn plan_pair(
+    index: usize,
+) -> (
+    alliance_core::PlanId,
+    [(std::sync::Arc<alliance_core::Alliance>, String); 2],
+) {
+    use alliance_core::{Alliance, NewPlan, Role};
+    use std::sync::Arc;
+    let counselor = Arc::new(Alliance::open_in_memory().unwrap());
+    let client = Arc::new(Alliance::open_in_memory().unwrap());
+    let dana = counselor
+        .init(&format!("Counselor {index}"), Role::Counselor, None)
+        .unwrap();
+    let sam = client
+        .init(&format!("Client {index}"), Role::Client, None)
+        .unwrap();
+    let plan = counselor
+        .create_plan(&NewPlan {
+            title: format!("Plan {index}"),
+            client_name: format!("Client {index}"),
+            client_member: Some(sam.member_id),
+            client_device: Some(sam.device_id),
+        })
+        .unwrap();
+    let counselor_token = counselor
+        .issue_device_token(plan, dana.device_id, None)
+        .unwrap();
+    let client_token = counselor
+        .issue_device_token(plan, sam.device_id, None)
+        .unwrap();
+    (plan, [(counselor, counselor_token), (client, client_token)])
 }

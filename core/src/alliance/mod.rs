@@ -10,6 +10,7 @@ use automerge::transaction::Transaction;
 use automerge::{ActorId, Automerge, Change, ChangeHash, ReadDoc};
 use parking_lot::Mutex;
 
+use crate::budgets::Budgets;
 use crate::clock;
 use crate::error::{Error, Result};
 use crate::model::{
@@ -17,7 +18,7 @@ use crate::model::{
     InterventionId, MemberId, NewCheckIn, NewIntervention, NewObjective, ObjectiveId, Plan, PlanId,
     PlanSummary, RefusedChange, Role, SetAsideChange,
 };
-use crate::plan::{chunks, rebase, write, PlanDoc};
+use crate::plan::{read_model, rebase, write, PlanDoc};
 use crate::rules::{self, remote, Edit};
 use crate::store::{self, DocumentSizes, Store, StoreKey};
 use crate::sync_peer::SyncPeer;
@@ -81,7 +82,9 @@ struct Inner {
     /// Hashes of changes refused per plan, loaded on first use.
     refused: HashMap<PlanId, HashSet<ChangeHash>>,
     /// Changes received before their dependencies, per plan: judged once those arrive.
-    held: HashMap<PlanId, Vec<Change>>,
+    held: HeldChanges,
+    /// What peers' changes may cost this store.
+    budgets: Budgets,
     /// The devices last written to `plan_devices` per plan, so unchanged sets are not rewritten.
     indexed_devices: HashMap<PlanId, Vec<crate::plan::DeviceAccess>>,
     /// `PRAGMA data_version` when this connection last compared what it keeps in memory with
@@ -117,6 +120,11 @@ struct OpenDoc {
     /// Own changes set aside while loading (see [`rebase::load_forked`]), recorded by the
     /// write that rewrites the document.
     pending_set_aside: Vec<(SetAsideChange, Vec<u8>)>,
+    /// The plan last read from the document, with the heads it was read at (see
+    /// [`Inner::read_plan`]).
+    model: Option<(Vec<ChangeHash>, Plan)>,
+    /// The heads of the read model SQLite holds for this plan, as far as this connection knows.
+    kept_model_heads: Option<Vec<ChangeHash>>,
 }
 
 impl OpenDoc {
@@ -128,6 +136,24 @@ impl OpenDoc {
             stored,
             rewrite: false,
             pending_set_aside: Vec::new(),
+            model: None,
+            kept_model_heads: None,
+        }
+    }
+
+    /// The plan as read from the document now, read again only when the heads moved.
+    fn model(&mut self) -> Result<Plan> {
+        let heads = self.doc.heads();
+        match &mut self.model {
+            Some((read_at, plan)) if *read_at == heads => {
+                read_model::settle(plan);
+                Ok(plan.clone())
+            }
+            _ => {
+                let plan = self.doc.read()?;
+                self.model = Some((heads, plan.clone()));
+                Ok(plan)
+            }
         }
     }
 }
@@ -353,6 +379,55 @@ impl Inner {
             .or_insert_with(|| OpenDoc::new(doc, false)))
     }
 
+    /// The plan as model types, and where it was read from: the document in memory, the read
+    /// model SQLite keeps (no document load), or the document loaded from SQLite. A document
+    /// read that SQLite holds no current model for keeps one, in a transaction of its own that
+    /// stores it only while the document still has the heads it was read at, and only when no
+    /// other writer holds the lock (a read never waits for a writer).
+    fn read_plan(&mut self, plan: PlanId) -> Result<(Plan, ReadFrom)> {
+        let doc_id = plan.to_string();
+        let from = if self.docs.contains_key(&plan) {
+            ReadFrom::Memory
+        } else {
+            let kept = self
+                .store
+                .read(|tx| store::load_read_model(tx, &doc_id, read_model::FORMAT))?;
+            if let Some(model) = kept.as_deref().and_then(read_model::decode) {
+                return Ok((model, ReadFrom::ReadModel));
+            }
+            ReadFrom::Document
+        };
+        let open = self.open(plan)?;
+        let model = open.model()?;
+        let saved = open.stored && !open.rewrite && open.doc.heads() == open.saved_heads;
+        if saved && open.kept_model_heads.as_ref() != Some(&open.saved_heads) {
+            let heads = open.saved_heads.clone();
+            if let Some(bytes) = read_model::encode(&model) {
+                let kept = self.store.write_if_free(|tx| {
+                    store::save_read_model(
+                        tx,
+                        &doc_id,
+                        &heads_bytes(&heads),
+                        read_model::FORMAT,
+                        &bytes,
+                    )
+                });
+                match kept {
+                    Ok(Some(true)) => {
+                        if let Some(open) = self.docs.get_mut(&plan) {
+                            open.kept_model_heads = Some(heads);
+                        }
+                    }
+                    // Another writer holds the lock, or moved the document on: not kept.
+                    Ok(Some(false) | None) => {}
+                    // A model not kept costs the next cold read a document load, nothing more.
+                    Err(error) => tracing::debug!(%plan, %error, "read model not kept"),
+                }
+            }
+        }
+        Ok((model, from))
+    }
+
     /// Stores a document that SQLite does not hold yet (a new or imported plan).
     fn store_new(&mut self, plan: PlanId, doc: PlanDoc) -> Result<bool> {
         self.docs.insert(plan, OpenDoc::new(doc, false));
@@ -511,7 +586,8 @@ impl Alliance {
                 docs: HashMap::new(),
                 sessions: HashMap::new(),
                 refused: HashMap::new(),
-                held: HashMap::new(),
+                held: HeldChanges::default(),
+                budgets: Budgets::default(),
                 indexed_devices: HashMap::new(),
                 seen_version,
                 known_heads,
@@ -740,9 +816,41 @@ impl Alliance {
         })
     }
 
-    /// The plan as model types.
+    /// The plan as model types. Reads the plan's read model from SQLite when it is current,
+    /// so opening a plan to read it loads no document (docs/design.md, Read model).
     pub fn plan(&self, plan: PlanId) -> Result<Plan> {
-        self.reading(|inner| inner.open(plan)?.doc.read())
+        self.reading(|inner| inner.read_plan(plan).map(|(plan, _)| plan))
+    }
+
+    /// [`Alliance::plan`], and where the plan was read from: for tests and diagnostics.
+    #[doc(hidden)]
+    pub fn plan_traced(&self, plan: PlanId) -> Result<(Plan, ReadFrom)> {
+        self.reading(|inner| inner.read_plan(plan))
+    }
+
+    /// The plan's read model as SQLite holds it now, if it is current (None when it is missing
+    /// or was read from other heads); never reads the document nor keeps a model. For tests
+    /// that compare it with [`Alliance::plan_from_document`].
+    #[doc(hidden)]
+    pub fn kept_read_model(&self, plan: PlanId) -> Result<Option<Plan>> {
+        self.reading(|inner| {
+            let bytes = inner
+                .store
+                .read(|tx| store::load_read_model(tx, &plan.to_string(), read_model::FORMAT))?;
+            Ok(bytes.and_then(|b| read_model::decode(&b)))
+        })
+    }
+
+    /// The plan read from its document as SQLite holds it, past every cache: for tests.
+    #[doc(hidden)]
+    pub fn plan_from_document(&self, plan: PlanId) -> Result<Plan> {
+        self.reading(|inner| {
+            let stored = inner
+                .store
+                .read(|tx| store::load_document(tx, &plan.to_string()))?
+                .ok_or_else(|| Error::not_found("plan", plan))?;
+            PlanDoc::load(&stored.bytes, inner.actor())?.read()
+        })
     }
     /// Every change of the plan with its author and description.
     /// Refused changes from peers come last, marked `refused`.
@@ -785,7 +893,7 @@ impl Alliance {
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        self.edit_scoped(plan, (None, false), description, edit)
+        self.edit_scoped(plan, (None, false), Catalog::Refresh, description, edit)
     }
 
     /// [`Alliance::edit`] of one goal: the model holds that goal too, with its check-ins when
@@ -796,13 +904,22 @@ impl Alliance {
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        self.edit_scoped(plan, (Some(goal), checkins), description, edit)
+        self.edit_scoped(
+            plan,
+            (Some(goal), checkins),
+            Catalog::Touch,
+            description,
+            edit,
+        )
     }
 
+    /// The edit of [`Alliance::edit`], reading `goal` (with its check-ins when `checkins`) for
+    /// the rules, and told what the change may do to the plan's catalog row.
     fn edit_scoped<T>(
         &self,
         plan: PlanId,
         (goal, checkins): (Option<GoalId>, bool),
+        catalog: Catalog,
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
@@ -825,12 +942,6 @@ impl Alliance {
                 Ok(())
             })?;
             if change.is_some() {
-                // Edits scoped to one existing goal leave title, members, devices and the
-                // goal count as they were.
-                let catalog = match goal {
-                    Some(_) => Catalog::Touch,
-                    None => Catalog::Refresh,
-                };
                 inner.persist_with(plan, catalog, |_| Ok(()))?;
             }
             Ok((out, change.is_some()))
@@ -1084,7 +1195,8 @@ impl Alliance {
         // Only a correction reads the goal and its check-ins (to find the one it corrects); a
         // new check-in of a goal that does not exist fails when it is written.
         let scope = (checkin.corrects.map(|_| goal), checkin.corrects.is_some());
-        self.edit_scoped(plan, scope, description, |model, me, tx| {
+        // A check-in changes no catalog field (title, members, devices, goal count).
+        self.edit_scoped(plan, scope, Catalog::Touch, description, |model, me, tx| {
             let corrects = match checkin.corrects {
                 Some(original) => Some(
                     model
@@ -1184,7 +1296,7 @@ impl Alliance {
                 ));
             }
             inner.sessions.retain(|(p, _), _| *p != plan);
-            inner.held.remove(&plan);
+            inner.held.forget_plan(plan);
             inner.store_new(plan, doc)
         })?;
         self.notify(plan);
@@ -1209,16 +1321,7 @@ impl Alliance {
         // Held changes wait outside Automerge, which therefore never asks for what they
         // lack (a peer's Bloom filter false positive can skip a change while sending its
         // successors): ask for it here, or the peers resend the successors forever.
-        let held_deps: Vec<ChangeHash> = match inner.held.get(&plan) {
-            Some(held) => {
-                let hashes: HashSet<ChangeHash> = held.iter().map(|c| c.hash()).collect();
-                held.iter()
-                    .flat_map(|c| c.deps().iter().copied())
-                    .filter(|d| !hashes.contains(d))
-                    .collect()
-            }
-            None => Vec::new(),
-        };
+        let held_deps = inner.held.missing_deps(plan);
         let open = inner.open_or_empty(plan)?;
         let mut state = state;
         let mut message = open.doc.automerge().generate_sync_message(&mut state);
@@ -1247,11 +1350,50 @@ impl Alliance {
         peer: impl Into<SyncPeer>,
         message: &[u8],
     ) -> Result<SyncReceipt> {
-        let peer = peer.into();
+        self.receive_checked(plan, peer.into(), message, None)
+    }
+
+    /// [`Alliance::receive_sync_message`] of a message a relay's device pushed with its
+    /// token: kept only when the plan stays bound to its tokens as `voucher` says (see
+    /// [`crate::sync::TokenVoucher`]); otherwise nothing is stored and the error is
+    /// [`Error::NotAllowed`].
+    pub fn receive_vouched(
+        &self,
+        plan: PlanId,
+        peer: impl Into<SyncPeer>,
+        message: &[u8],
+        voucher: &crate::sync::TokenVoucher,
+    ) -> Result<SyncReceipt> {
+        self.receive_checked(plan, peer.into(), message, Some(voucher))
+    }
+
+    fn receive_checked(
+        &self,
+        plan: PlanId,
+        peer: SyncPeer,
+        message: &[u8],
+        voucher: Option<&crate::sync::TokenVoucher>,
+    ) -> Result<SyncReceipt> {
         let message =
             sync::Message::decode(message).map_err(|e| Error::SyncMessage(e.to_string()))?;
+        // Read and bounded before the store lock is taken: one peer's large message does not
+        // stall the others (`docs/design.md`, Hostile input).
+        let budgets = self.budgets();
+        let screened = incoming::screen(&message, &budgets)?;
         let (receipt, changed) = self.writing(|inner| {
-            let received = Self::receive_in(inner, plan, &peer, message);
+            let listed_before = match voucher {
+                Some(_) => vouch::listed(inner, plan),
+                None => Vec::new(),
+            };
+            let received =
+                Self::receive_in(inner, plan, &peer, message, screened).and_then(|received| {
+                    match voucher {
+                        Some(voucher) => {
+                            vouch::check(inner, plan, &listed_before, voucher).map(|()| received)
+                        }
+                        None => Ok(received),
+                    }
+                });
             if received.is_err() {
                 inner.docs.remove(&plan);
                 inner.sessions.remove(&(plan, peer.clone()));
@@ -1271,19 +1413,21 @@ impl Alliance {
         plan: PlanId,
         peer: &SyncPeer,
         mut message: sync::Message,
+        screened: incoming::Screened,
     ) -> Result<(SyncReceipt, bool)> {
         let mut state = load_session(inner, plan, peer)?;
-        let known_refused = inner.refused_hashes(plan)?;
+        let mut known_refused = inner.refused_hashes(plan)?;
+        let budgets = inner.budgets;
         let own_actor = inner.identity.as_ref().map(|me| me.device_id.actor());
         // Changes that arrived before their dependencies get another chance now.
-        let earlier = if message.changes.is_empty() {
-            Vec::new()
+        let mut earlier = if message.changes.is_empty() {
+            None
         } else {
-            inner.held.remove(&plan).unwrap_or_default()
+            Some(inner.held.take(plan))
         };
         let mut still_held = Vec::new();
         let open = inner.open_or_empty(plan)?;
-        let mut refused = Vec::new();
+        let mut refused: Vec<remote::Refusal> = Vec::new();
         // Own changes taken out of the document because the peer holds others with the same
         // seq: replayed once the peer's are in.
         let mut forked: Vec<Change> = Vec::new();
@@ -1292,8 +1436,24 @@ impl Alliance {
         let mut adopted = false;
         let mut before_heads = open.doc.heads();
         if !message.changes.is_empty() {
-            let mut incoming = changes_in(open.doc.automerge(), &message, own_actor.as_ref())?;
-            incoming.extend(earlier);
+            let (mut incoming, oversized) =
+                screened.changes_in(open.doc.automerge(), own_actor.as_ref(), &budgets)?;
+            // Changes refused before they were decoded: recorded like any refusal, and
+            // everything built on them is refused with them.
+            for change in oversized {
+                if known_refused.insert(change.hash) {
+                    refused.push(remote::refusal_of(
+                        open.doc.automerge(),
+                        change.hash,
+                        &change.actor,
+                        change.timestamp,
+                        crate::budgets::TOO_MANY_OPERATIONS,
+                    ));
+                }
+            }
+            if let Some(earlier) = earlier.as_mut() {
+                incoming.extend(earlier.changes());
+            }
             if let Some(actor) = &own_actor {
                 if let Some(drop) = own_fork(open.doc.automerge(), &incoming, actor) {
                     let (base, left_out) = rebase::without(open.doc.automerge(), &drop)?;
@@ -1305,9 +1465,15 @@ impl Alliance {
                     state = sync::State::new();
                 }
             }
-            let judgement = remote::judge(open.doc.automerge(), plan, incoming, &known_refused);
+            let judgement = remote::judge_within(
+                open.doc.automerge(),
+                plan,
+                incoming,
+                &known_refused,
+                &budgets,
+            );
             still_held = judgement.held;
-            refused = judgement.refused;
+            refused.extend(judgement.refused);
             match judgement.applied {
                 Some(mut applied) if !judgement.accepted.is_empty() => {
                     applied.set_actor(open.doc.automerge().get_actor().clone());
@@ -1373,8 +1539,9 @@ impl Alliance {
             replay_own(open, own_actor.as_ref(), &forked, FORKED, now)?
         };
         let has_content = !open.doc.heads().is_empty();
-        if !still_held.is_empty() {
-            inner.held.insert(plan, still_held);
+        if let Some(earlier) = earlier {
+            let budgets = inner.budgets;
+            inner.held.hold(plan, peer, earlier, still_held, &budgets)?;
         }
         let encoded = state.encode();
         inner.sessions.insert((plan, peer.clone()), state);
@@ -1522,7 +1689,24 @@ impl Alliance {
         let peer = peer.into();
         let mut inner = self.inner.lock();
         inner.sessions.retain(|(_, p), _| *p != peer);
+        inner.held.drop_conversation(&peer);
         inner.drop_unstored_docs();
+    }
+
+    /// Changes peers sent that still wait for a dependency they did not send, over all plans
+    /// and conversations (bounded by [`Budgets`]; dropped when their conversation ends).
+    pub fn held_changes(&self) -> HeldCount {
+        self.inner.lock().held.total()
+    }
+
+    /// Sets what peers' changes may cost this store (the defaults suit devices and relays).
+    pub fn set_budgets(&self, budgets: Budgets) {
+        self.inner.lock().budgets = budgets;
+    }
+
+    /// What peers' changes may cost this store.
+    pub fn budgets(&self) -> Budgets {
+        self.inner.lock().budgets
     }
 
     /// Re-encrypts this store under `new_key` in one transaction; the next open needs the new
@@ -1543,6 +1727,7 @@ impl Alliance {
         let peer = peer.into();
         let mut inner = self.inner.lock();
         inner.sessions.retain(|(_, p), _| p.key != peer.key);
+        inner.held.drop_key(&peer.key);
         inner.drop_unstored_docs();
         inner
             .store
@@ -1554,6 +1739,18 @@ impl Alliance {
 /// Why own changes are set aside (recorded in `set_aside_changes`).
 const FORKED: &str = "another copy of this device's store wrote the same change numbers";
 const BUILT_ON_REFUSED: &str = "built on a change a peer refused";
+
+/// Where [`Alliance::plan_traced`] read a plan from.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadFrom {
+    /// The document this store already had in memory.
+    Memory,
+    /// The read model SQLite keeps: no document was loaded.
+    ReadModel,
+    /// The document, loaded from SQLite.
+    Document,
+}
 
 /// What one sync message did besides merging (see [`Alliance::receive_sync_message`]).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -1634,80 +1831,6 @@ fn load_session(inner: &mut Inner, plan: PlanId, peer: &SyncPeer) -> Result<sync
     })
 }
 
-/// The changes a sync message carries. Each chunk (V2 messages join several into one blob) is
-/// parsed on its own: change and bundle chunks directly, whole documents through a scratch
-/// copy of the document. Changes whose dependencies are missing are kept, to be held.
-fn changes_in(
-    doc: &Automerge,
-    message: &sync::Message,
-    own_actor: Option<&ActorId>,
-) -> Result<Vec<Change>> {
-    let mut changes = Vec::new();
-    for blob in message.changes.iter() {
-        for chunk in chunks::split(blob)? {
-            // Dispatch on the chunk type: `Bundle::try_from` does not check it, and now and
-            // then reads a whole-document chunk (what V2 messages carry) as an empty bundle,
-            // which silently lost every change in it.
-            match chunk.get(chunks::TYPE_AT) {
-                Some(&chunks::CHANGE | &chunks::COMPRESSED_CHANGE) => {
-                    let change = Change::from_bytes(chunk.to_vec())
-                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
-                    changes.push(change);
-                }
-                Some(&chunks::BUNDLE) => {
-                    let bundle = automerge::Bundle::try_from(chunk)
-                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
-                    let bundled = bundle
-                        .to_changes()
-                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
-                    changes.extend(bundled);
-                }
-                _ => changes.extend(document_chunk_changes(doc, chunk, own_actor)?),
-            }
-        }
-    }
-    Ok(changes)
-}
-
-/// The changes in a whole-document chunk that `doc` does not have, read through a scratch
-/// copy of `doc`. When the chunk holds changes of this device's own actor with seq numbers
-/// `doc` already used (another copy of this store wrote them), the copy cannot take them: it
-/// is then made without this device's latest own changes, one more at a time, until it can.
-fn document_chunk_changes(
-    doc: &Automerge,
-    chunk: &[u8],
-    own_actor: Option<&ActorId>,
-) -> Result<Vec<Change>> {
-    let mut scratch = doc.fork();
-    let first_error = match scratch.load_incremental(chunk) {
-        Ok(_) => return Ok(doc.get_changes_added(&scratch)),
-        Err(error) => Error::SyncMessage(error.to_string()),
-    };
-    let Some(actor) = own_actor else {
-        return Err(first_error);
-    };
-    let last = rebase::last_seq(doc, actor);
-    let own: Vec<(u64, ChangeHash)> = doc
-        .get_changes(&[])
-        .iter()
-        .filter(|c| c.actor_id() == actor)
-        .map(|c| (c.seq(), c.hash()))
-        .collect();
-    for from in (1..=last).rev().take(64) {
-        let drop: HashSet<ChangeHash> = own
-            .iter()
-            .filter(|(seq, _)| *seq >= from)
-            .map(|(_, hash)| *hash)
-            .collect();
-        let (base, _) = rebase::without(doc, &drop)?;
-        let mut scratch = base.fork();
-        if scratch.load_incremental(chunk).is_ok() {
-            return Ok(base.get_changes_added(&scratch));
-        }
-    }
-    Err(first_error)
-}
-
 fn describe_goal_edit(edit: &GoalEdit) -> String {
     let mut fields = Vec::new();
     if edit.client_words.is_some() {
@@ -1725,8 +1848,18 @@ fn describe_goal_edit(edit: &GoalEdit) -> String {
     format!("edited a goal: {}", fields.join(", "))
 }
 
+mod audit;
+mod held;
+mod incoming;
+mod operations;
+mod vouch;
+use held::HeldChanges;
+pub use held::HeldCount;
+
 #[cfg(any(test, feature = "test-support"))]
 mod unchecked;
 
+#[cfg(test)]
+mod read_model_tests;
 #[cfg(test)]
 mod tests;

@@ -71,6 +71,34 @@ fn invalid(reason: &str) -> Error {
     Error::invalid("plan file", reason)
 }
 
+/// Refuses a document whose chunks claim more operations than a plan may hold
+/// ([`crate::budgets`]), read from their headers before Automerge decodes any of them.
+fn check_expansion(bytes: &[u8]) -> Result<()> {
+    use crate::plan::expansion::{outline, Outline};
+    let budgets = crate::budgets::Budgets::default();
+    let mut total: u64 = 0;
+    for chunk in
+        crate::plan::chunks::split(bytes).map_err(|_| invalid("the document cannot be loaded"))?
+    {
+        let operations = match outline(chunk, budgets.operations_per_document)
+            .map_err(|_| invalid("the document cannot be loaded"))?
+        {
+            Outline::Change(change) if change.operations > budgets.operations_per_change => {
+                return Err(invalid("a change holds more operations than a change may"));
+            }
+            Outline::Change(change) => change.operations,
+            Outline::Many { operations } => operations,
+        };
+        total = total.saturating_add(operations);
+        if total > budgets.operations_per_document {
+            return Err(invalid(
+                "the document holds more operations than a plan may",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads a plan file and checks that its document rebuilds the plan and the history it states.
 /// The changes are not judged here: the store judges them as it imports them.
 pub fn decode(text: &str) -> Result<DecodedPlan> {
@@ -84,6 +112,7 @@ pub fn decode(text: &str) -> Result<DecodedPlan> {
     }
     let bytes =
         hex::decode(file.document.trim()).map_err(|_| invalid("the document is not hex"))?;
+    check_expansion(&bytes)?;
     let doc = Automerge::load(&bytes).map_err(|_| invalid("the document cannot be loaded"))?;
     let plan = read::read_plan(&doc).map_err(|_| invalid("the document holds no plan"))?;
     // The plan as the document rebuilds it must be the plan the file states (compared as

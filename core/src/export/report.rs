@@ -25,10 +25,11 @@ pub struct Printing {
     pub heads: Vec<String>,
 }
 
-/// Text safe inside HTML elements and quoted attributes.
+/// Text safe inside HTML elements and quoted attributes; control characters older data may
+/// hold are shown as signs ([`crate::model::validate::printable`]).
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    for ch in text.chars() {
+    for ch in crate::model::validate::printable(text).chars() {
         match ch {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),

@@ -39,7 +39,7 @@ pub fn label(field: &'static str, text: &str) -> Result<()> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     length(field, text, MAX_LABEL)?;
-    if text.chars().any(char::is_control) {
+    if !text.chars().all(label_char) {
         return Err(Error::invalid(field, "must be one line"));
     }
     Ok(())
@@ -56,7 +56,39 @@ fn length(field: &'static str, text: &str, max: usize) -> Result<()> {
     if text.contains('\0') {
         return Err(Error::invalid(field, "contains a NUL character"));
     }
+    if !text.chars().all(free_text_char) {
+        return Err(Error::invalid(field, "contains a control character"));
+    }
     Ok(())
+}
+
+/// Whether `c` may stand in free text: no C0 or C1 control character (they could repaint a
+/// terminal or hide words), except newline and tab. Labels allow no control character at all.
+pub fn free_text_char(c: char) -> bool {
+    !c.is_control() || c == '\n' || c == '\t'
+}
+
+/// `text` safe to show on a terminal or page: every control character but newline and tab
+/// (which older stores may hold, written before they were refused) becomes a visible sign —
+/// its Unicode control picture (␛ for ESC, ␍ for CR, ␡ for DEL), or U+FFFD for a C1 control.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.chars().all(free_text_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| match c {
+            c if free_text_char(c) => c,
+            '\u{7f}' => '\u{2421}',
+            c if (c as u32) < 0x20 => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+            _ => '\u{fffd}',
+        })
+        .collect::<String>()
+        .into()
+}
+
+/// Whether `c` may stand in a label (one line): no control character at all.
+pub fn label_char(c: char) -> bool {
+    !c.is_control()
 }
 
 /// A calendar date written YYYY-MM-DD.
@@ -244,6 +276,18 @@ mod tests {
         assert_eq!(field_of(gas_level(-3)), "gas level");
         assert_eq!(field_of(rating("mood", 11)), "mood");
         assert_eq!(field_of(label("name", "a\nb")), "name");
+        // C0 and C1 control characters other than newline and tab never stand in free text.
+        for bad in ["\u{1b}[2J", "a\rb", "\u{7f}", "\u{9b}31m", "\u{85}"] {
+            assert_eq!(field_of(words("client words", bad)), "client words");
+            assert_eq!(field_of(optional_text("note", bad)), "note");
+            assert_eq!(field_of(label("name", bad)), "name");
+        }
+        assert!(words("client words", "two\nlines\tand a tab").is_ok());
+        assert_eq!(
+            printable("agreement: \u{1b}[2Kagreed\r\u{9b}\u{7f}\nok\t"),
+            "agreement: \u{241b}[2Kagreed\u{240d}\u{fffd}\u{2421}\nok\t"
+        );
+        assert!(matches!(printable("plain"), std::borrow::Cow::Borrowed(_)));
         assert_eq!(field_of(number("target", f64::NAN)), "target");
         assert_eq!(field_of(tz_offset(15 * 60)), "time-zone offset");
         assert_eq!(field_of(gas_edit(&GasEdit::Weight(0.0))), "gas weight");

@@ -1,9 +1,11 @@
 //! The Automerge schema of a plan: read it into model types, write it by operations.
 
 pub mod chunks;
+pub mod expansion;
 mod hash;
 pub mod history;
 pub mod read;
+pub mod read_model;
 pub mod rebase;
 pub mod schema;
 pub mod write;
@@ -22,6 +24,8 @@ pub struct DeviceAccess {
     pub token_hash: Option<String>,
     /// A counselor revoked the device.
     pub revoked: bool,
+    /// The member the device belongs to.
+    pub member_id: Option<crate::model::MemberId>,
 }
 
 use crate::error::Result;

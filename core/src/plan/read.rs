@@ -244,6 +244,9 @@ pub(crate) fn read_device_access<R: ReadDoc>(doc: &R) -> Vec<super::DeviceAccess
                 device_id,
                 token_hash: fields.string(doc, k::TOKEN_HASH),
                 revoked: fields.i64(k::REVOKED_AT).is_some(),
+                member_id: fields
+                    .string(doc, k::MEMBER_ID)
+                    .and_then(|member| MemberId::parse(&member).ok()),
             })
         })
         .collect();

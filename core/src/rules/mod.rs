@@ -10,8 +10,48 @@
 //! | agreements.<own member> | write | write |
 //! | check-ins authored by self | write | write |
 //! | devices | own member's | any |
+//! | a plan's creation change | – | [`CREATION_MAY_WRITE`] only |
+//!
+//! A plan's first change (its creation) is judged operation by operation like any other: it
+//! may write the plan's skeleton (schema, id, creation time, title, the members, devices and
+//! goals maps), its members and their devices — the paths of [`CREATION_MAY_WRITE`] — and
+//! nothing else: no goal, agreement, check-in, relay token or revocation. Those come later,
+//! each in its own change judged by the rows above.
 
 pub mod remote;
+
+/// Every path a plan's creation change may write (`*`: any one key); see the table above.
+pub const CREATION_MAY_WRITE: &[&[&str]] = {
+    use crate::plan::schema as k;
+    &[
+        &[k::SCHEMA],
+        &[k::PLAN_ID],
+        &[k::CREATED_AT],
+        &[k::TITLE],
+        &[k::MEMBERS],
+        &[k::DEVICES],
+        &[k::GOALS],
+        &[k::MEMBERS, "*"],
+        &[k::MEMBERS, "*", k::ROLE],
+        &[k::MEMBERS, "*", k::NAME],
+        &[k::MEMBERS, "*", k::ADDED_AT],
+        &[k::DEVICES, "*"],
+        &[k::DEVICES, "*", k::MEMBER_ID],
+        &[k::DEVICES, "*", k::LABEL],
+        &[k::DEVICES, "*", k::ADDED_AT],
+    ]
+};
+
+/// Whether a plan's creation change may write `path` (see [`CREATION_MAY_WRITE`]).
+pub fn creation_may_write(path: &[&str]) -> bool {
+    CREATION_MAY_WRITE.iter().any(|allowed| {
+        allowed.len() == path.len()
+            && allowed
+                .iter()
+                .zip(path)
+                .all(|(allowed, key)| *allowed == "*" || allowed == key)
+    })
+}
 
 use crate::error::{Error, Result};
 use crate::model::{CheckIn, GasEdit, Goal, GoalEdit, GoalStatus, MemberId, Plan, Role};

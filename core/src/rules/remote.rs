@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use automerge::legacy::{Key, ObjectId, Op, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, ScalarValue};
 
+use crate::budgets::{Budgets, DOCUMENT_TOO_LARGE, TOO_MANY_OPERATIONS};
 use crate::model::validate::{self, MAX_LABEL, MAX_TEXT};
 use crate::model::{DeviceId, GoalStatus, MemberId, PlanId, Role};
 use crate::plan::read::{get_string, goal_obj, is_plan, read_plan, read_plan_for_edit};
@@ -53,6 +54,19 @@ pub fn judge(
     incoming: Vec<Change>,
     known_refused: &HashSet<ChangeHash>,
 ) -> Judgement {
+    judge_within(doc, plan_id, incoming, known_refused, &Budgets::default())
+}
+
+/// [`judge`] with these budgets: a change that expands to more operations than
+/// `budgets.operations_per_change`, or would take the plan past
+/// `budgets.operations_per_document`, is refused as a rule before it is decoded or applied.
+pub fn judge_within(
+    doc: &Automerge,
+    plan_id: PlanId,
+    incoming: Vec<Change>,
+    known_refused: &HashSet<ChangeHash>,
+    budgets: &Budgets,
+) -> Judgement {
     let mut judgement = Judgement::default();
     let mut pending: Vec<Change> = incoming
         .into_iter()
@@ -94,6 +108,21 @@ pub fn judge(
                 continue;
             }
             progress = true;
+            let operations = change.len() as u64;
+            let over = if operations > budgets.operations_per_change {
+                Some(TOO_MANY_OPERATIONS)
+            } else if work.stats().num_ops.saturating_add(operations)
+                > budgets.operations_per_document
+            {
+                Some(DOCUMENT_TOO_LARGE)
+            } else {
+                None
+            };
+            if let Some(rule) = over {
+                refused.insert(hash);
+                judgement.refused.push(refusal(&work, &change, rule));
+                continue;
+            }
             match judge_in_authors_view(&work, &mut view, plan_id, &change) {
                 Ok(()) => match work.apply_changes([change.clone()]) {
                     Ok(()) => judgement.accepted.push(change),
@@ -158,7 +187,25 @@ fn judge_in_authors_view(
 }
 
 fn refusal(work: &Automerge, change: &Change, rule: &str) -> Refusal {
-    let device = DeviceId::from_actor(change.actor_id());
+    refusal_of(
+        work,
+        change.hash(),
+        change.actor_id(),
+        change.timestamp(),
+        rule,
+    )
+}
+
+/// The refusal of a change known only by its header (`hash`, author `actor`, claimed time
+/// `at`), e.g. one refused before it was decoded; `work` is the plan it was refused from.
+pub fn refusal_of(
+    work: &Automerge,
+    hash: ChangeHash,
+    actor: &ActorId,
+    at: i64,
+    rule: &str,
+) -> Refusal {
+    let device = DeviceId::from_actor(actor);
     let member = device.and_then(|d| {
         read_plan_for_edit(work, None, false)
             .ok()?
@@ -166,12 +213,12 @@ fn refusal(work: &Automerge, change: &Change, rule: &str) -> Refusal {
             .map(|m| m.member_id)
     });
     Refusal {
-        hash: change.hash(),
-        actor: change.actor_id().clone(),
+        hash,
+        actor: actor.clone(),
         device,
         member,
         rule: rule.to_owned(),
-        at: change.timestamp(),
+        at,
     }
 }
 
@@ -284,6 +331,70 @@ fn judge_creation(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
         .filter(|m| m.role == Role::Counselor);
     if creator.is_none() {
         return refuse("a plan is created by a counselor device enrolled in it");
+    }
+    judge_creation_ops(change)
+}
+
+/// Every operation of a plan's creation change: it writes only paths the role table lets a
+/// creation write ([`crate::rules::CREATION_MAY_WRITE`]), each value as local validation
+/// would, into objects the change itself makes.
+fn judge_creation_ops(change: &Change) -> Rule {
+    const ONLY_SKELETON: &str = "a plan's creation writes only its skeleton, members and devices";
+    let expanded = change.decode();
+    let actor = change.actor_id();
+    let start = change.start_op().get();
+    let mut created: HashMap<u64, Vec<String>> = HashMap::new();
+    let mut title_chars = 0usize;
+    for (index, op) in expanded.operations.iter().enumerate() {
+        let parent = match &op.obj {
+            ObjectId::Root => Vec::new(),
+            ObjectId::Id(id) if &id.1 == actor => created
+                .get(&id.0)
+                .cloned()
+                .ok_or_else(|| "writes to an object that is not in the plan".to_owned())?,
+            ObjectId::Id(_) => return refuse("writes to an object that is not in the plan"),
+        };
+        let target = match &op.key {
+            Key::Map(key) => {
+                let mut path = parent;
+                path.push(key.to_string());
+                let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+                if !crate::rules::creation_may_write(&parts) {
+                    return refuse(ONLY_SKELETON);
+                }
+                if !matches!(op.action, OpType::Make(_) | OpType::Put(_)) {
+                    return refuse("uses an operation plans do not use");
+                }
+                let kind = kind_of(&parts).ok_or_else(|| ONLY_SKELETON.to_owned())?;
+                if !kind_matches(kind, &op.action) {
+                    return refuse("changes the type of a known field");
+                }
+                if let Some(text) = str_value(op) {
+                    if !text.chars().all(validate::label_char) {
+                        return refuse("writes a character text does not hold");
+                    }
+                }
+                judge_value(&parts, op)?;
+                path
+            }
+            Key::Seq(_) => {
+                let title = parent.len() == 1 && parent[0] == k::TITLE;
+                let Some(text) = str_value(op).filter(|_| title) else {
+                    return refuse(ONLY_SKELETON);
+                };
+                if !text.chars().all(validate::label_char) {
+                    return refuse("writes a character text does not hold");
+                }
+                title_chars += text.chars().count();
+                if title_chars > MAX_LABEL {
+                    return refuse("writes text longer than allowed");
+                }
+                parent
+            }
+        };
+        if let OpType::Make(_) = op.action {
+            created.insert(start + index as u64, target);
+        }
     }
     Ok(())
 }
@@ -474,7 +585,25 @@ fn judge_map_op(
         return refuse("replaces a field that already exists");
     }
     judge_role(work, author, place, &parts, op)?;
-    judge_value(&parts, op)
+    judge_value(&parts, op)?;
+    judge_characters(&parts, op)
+}
+
+/// Refuses control characters in a string field as local validation does: a check-in's note
+/// is free text (newline and tab allowed), every other string field is one line.
+fn judge_characters(parts: &[&str], op: &Op) -> Rule {
+    let Some(text) = str_value(op) else {
+        return Ok(());
+    };
+    let allowed = match parts {
+        [k::GOALS, _, k::CHECKINS, _, k::NOTE] => validate::free_text_char,
+        _ => validate::label_char,
+    };
+    if text.chars().all(allowed) {
+        Ok(())
+    } else {
+        refuse("writes a character text does not hold")
+    }
 }
 
 /// Who may write a field of the plan.
@@ -586,6 +715,10 @@ fn judge_value(parts: &[&str], op: &Op) -> Rule {
     let (valid, what) = match parts {
         [k::REVIEW_ON] => (date("review date"), "review date"),
         [k::MEMBERS, _, k::NAME] => (label("name"), "name"),
+        [k::MEMBERS, _, k::ROLE] => (
+            str_value(op).is_some_and(|r| r.parse::<Role>().is_ok()),
+            "role",
+        ),
         [k::DEVICES, _, k::LABEL] => (label("device label"), "device label"),
         [k::GOALS, _, k::LIFE_AREA] => {
             (str_value(op) == Some("") || label("life area"), "life area")
@@ -752,10 +885,15 @@ fn judge_text_op<'a>(
     };
     if let Some(text) = str_value(op) {
         write.written += text.chars().count();
-        // Local validation refuses NUL in every text, and any control character in the title
-        // (a label: one line).
+        // Local validation refuses control characters (NUL, ESC, CR, C1, ...) in every text
+        // but newline and tab, and any control character in the title (a label: one line).
         let title = write.path.len() == 1 && write.path[0] == k::TITLE;
-        if text.contains('\0') || (title && text.chars().any(char::is_control)) {
+        let allowed = if title {
+            validate::label_char
+        } else {
+            validate::free_text_char
+        };
+        if !text.chars().all(allowed) {
             return refuse("writes a character text does not hold");
         }
     }

@@ -1,6 +1,8 @@
 //! SQLite storage: migrations, documents (snapshot + incremental chunks), the plan catalog,
 //! this device's identity and sync state. All SQL of the core lives under this module.
 
+mod audit;
+mod backup;
 mod documents;
 mod encryption;
 mod file_lock;
@@ -8,6 +10,7 @@ mod identity;
 mod integrity;
 mod meta;
 mod plan_devices;
+mod read_models;
 mod refusals;
 pub mod schema;
 mod set_aside;
@@ -22,6 +25,9 @@ pub use documents::{DocumentSizes, StoredDocument};
 pub use encryption::{StoreKey, STORE_KEY_LEN};
 
 use crate::error::Result;
+
+/// How long a statement waits for another connection's lock before failing with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One SQLite database in WAL mode with one writer connection.
 pub struct Store {
@@ -59,7 +65,7 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // The key goes first: nothing may read (or write) the file before it is applied.
         encryption::unlock(&conn, key)?;
         let mut store = Self::setup(conn, key.is_some())?;
@@ -102,8 +108,30 @@ impl Store {
         integrity::check(&self.conn, self.encrypted)
     }
 
+    /// Writes a consistent copy of this store to `out` (which must not exist) while other
+    /// connections and processes go on writing; encrypted under this store's key.
+    pub fn backup_to(&mut self, out: &Path) -> Result<()> {
+        if self.depth > 0 {
+            return Err(crate::error::Error::Malformed(
+                "a transaction is already open on this store".into(),
+            ));
+        }
+        backup::backup_into(&self.conn, out)
+    }
+
+    /// Checks that `file` opens with `key` and is sound (see [`restore`]); returns its schema
+    /// version.
+    pub fn check_backup(file: &Path, key: Option<&StoreKey>) -> Result<i64> {
+        backup::check_backup(file, key)
+    }
+
+    /// The schema version of the file (`PRAGMA user_version`), read now.
+    pub fn schema_version(&mut self) -> Result<i64> {
+        schema::user_version(&self.conn)
+    }
+
     fn setup(mut conn: Connection, encrypted: bool) -> Result<Self> {
-        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // WAL: readers never block the writer; NORMAL sync is durable across app crashes.
         let _mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
@@ -138,6 +166,34 @@ impl Store {
             });
         }
         self.run_in("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", |conn| f(conn))
+    }
+
+    /// [`Store::write`], but only if SQLite's write lock is free now: when another connection
+    /// or process holds it, returns `Ok(None)` at once instead of waiting for it. For writes
+    /// that may be skipped (a read model kept by a read), so a read never waits for a writer.
+    pub fn write_if_free<T>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> Result<T>,
+    ) -> Result<Option<T>> {
+        if self.depth > 0 {
+            return self.write(f).map(Some);
+        }
+        self.conn.busy_timeout(Duration::ZERO)?;
+        let began = self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]);
+        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        match began {
+            Ok(_) => {}
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(error.into()),
+        }
+        self.depth += 1;
+        let out = f(&self.conn);
+        self.depth -= 1;
+        self.finish(out, "COMMIT", "ROLLBACK").map(Some)
     }
 
     /// Takes SQLite's write lock until [`Store::end_locked`] (`BEGIN IMMEDIATE`): no other
@@ -210,6 +266,8 @@ impl Store {
     }
 }
 
+pub use audit::{append_audit, list_audit, parse_kind, verify_audit};
+pub use backup::restore;
 pub use documents::{
     all_document_heads, append_chunk, document_heads, document_sizes, fill_document_heads,
     has_document, insert_document, last_chunk_seq, list_plans, load_document, load_document_parts,
@@ -217,7 +275,10 @@ pub use documents::{
 };
 pub use identity::{load_identity, save_identity};
 pub use meta::load_store_id;
-pub use plan_devices::{plans_of_device, plans_of_token, set_plan_devices};
+pub use plan_devices::{
+    plans_of_device, plans_of_token, set_plan_devices, token_hashes_of_plan, token_listed_elsewhere,
+};
+pub use read_models::{load_read_model, save_read_model};
 pub use refusals::{list_refusals, record_refusal};
 pub use set_aside::{list_set_aside, record_set_aside};
 pub use sync_state::{

@@ -14,6 +14,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/005_device_tokens.sql"),
     include_str!("migrations/006_document_heads.sql"),
     include_str!("migrations/007_set_aside_changes.sql"),
+    include_str!("migrations/008_plan_read_models.sql"),
+    include_str!("migrations/009_audit.sql"),
 ];
 
 /// The schema version this build writes.

@@ -11,10 +11,21 @@ use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::heads::{heads_digest, HeadsDigest};
 use super::protocol::ChangeRefusal;
-use super::store::SyncStore;
+use super::store::{SyncStore, TokenVoucher, CANNOT_VOUCH, NOT_LISTED};
 
 fn plan(document: DocumentId) -> PlanId {
     PlanId::from(document.as_uuid())
+}
+
+fn refusals(receipt: crate::SyncReceipt) -> Vec<ChangeRefusal> {
+    receipt
+        .refused
+        .into_iter()
+        .map(|refused| ChangeRefusal {
+            change_hash: refused.change_hash,
+            rule: refused.rule,
+        })
+        .collect()
 }
 
 fn document(plan: PlanId) -> DocumentId {
@@ -94,14 +105,29 @@ impl SyncStore for Alliance {
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
         let receipt = Alliance::receive_sync_message(self, plan(document), peer, message)
             .map_err(SyncError::store)?;
-        Ok(receipt
-            .refused
-            .into_iter()
-            .map(|refused| ChangeRefusal {
-                change_hash: refused.change_hash,
-                rule: refused.rule,
-            })
-            .collect())
+        Ok(refusals(receipt))
+    }
+
+    fn receive_vouched_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &SyncPeer,
+        message: &[u8],
+        voucher: &TokenVoucher,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        // A token refused its binding is an authorization failure, as the relay words them.
+        let receipt = self
+            .receive_vouched(plan(document), peer, message, voucher)
+            .map_err(|error| match error {
+                crate::Error::NotAllowed { rule } if rule == CANNOT_VOUCH => {
+                    SyncError::Unauthorized(CANNOT_VOUCH)
+                }
+                crate::Error::NotAllowed { rule } if rule == NOT_LISTED => {
+                    SyncError::Unauthorized(NOT_LISTED)
+                }
+                other => SyncError::store(other),
+            })?;
+        Ok(refusals(receipt))
     }
 
     fn own_changes_refused(
@@ -118,6 +144,12 @@ impl SyncStore for Alliance {
             .into_iter()
             .map(|(change_hash, rule)| ChangeRefusal { change_hash, rule })
             .collect())
+    }
+
+    fn record_audit(&self, entry: &crate::audit::NewAuditEntry) -> Result<(), SyncError> {
+        Alliance::record_audit(self, entry)
+            .map(|_| ())
+            .map_err(SyncError::store)
     }
 
     fn end_sync_session(&self, peer: &SyncPeer) {

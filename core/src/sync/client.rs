@@ -1,7 +1,7 @@
 //! The device side of sync: connect to a relay (or any automerge-repo server), sync every plan
 //! this store holds or wants, keep syncing while connected, reconnect with backoff.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +54,9 @@ pub struct SyncOptions {
     /// connection silently dropped by a network is noticed, and a relay's idle timeout does
     /// not close a live device. None: no pings.
     pub keepalive: Option<Duration>,
+    /// Most sync messages a session sends without hearing back from the server while it opens
+    /// its plans (see [`PUSH_WINDOW`], the default). At least 1.
+    pub push_window: usize,
 }
 
 impl Default for SyncOptions {
@@ -69,6 +72,7 @@ impl Default for SyncOptions {
             extra_root_certificate: None,
             heads_digest: true,
             keepalive: Some(Duration::from_secs(30)),
+            push_window: PUSH_WINDOW,
         }
     }
 }
@@ -89,6 +93,7 @@ impl std::fmt::Debug for SyncOptions {
             )
             .field("heads_digest", &self.heads_digest)
             .field("keepalive", &self.keepalive)
+            .field("push_window", &self.push_window)
             .finish()
     }
 }
@@ -168,6 +173,16 @@ fn random_suffix() -> String {
     format!("{:016x}", bytes.as_u128() as u64)
 }
 
+/// Most sync messages a session sends without hearing anything back from the server. A device
+/// opening a session pushes one message per plan; sending thousands at once while reading
+/// nothing fills both sides' socket buffers once the server's answers pile up, and then the
+/// device and a server that answers as it reads each wait for the other to read, for ever.
+pub(crate) const PUSH_WINDOW: usize = 32;
+
+/// How long a session with plans still to push waits for an answer before pushing the next
+/// window anyway (a server may have nothing to say about some plans).
+const PUSH_QUIET: Duration = Duration::from_millis(500);
+
 /// One open conversation with a server.
 struct Session<S> {
     conn: Connection<S>,
@@ -186,6 +201,13 @@ struct Session<S> {
     refused: Vec<OwnChangesRefused>,
     /// How many of `refused` were handed to a watch-mode observer.
     refused_reported: usize,
+    /// Plans waiting for their first push of the session (see [`PUSH_WINDOW`]).
+    queued: VecDeque<DocumentId>,
+    /// Plans pushed from `queued` that the server has not said anything about yet: at most
+    /// `push_window` while `queued` is drained.
+    opening: BTreeSet<DocumentId>,
+    /// [`SyncOptions::push_window`].
+    push_window: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -243,6 +265,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         heads_digest,
                         refused: Vec::new(),
                         refused_reported: 0,
+                        queued: VecDeque::new(),
+                        opening: BTreeSet::new(),
+                        push_window: options.push_window.max(1),
                     });
                 }
                 Message::Error { message, .. } => return Err(SyncError::Remote(message)),
@@ -275,13 +300,54 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             BTreeSet::new()
         };
         for document in documents {
+            let progress = self.documents.entry(document).or_default();
             if matched.contains(&document) {
-                self.documents.entry(document).or_default().matched = true;
+                progress.matched = true;
             } else {
-                self.push(document).await?;
+                self.queued.push_back(document);
+            }
+        }
+        self.push_queued().await
+    }
+
+    /// Pushes queued plans while fewer than `push_window` messages wait for an answer.
+    async fn push_queued(&mut self) -> Result<(), SyncError> {
+        while self.opening.len() < self.push_window {
+            let Some(document) = self.queued.pop_front() else {
+                break;
+            };
+            if self.push(document).await? {
+                self.opening.insert(document);
             }
         }
         Ok(())
+    }
+
+    /// The next message from the server, by `deadline`. While plans wait to be pushed, a
+    /// server quiet for [`PUSH_QUIET`] returns `Ok(None)`: the caller pushes the next window
+    /// of them (the server may have nothing to say about some plans). Cancel-safe.
+    async fn next_message(&mut self, deadline: Instant) -> Result<Option<Message>, SyncError> {
+        let wait = if self.queued.is_empty() {
+            deadline
+        } else {
+            deadline.min(Instant::now() + PUSH_QUIET)
+        };
+        match tokio::time::timeout_at(wait, self.conn.recv()).await {
+            Ok(Some(message)) => {
+                if let Ok(message) = &message {
+                    if let Some(document) = message.document_id() {
+                        self.opening.remove(&document);
+                    }
+                }
+                message.map(Some)
+            }
+            Ok(None) => Err(SyncError::Closed),
+            Err(_) if wait < deadline => {
+                self.opening.clear();
+                Ok(None)
+            }
+            Err(_) => Err(SyncError::Timeout("every plan to be in sync")),
+        }
     }
 
     /// The heads-digest extension: sends one frame with a digest of the heads of every
@@ -336,10 +402,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     }
 
     /// Sends the next sync message for a document, if there is one.
-    async fn push(&mut self, document: DocumentId) -> Result<(), SyncError> {
+    /// Returns whether a message was sent.
+    async fn push(&mut self, document: DocumentId) -> Result<bool, SyncError> {
         let progress = self.documents.entry(document).or_default();
         let Some((data, envelope)) = self.exchange.generate(document).await? else {
-            return Ok(());
+            return Ok(false);
         };
         progress.sent(&envelope);
         let message = DocumentMessage {
@@ -354,7 +421,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         } else {
             Message::Sync(message)
         };
-        self.conn.send(&message).await
+        self.conn.send(&message).await?;
+        Ok(true)
     }
 
     /// Acts on one message from the server.
@@ -385,7 +453,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 if envelope.carries_changes {
                     self.updated.insert(document);
                 }
-                self.push(document).await
+                self.push(document).await.map(drop)
             }
             Message::DocUnavailable { document_id, .. } => {
                 if let Some(progress) = self.documents.get_mut(&document_id) {
@@ -430,7 +498,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         }
         info!(%document, changes = changes.len(), "the server refused own changes; set aside");
         self.refused.push(OwnChangesRefused { document, changes });
-        self.push(document).await
+        self.push(document).await.map(drop)
     }
 
     /// Refusals not yet handed to a watch-mode observer.
@@ -545,14 +613,17 @@ async fn settle<S: AsyncRead + AsyncWrite + Unpin>(
     session: &mut Session<S>,
     options: &SyncOptions,
 ) -> Result<(), SyncError> {
-    session.start(options).await?;
     let deadline = Instant::now() + options.settle_timeout;
-    while !session.all_settled() {
-        let message = tokio::time::timeout_at(deadline, session.conn.recv())
-            .await
-            .map_err(|_| SyncError::Timeout("every plan to be in sync"))?
-            .ok_or(SyncError::Closed)??;
-        session.handle(message).await?;
+    // A server that reads nothing while this device sends cannot hold the session past the
+    // deadline either.
+    tokio::time::timeout_at(deadline, session.start(options))
+        .await
+        .map_err(|_| SyncError::Timeout("every plan to be in sync"))??;
+    while !session.all_settled() || !session.queued.is_empty() {
+        if let Some(message) = session.next_message(deadline).await? {
+            session.handle(message).await?;
+        }
+        session.push_queued().await?;
     }
     Ok(())
 }
@@ -769,12 +840,18 @@ async fn watch_session(
                     None => std::future::pending().await,
                 }
             };
+            // A watch session never times out waiting: its keepalive notices a dead server.
+            let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
             tokio::select! {
-                message = session.conn.recv() => match message {
-                    Some(message) => session.handle(message?).await?,
-                    None => return Err(SyncError::Closed),
-                },
-                Some(document) = changes.recv() => session.push(document).await?,
+                message = session.next_message(far) => {
+                    if let Some(message) = message? {
+                        session.handle(message).await?;
+                    }
+                    session.push_queued().await?;
+                }
+                Some(document) = changes.recv() => {
+                    session.push(document).await?;
+                }
                 _ = next_ping => {
                     let every = keepalive.unwrap_or_default();
                     if session.conn.last_heard().elapsed() > every * 2 {

@@ -123,6 +123,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 }
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
+    /// Closes the connection with a going-away frame: the server is shutting down, and the
+    /// peer may reconnect later or elsewhere. Errors are ignored.
+    pub async fn close_going_away(&mut self) {
+        let frame = CloseFrame {
+            code: CloseCode::Away,
+            reason: "the relay is shutting down".into(),
+        };
+        let _ = self.socket.close(Some(frame)).await;
+    }
+}
+
 fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;

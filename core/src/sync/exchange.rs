@@ -5,8 +5,9 @@ use std::sync::Arc;
 use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::heads::{HeadsDigest, SyncEnvelope};
+use super::metrics::MetricsSink;
 use super::protocol::ChangeRefusal;
-use super::store::SyncStore;
+use super::store::{SyncStore, TokenVoucher};
 use crate::SyncPeer;
 
 /// One store seen from one connection: sync state is persisted under `key`, and the
@@ -15,6 +16,8 @@ use crate::SyncPeer;
 pub struct Exchange {
     store: Arc<dyn SyncStore>,
     peer: Arc<SyncPeer>,
+    /// Told how long each received message took to store.
+    metrics: MetricsSink,
 }
 
 impl Exchange {
@@ -22,7 +25,14 @@ impl Exchange {
         Self {
             store,
             peer: Arc::new(SyncPeer::conversation(key)),
+            metrics: MetricsSink::default(),
         }
+    }
+
+    /// Reports store-write latencies to `metrics`.
+    pub fn with_metrics(mut self, metrics: MetricsSink) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     async fn run<T: Send + 'static>(
@@ -59,8 +69,36 @@ impl Exchange {
         document: DocumentId,
         data: Vec<u8>,
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
-        self.run(move |store, key| store.receive_sync_message(document, key, &data))
-            .await
+        self.receive_as(document, data, None).await
+    }
+
+    /// [`Exchange::receive`] of a message pushed with a relay token: kept only when the
+    /// plan stays bound to its tokens (see [`TokenVoucher`]).
+    pub async fn receive_vouched(
+        &self,
+        document: DocumentId,
+        data: Vec<u8>,
+        voucher: TokenVoucher,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        self.receive_as(document, data, Some(voucher)).await
+    }
+
+    async fn receive_as(
+        &self,
+        document: DocumentId,
+        data: Vec<u8>,
+        voucher: Option<TokenVoucher>,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        let started = std::time::Instant::now();
+        let refused = self
+            .run(move |store, key| match &voucher {
+                Some(voucher) => store.receive_vouched_sync_message(document, key, &data, voucher),
+                None => store.receive_sync_message(document, key, &data),
+            })
+            .await?;
+        let elapsed = started.elapsed();
+        self.metrics.with(|m| m.store_write(elapsed));
+        Ok(refused)
     }
 
     /// The peer refused these changes: the store sets its own aside; returns what to report.

@@ -6,12 +6,15 @@
 //! - [`relay`]: the always-on peer a clinic runs.
 
 mod alliance_store;
+mod audit;
 pub mod client;
 pub mod connection;
 pub mod doc_id;
+mod drain;
 pub mod error;
 mod exchange;
 pub mod heads;
+pub mod metrics;
 pub mod protocol;
 pub mod relay;
 pub mod store;
@@ -20,6 +23,8 @@ pub mod token;
 
 #[cfg(test)]
 mod memory_store;
+#[cfg(test)]
+mod ops_tests;
 #[cfg(test)]
 mod tests;
 
@@ -32,10 +37,11 @@ pub use connection::Traffic;
 pub use doc_id::{parse_plan_url, plan_url, DocumentId};
 pub use error::SyncError;
 pub use heads::{heads_digest, HeadsDigest};
+pub use metrics::{rule_of, MetricsSink, RelayMetrics};
 pub use protocol::{
     ChangeRefusal, DocumentMessage, HeadsDigests, Message, PeerId, PeerMetadata, PROTOCOL_V1,
 };
 pub use relay::{run_relay_blocking, BackgroundRelay, Relay, RelayOptions};
-pub use store::SyncStore;
+pub use store::{SyncStore, TokenVoucher};
 pub use tls::TlsIdentity;
 pub use token::{generate_token, token_hash};

@@ -16,18 +16,22 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::audit::Who;
 use super::connection::{websocket_config, Connection, Traffic};
 use super::doc_id::DocumentId;
+use super::drain::{self, DrainSignal};
 use super::error::SyncError;
 use super::exchange::Exchange;
 use super::heads::{HeadsDigest, SyncEnvelope};
+use super::metrics::{rule_of, MetricsSink};
 use super::protocol::{
     select_protocol_version, ChangeRefusal, DocumentMessage, HeadsDigests, Message, PeerId,
     PeerMetadata, DEFAULT_MAX_FRAME_BYTES, HEADS_DIGESTS_TYPE, MAX_REFUSALS_PER_NOTICE,
 };
-use super::store::SyncStore;
-use super::tls::{server_config, TlsIdentity};
+use super::store::{SyncStore, TokenVoucher};
+use super::tls::{reloadable_server_config, CertificateSlot, TlsIdentity};
 use super::token::{check_token, token_from_query, token_hash};
+use crate::audit::AuditKind;
 
 /// Threads a relay's runtime runs store calls on.
 const RELAY_BLOCKING_THREADS: usize = 8;
@@ -57,6 +61,8 @@ pub struct RelayOptions {
     pub tls: Option<TlsIdentity>,
     /// Offer the heads-digest extension in `peer` (see `docs/sync.md`). On by default.
     pub heads_digest: bool,
+    /// Where the relay reports its measurements (`alliance relay --admin`); nowhere by default.
+    pub metrics: MetricsSink,
 }
 
 impl Default for RelayOptions {
@@ -71,6 +77,7 @@ impl Default for RelayOptions {
             idle_timeout: Duration::from_secs(600),
             tls: None,
             heads_digest: true,
+            metrics: MetricsSink::default(),
         }
     }
 }
@@ -96,6 +103,8 @@ pub struct Relay {
     local_addr: SocketAddr,
     tls: bool,
     stop: watch::Sender<bool>,
+    drain: watch::Sender<Option<tokio::time::Instant>>,
+    certificate: Option<CertificateSlot>,
     counters: Arc<RelayCounters>,
     task: Option<JoinHandle<()>>,
 }
@@ -119,11 +128,15 @@ impl Relay {
                 .await
                 .map_err(|_| SyncError::Transport("store task failed".into()))??
         };
-        let tls = match &options.tls {
-            Some(identity) => Some(tokio_rustls::TlsAcceptor::from(server_config(identity)?)),
-            None => None,
+        let (tls, certificate) = match &options.tls {
+            Some(identity) => {
+                let (config, slot) = reloadable_server_config(identity)?;
+                (Some(tokio_rustls::TlsAcceptor::from(config)), Some(slot))
+            }
+            None => (None, None),
         };
         let (stop, stop_rx) = watch::channel(false);
+        let (drain, drain_rx) = watch::channel(None);
         let counters = Arc::new(RelayCounters::default());
         let shared = Arc::new(Shared {
             store,
@@ -133,6 +146,7 @@ impl Relay {
             events: broadcast::channel(1024).0,
             counters: Arc::clone(&counters),
             per_token: Mutex::new(HashMap::new()),
+            drain: drain_rx,
         });
         let secure = tls.is_some();
         info!(%local_addr, "relay listening");
@@ -141,6 +155,8 @@ impl Relay {
             local_addr,
             tls: secure,
             stop,
+            drain,
+            certificate,
             counters,
             task: Some(task),
         })
@@ -172,6 +188,36 @@ impl Relay {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
+        }
+    }
+
+    /// Drains (see `drain.rs`): stops accepting, lets every connection finish its exchange
+    /// and closes it with a going-away frame, and closes what is still open after `grace`.
+    /// Returns once every connection is closed.
+    pub async fn drain(mut self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        let _ = self.drain.send(Some(deadline));
+        if let Some(mut task) = self.task.take() {
+            let slack = Duration::from_secs(1);
+            if tokio::time::timeout_at(deadline + slack, &mut task)
+                .await
+                .is_err()
+            {
+                let _ = self.stop.send(true);
+                if tokio::time::timeout(slack, &mut task).await.is_err() {
+                    task.abort();
+                }
+            }
+        }
+    }
+
+    /// Replaces the TLS certificate and key: later handshakes present the new ones, open
+    /// connections keep theirs. Refused (the old ones stay) when the pair does not fit, or
+    /// when this relay serves plain `ws://`.
+    pub fn reload_tls(&self, identity: &TlsIdentity) -> Result<(), SyncError> {
+        match &self.certificate {
+            Some(slot) => slot.replace(identity),
+            None => Err(SyncError::Tls("this relay serves ws:// without TLS".into())),
         }
     }
 
@@ -289,6 +335,8 @@ struct Shared {
     counters: Arc<RelayCounters>,
     /// Open connections per token hash.
     per_token: Mutex<HashMap<String, usize>>,
+    /// Set when the relay drains (see `drain.rs`).
+    drain: DrainSignal,
 }
 
 /// Holds one of a token's connection slots; gives it back when dropped.
@@ -351,6 +399,7 @@ async fn accept_loop(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut connections = tokio::task::JoinSet::new();
+    let mut draining = shared.drain.clone();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -360,6 +409,7 @@ async fn accept_loop(
                     let stop = stop.clone();
                     let tls = tls.clone();
                     connections.spawn(async move {
+                        let _open = shared.options.metrics.open_connection();
                         match tls {
                             None => serve(stream, remote, id, shared, stop).await,
                             Some(tls) => {
@@ -380,8 +430,10 @@ async fn accept_loop(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = stop.changed() => break,
+            _ = drain::started(&mut draining) => break,
         }
     }
+    drop(listener);
     while connections.join_next().await.is_some() {}
 }
 
@@ -391,6 +443,8 @@ enum Ending {
     Done,
     /// The peer misbehaved: it is told why and disconnected.
     Refused(SyncError),
+    /// The relay drains: the peer is told it is going away.
+    GoingAway,
 }
 
 async fn serve<S>(
@@ -432,35 +486,50 @@ async fn serve<S>(
         }
     };
     let mut conn = Connection::new(socket, shared.options.max_frame_bytes);
-    let access = match authenticate(&shared, presented.as_deref()).await {
+    let mut who = Who::new(remote, presented.as_deref());
+    let access = authenticate(&shared, presented.as_deref()).await;
+    who.authenticated(&shared.store, access.as_ref().err())
+        .await;
+    let access = match access {
         Ok(access) => access,
         Err(error) => {
             // Nothing is read from this peer: it is told why and closed.
-            refuse(&mut conn, &shared, None, remote, &error).await;
+            refuse(&mut conn, &shared, None, &who, &error).await;
             return;
         }
     };
     let peer = match join(&mut conn, &shared, access.as_ref()).await {
         Ok(peer) => peer,
         Err(error) => {
-            refuse(&mut conn, &shared, None, remote, &error).await;
+            refuse(&mut conn, &shared, None, &who, &error).await;
             return;
         }
     };
+    who.joined(&peer.key);
+    shared.options.metrics.with(|m| m.device_joined());
     let mut session = PeerSession {
         id,
         peer: peer.clone(),
-        exchange: Exchange::new(Arc::clone(&shared.store), &peer.key),
+        exchange: Exchange::new(Arc::clone(&shared.store), &peer.key)
+            .with_metrics(shared.options.metrics.clone()),
         shared: Arc::clone(&shared),
         documents: HashSet::new(),
         access,
         digests_compared: false,
+        who,
     };
     info!(connection = id, peer = %peer.id, "peer joined");
     let mut events = shared.events.subscribe();
     let idle = shared.options.idle_timeout;
     let mut idle_deadline = tokio::time::Instant::now() + idle;
+    let mut draining = shared.drain.clone();
+    let mut reported = Traffic::default();
     let ending = loop {
+        reported = shared
+            .options
+            .metrics
+            .traffic_since(conn.traffic(), reported);
+        let last_heard = conn.last_heard();
         let step = tokio::select! {
             message = conn.recv() => match message {
                 None => Ok(false),
@@ -489,6 +558,7 @@ async fn serve<S>(
                 Err(broadcast::error::RecvError::Closed) => Ok(false),
             },
             _ = stop.changed() => Ok(false),
+            _ = drain::settled(&mut draining, last_heard) => break Ending::GoingAway,
         };
         match step {
             Ok(true) => {}
@@ -502,11 +572,16 @@ async fn serve<S>(
             Err(error) => break Ending::Refused(error),
         }
     };
-    let traffic = conn.traffic();
     match ending {
         Ending::Done => conn.close(None).await,
-        Ending::Refused(error) => refuse(&mut conn, &shared, Some(&peer.id), remote, &error).await,
+        Ending::GoingAway => conn.close_going_away().await,
+        Ending::Refused(error) => {
+            refuse(&mut conn, &shared, Some(&peer.id), &session.who, &error).await
+        }
     }
+    let traffic = conn.traffic();
+    shared.options.metrics.traffic_since(traffic, reported);
+    shared.options.metrics.with(|m| m.device_left());
     if peer.ephemeral {
         session.exchange.forget().await;
     } else {
@@ -530,12 +605,15 @@ async fn refuse<S>(
     conn: &mut Connection<S>,
     shared: &Shared,
     peer: Option<&PeerId>,
-    remote: SocketAddr,
+    who: &Who,
     error: &SyncError,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+    shared.options.metrics.with(|m| m.refused(rule_of(error)));
+    who.refused(&shared.store, error).await;
+    let remote = who.remote();
     warn!(%remote, peer = ?peer.map(PeerId::as_str), %error, "closing connection");
     if !matches!(error, SyncError::Closed | SyncError::Transport(_)) {
         let _ = conn
@@ -667,6 +745,8 @@ struct PeerSession {
     access: Option<Access>,
     /// The peer's heads digest was answered (once per connection).
     digests_compared: bool,
+    /// Who the peer is, for the audit trail.
+    who: Who,
 }
 
 impl PeerSession {
@@ -681,7 +761,13 @@ impl PeerSession {
     {
         match message {
             Message::Request(message) | Message::Sync(message) => {
+                let started = std::time::Instant::now();
                 self.receive(conn, message).await?;
+                let elapsed = started.elapsed();
+                self.shared
+                    .options
+                    .metrics
+                    .with(|m| m.sync_round_trip(elapsed));
                 Ok(true)
             }
             Message::Ephemeral {
@@ -740,8 +826,10 @@ impl PeerSession {
         let envelope = SyncEnvelope::read(&message.data)?;
         let mut enrolling = false;
         if !self.may_sync(document, false).await? {
-            let held = self.exchange.has_document(document).await?;
-            if !self.shared.options.open_enrollment || held {
+            // A token that does not open a plan gets the same answer, after the same work,
+            // whether or not this relay holds it: only a push under open enrollment looks
+            // further (a plan that exists cannot be created again).
+            if !self.shared.options.open_enrollment {
                 return Err(SyncError::Unauthorized(
                     "this token does not open that plan",
                 ));
@@ -756,6 +844,11 @@ impl PeerSession {
                     })
                     .await;
             }
+            if self.exchange.has_document(document).await? {
+                return Err(SyncError::Unauthorized(
+                    "this token does not open that plan",
+                ));
+            }
             enrolling = true;
         }
         if !self.documents.contains(&document)
@@ -768,10 +861,15 @@ impl PeerSession {
         }
         if enrolling {
             // A new plan pushed under open enrollment: the sync exchange runs until the plan
-            // is stored, and then it must list this token; until then nothing is relayed.
-            let refused = self.exchange.receive(document, message.data).await?;
+            // is stored, and it is stored only if it lists this token; until then nothing is
+            // relayed.
+            let refused = self.receive_from_peer(document, message.data, true).await?;
             self.tell_refused(conn, document, refused).await?;
             if self.exchange.has_document(document).await? {
+                let store = Arc::clone(&self.shared.store);
+                self.who
+                    .accessed(&store, document, AuditKind::Write)
+                    .await?;
                 if !self.may_sync(document, true).await? {
                     return Err(SyncError::Unauthorized(
                         "the pushed plan does not list this token",
@@ -797,15 +895,42 @@ impl PeerSession {
                 })
                 .await;
         }
-        let refused = self.exchange.receive(document, message.data).await?;
+        let refused = self
+            .receive_from_peer(document, message.data, false)
+            .await?;
         self.tell_refused(conn, document, refused).await?;
         if envelope.carries_changes {
+            let store = Arc::clone(&self.shared.store);
+            self.who
+                .accessed(&store, document, AuditKind::Write)
+                .await?;
             let _ = self.shared.events.send(RelayEvent::Changed {
                 document,
                 origin: self.id,
             });
         }
         self.push(conn, document).await
+    }
+
+    /// Applies the peer's message; with tokens, the plan must stay bound to them
+    /// ([`TokenVoucher`]) — and, for a new plan pushed under open enrollment (`enrolling`),
+    /// list this peer's token — or nothing of the message is stored.
+    async fn receive_from_peer(
+        &self,
+        document: DocumentId,
+        data: Vec<u8>,
+        enrolling: bool,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        match &self.access {
+            Some(access) => {
+                let voucher = TokenVoucher {
+                    token_hash: access.hash.clone(),
+                    must_be_listed: enrolling,
+                };
+                self.exchange.receive_vouched(document, data, voucher).await
+            }
+            None => self.exchange.receive(document, data).await,
+        }
     }
 
     /// Tells the peer which changes of its last message about `document` the rules refused
@@ -824,6 +949,13 @@ impl PeerSession {
         if refused.is_empty() {
             return Ok(());
         }
+        let rules: Vec<String> = refused.iter().map(|r| r.rule.clone()).collect();
+        for rule in &rules {
+            self.shared.options.metrics.with(|m| m.refused(rule));
+        }
+        self.who
+            .changes_refused(&self.shared.store, document, rules)
+            .await;
         info!(
             connection = self.id,
             %document,
@@ -948,7 +1080,11 @@ impl PeerSession {
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
     {
-        if let Some((data, _)) = self.exchange.generate(document).await? {
+        if let Some((data, envelope)) = self.exchange.generate(document).await? {
+            if envelope.carries_changes {
+                let store = Arc::clone(&self.shared.store);
+                self.who.accessed(&store, document, AuditKind::Read).await?;
+            }
             conn.send(&Message::Sync(DocumentMessage {
                 sender_id: self.shared.peer_id.clone(),
                 target_id: self.peer.id.clone(),

@@ -10,6 +10,25 @@ use super::heads::HeadsDigest;
 use super::protocol::ChangeRefusal;
 use crate::SyncPeer;
 
+/// What a relay token vouches for when its device pushes changes (`docs/sync.md`,
+/// Authentication): a plan may newly list the pushing token's own hash, hashes this store has
+/// never seen in another plan, or a client device's hash from another plan where the pusher is
+/// a counselor device — so no device plants plans on someone else's token, and nobody on a
+/// counselor's. With `must_be_listed` (a new plan pushed under
+/// open enrollment) the plan must list the pushing token, not revoked, before it is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenVoucher {
+    /// SHA-256 (hex) of the pushing device's token.
+    pub token_hash: String,
+    /// The plan must list `token_hash` once it is stored.
+    pub must_be_listed: bool,
+}
+
+/// The refusal when a plan would newly list a token its pusher cannot vouch for.
+pub const CANNOT_VOUCH: &str = "a plan lists a relay token that its pusher cannot vouch for";
+/// The refusal when a new plan pushed under open enrollment does not list its pusher's token.
+pub const NOT_LISTED: &str = "a new plan must list the token that pushes it";
+
 /// A store the sync engine and the relay exchange Automerge sync messages with.
 ///
 /// `peer` names the conversation: its `key` is what sync state is persisted under (the
@@ -77,6 +96,21 @@ pub trait SyncStore: Send + Sync + 'static {
         message: &[u8],
     ) -> Result<Vec<ChangeRefusal>, SyncError>;
 
+    /// [`SyncStore::receive_sync_message`] from a peer that presented a relay token: the
+    /// message is kept only if the plan it leaves stays bound to its tokens as `voucher`
+    /// says (see [`TokenVoucher`]); otherwise nothing of it is stored and the error says why.
+    /// A store that knows no tokens (the default) receives it as usual.
+    fn receive_vouched_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &SyncPeer,
+        message: &[u8],
+        voucher: &TokenVoucher,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        let _ = voucher;
+        self.receive_sync_message(document, peer, message)
+    }
+
     /// A peer refused these changes of `document` (its refused notice). The store takes its own
     /// refused changes out of the document and keeps them aside, replaying later own changes
     /// so they no longer depend on them; other hashes are ignored. Returns what it set aside
@@ -89,6 +123,13 @@ pub trait SyncStore: Send + Sync + 'static {
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
         let _ = (document, refused);
         Ok(Vec::new())
+    }
+
+    /// Appends an entry to this store's audit trail (see `crate::audit`). A store without one
+    /// ignores it (the default).
+    fn record_audit(&self, entry: &crate::audit::NewAuditEntry) -> Result<(), SyncError> {
+        let _ = entry;
+        Ok(())
     }
 
     /// Forgets the in-memory state of this conversation; called when its connection ends.

@@ -1185,7 +1185,13 @@ async fn keepalive_notices_a_server_that_went_silent() {
 }
 
 /// The next message within `wait`, or None when the relay says nothing more by then.
-async fn next_within(socket: &mut RawSocket, wait: Duration) -> Option<Message> {
+async fn next_within<S>(
+    socket: &mut tokio_tungstenite::WebSocketStream<S>,
+    wait: Duration,
+) -> Option<Message>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     loop {
         match tokio::time::timeout(wait, socket.next()).await {
             Ok(Some(Ok(Frame::Binary(bytes)))) => return Some(Message::decode(&bytes).unwrap()),
@@ -1361,4 +1367,76 @@ async fn only_a_peer_that_offered_refused_notices_is_told_and_before_the_reply()
     assert!(refused.iter().all(|r| recorded.contains(&r.change_hash)));
     assert_eq!(after_changes, Some(notices[0]), "{received:?}");
     relay.shutdown().await;
+}
+
+/// A device with many plans never sends more than a window of sync messages without hearing
+/// from the server. Sending one per plan all at once (as it did) filled both sides' socket
+/// buffers with a few thousand plans, and the device and the relay each waited for the other
+/// to read, for ever. A server here reads everything and answers nothing until the device
+/// pauses; it counts the first burst, then says it holds none of the plans.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_with_many_plans_pushes_a_window_at_a_time() {
+    const PLANS: usize = 200;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut socket = tokio_tungstenite::accept_async(stream).await.unwrap();
+        let Some(Ok(Frame::Binary(_join))) = socket.next().await else {
+            panic!("no join");
+        };
+        let peer = Message::Peer {
+            sender_id: "server".into(),
+            target_id: "device".into(),
+            peer_metadata: None,
+            selected_protocol_version: PROTOCOL_V1.into(),
+        };
+        socket.send(Frame::binary(peer.encode())).await.unwrap();
+        let mut bursts = Vec::new();
+        let mut answered = 0;
+        while answered < PLANS {
+            // Everything the device sends before it waits for an answer.
+            let mut burst = Vec::new();
+            while let Some(message) = next_within(&mut socket, Duration::from_millis(200)).await {
+                burst.push(message);
+            }
+            bursts.push(burst.len());
+            if burst.is_empty() {
+                break;
+            }
+            for message in burst {
+                let (Message::Request(m) | Message::Sync(m)) = message else {
+                    continue;
+                };
+                let unavailable = Message::DocUnavailable {
+                    sender_id: "server".into(),
+                    target_id: m.sender_id,
+                    document_id: m.document_id,
+                };
+                socket
+                    .send(Frame::binary(unavailable.encode()))
+                    .await
+                    .unwrap();
+                answered += 1;
+            }
+        }
+        bursts
+    });
+    let device = Arc::new(MemoryStore::new("device"));
+    for n in 0..PLANS {
+        device.put(doc(), "title", &format!("plan {n}"));
+    }
+    let options = SyncOptions {
+        heads_digest: false,
+        ..quick()
+    };
+    let summary = sync_once(device.clone(), &url, &options).await.unwrap();
+    assert_eq!(summary.documents_unavailable.len(), PLANS);
+    let bursts = server.await.unwrap();
+    assert!(bursts.len() > 1, "bursts: {bursts:?}");
+    assert!(
+        bursts.iter().all(|&n| n <= client::PUSH_WINDOW),
+        "more than {} messages unanswered: {bursts:?}",
+        client::PUSH_WINDOW
+    );
 }

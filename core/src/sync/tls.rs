@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio_tungstenite::Connector;
 
@@ -45,18 +47,52 @@ fn certificates(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'st
     Ok(certs)
 }
 
-/// The relay's TLS settings from its certificate chain and key.
-pub(crate) fn server_config(identity: &TlsIdentity) -> Result<Arc<ServerConfig>, SyncError> {
+/// The relay's certificate and key, replaceable while it serves (`SIGHUP`, see
+/// `docs/operations.md`): handshakes after a [`CertificateSlot::replace`] present the new
+/// certificate, and connections already open keep theirs.
+#[derive(Clone)]
+pub struct CertificateSlot(Arc<parking_lot::RwLock<Arc<CertifiedKey>>>);
+
+impl CertificateSlot {
+    /// Checks `identity` (the key must match the certificate) and puts it in place.
+    pub fn replace(&self, identity: &TlsIdentity) -> Result<(), SyncError> {
+        *self.0.write() = certified_key(identity)?;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for CertificateSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CertificateSlot")
+    }
+}
+
+impl ResolvesServerCert for CertificateSlot {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0.read()))
+    }
+}
+
+fn certified_key(identity: &TlsIdentity) -> Result<Arc<CertifiedKey>, SyncError> {
     let chain = certificates(&identity.cert_chain_pem, "certificate")?;
     let key = PrivateKeyDer::from_pem_slice(&identity.private_key_pem)
         .map_err(|_| SyncError::Tls("private key: no PEM private key found".into()))?;
+    let certified = CertifiedKey::from_der(chain, key, &provider())
+        .map_err(|error| SyncError::Tls(format!("certificate and key: {error}")))?;
+    Ok(Arc::new(certified))
+}
+
+/// The relay's TLS settings with a certificate that can be replaced while it serves.
+pub(crate) fn reloadable_server_config(
+    identity: &TlsIdentity,
+) -> Result<(Arc<ServerConfig>, CertificateSlot), SyncError> {
+    let slot = CertificateSlot(Arc::new(parking_lot::RwLock::new(certified_key(identity)?)));
     let config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|error| SyncError::Tls(error.to_string()))?
         .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|error| SyncError::Tls(format!("certificate and key: {error}")))?;
-    Ok(Arc::new(config))
+        .with_cert_resolver(Arc::new(slot.clone()));
+    Ok((Arc::new(config), slot))
 }
 
 /// A `wss://` connector trusting the built-in roots and `extra_root_pem`.

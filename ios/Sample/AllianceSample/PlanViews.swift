@@ -41,7 +41,7 @@ struct PlanListView: View {
             // A counselor enrolls this id in a plan to share it with this phone.
             Text("This phone: \(me.deviceId)").font(.caption).textSelection(.enabled)
             ForEach(plans) { plan in
-                NavigationLink(value: plan.id) {
+                NavigationLink(value: plan.planId) {
                     VStack(alignment: .leading) {
                         Text(plan.title)
                         Text("\(plan.goalCount) goals").font(.caption).foregroundStyle(.secondary)
@@ -69,9 +69,9 @@ struct PlanView: View {
             if let plan {
                 ForEach(plan.goals) { goal in
                     GoalRow(goal: goal, mustAgree: goal.agreement.waitingFor.contains(me.memberId),
-                            onAgree: { act { try await alliance.agree(planId: planId, goalId: goal.id) } },
+                            onAgree: { act { try await alliance.agree(planId: planId, goalId: goal.goalId) } },
                             onCheckIn: { draft in
-                                act { try await alliance.checkIn(planId: planId, goalId: goal.id, draft) }
+                                act { try await alliance.checkIn(planId: planId, goalId: goal.goalId, draft) }
                             })
                 }
             }
@@ -104,8 +104,8 @@ struct GoalRow: View {
     let goal: Goal
     let mustAgree: Bool
     let onAgree: () -> Void
-    let onCheckIn: (CheckInDraft) -> Void
-    @State private var level = 0
+    let onCheckIn: (NewCheckIn) -> Void
+    @State private var level: Int32 = 0
     @State private var note = ""
 
     var body: some View {

@@ -41,13 +41,13 @@ public final class Alliance: Sendable {
 
     /// This device's identity, or nil before `initIdentity`.
     public func identity() async throws -> Identity? {
-        try await translate { try await ffi.identity().map(Identity.init) }
+        try await translate { try await ffi.identity() }
     }
 
     /// Makes this device a device of a person: a new one, or `memberId` when they already use
     /// Alliance.
     public func initIdentity(name: String, role: Role, memberId: String? = nil) async throws -> Identity {
-        try await translate { Identity(try await ffi.initIdentity(name: name, role: role.ffi, memberId: memberId)) }
+        try await translate { try await ffi.initIdentity(name: name, role: role, memberId: memberId) }
     }
 
     // MARK: Plans
@@ -62,12 +62,12 @@ public final class Alliance: Sendable {
 
     /// Every plan on this device, without opening them.
     public func plans() async throws -> [PlanSummary] {
-        try await translate { try await ffi.listPlans().map(PlanSummary.init) }
+        try await translate { try await ffi.listPlans() }
     }
 
     /// The plan as it is now.
     public func readPlan(_ planId: String) async throws -> Plan {
-        try await translate { Plan(try await ffi.plan(planId: planId)) }
+        try await translate { try await ffi.plan(planId: planId) }
     }
 
     /// The plan now, then again after each change to it: a local edit or a merged remote change.
@@ -106,7 +106,7 @@ public final class Alliance: Sendable {
 
     /// Every change of the plan: when, by whom, what.
     public func history(_ planId: String) async throws -> [HistoryEntry] {
-        try await translate { try await ffi.history(planId: planId).map(HistoryEntry.init) }
+        try await translate { try await ffi.history(planId: planId) }
     }
 
     /// Renames the plan (counselor).
@@ -124,14 +124,14 @@ public final class Alliance: Sendable {
     public func plansDueForReview(withinDays: Int = 0) async throws -> [PlanSummary] {
         guard withinDays >= 0 else { throw AllianceError.invalidInput("within days must not be negative") }
         let days = UInt32(clamping: withinDays)
-        return try await translate { try await ffi.plansDueForReview(withinDays: days).map(PlanSummary.init) }
+        return try await translate { try await ffi.plansDueForReview(withinDays: days) }
     }
 
     /// Enrolls a device in the plan: a counselor any member's, a client their own. `newMember` is
     /// needed when `memberId` is not in the plan yet.
     public func enrollDevice(planId: String, deviceId: String, memberId: String, label: String,
                              newMember: NewMember? = nil) async throws {
-        let device = NewDevice(deviceId: deviceId, memberId: memberId, label: label, newMember: newMember?.ffi)
+        let device = NewDevice(deviceId: deviceId, memberId: memberId, label: label, newMember: newMember)
         try await translate { try await ffi.enrollDevice(planId: planId, device: device) }
     }
 
@@ -159,26 +159,26 @@ public final class Alliance: Sendable {
     }
 
     /// Changes a goal's words, clinical statement, life area or status, as the role allows.
-    public func editGoal(planId: String, goalId: String, _ changes: GoalChanges) async throws {
-        try await translate { try await ffi.editGoal(planId: planId, goalId: goalId, edit: changes.ffi) }
+    public func editGoal(planId: String, goalId: String, _ edit: GoalEdit) async throws {
+        try await translate { try await ffi.editGoal(planId: planId, goalId: goalId, edit: edit) }
     }
 
     /// Adds a SMART objective (counselor). Returns its id.
-    public func addObjective(planId: String, goalId: String, _ objective: ObjectiveDraft) async throws -> String {
-        try await translate { try await ffi.addObjective(planId: planId, goalId: goalId, objective: objective.ffi) }
+    public func addObjective(planId: String, goalId: String, _ objective: NewObjective) async throws -> String {
+        try await translate { try await ffi.addObjective(planId: planId, goalId: goalId, objective: objective) }
     }
 
     /// Adds an intervention (counselor). Returns its id.
     public func addIntervention(planId: String, goalId: String,
-                                _ intervention: InterventionDraft) async throws -> String {
+                                _ intervention: NewIntervention) async throws -> String {
         try await translate {
-            try await ffi.addIntervention(planId: planId, goalId: goalId, intervention: intervention.ffi)
+            try await ffi.addIntervention(planId: planId, goalId: goalId, intervention: intervention)
         }
     }
 
     /// Describes a GAS level (client or counselor) or sets the weight or baseline (counselor).
-    public func setGas(planId: String, goalId: String, _ change: GasChange) async throws {
-        try await translate { try await ffi.setGas(planId: planId, goalId: goalId, edit: change.ffi) }
+    public func setGas(planId: String, goalId: String, _ edit: GasEdit) async throws {
+        try await translate { try await ffi.setGas(planId: planId, goalId: goalId, edit: edit) }
     }
 
     /// Records this member's agreement to the goal's current content.
@@ -188,8 +188,8 @@ public final class Alliance: Sendable {
 
     /// Records a check-in by this member (or a correction of one of theirs). Returns its id.
     @discardableResult
-    public func checkIn(planId: String, goalId: String, _ draft: CheckInDraft) async throws -> String {
-        try await translate { try await ffi.checkIn(planId: planId, goalId: goalId, checkIn: draft.ffi) }
+    public func checkIn(planId: String, goalId: String, _ checkIn: NewCheckIn) async throws -> String {
+        try await translate { try await ffi.checkIn(planId: planId, goalId: goalId, checkIn: checkIn) }
     }
 
     // MARK: Progress and exports
@@ -200,7 +200,7 @@ public final class Alliance: Sendable {
     /// check-ins do not count.
     public func progress(_ planId: String, trendWindow: Int? = nil) async throws -> PlanProgress {
         let window = trendWindow.map { UInt32(clamping: $0) }
-        return try await translate { PlanProgress(try await ffi.progress(planId: planId, trendWindow: window)) }
+        return try await translate { try await ffi.progress(planId: planId, trendWindow: window) }
     }
 
     /// The plan as a FHIR R4 Bundle (type collection), as JSON text to save or share; the review
@@ -259,15 +259,15 @@ public final class Alliance: Sendable {
 
     /// The latest sync progress, or nil while no sync runs.
     public func syncProgress() throws -> SyncProgress? {
-        try translate { try ffi.syncProgress().map(SyncProgress.init) }
+        try translate { try ffi.syncProgress() }
     }
 
     /// Syncs every plan this device shares with `other`, an Alliance open in the same process.
     /// The report lists own changes either one refused of the other's (set aside by the device
     /// that made them).
     @discardableResult
-    public func sync(with other: Alliance) async throws -> SyncReport {
-        try await translate { SyncReport(try await ffi.syncWith(other: other.ffi)) }
+    public func sync(with other: Alliance) async throws -> LocalSyncReport {
+        try await translate { try await ffi.syncWith(other: other.ffi) }
     }
 
     /// Re-encrypts the store under `newKey` (32 bytes); the next `open` needs the new key.
@@ -312,13 +312,13 @@ private final class ProgressWatcher: SyncObserver {
         self.refused = refused
     }
 
-    func syncProgress(progress: AllianceBindings.SyncProgress) {
-        continuation.yield(SyncProgress(progress))
+    func syncProgress(progress: SyncProgress) {
+        continuation.yield(progress)
     }
 
-    func changesRefused(changes: [AllianceBindings.RefusedChange]) {
+    func changesRefused(changes: [RefusedChange]) {
         for change in changes {
-            refused.yield(RefusedChange(change))
+            refused.yield(change)
         }
     }
 

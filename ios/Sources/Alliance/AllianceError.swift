@@ -1,7 +1,8 @@
 // Everything the Alliance API throws: one Swift error type whose cases are things a UI can act
 // on. Messages carry no personal data (no goal text, no names): they end up in crash logs.
-// The wrapper maps the generated ApiError to these in one place (`AllianceError.init(_:)` in
-// Conversions.swift); no generated error escapes.
+// The wrapper maps the generated ApiError to these in one place (`AllianceError.init(_:)` below);
+// no generated error escapes.
+import AllianceBindings
 
 public enum AllianceError: Error, Sendable, Equatable {
     /// The member's role may not write this (e.g. a client editing the clinical statement).
@@ -24,4 +25,38 @@ public enum AllianceError: Error, Sendable, Equatable {
     case sync(String)
     /// The Alliance was closed; open a new one.
     case closed
+}
+
+extension AllianceError {
+    init(_ error: ApiError) {
+        switch error {
+        case let .NotAllowed(reason): self = .notAllowed(reason)
+        case let .NotFound(reason): self = .notFound(reason)
+        case let .InvalidInput(reason): self = .invalidInput(reason)
+        case .NotInitialized: self = .notInitialized
+        case .Closed: self = .closed
+        case .WrongKey: self = .wrongKey
+        case .StoreInUse: self = .storeInUse
+        case let .Storage(reason): self = .storage(reason)
+        case let .Sync(reason): self = .sync(reason)
+        }
+    }
+}
+
+/// Runs one call into the library, rethrowing its errors as `AllianceError`.
+func translate<T>(_ call: () throws -> T) throws -> T {
+    do {
+        return try call()
+    } catch let error as ApiError {
+        throw AllianceError(error)
+    }
+}
+
+/// `translate` for async calls.
+func translate<T>(_ call: () async throws -> T) async throws -> T {
+    do {
+        return try await call()
+    } catch let error as ApiError {
+        throw AllianceError(error)
+    }
 }

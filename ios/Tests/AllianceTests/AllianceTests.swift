@@ -101,11 +101,11 @@ final class AllianceTests: XCTestCase {
         XCTAssertEqual(plan.title, "Sleep and work")
         XCTAssertEqual(Set(plan.members.map(\.role)), [.counselor, .client])
         XCTAssertEqual(plan.member(w.sam.memberId)?.name, "Sam")
-        XCTAssertTrue(plan.devices.contains { $0.id == w.sam.deviceId && $0.memberId == w.sam.memberId })
+        XCTAssertTrue(plan.devices.contains { $0.deviceId == w.sam.deviceId && $0.memberId == w.sam.memberId })
         let counselorPlans = try await w.counselor.plans()
-        XCTAssertEqual(counselorPlans.map(\.id), [w.planId])
+        XCTAssertEqual(counselorPlans.map(\.planId), [w.planId])
         let clientPlans = try await w.client.plans()
-        XCTAssertEqual(clientPlans.map(\.id), [w.planId], "the plan reached the client")
+        XCTAssertEqual(clientPlans.map(\.planId), [w.planId], "the plan reached the client")
         let clientView = try await w.client.readPlan(w.planId)
         XCTAssertEqual(clientView, plan)
     }
@@ -144,7 +144,7 @@ final class AllianceTests: XCTestCase {
         let agreed = try await readGoal(w.counselor, w.planId, goalId).agreement
         XCTAssertTrue(agreed.isAgreed)
         try await w.counselor.editGoal(planId: w.planId, goalId: goalId,
-                                       GoalChanges(clinicalStatement: "Sleep hygiene: consistent bedtime"))
+                                       GoalEdit(clinicalStatement: "Sleep hygiene: consistent bedtime"))
         try await w.counselor.sync(with: w.client)
         let agreement = try await readGoal(w.client, w.planId, goalId).agreement
         XCTAssertEqual(agreement.state, .stale)
@@ -153,26 +153,26 @@ final class AllianceTests: XCTestCase {
 
     func testDailyCheckInAndCorrectionIsNewEntry() async throws {
         let (w, goalId) = try await worldWithGoal()
-        let first = try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(
-            gasLevel: 1, mood: 7, note: "in bed 23:40", localDate: "2026-03-01", tzOffsetMinutes: 60))
+        let first = try await w.client.checkIn(planId: w.planId, goalId: goalId, NewCheckIn(
+            gasLevel: 1, mood: 7, note: "in bed 23:40", localDate: "2026-03-01", tzOffsetMin: 60))
         try await w.client.checkIn(planId: w.planId, goalId: goalId,
-                                   CheckInDraft(gasLevel: 0, localDate: "2026-03-02", tzOffsetMinutes: 60))
+                                   NewCheckIn(gasLevel: 0, localDate: "2026-03-02", tzOffsetMin: 60))
         let fix = try await w.client.checkIn(planId: w.planId, goalId: goalId,
-                                             CheckInDraft(gasLevel: -1, note: "it was 00:30", corrects: first))
+                                             NewCheckIn(gasLevel: -1, note: "it was 00:30", corrects: first))
         let today = try await w.client.checkIn(planId: w.planId, goalId: goalId, .today(gasLevel: 2))
         let goal = try await readGoal(w.client, w.planId, goalId)
-        XCTAssertEqual(goal.checkIns.count, 4)
-        let original = try XCTUnwrap(goal.checkIns.first { $0.id == first })
-        let correction = try XCTUnwrap(goal.checkIns.first { $0.id == fix })
+        XCTAssertEqual(goal.checkins.count, 4)
+        let original = try XCTUnwrap(goal.checkins.first { $0.checkinId == first })
+        let correction = try XCTUnwrap(goal.checkins.first { $0.checkinId == fix })
         XCTAssertTrue(original.superseded, "the corrected entry is kept, marked superseded")
         XCTAssertEqual(original.note, "in bed 23:40")
         XCTAssertEqual(correction.corrects, first)
         XCTAssertEqual(correction.localDate, "2026-03-01", "a correction keeps the day it corrects")
         XCTAssertEqual(correction.by, w.sam.memberId)
-        XCTAssertNotNil(goal.checkIns.first { $0.id == today })
+        XCTAssertNotNil(goal.checkins.first { $0.checkinId == today })
         try await w.client.sync(with: w.counselor)
         let counselorGoal = try await self.readGoal(w.counselor, w.planId, goalId)
-        XCTAssertEqual(Set(counselorGoal.checkIns), Set(goal.checkIns))
+        XCTAssertEqual(Set(counselorGoal.checkins), Set(goal.checkins))
     }
 
     func testPlanStreamYieldsOnEachChange() async throws {
@@ -189,9 +189,9 @@ final class AllianceTests: XCTestCase {
         try await next("proposing") { $0.goal(goalId) != nil }
         try await w.client.agree(planId: w.planId, goalId: goalId)
         try await next("agreeing") { !($0.goal(goalId)?.agreement.agreedBy.isEmpty ?? true) }
-        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: 0))
-        try await next("checking in") { $0.goal(goalId)?.checkIns.count == 1 }
-        try await w.client.setGas(planId: w.planId, goalId: goalId, .level(2, text: "Every morning, an hour"))
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, NewCheckIn(gasLevel: 0))
+        try await next("checking in") { $0.goal(goalId)?.checkins.count == 1 }
+        try await w.client.setGas(planId: w.planId, goalId: goalId, .level(level: 2, text: "Every morning, an hour"))
         try await next("describing a GAS level") { $0.goal(goalId)?.gas.levels[2] != nil }
         try await w.counselor.setTitle(planId: w.planId, title: "Mornings")
         try await w.counselor.sync(with: w.client)
@@ -202,11 +202,11 @@ final class AllianceTests: XCTestCase {
         let (w, goalId) = try await worldWithGoal()
         let before = try await w.client.readPlan(w.planId)
         await assertThrows(.notAllowed) {
-            try await w.client.editGoal(planId: w.planId, goalId: goalId, GoalChanges(clinicalStatement: "Insomnia"))
+            try await w.client.editGoal(planId: w.planId, goalId: goalId, GoalEdit(clinicalStatement: "Insomnia"))
         }
         await assertThrows(.notAllowed) { try await w.client.setTitle(planId: w.planId, title: "My plan") }
         await assertThrows(.notAllowed) {
-            _ = try await w.client.addObjective(planId: w.planId, goalId: goalId, ObjectiveDraft(text: "Lights out"))
+            _ = try await w.client.addObjective(planId: w.planId, goalId: goalId, NewObjective(text: "Lights out"))
         }
         let after = try await w.client.readPlan(w.planId)
         XCTAssertEqual(after, before, "a refused edit writes nothing")
@@ -243,21 +243,21 @@ final class AllianceTests: XCTestCase {
         await assertThrows(.invalidInput) { try await w.client.agree(planId: w.planId, goalId: "42") }
         await assertThrows(.invalidInput) { _ = try await w.client.proposeGoal(planId: w.planId, words: "   ") }
         await assertThrows(.invalidInput) {
-            try await w.client.setGas(planId: w.planId, goalId: goalId, .level(7, text: "too high"))
+            try await w.client.setGas(planId: w.planId, goalId: goalId, .level(level: 7, text: "too high"))
         }
         await assertThrows(.invalidInput) {
-            try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: 7))
+            try await w.client.checkIn(planId: w.planId, goalId: goalId, NewCheckIn(gasLevel: 7))
         }
         await assertThrows(.invalidInput) {
-            try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: Int.max))
+            try await w.client.checkIn(planId: w.planId, goalId: goalId, NewCheckIn(gasLevel: Int32.max))
         }
         await assertThrows(.invalidInput) {
-            try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(mood: 11))
+            try await w.client.checkIn(planId: w.planId, goalId: goalId, NewCheckIn(mood: 11))
         }
         await assertThrows(.invalidInput) { try await w.counselor.setReviewOn(planId: w.planId, date: "next Tuesday") }
         await assertThrows(.invalidInput) { _ = try await w.counselor.createPlan(title: "", clientName: "Sam") }
         let goal = try await readGoal(w.client, w.planId, goalId)
-        XCTAssertEqual(goal.checkIns.count, 0, "nothing was written")
+        XCTAssertEqual(goal.checkins.count, 0, "nothing was written")
     }
 
     func testUnknownPlanThrowsNotFound() async throws {
@@ -301,7 +301,7 @@ final class AllianceTests: XCTestCase {
     func testPlanExportsAsFHIRBundleWithTheClientsWords() async throws {
         let (w, goalId) = try await worldWithGoal()
         try await w.client.checkIn(planId: w.planId, goalId: goalId,
-                                   CheckInDraft(gasLevel: 1, localDate: "2026-03-01", tzOffsetMinutes: 0))
+                                   NewCheckIn(gasLevel: 1, localDate: "2026-03-01", tzOffsetMin: 0))
         try await w.client.sync(with: w.counselor)
         let text = try await w.counselor.exportFHIR(w.planId)
         let bundle = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
@@ -324,10 +324,10 @@ final class AllianceTests: XCTestCase {
     func testJSONExportImportsIntoASecondAllianceAsTheSamePlan() async throws {
         let (w, goalId) = try await worldWithGoal()
         try await w.client.checkIn(planId: w.planId, goalId: goalId,
-                                   CheckInDraft(gasLevel: 0, note: "late", localDate: "2026-03-01"))
+                                   NewCheckIn(gasLevel: 0, note: "late", localDate: "2026-03-01"))
         try await w.client.sync(with: w.counselor)
         try await w.counselor.editGoal(planId: w.planId, goalId: goalId,
-                                       GoalChanges(clinicalStatement: "Delayed sleep phase"))
+                                       GoalEdit(clinicalStatement: "Delayed sleep phase"))
         let file = try await w.counselor.exportJSON(w.planId)
         let archive = try await openStore()
         _ = try await archive.initIdentity(name: "Lee", role: .counselor)
@@ -353,9 +353,9 @@ final class AllianceTests: XCTestCase {
         let (w, goalId) = try await worldWithGoal()
         for (day, level) in [("2026-03-01", -1), ("2026-03-02", 0), ("2026-03-03", 1)] {
             try await w.client.checkIn(planId: w.planId, goalId: goalId,
-                                       CheckInDraft(gasLevel: level, localDate: day, tzOffsetMinutes: 0))
+                                       NewCheckIn(gasLevel: Int32(level), localDate: day, tzOffsetMin: 0))
         }
-        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(mood: 6)) // today, no rating
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, NewCheckIn(mood: 6)) // today, no rating
         let progress = try await w.client.progress(w.planId)
         XCTAssertEqual(progress.trendWindow, 3)
         let goal = try XCTUnwrap(progress.goal(goalId))
@@ -375,15 +375,15 @@ final class AllianceTests: XCTestCase {
 
     func testCheckInDatedFarAheadIsFutureDatedAndTheClientsTodayIsShared() async throws {
         let (w, goalId) = try await worldWithGoal()
-        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: -1, tzOffsetMinutes: 840))
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, NewCheckIn(gasLevel: -1, tzOffsetMin: 840))
         try await w.client.checkIn(planId: w.planId, goalId: goalId,
-                                   CheckInDraft(gasLevel: 2, localDate: "2099-01-01", tzOffsetMinutes: 0))
+                                   NewCheckIn(gasLevel: 2, localDate: "2099-01-01", tzOffsetMin: 0))
         try await w.client.sync(with: w.counselor)
         let plan = try await w.counselor.readPlan(w.planId)
         let goal = try XCTUnwrap(plan.goal(goalId))
-        XCTAssertEqual(goal.checkIns.filter(\.futureDated).map(\.localDate), ["2099-01-01"])
+        XCTAssertEqual(goal.checkins.filter(\.futureDated).map(\.localDate), ["2099-01-01"])
         XCTAssertEqual(goal.latestGasLevel, -1, "the future-dated +2 does not count")
-        let clientsDay = try XCTUnwrap(goal.checkIns.first { !$0.futureDated }).localDate
+        let clientsDay = try XCTUnwrap(goal.checkins.first { !$0.futureDated }).localDate
         XCTAssertEqual(plan.clientToday, clientsDay, "the client's day at UTC+14, on the counselor's device")
         let progress = try await w.counselor.progress(w.planId)
         XCTAssertEqual(progress.asOf, clientsDay)
@@ -391,7 +391,7 @@ final class AllianceTests: XCTestCase {
 
     func testReviewReportIsOneSelfContainedHTMLDocumentAlsoInsideTheFHIRBundle() async throws {
         let (w, goalId) = try await worldWithGoal()
-        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: 0, mood: 6, craving: 3))
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, NewCheckIn(gasLevel: 0, mood: 6, craving: 3))
         try await w.client.sync(with: w.counselor)
         let html = try await w.counselor.exportReport(w.planId)
         XCTAssertTrue(html.hasPrefix("<!DOCTYPE html>"))
@@ -440,25 +440,25 @@ final class AllianceTests: XCTestCase {
     func testPlansDueForReviewFollowTheirReviewDates() async throws {
         let w = try await world()
         let undated = try await w.counselor.plansDueForReview()
-        XCTAssertEqual(undated.map(\.id), [w.planId], "no date: due")
+        XCTAssertEqual(undated.map(\.planId), [w.planId], "no date: due")
         try await w.counselor.setReviewOn(planId: w.planId, date: "2999-01-01")
         let later = try await w.counselor.plansDueForReview(withinDays: 30)
-        XCTAssertEqual(later.map(\.id), [])
+        XCTAssertEqual(later.map(\.planId), [])
         try await w.counselor.setReviewOn(planId: w.planId, date: "2020-01-01")
         let overdue = try await w.counselor.plansDueForReview()
-        XCTAssertEqual(overdue.map(\.id), [w.planId], "overdue: due")
+        XCTAssertEqual(overdue.map(\.planId), [w.planId], "overdue: due")
         await assertThrows(.invalidInput) { _ = try await w.counselor.plansDueForReview(withinDays: -1) }
     }
 
     func testTwoInstancesInOneProcessConvergeInProcess() async throws {
         let (w, goalId) = try await worldWithGoal()
         // Both devices work offline at the same time, then sync.
-        try await w.counselor.editGoal(planId: w.planId, goalId: goalId, GoalChanges(clinicalStatement: "Delayed sleep phase"))
+        try await w.counselor.editGoal(planId: w.planId, goalId: goalId, GoalEdit(clinicalStatement: "Delayed sleep phase"))
         _ = try await w.counselor.addObjective(planId: w.planId, goalId: goalId,
-                                               ObjectiveDraft(text: "Lights out by 23:30", measure: "nights", target: 5))
+                                               NewObjective(text: "Lights out by 23:30", measure: "nights", target: 5))
         try await w.counselor.setReviewOn(planId: w.planId, date: "2026-04-01")
-        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: 1, note: "good night"))
-        try await w.client.setGas(planId: w.planId, goalId: goalId, .level(0, text: "Asleep by midnight 4 nights a week"))
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, NewCheckIn(gasLevel: 1, note: "good night"))
+        try await w.client.setGas(planId: w.planId, goalId: goalId, .level(level: 0, text: "Asleep by midnight 4 nights a week"))
         let report = try await w.client.sync(with: w.counselor)
         XCTAssertEqual(report.planIds, [w.planId])
         XCTAssertGreaterThan(report.messages, 0)
@@ -468,7 +468,7 @@ final class AllianceTests: XCTestCase {
         let goal = try XCTUnwrap(counselorView.goal(goalId))
         XCTAssertEqual(goal.clinicalStatement, "Delayed sleep phase")
         XCTAssertEqual(goal.objectives.count, 1)
-        XCTAssertEqual(goal.checkIns.count, 1)
+        XCTAssertEqual(goal.checkins.count, 1)
         XCTAssertEqual(counselorView.reviewOn, "2026-04-01")
         XCTAssertEqual(goal.latestGasLevel, 1)
         XCTAssertNotNil(counselorView.gasTScore, "a rated goal gives a T-score")
@@ -489,10 +489,10 @@ final class AllianceTests: XCTestCase {
         // The counselor's screen shows the client's check-in when it arrives.
         var counselorPlans = w.counselor.plan(w.planId).makeAsyncIterator()
         try await w.counselor.editGoal(planId: w.planId, goalId: goalId,
-                                       GoalChanges(clinicalStatement: "Delayed sleep phase"))
-        try await w.client.checkIn(planId: w.planId, goalId: goalId, CheckInDraft(gasLevel: 1, note: "good night"))
+                                       GoalEdit(clinicalStatement: "Delayed sleep phase"))
+        try await w.client.checkIn(planId: w.planId, goalId: goalId, NewCheckIn(gasLevel: 1, note: "good night"))
         while let plan = try await counselorPlans.next() {
-            if plan.goal(goalId)?.checkIns.isEmpty == false { break }
+            if plan.goal(goalId)?.checkins.isEmpty == false { break }
         }
         var converged = false
         for _ in 0..<1500 where !converged {

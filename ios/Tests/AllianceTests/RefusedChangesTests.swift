@@ -11,9 +11,9 @@ import XCTest
 extension Alliance {
     /// `editGoal` without the role check, as a build with other rules would write it: peers
     /// refuse it.
-    func editGoalUnchecked(planId: String, goalId: String, _ changes: GoalChanges) async throws {
+    func editGoalUnchecked(planId: String, goalId: String, _ changes: GoalEdit) async throws {
         try await translate {
-            try await ffi.testEditGoalUnchecked(planId: planId, goalId: goalId, edit: changes.ffi)
+            try await ffi.testEditGoalUnchecked(planId: planId, goalId: goalId, edit: changes)
         }
     }
 }
@@ -49,13 +49,13 @@ final class RefusedChangesTests: XCTestCase {
                                          label: "Sam's phone")
         let goalId = try await counselor.proposeGoal(planId: planId, words: "Asleep before midnight")
         try await counselor.sync(with: client)
-        try await client.editGoalUnchecked(planId: planId, goalId: goalId, GoalChanges(status: .active))
-        _ = try await client.checkIn(planId: planId, goalId: goalId, CheckInDraft(gasLevel: 1, note: "walked"))
+        try await client.editGoalUnchecked(planId: planId, goalId: goalId, GoalEdit(status: .active))
+        _ = try await client.checkIn(planId: planId, goalId: goalId, NewCheckIn(gasLevel: 1, note: "walked"))
         return (counselor, client, sam, planId, goalId)
     }
 
     private func checkIns(_ store: Alliance, _ planId: String, _ goalId: String) async throws -> Int {
-        try await store.readPlan(planId).goal(goalId)?.checkIns.count ?? -1
+        try await store.readPlan(planId).goal(goalId)?.checkins.count ?? -1
     }
 
     func testARefusedChangeIsToldOnceAndLaterCheckInsStillArrive() async throws {
@@ -85,11 +85,11 @@ final class RefusedChangesTests: XCTestCase {
         let onCounselor = try await w.counselor.readPlan(w.planId)
         XCTAssertEqual(onCounselor.goal(w.goalId)?.status, .proposed)
         // Later edits flow while sync goes on; both end with the same plan.
-        _ = try await w.client.checkIn(planId: w.planId, goalId: w.goalId, CheckInDraft(gasLevel: 2, note: "slept"))
+        _ = try await w.client.checkIn(planId: w.planId, goalId: w.goalId, NewCheckIn(gasLevel: 2, note: "slept"))
         var converged = false
         for _ in 0..<1500 where !converged {
             let (ours, theirs) = (try await w.client.readPlan(w.planId), try await w.counselor.readPlan(w.planId))
-            converged = ours == theirs && ours.goal(w.goalId)?.checkIns.count == 2
+            converged = ours == theirs && ours.goal(w.goalId)?.checkins.count == 2
             if !converged { try await Task.sleep(nanoseconds: 20_000_000) }
         }
         XCTAssertTrue(converged, "both devices hold the same plan with both check-ins")

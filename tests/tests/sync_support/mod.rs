@@ -96,3 +96,37 @@ pub fn relay_in_memory() -> (BackgroundRelay, Arc<Alliance>) {
         .expect("relay");
     (relay, store)
 }
+
+/// A counselor's plan with the client's phone and a goal, relay tokens issued to both devices
+/// (nothing synced yet).
+pub struct Clinic {
+    pub counselor: Phone,
+    pub client: Phone,
+    pub plan: PlanId,
+    pub counselor_token: String,
+    pub client_token: String,
+}
+
+impl Clinic {
+    pub fn new() -> Self {
+        let counselor = Phone::new("Dana", Role::Counselor);
+        let client = Phone::new("Sam", Role::Client);
+        let plan = plan_for(&counselor, &client, "Sleep plan");
+        counselor.store.propose_goal(plan, "Sleep better").unwrap();
+        let counselor_token = counselor
+            .store
+            .issue_device_token(plan, counselor.me.device_id, None)
+            .unwrap();
+        let client_token = counselor
+            .store
+            .issue_device_token(plan, client.me.device_id, None)
+            .unwrap();
+        Self {
+            counselor,
+            client,
+            plan,
+            counselor_token,
+            client_token,
+        }
+    }
+}

@@ -68,9 +68,9 @@ fun main(args: Array<String>) {
         assertEquals("Sleep and work", plan.title)
         assertEquals(setOf(Role.COUNSELOR, Role.CLIENT), plan.members.map { it.role }.toSet())
         assertEquals("Sam", plan.member(w.sam.memberId)?.name)
-        assertTrue(plan.devices.any { it.id == w.sam.deviceId && it.memberId == w.sam.memberId }, "client device enrolled")
-        assertEquals(listOf(w.planId), w.counselor.plans().map { it.id })
-        assertEquals(listOf(w.planId), w.client.plans().map { it.id }, "the plan reached the client")
+        assertTrue(plan.devices.any { it.deviceId == w.sam.deviceId && it.memberId == w.sam.memberId }, "client device enrolled")
+        assertEquals(listOf(w.planId), w.counselor.plans().map { it.planId })
+        assertEquals(listOf(w.planId), w.client.plans().map { it.planId }, "the plan reached the client")
         assertEquals(plan, w.client.readPlan(w.planId))
     }
 
@@ -106,7 +106,7 @@ fun main(args: Array<String>) {
         w.client.syncWith(w.counselor)
         w.counselor.agree(w.planId, goalId)
         assertTrue(w.counselor.readPlan(w.planId).goal(goalId)!!.agreement.isAgreed)
-        w.counselor.editGoal(w.planId, goalId, GoalChanges(clinicalStatement = "Sleep hygiene: consistent bedtime"))
+        w.counselor.editGoal(w.planId, goalId, GoalEdit(clinicalStatement = "Sleep hygiene: consistent bedtime"))
         w.counselor.syncWith(w.client)
         val agreement = w.client.readPlan(w.planId).goal(goalId)!!.agreement
         assertEquals(AgreementState.STALE, agreement.state)
@@ -117,21 +117,21 @@ fun main(args: Array<String>) {
         val (w, goalId) = worldWithGoal()
         val first = w.client.checkIn(
             w.planId, goalId,
-            CheckInDraft(gasLevel = 1, mood = 7, note = "in bed 23:40", localDate = "2026-03-01", tzOffsetMinutes = 60),
+            NewCheckIn(gasLevel = 1, mood = 7, note = "in bed 23:40", localDate = "2026-03-01", tzOffsetMin = 60),
         )
-        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 0, localDate = "2026-03-02", tzOffsetMinutes = 60))
-        val fix = w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = -1, note = "it was 00:30", corrects = first))
+        w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 0, localDate = "2026-03-02", tzOffsetMin = 60))
+        val fix = w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = -1, note = "it was 00:30", corrects = first))
         val goal = w.client.readPlan(w.planId).goal(goalId)!!
-        assertEquals(3, goal.checkIns.size)
-        val original = goal.checkIns.single { it.id == first }
-        val correction = goal.checkIns.single { it.id == fix }
+        assertEquals(3, goal.checkins.size)
+        val original = goal.checkins.single { it.checkinId == first }
+        val correction = goal.checkins.single { it.checkinId == fix }
         assertTrue(original.superseded, "the corrected entry is kept, marked superseded")
         assertEquals("in bed 23:40", original.note)
         assertEquals(first, correction.corrects)
         assertEquals("2026-03-01", correction.localDate, "a correction keeps the day it corrects")
         assertEquals(w.sam.memberId, correction.by)
         w.client.syncWith(w.counselor)
-        assertEquals(goal.checkIns.toSet(), w.counselor.readPlan(w.planId).goal(goalId)!!.checkIns.toSet())
+        assertEquals(goal.checkins.toSet(), w.counselor.readPlan(w.planId).goal(goalId)!!.checkins.toSet())
     }
 
     suite.test("observer flow emits on each local change and each merged remote change") {
@@ -153,9 +153,9 @@ fun main(args: Array<String>) {
             next("after proposing") { it.goal(goalId) != null }
             w.client.agree(w.planId, goalId)
             next("after agreeing") { it.goal(goalId)!!.agreement.agreedBy.isNotEmpty() }
-            w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 0))
-            next("after checking in") { it.goal(goalId)!!.checkIns.size == 1 }
-            w.client.setGas(w.planId, goalId, GasChange.Level(2, "Every morning, an hour"))
+            w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 0))
+            next("after checking in") { it.goal(goalId)!!.checkins.size == 1 }
+            w.client.setGas(w.planId, goalId, GasEdit.Level(2, "Every morning, an hour"))
             next("after describing a GAS level") { it.goal(goalId)!!.gas.levels[2] != null }
             w.counselor.setTitle(w.planId, "Mornings")
             w.counselor.syncWith(w.client)
@@ -168,11 +168,11 @@ fun main(args: Array<String>) {
         val (w, goalId) = worldWithGoal()
         val before = w.client.readPlan(w.planId)
         assertThrows<AllianceException.NotAllowed> {
-            w.client.editGoal(w.planId, goalId, GoalChanges(clinicalStatement = "Insomnia, moderate"))
+            w.client.editGoal(w.planId, goalId, GoalEdit(clinicalStatement = "Insomnia, moderate"))
         }
         assertThrows<AllianceException.NotAllowed> { w.client.setTitle(w.planId, "My plan") }
         assertThrows<AllianceException.NotAllowed> {
-            w.client.addObjective(w.planId, goalId, ObjectiveDraft("Lights out by 23:30"))
+            w.client.addObjective(w.planId, goalId, NewObjective("Lights out by 23:30"))
         }
         assertEquals(before, w.client.readPlan(w.planId), "a refused edit writes nothing")
     }
@@ -190,13 +190,13 @@ fun main(args: Array<String>) {
         assertThrows<AllianceException.InvalidInput> { w.client.readPlan("not-a-plan-id") }
         assertThrows<AllianceException.InvalidInput> { w.client.agree(w.planId, "42") }
         assertThrows<AllianceException.InvalidInput> { w.client.proposeGoal(w.planId, "   ") }
-        assertThrows<AllianceException.InvalidInput> { w.client.setGas(w.planId, goalId, GasChange.Level(7, "too high")) }
-        assertThrows<AllianceException.InvalidInput> { w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 7)) }
-        assertThrows<AllianceException.InvalidInput> { w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 300)) }
-        assertThrows<AllianceException.InvalidInput> { w.client.checkIn(w.planId, goalId, CheckInDraft(mood = 11)) }
+        assertThrows<AllianceException.InvalidInput> { w.client.setGas(w.planId, goalId, GasEdit.Level(7, "too high")) }
+        assertThrows<AllianceException.InvalidInput> { w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 7)) }
+        assertThrows<AllianceException.InvalidInput> { w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 300)) }
+        assertThrows<AllianceException.InvalidInput> { w.client.checkIn(w.planId, goalId, NewCheckIn(mood = 11)) }
         assertThrows<AllianceException.InvalidInput> { w.counselor.setReviewOn(w.planId, "next Tuesday") }
         assertThrows<AllianceException.InvalidInput> { w.counselor.createPlan("", "Sam") }
-        assertEquals(0, w.client.readPlan(w.planId).goal(goalId)!!.checkIns.size, "nothing was written")
+        assertEquals(0, w.client.readPlan(w.planId).goal(goalId)!!.checkins.size, "nothing was written")
     }
 
     suite.test("unknown plan or goal throws NotFound") {
@@ -246,7 +246,7 @@ fun main(args: Array<String>) {
 
     suite.test("a plan exports as a FHIR bundle with the goal in the client's words") {
         val (w, goalId) = worldWithGoal()
-        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 1, localDate = "2026-03-01", tzOffsetMinutes = 0))
+        w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 1, localDate = "2026-03-01", tzOffsetMin = 0))
         w.client.syncWith(w.counselor)
         val bundle = parseJson(w.counselor.exportFhir(w.planId))
         assertEquals("Bundle", bundle["resourceType"])
@@ -265,9 +265,9 @@ fun main(args: Array<String>) {
 
     suite.test("a JSON export imports into a second Alliance as the same plan") {
         val (w, goalId) = worldWithGoal()
-        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 0, note = "late", localDate = "2026-03-01"))
+        w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 0, note = "late", localDate = "2026-03-01"))
         w.client.syncWith(w.counselor)
-        w.counselor.editGoal(w.planId, goalId, GoalChanges(clinicalStatement = "Delayed sleep phase"))
+        w.counselor.editGoal(w.planId, goalId, GoalEdit(clinicalStatement = "Delayed sleep phase"))
         val file = w.counselor.exportJson(w.planId)
         val archive = openStore()
         archive.initIdentity("Lee", Role.COUNSELOR)
@@ -288,9 +288,9 @@ fun main(args: Array<String>) {
     suite.test("progress after check-ins shows the series, latest level and trend") {
         val (w, goalId) = worldWithGoal()
         for ((day, level) in listOf("2026-03-01" to -1, "2026-03-02" to 0, "2026-03-03" to 1)) {
-            w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = level, localDate = day, tzOffsetMinutes = 0))
+            w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = level, localDate = day, tzOffsetMin = 0))
         }
-        w.client.checkIn(w.planId, goalId, CheckInDraft(mood = 6)) // today, no rating
+        w.client.checkIn(w.planId, goalId, NewCheckIn(mood = 6)) // today, no rating
         val progress = w.client.progress(w.planId)
         assertEquals(3, progress.trendWindow)
         val goal = progress.goal(goalId) ?: fail("no progress for the goal")
@@ -309,21 +309,21 @@ fun main(args: Array<String>) {
 
     suite.test("a check-in dated far ahead is futureDated and not counted; the client's today is shared") {
         val (w, goalId) = worldWithGoal()
-        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = -1, tzOffsetMinutes = 840))
-        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 2, localDate = "2099-01-01", tzOffsetMinutes = 0))
+        w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = -1, tzOffsetMin = 840))
+        w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 2, localDate = "2099-01-01", tzOffsetMin = 0))
         w.client.syncWith(w.counselor)
         val plan = w.counselor.readPlan(w.planId)
         val goal = plan.goal(goalId) ?: fail("no goal")
-        assertEquals(listOf("2099-01-01"), goal.checkIns.filter { it.futureDated }.map { it.localDate })
+        assertEquals(listOf("2099-01-01"), goal.checkins.filter { it.futureDated }.map { it.localDate })
         assertEquals(-1, goal.latestGasLevel, "the future-dated +2 does not count")
-        val clientsDay = goal.checkIns.single { !it.futureDated }.localDate
+        val clientsDay = goal.checkins.single { !it.futureDated }.localDate
         assertEquals(clientsDay, plan.clientToday, "the client's day at UTC+14, on the counselor's device")
         assertEquals(clientsDay, w.counselor.progress(w.planId).asOf)
     }
 
     suite.test("the review report is one self-contained HTML document, also inside the FHIR bundle") {
         val (w, goalId) = worldWithGoal()
-        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 0, mood = 6, craving = 3))
+        w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 0, mood = 6, craving = 3))
         w.client.syncWith(w.counselor)
         val html = w.counselor.exportReport(w.planId)
         assertTrue(html.startsWith("<!DOCTYPE html>"), "an HTML document")
@@ -357,22 +357,22 @@ fun main(args: Array<String>) {
 
     suite.test("plans due for review follow their review dates") {
         val w = world()
-        assertEquals(listOf(w.planId), w.counselor.plansDueForReview().map { it.id }, "no date: due")
+        assertEquals(listOf(w.planId), w.counselor.plansDueForReview().map { it.planId }, "no date: due")
         w.counselor.setReviewOn(w.planId, "2999-01-01")
-        assertEquals(emptyList<String>(), w.counselor.plansDueForReview(withinDays = 30).map { it.id })
+        assertEquals(emptyList<String>(), w.counselor.plansDueForReview(withinDays = 30).map { it.planId })
         w.counselor.setReviewOn(w.planId, "2020-01-01")
-        assertEquals(listOf(w.planId), w.counselor.plansDueForReview().map { it.id }, "overdue: due")
+        assertEquals(listOf(w.planId), w.counselor.plansDueForReview().map { it.planId }, "overdue: due")
         assertThrows<AllianceException.InvalidInput> { w.counselor.plansDueForReview(withinDays = -1) }
     }
 
     suite.test("two Alliance instances in one process converge (in-process messages)") {
         val (w, goalId) = worldWithGoal()
         // Both devices work offline at the same time, then sync.
-        w.counselor.editGoal(w.planId, goalId, GoalChanges(clinicalStatement = "Delayed sleep phase"))
-        w.counselor.addObjective(w.planId, goalId, ObjectiveDraft("Lights out by 23:30", measure = "nights", target = 5.0))
+        w.counselor.editGoal(w.planId, goalId, GoalEdit(clinicalStatement = "Delayed sleep phase"))
+        w.counselor.addObjective(w.planId, goalId, NewObjective("Lights out by 23:30", measure = "nights", target = 5.0))
         w.counselor.setReviewOn(w.planId, "2026-04-01")
-        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 1, note = "good night"))
-        w.client.setGas(w.planId, goalId, GasChange.Level(0, "Asleep by midnight 4 nights a week"))
+        w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 1, note = "good night"))
+        w.client.setGas(w.planId, goalId, GasEdit.Level(0, "Asleep by midnight 4 nights a week"))
         val report = w.client.syncWith(w.counselor)
         assertEquals(listOf(w.planId), report.planIds)
         assertTrue(report.messages > 0 && report.bytes > 0, "messages were exchanged")
@@ -381,7 +381,7 @@ fun main(args: Array<String>) {
         val goal = counselorView.goal(goalId)!!
         assertEquals("Delayed sleep phase", goal.clinicalStatement)
         assertEquals(1, goal.objectives.size)
-        assertEquals(1, goal.checkIns.size)
+        assertEquals(1, goal.checkins.size)
         assertEquals("2026-04-01", counselorView.reviewOn)
         assertEquals(1, goal.latestGasLevel)
         assertTrue(counselorView.gasTScore != null, "a rated goal gives a T-score")
@@ -397,9 +397,9 @@ fun main(args: Array<String>) {
         try {
             coroutineScope {
                 // The counselor's screen shows the client's check-in when it arrives.
-                val arrived = async { w.counselor.plan(w.planId).first { it.goal(goalId)!!.checkIns.isNotEmpty() } }
-                w.counselor.editGoal(w.planId, goalId, GoalChanges(clinicalStatement = "Delayed sleep phase"))
-                w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 1, note = "good night"))
+                val arrived = async { w.counselor.plan(w.planId).first { it.goal(goalId)!!.checkins.isNotEmpty() } }
+                w.counselor.editGoal(w.planId, goalId, GoalEdit(clinicalStatement = "Delayed sleep phase"))
+                w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 1, note = "good night"))
                 withTimeout(30_000) { arrived.await() }
             }
             withTimeout(30_000) {
@@ -432,8 +432,8 @@ fun main(args: Array<String>) {
         val (w, goalId) = worldWithGoal()
         // The client's phone holds a status change only a counselor may make (written through the
         // test hook, as a build with other rules would) and, built on it, an honest check-in.
-        w.client.editGoalUnchecked(w.planId, goalId, GoalChanges(status = GoalStatus.ACTIVE))
-        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 1, note = "walked"))
+        w.client.editGoalUnchecked(w.planId, goalId, GoalEdit(status = GoalStatus.ACTIVE))
+        w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 1, note = "walked"))
         val counselorDevice = w.counselor.identity()!!.deviceId
         w.counselor.startSync(relayUrl, w.counselor.issueDeviceToken(w.planId, counselorDevice))
         w.client.startSync(relayUrl, w.counselor.issueDeviceToken(w.planId, w.sam.deviceId))
@@ -444,12 +444,12 @@ fun main(args: Array<String>) {
             assertEquals("only a counselor writes a goal's status", refused.rule)
             // The check-in built on it reaches the counselor; the refused status does not.
             val seen = withTimeout(30_000) {
-                w.counselor.plan(w.planId).first { it.goal(goalId)!!.checkIns.size == 1 }
+                w.counselor.plan(w.planId).first { it.goal(goalId)!!.checkins.size == 1 }
             }
             assertEquals(GoalStatus.PROPOSED, seen.goal(goalId)!!.status)
             // Later edits flow while sync goes on; nothing more is refused.
-            w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 2, note = "slept"))
-            withTimeout(30_000) { w.counselor.plan(w.planId).first { it.goal(goalId)!!.checkIns.size == 2 } }
+            w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 2, note = "slept"))
+            withTimeout(30_000) { w.counselor.plan(w.planId).first { it.goal(goalId)!!.checkins.size == 2 } }
             withTimeout(30_000) {
                 while (w.client.readPlan(w.planId) != w.counselor.readPlan(w.planId)) delay(20)
             }
@@ -464,15 +464,15 @@ fun main(args: Array<String>) {
 
     suite.test("an in-process sync reports the own change the other device refused") {
         val (w, goalId) = worldWithGoal()
-        w.client.editGoalUnchecked(w.planId, goalId, GoalChanges(status = GoalStatus.ACTIVE))
-        w.client.checkIn(w.planId, goalId, CheckInDraft(gasLevel = 1, note = "walked"))
+        w.client.editGoalUnchecked(w.planId, goalId, GoalEdit(status = GoalStatus.ACTIVE))
+        w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 1, note = "walked"))
         val report = w.client.syncWith(w.counselor)
         assertEquals(1, report.refused.size, "${report.refused}")
         val refused = report.refused.single()
         assertEquals(w.planId, refused.planId)
         assertEquals(w.sam.deviceId, refused.deviceId)
         assertEquals("only a counselor writes a goal's status", refused.rule)
-        assertEquals(1, w.counselor.readPlan(w.planId).goal(goalId)!!.checkIns.size)
+        assertEquals(1, w.counselor.readPlan(w.planId).goal(goalId)!!.checkins.size)
         assertEquals(w.counselor.readPlan(w.planId), w.client.readPlan(w.planId))
         assertEquals(emptyList<RefusedChange>(), w.counselor.syncWith(w.client).refused, "told once")
     }

@@ -8,5 +8,5 @@ package org.alliance
  */
 
 /** [Alliance.editGoal] without the role check, as a build with other rules would write it: peers refuse it. */
-internal suspend fun Alliance.editGoalUnchecked(planId: String, goalId: String, changes: GoalChanges) =
-    translate { ffi.testEditGoalUnchecked(planId, goalId, changes.toFfi()) }
+internal suspend fun Alliance.editGoalUnchecked(planId: String, goalId: String, edit: GoalEdit) =
+    translate { ffi.testEditGoalUnchecked(planId, goalId, edit) }

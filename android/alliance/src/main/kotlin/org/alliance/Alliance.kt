@@ -14,9 +14,7 @@ import kotlinx.coroutines.flow.receiveAsFlow
 import org.alliance.ffi.NewDevice as FfiNewDevice
 import org.alliance.ffi.NewPlan as FfiNewPlan
 import org.alliance.ffi.PlanObserver as FfiPlanObserver
-import org.alliance.ffi.RefusedChange as FfiRefusedChange
 import org.alliance.ffi.SyncObserver as FfiSyncObserver
-import org.alliance.ffi.SyncProgress as FfiSyncProgress
 import org.alliance.ffi.Alliance as FfiAlliance
 
 /**
@@ -45,11 +43,11 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
     // ---- identity ----
 
     /** This device's identity, or null before [initIdentity]. */
-    suspend fun identity(): Identity? = translate { ffi.identity()?.toIdentity() }
+    suspend fun identity(): Identity? = translate { ffi.identity() }
 
     /** Makes this device a device of a person: a new one, or [memberId] when they already use Alliance. */
     suspend fun initIdentity(name: String, role: Role, memberId: String? = null): Identity =
-        translate { ffi.initIdentity(name, role.toFfi(), memberId).toIdentity() }
+        translate { ffi.initIdentity(name, role, memberId) }
 
     // ---- plans ----
 
@@ -62,10 +60,10 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
     ): String = translate { ffi.createPlan(FfiNewPlan(title, clientName, clientMemberId, clientDeviceId)) }
 
     /** Every plan on this device, without opening them. */
-    suspend fun plans(): List<PlanSummary> = translate { ffi.listPlans().map { it.toSummary() } }
+    suspend fun plans(): List<PlanSummary> = translate { ffi.listPlans() }
 
     /** The plan as it is now. */
-    suspend fun readPlan(planId: String): Plan = translate { ffi.plan(planId).toPlan() }
+    suspend fun readPlan(planId: String): Plan = translate { ffi.plan(planId) }
 
     /**
      * The plan now, then again after each change to it: a local edit or a merged remote change.
@@ -82,7 +80,7 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
 
     /** Every change of the plan: when, by whom, what. */
     suspend fun history(planId: String): List<HistoryEntry> =
-        translate { ffi.history(planId).map { it.toEntry() } }
+        translate { ffi.history(planId) }
 
     /** Renames the plan (counselor). */
     suspend fun setTitle(planId: String, title: String) = translate { ffi.setTitle(planId, title) }
@@ -96,7 +94,7 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
      */
     suspend fun plansDueForReview(withinDays: Int = 0): List<PlanSummary> {
         if (withinDays < 0) throw AllianceException.InvalidInput("within days must not be negative")
-        return translate { ffi.plansDueForReview(withinDays.toUInt()).map { it.toSummary() } }
+        return translate { ffi.plansDueForReview(withinDays.toUInt()) }
     }
 
     /**
@@ -109,7 +107,7 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
         memberId: String,
         label: String,
         newMember: NewMember? = null,
-    ) = translate { ffi.enrollDevice(planId, FfiNewDevice(deviceId, memberId, label, newMember?.toFfi())) }
+    ) = translate { ffi.enrollDevice(planId, FfiNewDevice(deviceId, memberId, label, newMember)) }
 
     /**
      * Issues a relay token for a device enrolled in the plan (counselor), to show once and hand to
@@ -133,27 +131,25 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
         translate { ffi.proposeGoal(planId, words) }
 
     /** Changes a goal's words, clinical statement, life area or status, as the role allows. */
-    suspend fun editGoal(planId: String, goalId: String, changes: GoalChanges) =
-        translate { ffi.editGoal(planId, goalId, changes.toFfi()) }
+    suspend fun editGoal(planId: String, goalId: String, edit: GoalEdit) = translate { ffi.editGoal(planId, goalId, edit) }
 
     /** Adds a SMART objective (counselor). Returns its id. */
-    suspend fun addObjective(planId: String, goalId: String, objective: ObjectiveDraft): String =
-        translate { ffi.addObjective(planId, goalId, objective.toFfi()) }
+    suspend fun addObjective(planId: String, goalId: String, objective: NewObjective): String =
+        translate { ffi.addObjective(planId, goalId, objective) }
 
     /** Adds an intervention (counselor). Returns its id. */
-    suspend fun addIntervention(planId: String, goalId: String, intervention: InterventionDraft): String =
-        translate { ffi.addIntervention(planId, goalId, intervention.toFfi()) }
+    suspend fun addIntervention(planId: String, goalId: String, intervention: NewIntervention): String =
+        translate { ffi.addIntervention(planId, goalId, intervention) }
 
     /** Describes a GAS level (client or counselor) or sets the weight or baseline (counselor). */
-    suspend fun setGas(planId: String, goalId: String, change: GasChange) =
-        translate { ffi.setGas(planId, goalId, change.toFfi()) }
+    suspend fun setGas(planId: String, goalId: String, edit: GasEdit) = translate { ffi.setGas(planId, goalId, edit) }
 
     /** Records this member's agreement to the goal's current content. */
     suspend fun agree(planId: String, goalId: String) = translate { ffi.agree(planId, goalId) }
 
     /** Records a check-in by this member (or a correction of one of theirs). Returns its id. */
-    suspend fun checkIn(planId: String, goalId: String, draft: CheckInDraft): String =
-        translate { ffi.checkIn(planId, goalId, draft.toFfi()) }
+    suspend fun checkIn(planId: String, goalId: String, checkIn: NewCheckIn): String =
+        translate { ffi.checkIn(planId, goalId, checkIn) }
 
     // ---- progress and exports ----
 
@@ -164,7 +160,7 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
      * do not count.
      */
     suspend fun progress(planId: String, trendWindow: Int? = null): PlanProgress =
-        translate { ffi.progress(planId, trendWindow?.coerceAtLeast(0)?.toUInt()).toProgress() }
+        translate { ffi.progress(planId, trendWindow?.coerceAtLeast(0)?.toUInt()) }
 
     /**
      * The plan as a FHIR R4 Bundle (type collection), as JSON text to save or share; the review
@@ -220,8 +216,8 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
             serverUrl,
             token?.value,
             ProgressWatcher(
-                onProgress = { progress.value = it.toProgress() },
-                onRefused = { changes -> changes.forEach { refused.trySend(it.toRefusedChange()) } },
+                onProgress = { progress.value = it },
+                onRefused = { changes -> changes.forEach { refused.trySend(it) } },
             ),
         )
     }
@@ -237,7 +233,7 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
      * report lists own changes either one refused of the other's (set aside by the device that made
      * them).
      */
-    suspend fun syncWith(other: Alliance): SyncReport = translate { ffi.syncWith(other.ffi).toReport() }
+    suspend fun syncWith(other: Alliance): LocalSyncReport = translate { ffi.syncWith(other.ffi) }
 
     /**
      * Re-encrypts the store under [newKey] (32 bytes); the next [open] needs the new key. Throws
@@ -267,11 +263,11 @@ private class PlanWatcher(private val watched: String, private val onChange: () 
 
 /** Told of each change of sync progress, and of refused own changes, by the library (on its threads). */
 private class ProgressWatcher(
-    private val onProgress: (FfiSyncProgress) -> Unit,
-    private val onRefused: (List<FfiRefusedChange>) -> Unit,
+    private val onProgress: (SyncProgress) -> Unit,
+    private val onRefused: (List<RefusedChange>) -> Unit,
 ) : FfiSyncObserver {
     // Must not throw: they run inside the library's call. Setting a StateFlow and trySend never do.
-    override fun syncProgress(progress: FfiSyncProgress) = onProgress(progress)
+    override fun syncProgress(progress: SyncProgress) = onProgress(progress)
 
-    override fun changesRefused(changes: List<FfiRefusedChange>) = onRefused(changes)
+    override fun changesRefused(changes: List<RefusedChange>) = onRefused(changes)
 }

@@ -28,9 +28,10 @@ import kotlinx.coroutines.flow.catch
 import kotlinx.coroutines.launch
 import org.alliance.Alliance
 import org.alliance.AllianceException
-import org.alliance.CheckInDraft
 import org.alliance.Goal
 import org.alliance.Identity
+import org.alliance.isAgreed
+import org.alliance.NewCheckIn
 import org.alliance.PlanSummary
 import org.alliance.Role
 import java.time.LocalDate
@@ -73,8 +74,8 @@ fun PlanListScreen(alliance: Alliance, me: Identity, onOpen: (String) -> Unit) {
     }
     LazyColumn(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(8.dp)) {
         item { Text("This phone: ${me.deviceId}") }
-        items(plans, key = { it.id }) { plan ->
-            Card(Modifier.fillMaxWidth().clickable { onOpen(plan.id) }) {
+        items(plans, key = { it.planId }) { plan ->
+            Card(Modifier.fillMaxWidth().clickable { onOpen(plan.planId) }) {
                 Column(Modifier.padding(16.dp)) {
                     Text(plan.title)
                     Text("${plan.goalCount} goals" + (plan.reviewOn?.let { " · review $it" } ?: ""))
@@ -112,19 +113,19 @@ fun PlanScreen(alliance: Alliance, me: Identity, planId: String) {
     LazyColumn(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(12.dp)) {
         item { Text(current.title) }
         message?.let { item { Text(it) } }
-        items(current.goals, key = { it.id }) { goal ->
+        items(current.goals, key = { it.goalId }) { goal ->
             GoalCard(
                 goal = goal,
                 mustAgree = me.memberId in goal.agreement.waitingFor,
-                onAgree = { act { alliance.agree(planId, goal.id) } },
-                onCheckIn = { draft -> act { alliance.checkIn(planId, goal.id, draft) } },
+                onAgree = { act { alliance.agree(planId, goal.goalId) } },
+                onCheckIn = { draft -> act { alliance.checkIn(planId, goal.goalId, draft) } },
             )
         }
     }
 }
 
 @Composable
-fun GoalCard(goal: Goal, mustAgree: Boolean, onAgree: () -> Unit, onCheckIn: (CheckInDraft) -> Unit) {
+fun GoalCard(goal: Goal, mustAgree: Boolean, onAgree: () -> Unit, onCheckIn: (NewCheckIn) -> Unit) {
     Card(Modifier.fillMaxWidth()) {
         Column(Modifier.padding(16.dp), verticalArrangement = Arrangement.spacedBy(8.dp)) {
             Text("“${goal.clientWords}”")
@@ -140,7 +141,7 @@ fun GoalCard(goal: Goal, mustAgree: Boolean, onAgree: () -> Unit, onCheckIn: (Ch
 
 /** Today's check-in: a GAS level from -2 (much less than expected) to 2 and a short note. */
 @Composable
-fun CheckInRow(onCheckIn: (CheckInDraft) -> Unit) {
+fun CheckInRow(onCheckIn: (NewCheckIn) -> Unit) {
     var level by remember { mutableStateOf(0f) }
     var note by remember { mutableStateOf("") }
     Column {
@@ -151,9 +152,9 @@ fun CheckInRow(onCheckIn: (CheckInDraft) -> Unit) {
             OutlinedButton(onClick = {
                 val now = ZonedDateTime.now()
                 onCheckIn(
-                    CheckInDraft(
+                    NewCheckIn(
                         localDate = LocalDate.now().toString(),
-                        tzOffsetMinutes = now.offset.totalSeconds / 60,
+                        tzOffsetMin = now.offset.totalSeconds / 60,
                         gasLevel = level.roundToInt(),
                         note = note,
                     )

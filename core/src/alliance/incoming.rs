@@ -1,0 +1,167 @@
+//! The changes a sync message carries, read in two steps: outside the store lock each chunk
+//! is measured from its header (`plan::expansion`) and, within the budgets, parsed; inside
+//! the lock whole-document chunks are read against the plan's copy.
+
+use std::collections::HashSet;
+
+use automerge::sync;
+use automerge::{ActorId, Automerge, Change, ChangeHash};
+
+use crate::budgets::Budgets;
+use crate::error::{Error, Result};
+use crate::plan::expansion::{self, ChangeOutline, Outline};
+use crate::plan::{chunks, rebase};
+
+/// Most changes past the change budget one message may carry; each is refused and recorded,
+/// past this the message is refused whole (no honest peer sends one).
+const MAX_OVERSIZED_PER_MESSAGE: usize = 16;
+
+/// A sync message's chunks, measured and parsed outside the store lock.
+pub(crate) struct Screened {
+    /// Change and bundle chunks, parsed.
+    changes: Vec<Change>,
+    /// Changes that claim more operations than a change may hold: never decoded.
+    oversized: Vec<ChangeOutline>,
+    /// Whole-document chunks (within the document budget), read against the plan's copy.
+    documents: Vec<Vec<u8>>,
+}
+
+/// Measures every chunk of `message` from its header and parses those within `budgets`.
+/// A message whose chunks claim more operations together than a document may hold fails
+/// ([`Error::Limit`]); a change past the change budget is kept aside (never decoded), to be
+/// refused as a rule.
+pub(crate) fn screen(message: &sync::Message, budgets: &Budgets) -> Result<Screened> {
+    let mut screened = Screened {
+        changes: Vec::new(),
+        oversized: Vec::new(),
+        documents: Vec::new(),
+    };
+    // Every chunk counts towards one message's total, so many changes each within the
+    // change budget cannot add up to more than a document may hold.
+    let mut total: u64 = 0;
+    for blob in message.changes.iter() {
+        for chunk in chunks::split(blob)? {
+            let outline = expansion::outline(chunk, budgets.operations_per_document)?;
+            total = total.saturating_add(match &outline {
+                // Never decoded: refused as a rule on its header alone.
+                Outline::Change(change) if change.operations > budgets.operations_per_change => 0,
+                Outline::Change(change) => change.operations,
+                Outline::Many { operations } => *operations,
+            });
+            if total > budgets.operations_per_document {
+                return Err(Error::Limit(format!(
+                    "a sync message claims more than {} operations",
+                    budgets.operations_per_document
+                )));
+            }
+            // Dispatch on the chunk type: `Bundle::try_from` does not check it, and now and
+            // then reads a whole-document chunk (what V2 messages carry) as an empty bundle,
+            // which silently lost every change in it.
+            match outline {
+                Outline::Change(change) if change.operations > budgets.operations_per_change => {
+                    if screened.oversized.len() >= MAX_OVERSIZED_PER_MESSAGE {
+                        return Err(Error::Limit(format!(
+                            "a sync message carries more than {MAX_OVERSIZED_PER_MESSAGE} \
+                             changes past the operations a change may hold"
+                        )));
+                    }
+                    screened.oversized.push(change);
+                }
+                Outline::Change(_) => {
+                    let change = Change::from_bytes(chunk.to_vec())
+                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                    screened.changes.push(change);
+                }
+                Outline::Many { operations } if operations > budgets.operations_per_document => {
+                    return Err(too_large(budgets));
+                }
+                Outline::Many { .. } if chunk.get(chunks::TYPE_AT) == Some(&chunks::BUNDLE) => {
+                    let bundle = automerge::Bundle::try_from(chunk)
+                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                    let bundled = bundle
+                        .to_changes()
+                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                    screened.changes.extend(bundled);
+                }
+                Outline::Many { .. } => screened.documents.push(chunk.to_vec()),
+            }
+        }
+    }
+    Ok(screened)
+}
+
+fn too_large(budgets: &Budgets) -> Error {
+    Error::Limit(format!(
+        "a document chunk claims more than {} operations",
+        budgets.operations_per_document
+    ))
+}
+
+impl Screened {
+    /// The changes `doc` does not have yet, whole-document chunks read through a scratch copy
+    /// of `doc`, and the changes refused before decoding. Changes whose dependencies are
+    /// missing are kept, to be held.
+    pub(crate) fn changes_in(
+        self,
+        doc: &Automerge,
+        own_actor: Option<&ActorId>,
+        budgets: &Budgets,
+    ) -> Result<(Vec<Change>, Vec<ChangeOutline>)> {
+        let mut changes = self.changes;
+        let mut oversized = self.oversized;
+        for chunk in &self.documents {
+            for change in document_chunk_changes(doc, chunk, own_actor)? {
+                if change.len() as u64 > budgets.operations_per_change {
+                    oversized.push(ChangeOutline {
+                        hash: change.hash(),
+                        actor: change.actor_id().clone(),
+                        timestamp: change.timestamp(),
+                        operations: change.len() as u64,
+                    });
+                } else {
+                    changes.push(change);
+                }
+            }
+        }
+        Ok((changes, oversized))
+    }
+}
+
+/// The changes in a whole-document chunk that `doc` does not have, read through a scratch
+/// copy of `doc`. When the chunk holds changes of this device's own actor with seq numbers
+/// `doc` already used (another copy of this store wrote them), the copy cannot take them: it
+/// is then made without this device's latest own changes, one more at a time, until it can.
+fn document_chunk_changes(
+    doc: &Automerge,
+    chunk: &[u8],
+    own_actor: Option<&ActorId>,
+) -> Result<Vec<Change>> {
+    let mut scratch = doc.fork();
+    let first_error = match scratch.load_incremental(chunk) {
+        Ok(_) => return Ok(doc.get_changes_added(&scratch)),
+        Err(error) => Error::SyncMessage(error.to_string()),
+    };
+    let Some(actor) = own_actor else {
+        return Err(first_error);
+    };
+    let last = rebase::last_seq(doc, actor);
+    let own: Vec<(u64, ChangeHash)> = doc
+        .get_changes(&[])
+        .iter()
+        .filter(|c| c.actor_id() == actor)
+        .map(|c| (c.seq(), c.hash()))
+        .collect();
+    for from in (1..=last).rev().take(64) {
+        let drop: HashSet<ChangeHash> = own
+            .iter()
+            .filter(|(seq, _)| *seq >= from)
+            .map(|(_, hash)| *hash)
+            .collect();
+        let (base, _) = rebase::without(doc, &drop)?;
+        let mut scratch = base.fork();
+        if scratch.load_incremental(chunk).is_ok() {
+            return Ok(base.get_changes_added(&scratch));
+        }
+    }
+    Err(first_error)
+}
