@@ -95,6 +95,33 @@ for target in "${TARGETS[@]}"; do
             fi
         done
     fi
+    if [ "$target" = aarch64 ]; then
+        step "$target: uniffi reads the interface from the library as the mobile profile strips it"
+        # Android's Gradle build generates its Kotlin from the arm64 library built with the
+        # mobile profile; uniffi finds the interface in the library's symbol table, so a profile
+        # that strips symbols (not only debug info) leaves nothing to generate from.
+        mobile_strip=$(awk '/^\[profile\.mobile\]/ { p = 1; next } /^\[/ { p = 0 }
+            p && $1 == "strip" { gsub(/"/, "", $3); print $3 }' Cargo.toml)
+        case "$mobile_strip" in
+            symbols | true) strip_flag=--strip-all ;;
+            debuginfo) strip_flag=--strip-debug ;;
+            *) strip_flag= ;;
+        esac
+        shipped=$TARGET_DIR/arm-logs/liballiance_ffi.mobile-strip.so
+        cp "$TARGET_DIR/$triple/debug/liballiance_ffi.so" "$shipped"
+        [ -z "$strip_flag" ] || "$(arm_gnu "$target")-strip" "$strip_flag" "$shipped"
+        rm -rf "$TARGET_DIR/arm-logs/uniffi-kotlin"
+        if cargo run -q -p alliance-ffi --features test-hooks,bindgen --bin uniffi-bindgen -- \
+            generate --library "$shipped" --language kotlin --no-format \
+            --out-dir "$TARGET_DIR/arm-logs/uniffi-kotlin" >>"$log" 2>&1 \
+            && [ -s "$TARGET_DIR/arm-logs/uniffi-kotlin/org/alliance/ffi/alliance_ffi.kt" ]; then
+            echo "Kotlin generated from the library stripped as strip = \"$mobile_strip\" leaves it"
+            passed=$((passed + 1))
+        else
+            echo "test-arm: no Kotlin from a library stripped as strip = \"$mobile_strip\" (see $log)" >&2
+            failed=$((failed + 1))
+        fi
+    fi
     [ "$failed" = 0 ] || status=1
     summary+=("$target: $passed passed, $failed failed")
 done

@@ -4,7 +4,8 @@
 # Both are build outputs, gitignored. Runs on macOS with Xcode and rustup.
 #
 #   ios/scripts/build-xcframework.sh            the `mobile` profile (workspace Cargo.toml: LTO,
-#                                               one codegen unit, stripped; BENCHMARKS.md "Size")
+#                                               one codegen unit, debug info stripped;
+#                                               BENCHMARKS.md "Size")
 #   ios/scripts/build-xcframework.sh --debug    unoptimized, for faster local builds
 set -euo pipefail
 
