@@ -1,5 +1,6 @@
-//! Tests of the plans' read models (docs/design.md, Read model): a cold read loads no
-//! document when the kept model is current, and a kept model is never used once stale.
+//! Tests of reading stored plans. Read models (docs/design.md, Read model): a cold read loads
+//! no document when the kept model is current, and a kept model is never used once stale.
+//! Stored sizes: a damaged one does not stop a plan from loading.
 
 use super::*;
 use crate::model::NewCheckIn;
@@ -192,4 +193,24 @@ fn a_read_while_another_process_writes_reads_the_document_and_keeps_nothing() {
     assert_eq!(read.title, "Plan");
     conn.execute_batch("ROLLBACK").unwrap();
     assert_eq!(reader.kept_read_model(plan).unwrap(), None);
+}
+
+/// A damaged size column (here the chunks' byte count) is a hint that must not abort the process
+/// when the document is loaded: it once reserved that many bytes up front.
+#[test]
+fn a_damaged_chunk_count_does_not_stop_a_plan_from_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, plan, _) = stored_plan(dir.path());
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE documents SET chunk_bytes = ?1", [i64::MAX])
+        .unwrap();
+    drop(conn);
+    let reopened = Alliance::open(&path).unwrap();
+    let read = reopened.plan_from_document(plan).unwrap();
+    assert_eq!(read.title, "Plan");
+    // The count as this platform can hold it: all of it on 64 bits, saturated on 32.
+    assert_eq!(
+        reopened.document_sizes(plan).unwrap().chunk_bytes,
+        usize::try_from(i64::MAX).unwrap_or(usize::MAX)
+    );
 }

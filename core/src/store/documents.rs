@@ -20,6 +20,13 @@ pub struct DocumentSizes {
     pub chunk_count: usize,
 }
 
+/// A byte count read from the store, as `usize`: a negative count reads as 0, and one too large
+/// for this platform (a damaged row; `usize` is 32 bits on armeabi-v7a) saturates instead of
+/// wrapping.
+fn stored_len(count: i64) -> usize {
+    usize::try_from(count.max(0)).unwrap_or(usize::MAX)
+}
+
 pub fn load_document(conn: &Connection, doc_id: &str) -> Result<Option<StoredDocument>> {
     let row: Option<(Vec<u8>, i64)> = conn
         .query_row(
@@ -32,7 +39,8 @@ pub fn load_document(conn: &Connection, doc_id: &str) -> Result<Option<StoredDoc
         return Ok(None);
     };
     let snapshot_len = bytes.len();
-    bytes.reserve(chunk_bytes.max(0) as usize);
+    // Only a hint: a damaged count must not abort the process (nor wrap on a 32-bit phone).
+    let _ = bytes.try_reserve(stored_len(chunk_bytes));
     let mut statement =
         conn.prepare_cached("SELECT bytes FROM chunks WHERE doc_id = ?1 ORDER BY seq")?;
     let mut rows = statement.query([doc_id])?;
@@ -43,7 +51,7 @@ pub fn load_document(conn: &Connection, doc_id: &str) -> Result<Option<StoredDoc
     Ok(Some(StoredDocument {
         bytes,
         snapshot_len,
-        chunk_bytes: chunk_bytes.max(0) as usize,
+        chunk_bytes: stored_len(chunk_bytes),
     }))
 }
 
@@ -80,9 +88,9 @@ pub fn document_sizes(conn: &Connection, doc_id: &str) -> Result<Option<Document
             [doc_id],
             |row| {
                 Ok(DocumentSizes {
-                    snapshot_len: row.get::<_, i64>(0)? as usize,
-                    chunk_bytes: row.get::<_, i64>(1)? as usize,
-                    chunk_count: row.get::<_, i64>(2)? as usize,
+                    snapshot_len: stored_len(row.get::<_, i64>(0)?),
+                    chunk_bytes: stored_len(row.get::<_, i64>(1)?),
+                    chunk_count: stored_len(row.get::<_, i64>(2)?),
                 })
             },
         )
@@ -126,9 +134,9 @@ pub fn append_chunk(
     conn.prepare_cached("INSERT INTO chunks (doc_id, seq, bytes) VALUES (?1, ?2, ?3)")?
         .execute(params![doc_id, next_seq, bytes])?;
     Ok(DocumentSizes {
-        snapshot_len: snapshot_len as usize,
-        chunk_bytes: chunk_bytes as usize,
-        chunk_count: next_seq as usize,
+        snapshot_len: stored_len(snapshot_len),
+        chunk_bytes: stored_len(chunk_bytes),
+        chunk_count: stored_len(next_seq),
     })
 }
 
