@@ -824,6 +824,7 @@ impl Alliance {
 
     /// [`Alliance::plan`], and where the plan was read from: for tests and diagnostics.
     #[doc(hidden)]
+    #[cfg(any(test, feature = "test-support"))]
     pub fn plan_traced(&self, plan: PlanId) -> Result<(Plan, ReadFrom)> {
         self.reading(|inner| inner.read_plan(plan))
     }
@@ -832,6 +833,7 @@ impl Alliance {
     /// or was read from other heads); never reads the document nor keeps a model. For tests
     /// that compare it with [`Alliance::plan_from_document`].
     #[doc(hidden)]
+    #[cfg(any(test, feature = "test-support"))]
     pub fn kept_read_model(&self, plan: PlanId) -> Result<Option<Plan>> {
         self.reading(|inner| {
             let bytes = inner
@@ -843,6 +845,7 @@ impl Alliance {
 
     /// The plan read from its document as SQLite holds it, past every cache: for tests.
     #[doc(hidden)]
+    #[cfg(any(test, feature = "test-support"))]
     pub fn plan_from_document(&self, plan: PlanId) -> Result<Plan> {
         self.reading(|inner| {
             let stored = inner

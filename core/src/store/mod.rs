@@ -180,7 +180,13 @@ impl Store {
         }
         self.conn.busy_timeout(Duration::ZERO)?;
         let began = self.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([]);
-        self.conn.busy_timeout(BUSY_TIMEOUT)?;
+        if let Err(error) = self.conn.busy_timeout(BUSY_TIMEOUT) {
+            // Never leave a transaction open behind an error.
+            if began.is_ok() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            return Err(error.into());
+        }
         match began {
             Ok(_) => {}
             Err(rusqlite::Error::SqliteFailure(e, _))
