@@ -759,7 +759,7 @@ impl Alliance {
         let plan = PlanId::new();
         self.writing(|inner| {
             let me = inner.identity()?;
-            if me.role != Role::Counselor {
+            if me.role != rules::table::CREATES_PLANS {
                 return Err(Error::not_allowed("only a counselor creates plans"));
             }
             let client = new.client_member.unwrap_or_default();
@@ -960,7 +960,7 @@ impl Alliance {
     pub fn set_title(&self, plan: PlanId, title: &str) -> Result<()> {
         validate::label("title", title)?;
         self.edit(plan, "renamed the plan", |model, me, tx| {
-            rules::check(model, me.member_id, Edit::PlanSettings)?;
+            rules::check(model, me.member_id, Edit::Title)?;
             write::set_title(tx, title.trim())
         })
     }
@@ -969,7 +969,7 @@ impl Alliance {
     pub fn set_review_on(&self, plan: PlanId, date: &str) -> Result<()> {
         validate::date("review date", date)?;
         self.edit(plan, "set the review date", |model, me, tx| {
-            rules::check(model, me.member_id, Edit::PlanSettings)?;
+            rules::check(model, me.member_id, Edit::ReviewOn)?;
             write::set_review_on(tx, date)
         })
     }
@@ -1029,9 +1029,7 @@ impl Alliance {
         };
         let hash = crate::sync::token_hash(&token);
         self.edit(plan, "issued a relay token", |model, me, tx| {
-            if me.role != Role::Counselor {
-                return Err(Error::not_allowed("only a counselor issues relay tokens"));
-            }
+            rules::check(model, me.member_id, Edit::IssueToken)?;
             if model.device(device).is_none() {
                 return Err(Error::not_found("device", device));
             }
@@ -1044,9 +1042,7 @@ impl Alliance {
     /// moment they receive the change.
     pub fn revoke_device(&self, plan: PlanId, device: DeviceId) -> Result<()> {
         self.edit(plan, "revoked a device", |model, me, tx| {
-            if me.role != Role::Counselor {
-                return Err(Error::not_allowed("only a counselor revokes devices"));
-            }
+            rules::check(model, me.member_id, Edit::Revoke)?;
             if model.device(device).is_none() {
                 return Err(Error::not_found("device", device));
             }
@@ -1136,7 +1132,7 @@ impl Alliance {
                     return Err(Error::not_found("member", owner));
                 }
             }
-            rules::check(model, me.member_id, Edit::Objective)?;
+            rules::check(model, me.member_id, Edit::Intervention)?;
             write::add_intervention(tx, goal, id, intervention)?;
             Ok(id)
         })
