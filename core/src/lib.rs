@@ -20,7 +20,9 @@ pub mod review;
 pub mod rules;
 pub mod store;
 pub mod sync;
+pub mod sync_error;
 mod sync_peer;
+pub mod token;
 
 pub use alliance::{
     Alliance, FileWatch, HeldCount, NewDevice, NewPlan, PlanObserver, ReadFrom, SyncReceipt,

@@ -1022,12 +1022,12 @@ impl Alliance {
     ) -> Result<String> {
         let token = match reuse {
             Some(token) => {
-                crate::sync::token::check_token(token)?;
+                crate::token::check_token(token)?;
                 token.to_ascii_lowercase()
             }
-            None => crate::sync::generate_token(),
+            None => crate::token::generate_token(),
         };
-        let hash = crate::sync::token_hash(&token);
+        let hash = crate::token::token_hash(&token);
         self.edit(plan, "issued a relay token", |model, me, tx| {
             rules::check(model, me.member_id, Edit::IssueToken)?;
             if model.device(device).is_none() {
@@ -1354,14 +1354,14 @@ impl Alliance {
 
     /// [`Alliance::receive_sync_message`] of a message a relay's device pushed with its
     /// token: kept only when the plan stays bound to its tokens as `voucher` says (see
-    /// [`crate::sync::TokenVoucher`]); otherwise nothing is stored and the error is
+    /// [`crate::token::TokenVoucher`]); otherwise nothing is stored and the error is
     /// [`Error::NotAllowed`].
     pub fn receive_vouched(
         &self,
         plan: PlanId,
         peer: impl Into<SyncPeer>,
         message: &[u8],
-        voucher: &crate::sync::TokenVoucher,
+        voucher: &crate::token::TokenVoucher,
     ) -> Result<SyncReceipt> {
         self.receive_checked(plan, peer.into(), message, Some(voucher))
     }
@@ -1371,7 +1371,7 @@ impl Alliance {
         plan: PlanId,
         peer: SyncPeer,
         message: &[u8],
-        voucher: Option<&crate::sync::TokenVoucher>,
+        voucher: Option<&crate::token::TokenVoucher>,
     ) -> Result<SyncReceipt> {
         let message =
             sync::Message::decode(message).map_err(|e| Error::SyncMessage(e.to_string()))?;
