@@ -11,6 +11,7 @@ pub mod clinical_time;
 mod clock;
 mod error;
 pub mod export;
+pub mod in_person;
 pub mod local_sync;
 pub mod model;
 mod own_refusals;
