@@ -2,7 +2,6 @@
 
 pub mod chunks;
 pub mod expansion;
-mod fields;
 mod hash;
 pub mod history;
 pub mod read;
