@@ -558,7 +558,8 @@ fn refused_changes_show_in_peers_show_and_history() {
             }
             if let Some(m) = laptop.generate_sync_message(plan_id, "phone").unwrap() {
                 quiet = false;
-                raw.receive_sync_message(&mut state, automerge::sync::Message::decode(&m).unwrap())
+                let (_, m) = alliance_core::authorship::carrier::split_raw(&m).unwrap();
+                raw.receive_sync_message(&mut state, automerge::sync::Message::decode(m).unwrap())
                     .unwrap();
             }
             if quiet {

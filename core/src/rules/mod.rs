@@ -39,6 +39,7 @@ pub const CREATION_MAY_WRITE: &[&[&str]] = {
         &[k::DEVICES, "*", k::MEMBER_ID],
         &[k::DEVICES, "*", k::LABEL],
         &[k::DEVICES, "*", k::ADDED_AT],
+        &[k::DEVICES, "*", k::PUBLIC_KEY],
     ]
 };
 
