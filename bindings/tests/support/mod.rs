@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use alliance_ffi::{Alliance, Identity, NewDevice, NewPlan, Role};
+use alliance_ffi::{Alliance, Identity, NewPlan, Role};
 
 /// Runs one async call to completion on the calling thread, as a shell's executor would.
 pub fn block_on<F: Future>(future: F) -> F::Output {
