@@ -192,3 +192,42 @@ impl super::Alliance {
         self.inner.lock().key.as_ref().map(|key| key.sign(change))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Role;
+    use crate::store::schema;
+    use crate::Alliance;
+
+    /// A store made before signed changes (schema 9, an identity, no key) gets a key on its
+    /// first open, and keeps that key afterwards.
+    #[test]
+    fn a_store_from_before_signed_changes_gets_a_key_on_open_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let identity = {
+            let store = Alliance::open(&path).unwrap();
+            store.init("Dana", Role::Counselor, None).unwrap()
+        };
+        {
+            // Back to schema 9: the key table is gone, as in a store from before.
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch("DROP TABLE device_key; DROP TABLE change_signatures;")
+                .unwrap();
+            conn.pragma_update(None, "user_version", 9).unwrap();
+        }
+        let reopened = Alliance::open(&path).unwrap();
+        assert_eq!(
+            schema::user_version(&rusqlite::Connection::open(&path).unwrap()).unwrap(),
+            schema::VERSION
+        );
+        let first = reopened.enrollment().unwrap();
+        assert_eq!(first.device, identity.device_id);
+        drop(reopened);
+        let again = Alliance::open(&path).unwrap().enrollment().unwrap();
+        assert_eq!(again, first);
+        // A store without identity (a relay) makes no key.
+        let relay = Alliance::open(&dir.path().join("relay.db")).unwrap();
+        assert!(relay.enrollment().is_err());
+    }
+}
