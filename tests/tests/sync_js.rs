@@ -238,6 +238,38 @@ fn a_js_client_presents_its_token_in_the_url_and_without_one_gets_nothing() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(relay_store.plan(plan).unwrap().title, "Edited by web");
 
+    // The same app, with its own valid token, writing under the counselor's actor: her key is
+    // recorded and the app cannot sign, so the relay refuses it as forged and keeps nothing.
+    let output = Command::new("node")
+        .args([
+            "client.mjs",
+            &port,
+            &url,
+            "Forged as the counselor",
+            &counselor.me.device_id.to_string(),
+        ])
+        .current_dir(js_dir())
+        .env("ALLIANCE_TOKEN", &js_token)
+        .env("ALLIANCE_JS_TIMEOUT_MS", "5000")
+        .output()
+        .expect("run node client.mjs");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("Edited by web"),
+        "{output:?}"
+    );
+    assert_eq!(relay_store.plan(plan).unwrap().title, "Edited by web");
+    let refused = relay_store.refused_changes(Some(plan)).unwrap();
+    assert!(
+        refused
+            .iter()
+            .any(|(_, r)| r.rule == alliance_core::authorship::FORGED
+                && r.device_id == counselor.me.device_id.to_string()),
+        "{refused:?}"
+    );
+    alliance_core::sync::sync_once_blocking(counselor.store.clone(), &relay.url(), &options)
+        .unwrap();
+    assert_eq!(counselor.store.plan(plan).unwrap().title, "Edited by web");
+
     // Without the token: refused at once, nothing read or written.
     let output = Command::new("node")
         .args(["client.mjs", &port, &url, "Taken over"])
