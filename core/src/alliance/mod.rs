@@ -1013,6 +1013,17 @@ impl Alliance {
 
     /// Enrolls a device in the plan (a counselor: any member's; a client: their own).
     pub fn enroll_device(&self, plan: PlanId, new: &NewDevice) -> Result<()> {
+        self.enroll_device_keyed(plan, new, None)
+    }
+
+    /// [`Alliance::enroll_device`], recording `key` as the device's public key in the same
+    /// change (see [`Alliance::enroll_with_key`]).
+    fn enroll_device_keyed(
+        &self,
+        plan: PlanId,
+        new: &NewDevice,
+        key: Option<crate::authorship::PublicKey>,
+    ) -> Result<()> {
         validate::label("device label", &new.label)?;
         if let Some((name, _)) = &new.new_member {
             validate::label("name", name)?;
@@ -1039,8 +1050,13 @@ impl Alliance {
                 me.member_id,
                 Edit::EnrollDevice { member: new.member },
             )?;
-            if model.device(new.device).is_none() {
-                write::put_device(tx, new.device, new.member, new.label.trim(), now)?;
+            match model.device(new.device) {
+                None => write::put_device(tx, new.device, new.member, new.label.trim(), now)?,
+                Some(device) if key.is_some() => signing::may_record_key(device, me)?,
+                Some(_) => {}
+            }
+            if let Some(key) = &key {
+                write::set_device_public_key(tx, new.device, key)?;
             }
             Ok(())
         })

@@ -88,6 +88,27 @@ impl Inner {
     }
 }
 
+/// Whether `me` may record a public key for `device`, already enrolled: only while it has
+/// none, and only a counselor (the role rules let a client write only the devices it enrolls
+/// in the same change).
+pub(super) fn may_record_key(
+    device: &crate::model::Device,
+    me: &crate::model::Identity,
+) -> Result<()> {
+    if device.public_key.is_some() {
+        return Err(Error::invalid(
+            "enrollment code",
+            "this device is enrolled with another key",
+        ));
+    }
+    if me.role != crate::model::Role::Counselor {
+        return Err(Error::not_allowed(
+            "only a counselor records the key of a device already enrolled",
+        ));
+    }
+    Ok(())
+}
+
 /// The signatures that came with `incoming` (records naming other changes are dropped, so a
 /// peer cannot fill memory with them), added to those kept for `plan`'s held changes.
 pub(super) fn keep_incoming(kept: &mut Signatures, records: Vec<Record>, incoming: &[Change]) {
@@ -145,34 +166,10 @@ impl super::Alliance {
             .plan(plan)?
             .device(new.device)
             .and_then(|d| d.public_key.clone());
-        match recorded {
-            Some(recorded) if recorded == key.to_string() => return Ok(()),
-            Some(_) => {
-                return Err(Error::invalid(
-                    "enrollment code",
-                    "this device is enrolled with another key",
-                ))
-            }
-            None => {}
+        if recorded == Some(key.to_string()) {
+            return Ok(());
         }
-        self.enroll_device(plan, new)?;
-        self.edit(plan, "recorded a device key", |model, me, tx| {
-            crate::rules::check(
-                model,
-                me.member_id,
-                crate::rules::Edit::EnrollDevice { member: new.member },
-            )?;
-            if model
-                .device(new.device)
-                .is_some_and(|d| d.public_key.is_some())
-            {
-                return Err(Error::invalid(
-                    "enrollment code",
-                    "this device is enrolled with another key",
-                ));
-            }
-            crate::plan::write::set_device_public_key(tx, new.device, &key)
-        })
+        self.enroll_device_keyed(plan, new, Some(key))
     }
 
     /// The recorded signatures of a plan's changes (for its JSON export).
@@ -198,6 +195,66 @@ mod tests {
     use crate::model::Role;
     use crate::store::schema;
     use crate::Alliance;
+
+    /// A key recorded through the API is one every peer accepts: a client enrolling its own
+    /// new device records its key in the same change; a client cannot record the key of a
+    /// device already enrolled (locally refused, as the peers' rules would); a counselor can,
+    /// once.
+    #[test]
+    fn recorded_keys_are_accepted_by_peers_and_written_once() {
+        use crate::local_sync::sync_stores;
+        use crate::{Error, NewDevice, NewPlan};
+        let counselor = Alliance::open_in_memory().unwrap();
+        let client = Alliance::open_in_memory().unwrap();
+        let tablet = Alliance::open_in_memory().unwrap();
+        counselor.init("Dana", Role::Counselor, None).unwrap();
+        let sam = client.init("Sam", Role::Client, None).unwrap();
+        let tab = tablet
+            .init("Sam", Role::Client, Some(sam.member_id))
+            .unwrap();
+        let plan = counselor
+            .create_plan(&NewPlan {
+                title: "Plan".into(),
+                client_name: "Sam".into(),
+                client_member: Some(sam.member_id),
+                client_device: Some(sam.device_id),
+            })
+            .unwrap();
+        sync_stores(&counselor, &client).unwrap();
+        let own = NewDevice {
+            device: sam.device_id,
+            member: sam.member_id,
+            new_member: None,
+            label: "phone".into(),
+        };
+        let key = client.enrollment().unwrap().public_key;
+        assert!(matches!(
+            client.enroll_with_key(plan, &own, key),
+            Err(Error::NotAllowed { .. })
+        ));
+        let new_tablet = NewDevice {
+            device: tab.device_id,
+            ..own.clone()
+        };
+        client
+            .enroll_with_key(plan, &new_tablet, tablet.enrollment().unwrap().public_key)
+            .unwrap();
+        counselor.enroll_with_key(plan, &own, key).unwrap();
+        let report = sync_stores(&counselor, &client).unwrap();
+        assert!(report.refused.is_empty(), "{:?}", report.refused);
+        assert!(counselor.refused_changes(None).unwrap().is_empty());
+        let devices = client.plan(plan).unwrap().devices;
+        assert!(
+            devices.iter().all(|d| d.public_key.is_some()),
+            "{devices:?}"
+        );
+        // Written once: another key for the phone is refused.
+        let other = tablet.enrollment().unwrap().public_key;
+        assert!(matches!(
+            counselor.enroll_with_key(plan, &own, other),
+            Err(Error::InvalidInput { .. })
+        ));
+    }
 
     /// A store made before signed changes (schema 9, an identity, no key) gets a key on its
     /// first open, and keeps that key afterwards.
