@@ -371,23 +371,7 @@ fn relay_for(w: &World) -> Relay {
     let client_token = issue(&w.client);
     sync_stores(&w.counselor.store, &w.client.store).unwrap();
     let store = Arc::new(Alliance::open_in_memory().unwrap());
-    for _ in 0..20 {
-        let Some(m) = w
-            .counselor
-            .store
-            .generate_sync_message(w.plan, "relay")
-            .unwrap()
-        else {
-            break;
-        };
-        store.receive_sync_message(w.plan, "seed", &m).unwrap();
-        if let Some(m) = store.generate_sync_message(w.plan, "seed").unwrap() {
-            w.counselor
-                .store
-                .receive_sync_message(w.plan, "relay", &m)
-                .unwrap();
-        }
-    }
+    sync_stores_into(&w.counselor.store, &store, w.plan);
     assert!(store.has_plan(w.plan).unwrap());
     let relay = BackgroundRelay::start(
         "127.0.0.1:0",
@@ -609,5 +593,95 @@ fn a_forgery_colliding_with_an_unsynced_genuine_change_loses_at_the_relay_in_bot
             .unwrap()
             .is_empty());
         assert_still_active(&name, &w);
+    }
+}
+
+/// Revocation: once the client's phone knows it was revoked, it writes nothing locally, and a
+/// change it signs on top of its revocation anyway (a tampered build) is refused in person and
+/// at the relay's store; a check-in it made offline before the revocation reached it
+/// (concurrent with it) is kept, as SECURITY.md §6 decides.
+#[test]
+fn changes_a_device_signs_after_its_revocation_are_refused_and_concurrent_ones_kept() {
+    let w = world();
+    let relay = Alliance::open_in_memory().unwrap();
+    let concurrent = honest_checkin(&w.client, &w);
+    w.counselor
+        .store
+        .revoke_device(w.plan, w.client.me.device_id)
+        .unwrap();
+    sync_stores(&w.counselor.store, &w.client.store).unwrap();
+    assert!(holds(&w.counselor.store, w.plan, &concurrent));
+    let refused = w.client.store.check_in(
+        w.plan,
+        w.goal,
+        &NewCheckIn {
+            mood: Some(3),
+            ..NewCheckIn::default()
+        },
+    );
+    assert!(
+        matches!(refused, Err(alliance_core::Error::NotAllowed { .. })),
+        "{refused:?}"
+    );
+    // A tampered build signs a change on top of its revocation with the phone's key.
+    let bytes = w.client.store.saved_document(w.plan).unwrap();
+    let mut doc = PlanDoc::load(&bytes, w.client.me.device_id.actor()).unwrap();
+    let after = doc
+        .change("after revocation", 1_795_000_000_000, |tx| {
+            write::edit_goal(
+                tx,
+                w.goal,
+                &GoalEdit {
+                    client_words: Some("Written after the revocation".into()),
+                    ..GoalEdit::default()
+                },
+            )
+        })
+        .unwrap()
+        .unwrap();
+    let change = doc.automerge().get_change_by_hash(&after).unwrap();
+    for (who, store) in [("counselor", w.counselor.store.as_ref()), ("relay", &relay)] {
+        if who == "relay" {
+            sync_stores_into(&w.counselor.store, &relay, w.plan);
+        }
+        let signature = w.client.store.sign_for_tests(&after).unwrap();
+        let message = sync::Message {
+            heads: vec![after],
+            need: Vec::new(),
+            have: Vec::new(),
+            changes: vec![change.raw_bytes().to_vec()].into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        store
+            .receive_sync_message(
+                w.plan,
+                "revoked phone",
+                &carrier::wrap(message.encode(), &[(after, signature)]),
+            )
+            .unwrap();
+        assert!(!holds(store, w.plan, &after), "{who} stored it");
+        let refusals = store.refused_changes(Some(w.plan)).unwrap();
+        assert!(
+            refusals
+                .iter()
+                .any(|(_, r)| r.change_hash == after.to_string()
+                    && r.rule == alliance_core::rules::remote::REVOKED),
+            "{who}: {refusals:?}"
+        );
+        assert!(holds(store, w.plan, &concurrent), "{who}");
+    }
+}
+
+/// Everything `from` holds of `plan`, into `to` (a store without identity), in process.
+fn sync_stores_into(from: &Alliance, to: &Alliance, plan: PlanId) {
+    for _ in 0..20 {
+        let Some(m) = from.generate_sync_message(plan, "into").unwrap() else {
+            return;
+        };
+        to.receive_sync_message(plan, "from", &m).unwrap();
+        if let Some(m) = to.generate_sync_message(plan, "from").unwrap() {
+            from.receive_sync_message(plan, "into", &m).unwrap();
+        }
     }
 }

@@ -968,6 +968,9 @@ impl Alliance {
             let open = inner.open(plan)?;
             let model = open.doc.read_for_edit(goal, checkins)?;
             match model.device(me.device_id) {
+                Some(device) if device.revoked_at.is_some() => {
+                    return Err(Error::not_allowed("this device was revoked from the plan"))
+                }
                 Some(device) if device.member_id == me.member_id => {}
                 _ => {
                     return Err(Error::not_allowed(

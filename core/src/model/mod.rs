@@ -135,6 +135,10 @@ pub struct Device {
     /// alone (plans from before signed changes, peers that cannot sign): SECURITY.md §6.
     #[serde(default)]
     pub public_key: Option<String>,
+    /// When a counselor revoked the device (UTC ms): changes it makes knowing of it are
+    /// refused everywhere (SECURITY.md §6, Revocation).
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
 }
 
 /// A goal plan as read from its document.

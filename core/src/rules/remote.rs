@@ -16,6 +16,9 @@ use crate::model::{DeviceId, GoalStatus, MemberId, PlanId, Role};
 use crate::plan::read::{get_string, goal_obj, is_plan, read_plan, read_plan_for_edit};
 use crate::plan::schema as k;
 
+/// The rule named for a change its device made after it learned it was revoked.
+pub const REVOKED: &str = "comes from a device revoked before it";
+
 /// The rule named for a change refused only because it builds on a refused one.
 pub const BUILDS_ON_REFUSED: &str = "builds on a refused change";
 
@@ -283,6 +286,11 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change, signatures: &Si
         .member_of_device(device)
         .ok_or_else(|| "the author is not a device enrolled in this plan".to_owned())?;
     judge_signature(&plan, device, change, signatures)?;
+    // Revoked in the author's own view: made after the device knew of it. A change concurrent
+    // with the revocation (made offline before it arrived) is judged as before.
+    if plan.device(device).is_some_and(|d| d.revoked_at.is_some()) {
+        return refuse(REVOKED);
+    }
     let author = Author {
         member: member.member_id,
         role: member.role,
