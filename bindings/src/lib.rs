@@ -9,6 +9,7 @@
 //! Kotlin and Swift are generated from the built library by the `uniffi-bindgen` binary.
 
 mod alliance;
+mod enrollment;
 mod error;
 mod export;
 mod in_person;

@@ -138,6 +138,9 @@ pub struct Device {
     pub member_id: String,
     pub label: String,
     pub added_at: i64,
+    /// The device's public key (64 hex digits) when it was enrolled from its enrollment code;
+    /// none for a device enrolled by id alone, whose changes are trusted by their author id.
+    pub public_key: Option<String>,
 }
 
 impl From<core::Device> for Device {
@@ -147,6 +150,7 @@ impl From<core::Device> for Device {
             member_id: device.member_id.to_string(),
             label: device.label,
             added_at: device.added_at,
+            public_key: device.public_key,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod alliance;
 pub mod audit;
+pub mod authorship;
 pub mod budgets;
 pub mod clinical_time;
 mod clock;

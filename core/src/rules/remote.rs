@@ -9,12 +9,16 @@ use std::collections::{HashMap, HashSet};
 use automerge::legacy::{Key, ObjectId, Op, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, ScalarValue};
 
+use crate::authorship::{PublicKey, Signature, FORGED};
 use crate::budgets::{Budgets, DOCUMENT_TOO_LARGE, TOO_MANY_OPERATIONS};
 use crate::model::validate::{self, MAX_LABEL, MAX_TEXT};
 use crate::model::{DeviceId, GoalStatus, MemberId, PlanId, Role};
 use crate::plan::read::{get_string, goal_obj, is_plan, read_plan, read_plan_for_edit};
 use crate::plan::schema as k;
 use crate::rules::table::{self, Kind, Value, Write, Writer};
+
+/// The rule named for a change its device made after it learned it was revoked.
+pub const REVOKED: &str = "comes from a device revoked before it";
 
 /// The rule named for a change refused only because it builds on a refused one.
 pub const BUILDS_ON_REFUSED: &str = "builds on a refused change";
@@ -47,15 +51,29 @@ pub struct Judgement {
     pub applied: Option<Automerge>,
 }
 
+/// The signatures that came with incoming changes, by change hash (`crate::authorship`).
+pub type Signatures = HashMap<ChangeHash, Signature>;
+
 /// Judges `incoming` against the document `doc` of plan `plan_id`. `known_refused` holds
 /// hashes refused earlier: they and their descendants are dropped without a new record.
+/// `signatures` are the ones that came with the changes: a change naming a device whose
+/// public key the plan records (in its author's view) needs that key's signature there, or it
+/// is refused as forged ([`crate::authorship::FORGED`]).
 pub fn judge(
     doc: &Automerge,
     plan_id: PlanId,
     incoming: Vec<Change>,
     known_refused: &HashSet<ChangeHash>,
+    signatures: &Signatures,
 ) -> Judgement {
-    judge_within(doc, plan_id, incoming, known_refused, &Budgets::default())
+    judge_within(
+        doc,
+        plan_id,
+        incoming,
+        known_refused,
+        &Budgets::default(),
+        signatures,
+    )
 }
 
 /// [`judge`] with these budgets: a change that expands to more operations than
@@ -67,6 +85,7 @@ pub fn judge_within(
     incoming: Vec<Change>,
     known_refused: &HashSet<ChangeHash>,
     budgets: &Budgets,
+    signatures: &Signatures,
 ) -> Judgement {
     let mut judgement = Judgement::default();
     let mut pending: Vec<Change> = incoming
@@ -124,7 +143,7 @@ pub fn judge_within(
                 judgement.refused.push(refusal(&work, &change, rule));
                 continue;
             }
-            match judge_in_authors_view(&work, &mut view, plan_id, &change) {
+            match judge_in_authors_view(&work, &mut view, (plan_id, signatures), &change) {
                 Ok(()) => match work.apply_changes([change.clone()]) {
                     Ok(()) => judgement.accepted.push(change),
                     Err(_) => {
@@ -165,13 +184,13 @@ fn has_change(doc: &Automerge, hash: &ChangeHash) -> bool {
 fn judge_in_authors_view(
     work: &Automerge,
     view: &mut Option<Automerge>,
-    plan_id: PlanId,
+    (plan_id, signatures): (PlanId, &Signatures),
     change: &Change,
 ) -> Rule {
     let mut deps = change.deps().to_vec();
     deps.sort();
     if deps.is_empty() || deps == work.get_heads() {
-        return judge_one(work, plan_id, change);
+        return judge_one(work, plan_id, change, signatures);
     }
     // Same heads, same document: a view left at exactly these dependencies is reused.
     let mut current = match view.take() {
@@ -180,7 +199,7 @@ fn judge_in_authors_view(
             .fork_at(&deps)
             .map_err(|_| "cannot be applied".to_owned())?,
     };
-    let verdict = judge_one(&current, plan_id, change);
+    let verdict = judge_one(&current, plan_id, change, signatures);
     if verdict.is_ok() && current.apply_changes([change.clone()]).is_ok() {
         *view = Some(current);
     }
@@ -254,9 +273,9 @@ struct Place {
     exid: Option<automerge::ObjId>,
 }
 
-fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
+fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change, signatures: &Signatures) -> Rule {
     if !is_plan(work) {
-        return judge_creation(work, plan_id, change);
+        return judge_creation(work, plan_id, change, signatures);
     }
     // Members and devices are all it needs: reading every goal and check-in per change would
     // cost more than judging it.
@@ -267,6 +286,12 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
     let member = plan
         .member_of_device(device)
         .ok_or_else(|| "the author is not a device enrolled in this plan".to_owned())?;
+    judge_signature(&plan, device, change, signatures)?;
+    // Revoked in the author's own view: made after the device knew of it. A change concurrent
+    // with the revocation (made offline before it arrived) is judged as before.
+    if plan.device(device).is_some_and(|d| d.revoked_at.is_some()) {
+        return refuse(REVOKED);
+    }
     let author = Author {
         member_key: member.member_id.to_string(),
         role: member.role,
@@ -315,7 +340,12 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
 
 /// The first change of a plan: it must create this plan and enroll its author as a
 /// counselor device — the first counselor device of a plan is its creator.
-fn judge_creation(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
+fn judge_creation(
+    work: &Automerge,
+    plan_id: PlanId,
+    change: &Change,
+    signatures: &Signatures,
+) -> Rule {
     if !change.deps().is_empty() {
         return refuse("a plan starts with its creation");
     }
@@ -333,7 +363,33 @@ fn judge_creation(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
     if creator.is_none() {
         return refuse("a plan is created by a counselor device enrolled in it");
     }
+    // The creation records its author's key itself: it must already carry its signature.
+    if let Some(device) = DeviceId::from_actor(change.actor_id()) {
+        judge_signature(&plan, device, change, signatures)?;
+    }
     judge_creation_ops(change)
+}
+
+/// A change of a device whose public key `plan` records (the author's view) must carry a
+/// valid signature by that key over its hash; a device with no recorded key (enrolled by id
+/// alone: older plans, peers that cannot sign) is trusted by its actor id as before
+/// (SECURITY.md §6).
+fn judge_signature(
+    plan: &crate::model::Plan,
+    device: DeviceId,
+    change: &Change,
+    signatures: &Signatures,
+) -> Rule {
+    let Some(key) = plan.device(device).and_then(|d| d.public_key.as_deref()) else {
+        return Ok(());
+    };
+    // The rules let only a valid key into `public_key`; one that does not parse proves nothing.
+    let key = PublicKey::parse(key).map_err(|_| FORGED.to_owned())?;
+    let hash = change.hash();
+    match signatures.get(&hash) {
+        Some(signature) if key.verifies(&hash, signature) => Ok(()),
+        _ => refuse(FORGED),
+    }
 }
 
 /// Every operation of a plan's creation change: it writes only paths the role table lets a
@@ -560,6 +616,13 @@ fn judge_role(work: &Automerge, author: &Author, place: &Place, parts: &[&str], 
             return refuse("a goal's key must be a goal id");
         }
     }
+    // Who writes a key is the row's business; that it is written once is this check's.
+    if let [k::DEVICES, _, k::PUBLIC_KEY] = parts {
+        let path: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+        if !place.created_here && exists(work, &path) {
+            return refuse("a device's public key is written once");
+        }
+    }
     let value = match &op.action {
         OpType::Put(ScalarValue::Str(s)) => Value::Str(s),
         OpType::Put(ScalarValue::F64(f)) => Value::Number(*f),
@@ -596,6 +659,10 @@ fn judge_value(parts: &[&str], op: &Op) -> Rule {
             "role",
         ),
         [k::DEVICES, _, k::LABEL] => (label("device label"), "device label"),
+        [k::DEVICES, _, k::PUBLIC_KEY] => (
+            str_value(op).is_some_and(|key| crate::authorship::PublicKey::parse(key).is_ok()),
+            "public key",
+        ),
         [k::GOALS, _, k::LIFE_AREA] => {
             (str_value(op) == Some("") || label("life area"), "life area")
         }
