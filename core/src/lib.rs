@@ -23,7 +23,8 @@ pub mod sync;
 mod sync_peer;
 
 pub use alliance::{
-    Alliance, FileWatch, HeldCount, NewDevice, NewPlan, PlanObserver, ReadFrom, SyncReceipt,
+    Alliance, FileWatch, HeldCount, ListedDevice, NewDevice, NewPlan, PlanObserver, ReadFrom,
+    SyncReceipt,
 };
 pub use error::{Error, Result};
 pub use model::*;
