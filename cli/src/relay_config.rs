@@ -24,6 +24,10 @@ pub struct RelayConfig {
     pub db: Option<PathBuf>,
     /// The store's key file; None: the global `--key-file` (or none: plaintext).
     pub key_file: Option<PathBuf>,
+    /// A PostgreSQL database to store in instead of the SQLite file (`postgres://…`): any
+    /// number of relays may share it (docs/operations.md). Never printed: it may hold a
+    /// password.
+    pub store: Option<String>,
     pub listen: String,
     pub no_auth: bool,
     pub open_enrollment: bool,
@@ -47,6 +51,7 @@ impl Default for RelayConfig {
         Self {
             db: None,
             key_file: None,
+            store: None,
             listen: "127.0.0.1:8420".into(),
             no_auth: false,
             open_enrollment: false,
@@ -69,6 +74,7 @@ impl Default for RelayConfig {
 pub const KEYS: &[&str] = &[
     "db",
     "key_file",
+    "store",
     "listen",
     "no_auth",
     "open_enrollment",
@@ -173,6 +179,19 @@ impl RelayConfig {
         match key {
             "db" => self.db = Some(string(origin, key, raw)?.into()),
             "key_file" => self.key_file = Some(string(origin, key, raw)?.into()),
+            "store" => {
+                let url = string(origin, key, raw)?;
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    // The value itself is not echoed: it may hold a password.
+                    return Err(Error::InvalidInput {
+                        field: "relay configuration",
+                        reason: format!(
+                            "{origin}: `{key}` must be a postgres:// or postgresql:// URL"
+                        ),
+                    });
+                }
+                self.store = Some(url);
+            }
             "listen" => {
                 let text = string(origin, key, raw)?;
                 match text.rsplit_once(':') {
@@ -290,6 +309,12 @@ impl RelayConfig {
             return Err(Error::InvalidInput {
                 field: "relay configuration",
                 reason: "`tls_cert` and `tls_key` go together: give both or neither".into(),
+            });
+        }
+        if self.store.is_some() && self.admin.is_some() {
+            return Err(Error::InvalidInput {
+                field: "relay configuration",
+                reason: "`admin` is not available yet with a PostgreSQL `store`".into(),
             });
         }
         if self.no_auth && self.open_enrollment {

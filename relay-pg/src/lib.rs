@@ -18,6 +18,7 @@
 
 mod listen;
 mod schema;
+pub mod testing;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

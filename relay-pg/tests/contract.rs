@@ -17,10 +17,8 @@ use alliance_core::sync::{
 use alliance_core::{
     Alliance, GoalEdit, GoalStatus, Identity, NewCheckIn, NewPlan, PlanId, Role, SyncPeer,
 };
+use alliance_relay_pg::testing::postgres_database;
 use alliance_relay_pg::PgStore;
-
-mod common;
-use common::postgres_database;
 
 /// Where a test's relay keeps its data; each `open` is a new handle (a new process, as far as
 /// the store can tell) on the same data.

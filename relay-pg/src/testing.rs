@@ -1,12 +1,11 @@
-//! A PostgreSQL database of its own for each test, on the server `scripts/test-postgres.sh`
-//! starts.
-
-#![allow(dead_code)]
+//! For tests (this crate's and the CLI's): a PostgreSQL database of its own for each test,
+//! on the server `scripts/test-postgres.sh` starts.
 
 use tokio_postgres::NoTls;
 
 /// The URL of a fresh, empty database, or None (with the reason printed) when no server was
-/// given. Panics instead when `ALLIANCE_REQUIRE_POSTGRES=1`: there the test must run.
+/// given. Panics (the test fails) when `ALLIANCE_REQUIRE_POSTGRES=1` and no server was given,
+/// and when the server cannot create the database.
 pub fn postgres_database() -> Option<String> {
     let Ok(url) = std::env::var("ALLIANCE_TEST_POSTGRES_URL") else {
         let reason = "ALLIANCE_TEST_POSTGRES_URL is not set (scripts/test-postgres.sh sets it)";
@@ -20,17 +19,21 @@ pub fn postgres_database() -> Option<String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
+        .ok()?;
     runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&url, NoTls).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&url, NoTls)
+            .await
+            .expect("the test PostgreSQL server answers");
         let driver = tokio::spawn(connection);
         client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
-            .unwrap();
+            .expect("the test PostgreSQL server creates a database");
         drop(client);
         let _ = driver.await;
     });
-    let (server, _) = url.rsplit_once('/').unwrap();
+    let server = url
+        .rsplit_once('/')
+        .map_or(url.as_str(), |(server, _)| server);
     Some(format!("{server}/{name}"))
 }
