@@ -7,6 +7,7 @@
 //! The other subcommands are child roles the benchmark starts itself (relay, devices, memory).
 
 mod fixture;
+mod instances;
 mod library_size;
 mod local_edit;
 mod memory;
@@ -185,6 +186,10 @@ fn run_all() -> Result<()> {
     }
     if selected("C3") {
         relay_curve(dir, &mut rows)?;
+    }
+
+    if selected("R1") {
+        instances_rows(dir, &mut rows)?;
     }
 
     if selected("P3") {
@@ -457,6 +462,51 @@ fn relay_curve(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
             Some(base.devices_kib),
         ));
     }
+    Ok(())
+}
+
+/// R1: sync throughput through 1 and 2 relay instances on PostgreSQL against the SQLite relay.
+fn instances_rows(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    const PLANS: usize = 100;
+    const EDITS: usize = 2;
+    step("R1: the sync workload through the SQLite relay, then 1 and 2 instances on PostgreSQL");
+    let sqlite = versus_js::run_alliance_with(&dir.join("r1-sqlite"), PLANS, EDITS)?;
+    let one = instances::run_postgres(&dir.join("r1-pg1"), PLANS, EDITS, 1)?;
+    let two = instances::run_postgres(&dir.join("r1-pg2"), PLANS, EDITS, 2)?;
+    let changes = (PLANS * EDITS * 2) as f64;
+    rows.push(Row::info(
+        "R1",
+        &format!("{PLANS} plans × {EDITS} edits per device, 1 instance on PostgreSQL: time vs the SQLite relay"),
+        Unit::Seconds,
+        one.elapsed_s,
+        Some(sqlite.elapsed_s),
+    ));
+    rows.push(Row::info(
+        "R1",
+        "… 2 instances on one PostgreSQL (client on the second): time vs the SQLite relay",
+        Unit::Seconds,
+        two.elapsed_s,
+        Some(sqlite.elapsed_s),
+    ));
+    rows.push(Row::info(
+        "R1",
+        &format!(
+            "… edits/s: 2 instances {:.0}, 1 instance {:.0}, vs SQLite {:.0} (as a ratio)",
+            changes / two.elapsed_s,
+            changes / one.elapsed_s,
+            changes / sqlite.elapsed_s
+        ),
+        Unit::Times,
+        sqlite.elapsed_s / two.elapsed_s,
+        Some(sqlite.elapsed_s / one.elapsed_s),
+    ));
+    rows.push(Row::info(
+        "R1",
+        "… peak RSS of an instance, 2 on PostgreSQL vs the SQLite relay",
+        Unit::KiB,
+        two.server_kib,
+        Some(sqlite.server_kib),
+    ));
     Ok(())
 }
 

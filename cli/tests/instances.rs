@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alliance_core::sync::{spawn_alliance_watch, sync_once_blocking, SyncOptions, SyncProgress};
-use alliance_core::{Alliance, GoalId, NewCheckIn, NewDevice, PlanId, Role};
-use alliance_relay_pg::testing::postgres_database;
+use alliance_core::{Alliance, GoalId, NewDevice, PlanId, Role};
+use alliance_relay_pg::testing::{check_in, check_ins, postgres_database};
 use common::{plan_pair, start_relay_with, Running};
 
 /// An `alliance relay` storing in `store` (given by environment, as a service manager would).
@@ -41,29 +41,6 @@ fn options(token: &str) -> SyncOptions {
 
 fn sync(device: &Arc<Alliance>, url: &str, token: &str) {
     sync_once_blocking(device.clone(), url, &options(token)).unwrap();
-}
-
-fn check_in(device: &Alliance, plan: PlanId, goal: GoalId, mood: u8) {
-    device
-        .check_in(
-            plan,
-            goal,
-            &NewCheckIn {
-                mood: Some(mood),
-                ..NewCheckIn::default()
-            },
-        )
-        .unwrap();
-}
-
-fn check_ins(device: &Alliance, plan: PlanId) -> usize {
-    device
-        .plan(plan)
-        .unwrap()
-        .goals
-        .iter()
-        .map(|goal| goal.checkins.len())
-        .sum()
 }
 
 fn heads(device: &Alliance, plan: PlanId) -> Vec<automerge::ChangeHash> {

@@ -1,6 +1,7 @@
 //! For tests (this crate's and the CLI's): a PostgreSQL database of its own for each test,
 //! on the server `scripts/test-postgres.sh` starts.
 
+use alliance_core::{Alliance, GoalId, NewCheckIn, PlanId};
 use tokio_postgres::NoTls;
 
 /// The URL of a fresh, empty database, or None (with the reason printed) when no server was
@@ -36,4 +37,22 @@ pub fn postgres_database() -> Option<String> {
         .rsplit_once('/')
         .map_or(url.as_str(), |(server, _)| server);
     Some(format!("{server}/{name}"))
+}
+
+/// Records a check-in with `mood` on `goal` of `plan`. Panics when the store refuses it.
+pub fn check_in(device: &Alliance, plan: PlanId, goal: GoalId, mood: u8) {
+    let check_in = NewCheckIn {
+        mood: Some(mood),
+        ..NewCheckIn::default()
+    };
+    if let Err(error) = device.check_in(plan, goal, &check_in) {
+        panic!("check-in refused: {error}");
+    }
+}
+
+/// The check-ins of every goal of `plan` on `device` (0 when it does not hold the plan).
+pub fn check_ins(device: &Alliance, plan: PlanId) -> usize {
+    device.plan(plan).map_or(0, |plan| {
+        plan.goals.iter().map(|goal| goal.checkins.len()).sum()
+    })
 }

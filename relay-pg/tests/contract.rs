@@ -14,10 +14,8 @@ use alliance_core::sync::{
     sync_once_blocking, token_hash, BackgroundRelay, DocumentId, RelayOptions, SyncOptions,
     SyncStore,
 };
-use alliance_core::{
-    Alliance, GoalEdit, GoalStatus, Identity, NewCheckIn, NewPlan, PlanId, Role, SyncPeer,
-};
-use alliance_relay_pg::testing::postgres_database;
+use alliance_core::{Alliance, GoalEdit, GoalStatus, Identity, NewPlan, PlanId, Role, SyncPeer};
+use alliance_relay_pg::testing::{check_in, check_ins, postgres_database};
 use alliance_relay_pg::PgStore;
 
 /// Where a test's relay keeps its data; each `open` is a new handle (a new process, as far as
@@ -114,29 +112,6 @@ fn clinic() -> Clinic {
         counselor_token,
         client_token,
     }
-}
-
-fn check_in(device: &Alliance, plan: PlanId, goal: alliance_core::GoalId, mood: u8) {
-    device
-        .check_in(
-            plan,
-            goal,
-            &NewCheckIn {
-                mood: Some(mood),
-                ..NewCheckIn::default()
-            },
-        )
-        .unwrap();
-}
-
-fn check_ins(device: &Alliance, plan: PlanId) -> usize {
-    device
-        .plan(plan)
-        .unwrap()
-        .goals
-        .iter()
-        .map(|goal| goal.checkins.len())
-        .sum()
 }
 
 fn document(plan: PlanId) -> DocumentId {
