@@ -435,4 +435,24 @@ mod tests {
             .to_string();
         assert!(error.contains("`admin`"), "{error}");
     }
+
+    #[test]
+    fn the_store_is_a_postgres_url_never_echoed() {
+        let mut config = RelayConfig::default();
+        let url = "postgres://alliance:s3cret@db.internal:5432/alliance";
+        config
+            .apply_env([("ALLIANCE_RELAY_STORE".into(), url.into())].into_iter())
+            .unwrap();
+        assert_eq!(config.store.as_deref(), Some(url));
+        config.check().unwrap();
+        let error = RelayConfig::default()
+            .apply_toml("relay.toml", "store = \"mysql://root:s3cret@db/alliance\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`store`"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+        // The admin listener reads a SQLite store: refused with a PostgreSQL one, for now.
+        config.admin = Some("127.0.0.1:9420".parse().unwrap());
+        assert!(config.check().unwrap_err().to_string().contains("`admin`"));
+    }
 }
