@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use alliance_core::sync::{spawn_alliance_watch, sync_once_blocking, SyncOptions, SyncProgress};
 use alliance_core::{Alliance, GoalId, NewDevice, PlanId, Role};
-use alliance_relay_pg::testing::{check_in, check_ins, postgres_database};
+use alliance_relay_pg::testing::{check_in, check_ins, drop_listeners, postgres_database};
 use common::{plan_pair, start_relay_with, Running};
 
 /// An `alliance relay` storing in `store` (given by environment, as a service manager would).
@@ -250,4 +250,53 @@ fn concurrent_pushes_of_one_plan_through_both_instances_keep_every_change() {
         assert_eq!(check_ins(device, t.plan), 3 * rounds * 2);
         assert_eq!(heads(device, t.plan), heads(&t.counselor.0, t.plan));
     }
+}
+
+#[test]
+fn a_watcher_hears_of_an_edit_made_while_its_instance_was_not_listening() {
+    let Some(store) = postgres_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (_a, url_a) = instance(&store, dir.path());
+    let (_b, url_b) = instance(&store, dir.path());
+    let t = three_devices();
+    sync(&t.counselor.0, &url_a, &t.counselor.1);
+    sync(&t.phone.0, &url_b, &t.phone.1);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (heard, hear) = mpsc::channel();
+    let observer = Arc::new(move |_: &SyncProgress| {
+        let _ = heard.send(());
+    });
+    let watch = {
+        let _inside = runtime.enter();
+        spawn_alliance_watch(
+            t.phone.0.clone(),
+            &url_b,
+            options(&t.phone.1),
+            observer.clone(),
+        )
+    };
+    let settled = Instant::now() + Duration::from_secs(30);
+    while hear.recv_timeout(Duration::from_millis(300)).is_ok() && Instant::now() < settled {}
+
+    // Both instances lose their LISTEN connection (they reconnect after a second); the edit is
+    // pushed through A meanwhile, so B hears no notification of it.
+    assert_eq!(drop_listeners(&store), 2);
+    check_in(&t.counselor.0, t.plan, t.goal, 3);
+    sync(&t.counselor.0, &url_a, &t.counselor.1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while check_ins(&t.phone.0, t.plan) < 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        check_ins(&t.phone.0, t.plan),
+        1,
+        "B, back to listening, did not catch up with the write it missed"
+    );
+    drop(watch);
 }

@@ -13,8 +13,9 @@
 //! transaction-scoped advisory lock on that plan (`pg_advisory_xact_lock`), and first brings
 //! the working copy up to what the database holds, so two instances receiving changes to one
 //! plan apply them one after the other, each on top of the other's, and neither is lost.
-//! Each write ends with `pg_notify` (plan id and new heads, delivered at commit); every
-//! instance LISTENs and pushes the plan to its own peers ([`SyncStore::outside_changes`]).
+//! Each write ends with `pg_notify` (plan id, write number and new heads, delivered at
+//! commit); every instance LISTENs and pushes the plan to its own peers
+//! ([`SyncStore::outside_changes`]), catching up after a lost connection (see `listen.rs`).
 
 mod listen;
 mod schema;
@@ -34,7 +35,7 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
-/// The channel every instance LISTENs on; payload: `instance plan heads` (see [`listen`]).
+/// The channel every instance LISTENs on; payload: `instance plan number heads` (`listen.rs`).
 pub const CHANNEL: &str = "alliance_relay";
 /// Changes stored after a plan's snapshot before the next write folds them into it.
 const COMPACT_AFTER: i64 = 256;
@@ -148,7 +149,12 @@ impl PgStore {
         })?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
         let (sender, receiver) = mpsc::unbounded_channel();
-        runtime.spawn(listen::listen(config, instance.clone(), sender));
+        runtime.spawn(listen::listen(
+            config,
+            pool.clone(),
+            instance.clone(),
+            sender,
+        ));
         let dir = tempfile::tempdir()?;
         let mut key = [0u8; alliance_core::store::STORE_KEY_LEN];
         for part in key.chunks_mut(16) {
@@ -365,21 +371,18 @@ impl PgStore {
             .unwrap_or_default();
         let heads_text = heads_text(&heads);
         let now = now_ms();
-        if stored.is_some() {
-            tx.execute(
-                "UPDATE documents SET last_seq = $2, heads = $3, \
-                 changed = nextval('relay_change_seq'), updated_at = $4 WHERE plan = $1",
-                &[&id, &last_seq, &heads_text, &now],
-            )
-            .await?;
+        let sql = if stored.is_some() {
+            "UPDATE documents SET last_seq = $2, heads = $3, \
+             changed = nextval('relay_change_seq'), updated_at = $4 WHERE plan = $1 \
+             RETURNING changed"
         } else {
-            tx.execute(
-                "INSERT INTO documents (plan, last_seq, heads, changed, updated_at) \
-                 VALUES ($1, $2, $3, nextval('relay_change_seq'), $4)",
-                &[&id, &last_seq, &heads_text, &now],
-            )
-            .await?;
-        }
+            "INSERT INTO documents (plan, last_seq, heads, changed, updated_at) \
+             VALUES ($1, $2, $3, nextval('relay_change_seq'), $4) RETURNING changed"
+        };
+        let changed: i64 = tx
+            .query_one(sql, &[&id, &last_seq, &heads_text, &now])
+            .await?
+            .get(0);
         let seqs: Vec<i64> = (first..=last_seq).collect();
         tx.execute(
             "INSERT INTO chunks (plan, seq, change) \
@@ -418,7 +421,7 @@ impl PgStore {
             )
             .await?;
         }
-        let payload = listen::payload(&self.instance, plan, &heads_text);
+        let payload = listen::payload(&self.instance, plan, changed, &heads_text);
         tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
             .await?;
         Ok(Some(last_seq))

@@ -56,3 +56,31 @@ pub fn check_ins(device: &Alliance, plan: PlanId) -> usize {
         plan.goals.iter().map(|goal| goal.checkins.len()).sum()
     })
 }
+
+/// Ends every relay instance's `LISTEN` connection to the database at `url`, as a network
+/// fault or a failover would; returns how many it ended. Panics when the server cannot be
+/// reached.
+pub fn drop_listeners(url: &str) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the test's own connection");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .expect("the test PostgreSQL server answers");
+        let driver = tokio::spawn(connection);
+        let listen = format!("LISTEN {}", crate::CHANNEL);
+        let rows = client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query = $1",
+                &[&listen],
+            )
+            .await
+            .expect("pg_terminate_backend runs");
+        drop(client);
+        let _ = driver.await;
+        rows.len()
+    })
+}
