@@ -234,7 +234,26 @@ impl PgStore {
             .await?;
         changes.extend(rows.iter().map(|row| row.get::<_, Vec<u8>>(1)));
         if !changes.is_empty() {
-            self.work.adopt_changes(plan, &changes)?;
+            let hashes: Vec<Vec<u8>> = changes
+                .iter()
+                .map(|bytes| change_hash(bytes).map(|hash| hash.0.to_vec()))
+                .collect::<Result<_>>()?;
+            let signatures = client
+                .query(
+                    "SELECT change_hash, signature FROM change_signatures \
+                     WHERE plan = $1 AND change_hash = ANY($2)",
+                    &[&id, &hashes],
+                )
+                .await?
+                .iter()
+                .map(|row| {
+                    let hash: Vec<u8> = row.get(0);
+                    let hash = ChangeHash::try_from(hash.as_slice())
+                        .map_err(|error| PgStoreError::Damaged(error.to_string()))?;
+                    Ok((hash, row.get::<_, Vec<u8>>(1)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            self.work.adopt_changes(plan, &changes, &signatures)?;
         }
         let mut mirror = self.mirror.lock();
         let seq = mirror.loaded.entry(plan).or_insert(stored.last_seq);
@@ -388,6 +407,24 @@ impl PgStore {
             "INSERT INTO chunks (plan, seq, change) \
              SELECT $1, s, c FROM unnest($2::bigint[], $3::bytea[]) AS t(s, c)",
             &[&id, &seqs, &new],
+        )
+        .await?;
+        // The authors' signatures of what is new, so every instance passes them on.
+        let new_hashes = new
+            .iter()
+            .map(|bytes| change_hash(bytes))
+            .collect::<Result<Vec<_>>>()?;
+        let (hashes, signatures): (Vec<Vec<u8>>, Vec<Vec<u8>>) = self
+            .work
+            .signatures_of(plan, &new_hashes)?
+            .into_iter()
+            .map(|(hash, signature)| (hash.0.to_vec(), signature))
+            .unzip();
+        tx.execute(
+            "INSERT INTO change_signatures (plan, change_hash, signature) \
+             SELECT $1, h, s FROM unnest($2::bytea[], $3::bytea[]) AS t(h, s) \
+             ON CONFLICT DO NOTHING",
+            &[&id, &hashes, &signatures],
         )
         .await?;
         if last_seq - snapshot_seq > COMPACT_AFTER {
@@ -685,6 +722,13 @@ impl SyncStore for PgStore {
         })
         .map_err(store_error)
     }
+}
+
+/// The hash of a stored change's bytes.
+fn change_hash(bytes: &[u8]) -> Result<ChangeHash> {
+    automerge::Change::from_bytes(bytes.to_vec())
+        .map(|change| change.hash())
+        .map_err(|error| PgStoreError::Damaged(format!("a stored change: {error}")))
 }
 
 fn plan_of(document: DocumentId) -> PlanId {
