@@ -482,6 +482,29 @@ pub struct LocalSyncReport {
     pub refused: Vec<RefusedChange>,
 }
 
+/// What an in-person session has done so far.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct InPersonReport {
+    /// Plans synced with the other device.
+    pub plan_ids: Vec<String>,
+    /// Frames this side sent, and their bytes.
+    pub frames_sent: i64,
+    pub bytes_sent: i64,
+    /// This device's own changes the other device refused, now set aside here.
+    pub refused: Vec<RefusedChange>,
+}
+
+impl From<core::in_person::InPersonReport> for InPersonReport {
+    fn from(report: core::in_person::InPersonReport) -> Self {
+        Self {
+            plan_ids: report.plans.iter().map(ToString::to_string).collect(),
+            frames_sent: i64::try_from(report.frames_sent).unwrap_or(i64::MAX),
+            bytes_sent: i64::try_from(report.bytes_sent).unwrap_or(i64::MAX),
+            refused: report.refused.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
 impl From<core::local_sync::LocalSyncReport> for LocalSyncReport {
     fn from(report: core::local_sync::LocalSyncReport) -> Self {
         Self {

@@ -657,9 +657,14 @@ fn show_and_history_print_no_control_character_that_older_data_holds() {
             rusqlite::params![s.plan, chunk],
         )
         .unwrap();
+        // As every writer since the heads column does (migration 006): the document's heads,
+        // sorted, back to back. Plans' read models are kept by these heads.
+        let mut heads = doc.get_heads();
+        heads.sort();
+        let heads: Vec<u8> = heads.iter().flat_map(|h| h.0).collect();
         db.execute(
-            "UPDATE documents SET chunk_bytes = chunk_bytes + ?2 WHERE doc_id = ?1",
-            rusqlite::params![s.plan, chunk.len() as i64],
+            "UPDATE documents SET chunk_bytes = chunk_bytes + ?2, heads = ?3 WHERE doc_id = ?1",
+            rusqlite::params![s.plan, chunk.len() as i64, heads],
         )
         .unwrap();
     }

@@ -12,6 +12,7 @@ pub mod clinical_time;
 mod clock;
 mod error;
 pub mod export;
+pub mod in_person;
 pub mod local_sync;
 pub mod model;
 mod own_refusals;
@@ -21,7 +22,9 @@ pub mod review;
 pub mod rules;
 pub mod store;
 pub mod sync;
+pub mod sync_error;
 mod sync_peer;
+pub mod token;
 
 pub use alliance::{
     Alliance, FileWatch, HeldCount, NewDevice, NewPlan, PlanObserver, ReadFrom, SyncReceipt,

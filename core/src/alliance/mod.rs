@@ -789,7 +789,7 @@ impl Alliance {
         let plan = PlanId::new();
         self.writing(|inner| {
             let me = inner.identity()?;
-            if me.role != Role::Counselor {
+            if me.role != rules::table::CREATES_PLANS {
                 return Err(Error::not_allowed("only a counselor creates plans"));
             }
             let client = new.client_member.unwrap_or_default();
@@ -1000,7 +1000,7 @@ impl Alliance {
     pub fn set_title(&self, plan: PlanId, title: &str) -> Result<()> {
         validate::label("title", title)?;
         self.edit(plan, "renamed the plan", |model, me, tx| {
-            rules::check(model, me.member_id, Edit::PlanSettings)?;
+            rules::check(model, me.member_id, Edit::Title)?;
             write::set_title(tx, title.trim())
         })
     }
@@ -1009,7 +1009,7 @@ impl Alliance {
     pub fn set_review_on(&self, plan: PlanId, date: &str) -> Result<()> {
         validate::date("review date", date)?;
         self.edit(plan, "set the review date", |model, me, tx| {
-            rules::check(model, me.member_id, Edit::PlanSettings)?;
+            rules::check(model, me.member_id, Edit::ReviewOn)?;
             write::set_review_on(tx, date)
         })
     }
@@ -1078,16 +1078,14 @@ impl Alliance {
     ) -> Result<String> {
         let token = match reuse {
             Some(token) => {
-                crate::sync::token::check_token(token)?;
+                crate::token::check_token(token)?;
                 token.to_ascii_lowercase()
             }
-            None => crate::sync::generate_token(),
+            None => crate::token::generate_token(),
         };
-        let hash = crate::sync::token_hash(&token);
+        let hash = crate::token::token_hash(&token);
         self.edit(plan, "issued a relay token", |model, me, tx| {
-            if me.role != Role::Counselor {
-                return Err(Error::not_allowed("only a counselor issues relay tokens"));
-            }
+            rules::check(model, me.member_id, Edit::IssueToken)?;
             if model.device(device).is_none() {
                 return Err(Error::not_found("device", device));
             }
@@ -1100,9 +1098,7 @@ impl Alliance {
     /// moment they receive the change.
     pub fn revoke_device(&self, plan: PlanId, device: DeviceId) -> Result<()> {
         self.edit(plan, "revoked a device", |model, me, tx| {
-            if me.role != Role::Counselor {
-                return Err(Error::not_allowed("only a counselor revokes devices"));
-            }
+            rules::check(model, me.member_id, Edit::Revoke)?;
             if model.device(device).is_none() {
                 return Err(Error::not_found("device", device));
             }
@@ -1192,7 +1188,7 @@ impl Alliance {
                     return Err(Error::not_found("member", owner));
                 }
             }
-            rules::check(model, me.member_id, Edit::Objective)?;
+            rules::check(model, me.member_id, Edit::Intervention)?;
             write::add_intervention(tx, goal, id, intervention)?;
             Ok(id)
         })
@@ -1433,14 +1429,14 @@ impl Alliance {
 
     /// [`Alliance::receive_sync_message`] of a message a relay's device pushed with its
     /// token: kept only when the plan stays bound to its tokens as `voucher` says (see
-    /// [`crate::sync::TokenVoucher`]); otherwise nothing is stored and the error is
+    /// [`crate::token::TokenVoucher`]); otherwise nothing is stored and the error is
     /// [`Error::NotAllowed`].
     pub fn receive_vouched(
         &self,
         plan: PlanId,
         peer: impl Into<SyncPeer>,
         message: &[u8],
-        voucher: &crate::sync::TokenVoucher,
+        voucher: &crate::token::TokenVoucher,
     ) -> Result<SyncReceipt> {
         self.receive_checked(plan, peer.into(), message, Some(voucher))
     }
@@ -1450,7 +1446,7 @@ impl Alliance {
         plan: PlanId,
         peer: SyncPeer,
         message: &[u8],
-        voucher: Option<&crate::sync::TokenVoucher>,
+        voucher: Option<&crate::token::TokenVoucher>,
     ) -> Result<SyncReceipt> {
         let (signatures, message) = crate::authorship::carrier::split(message)?;
         let message =

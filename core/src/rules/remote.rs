@@ -15,6 +15,7 @@ use crate::model::validate::{self, MAX_LABEL, MAX_TEXT};
 use crate::model::{DeviceId, GoalStatus, MemberId, PlanId, Role};
 use crate::plan::read::{get_string, goal_obj, is_plan, read_plan, read_plan_for_edit};
 use crate::plan::schema as k;
+use crate::rules::table::{self, Kind, Value, Write, Writer};
 
 /// The rule named for a change whose author's actor and sequence number a change already here
 /// holds: the first is kept, this one refused (SECURITY.md §6, copied identity).
@@ -262,16 +263,16 @@ fn refuse<T>(rule: impl Into<String>) -> Result<T, String> {
 
 /// Who wrote the change being judged, and the plan as it stood before it.
 struct Author {
-    member: MemberId,
+    /// The member id as the plan document spells it.
+    member_key: String,
     role: Role,
 }
 
 impl Author {
-    fn counselor_only(&self, what: &str) -> Rule {
-        if self.role == Role::Counselor {
-            Ok(())
-        } else {
-            refuse(format!("only a counselor writes {what}"))
+    fn writer(&self) -> Writer<'_> {
+        Writer {
+            member: &self.member_key,
+            role: self.role,
         }
     }
 }
@@ -305,7 +306,7 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change, signatures: &Si
         return refuse(REVOKED);
     }
     let author = Author {
-        member: member.member_id,
+        member_key: member.member_id.to_string(),
         role: member.role,
     };
     let expanded = change.decode();
@@ -371,7 +372,7 @@ fn judge_creation(
     }
     let creator = DeviceId::from_actor(change.actor_id())
         .and_then(|d| plan.member_of_device(d))
-        .filter(|m| m.role == Role::Counselor);
+        .filter(|m| m.role == table::CREATES_PLANS);
     if creator.is_none() {
         return refuse("a plan is created by a counselor device enrolled in it");
     }
@@ -405,7 +406,7 @@ fn judge_signature(
 }
 
 /// Every operation of a plan's creation change: it writes only paths the role table lets a
-/// creation write ([`crate::rules::CREATION_MAY_WRITE`]), each value as local validation
+/// creation write (the rows of [`table::FIELDS`] marked `at_creation`), each value as local validation
 /// would, into objects the change itself makes.
 fn judge_creation_ops(change: &Change) -> Rule {
     const ONLY_SKELETON: &str = "a plan's creation writes only its skeleton, members and devices";
@@ -428,7 +429,7 @@ fn judge_creation_ops(change: &Change) -> Rule {
                 let mut path = parent;
                 path.push(key.to_string());
                 let parts: Vec<&str> = path.iter().map(String::as_str).collect();
-                if !crate::rules::creation_may_write(&parts) {
+                if !table::field(&parts).is_some_and(|f| f.at_creation) {
                     return refuse(ONLY_SKELETON);
                 }
                 if !matches!(op.action, OpType::Make(_) | OpType::Put(_)) {
@@ -510,63 +511,9 @@ fn resolve(
     })
 }
 
-/// The kind of value a schema path holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Map,
-    Text,
-    Str,
-    Int,
-    Number,
-}
-
+/// The kind of value a schema path holds, from its row of the role table.
 fn kind_of(path: &[&str]) -> Option<Kind> {
-    use Kind::*;
-    Some(match path {
-        [k::SCHEMA] | [k::CREATED_AT] => Int,
-        [k::PLAN_ID] | [k::REVIEW_ON] => Str,
-        [k::TITLE] => Text,
-        [k::MEMBERS] | [k::DEVICES] | [k::GOALS] => Map,
-        [k::MEMBERS, _] | [k::DEVICES, _] | [k::GOALS, _] => Map,
-        [k::MEMBERS, _, k::ROLE | k::NAME] => Str,
-        [k::MEMBERS, _, k::ADDED_AT] => Int,
-        [k::DEVICES, _, k::MEMBER_ID | k::LABEL | k::TOKEN_HASH | k::PUBLIC_KEY] => Str,
-        [k::DEVICES, _, k::ADDED_AT | k::REVOKED_AT] => Int,
-        [k::GOALS, _, field] => match *field {
-            k::PROPOSED_BY | k::RANK | k::LIFE_AREA | k::STATUS => Str,
-            k::CREATED_AT => Int,
-            k::CLIENT_WORDS | k::CLINICAL_STATEMENT => Text,
-            k::OBJECTIVES | k::INTERVENTIONS | k::GAS | k::AGREEMENTS | k::CHECKINS => Map,
-            _ => return None,
-        },
-        [k::GOALS, _, k::OBJECTIVES | k::INTERVENTIONS, _] => Map,
-        [k::GOALS, _, k::OBJECTIVES, _, field] => match *field {
-            k::TEXT => Text,
-            k::MEASURE | k::UNIT | k::DUE_ON | k::STATUS => Str,
-            k::TARGET => Number,
-            _ => return None,
-        },
-        [k::GOALS, _, k::INTERVENTIONS, _, field] => match *field {
-            k::TEXT => Text,
-            k::OWNER | k::FREQUENCY => Str,
-            _ => return None,
-        },
-        [k::GOALS, _, k::GAS, k::LEVELS] => Map,
-        [k::GOALS, _, k::GAS, k::LEVELS, level] if k::GAS_LEVEL_KEYS.contains(level) => Text,
-        [k::GOALS, _, k::GAS, k::WEIGHT] => Number,
-        [k::GOALS, _, k::GAS, k::BASELINE] => Int,
-        [k::GOALS, _, k::AGREEMENTS, _] => Map,
-        [k::GOALS, _, k::AGREEMENTS, _, k::CONTENT_HASH] => Str,
-        [k::GOALS, _, k::AGREEMENTS, _, k::AT] => Int,
-        [k::GOALS, _, k::CHECKINS, _] => Map,
-        [k::GOALS, _, k::CHECKINS, _, field] => match *field {
-            k::BY | k::LOCAL_DATE | k::NOTE | k::CORRECTS => Str,
-            k::AT | k::TZ_OFFSET_MIN | k::GAS_LEVEL | k::MOOD | k::CRAVING => Int,
-            k::VALUE => Number,
-            _ => return None,
-        },
-        _ => return None,
-    })
+    table::field(path).map(|f| f.kind)
 }
 
 fn kind_matches(kind: Kind, action: &OpType) -> bool {
@@ -675,112 +622,33 @@ fn judge_characters(parts: &[&str], op: &Op) -> Rule {
     }
 }
 
-/// Who may write a field of the plan.
+/// Who may write a field of the plan: its row of the role table ([`table`]).
 fn judge_role(work: &Automerge, author: &Author, place: &Place, parts: &[&str], op: &Op) -> Rule {
-    let me = author.member.to_string();
-    let new = place.created_here;
-    match parts {
-        [k::SCHEMA | k::PLAN_ID | k::CREATED_AT | k::MEMBERS | k::DEVICES | k::GOALS] => {
-            refuse("the plan's structure is written only when it is created")
+    if let [k::GOALS, goal] = parts {
+        if crate::model::GoalId::parse(goal).is_err() {
+            return refuse("a goal's key must be a goal id");
         }
-        [k::TITLE] | [k::REVIEW_ON] => author.counselor_only("the plan's title and review date"),
-        [k::MEMBERS, ..] => author.counselor_only("the plan's members"),
-        [k::DEVICES, _] => Ok(()),
-        [k::DEVICES, _, k::PUBLIC_KEY]
-            if !new
-                && exists(
-                    work,
-                    &parts.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                ) =>
-        {
-            refuse("a device's public key is written once")
-        }
-        [k::DEVICES, _, field] => {
-            if author.role == Role::Counselor {
-                return Ok(());
-            }
-            if matches!(*field, k::TOKEN_HASH | k::REVOKED_AT) {
-                return author.counselor_only("relay tokens and revocation");
-            }
-            if !new {
-                return refuse("a client changes no enrolled device");
-            }
-            if *field == k::MEMBER_ID && str_value(op) != Some(me.as_str()) {
-                return refuse("a client enrolls devices only for themself");
-            }
-            Ok(())
-        }
-        [k::GOALS, goal] => {
-            if crate::model::GoalId::parse(goal).is_err() {
-                return refuse("a goal's key must be a goal id");
-            }
-            Ok(())
-        }
-        [k::GOALS, _, field] if new => match *field {
-            k::PROPOSED_BY if str_value(op) != Some(me.as_str()) => {
-                refuse("a goal is proposed in its author's own name")
-            }
-            k::STATUS if str_value(op) != Some(GoalStatus::Proposed.as_str()) => {
-                refuse("a new goal starts as proposed")
-            }
-            k::LIFE_AREA if author.role == Role::Client && str_value(op) != Some("") => {
-                author.counselor_only("a goal's life area")
-            }
-            _ => Ok(()),
-        },
-        [k::GOALS, _, field] => match *field {
-            k::LIFE_AREA => author.counselor_only("a goal's life area"),
-            k::STATUS => {
-                author.counselor_only("a goal's status")?;
-                match str_value(op).map(str::parse::<GoalStatus>) {
-                    Some(Ok(_)) => Ok(()),
-                    _ => refuse("writes an unknown goal status"),
-                }
-            }
-            k::RANK => author.counselor_only("a goal's rank"),
-            k::CLIENT_WORDS | k::CLINICAL_STATEMENT => judge_text_field(work, author, parts, false),
-            _ => refuse("a goal's origin and parts are written only when it is proposed"),
-        },
-        [k::GOALS, _, k::OBJECTIVES | k::INTERVENTIONS, ..] => {
-            author.counselor_only("objectives and interventions")
-        }
-        [k::GOALS, _, k::GAS, k::LEVELS] => {
-            if new {
-                Ok(())
-            } else {
-                refuse("replaces a field that already exists")
-            }
-        }
-        [k::GOALS, _, k::GAS, k::LEVELS, _] => Ok(()),
-        [k::GOALS, _, k::GAS, field] => {
-            let initial_weight = new
-                && *field == k::WEIGHT
-                && matches!(op.action, OpType::Put(ScalarValue::F64(w)) if w == validate::DEFAULT_GAS_WEIGHT);
-            if initial_weight {
-                Ok(())
-            } else {
-                author.counselor_only("a goal's GAS weight and baseline")
-            }
-        }
-        [k::GOALS, _, k::AGREEMENTS, member, ..] => {
-            if *member == me {
-                Ok(())
-            } else {
-                refuse("members write only their own agreement")
-            }
-        }
-        [k::GOALS, _, k::CHECKINS, _] => Ok(()),
-        [k::GOALS, _, k::CHECKINS, _, field] => {
-            if !new {
-                return refuse("check-ins are append-only");
-            }
-            if *field == k::BY && str_value(op) != Some(me.as_str()) {
-                return refuse("members write only their own check-ins");
-            }
-            Ok(())
-        }
-        _ => refuse("writes outside the plan's schema"),
     }
+    // A device's key is written once: replacing it would let its holder disown its changes.
+    if let [k::DEVICES, _, k::PUBLIC_KEY] = parts {
+        let path: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+        if !place.created_here && exists(work, &path) {
+            return refuse("a device's public key is written once");
+        }
+    }
+    let value = match &op.action {
+        OpType::Put(ScalarValue::Str(s)) => Value::Str(s),
+        OpType::Put(ScalarValue::F64(f)) => Value::Number(*f),
+        OpType::Put(ScalarValue::Int(n)) => Value::Int(*n),
+        OpType::Put(ScalarValue::Uint(n)) => i64::try_from(*n).map_or(Value::Other, Value::Int),
+        _ => Value::Other,
+    };
+    let write = Write {
+        path: parts,
+        fresh: place.created_here,
+        value,
+    };
+    table::judge(author.writer(), write, &|goal| goal_status(work, goal))
 }
 
 /// Refuses a value that local validation never writes, checked with the same functions
@@ -791,6 +659,12 @@ fn judge_value(parts: &[&str], op: &Op) -> Rule {
     let date = |field| str_value(op).is_some_and(|s| validate::date(field, s).is_ok());
     let number = || number_value(op).is_some_and(|n| validate::number("number", n).is_ok());
     let (valid, what) = match parts {
+        [k::GOALS, _, k::STATUS] => {
+            return match str_value(op).map(str::parse::<GoalStatus>) {
+                Some(Ok(_)) => Ok(()),
+                _ => refuse("writes an unknown goal status"),
+            }
+        }
         [k::REVIEW_ON] => (date("review date"), "review date"),
         [k::MEMBERS, _, k::NAME] => (label("name"), "name"),
         [k::MEMBERS, _, k::ROLE] => (
@@ -908,30 +782,6 @@ fn exists(work: &Automerge, path: &[String]) -> bool {
     false
 }
 
-/// Who writes the text of a text field.
-fn judge_text_field(work: &Automerge, author: &Author, path: &[&str], goal_is_new: bool) -> Rule {
-    match path {
-        [k::TITLE] => author.counselor_only("the plan's title"),
-        [k::GOALS, goal, k::CLIENT_WORDS] => {
-            if author.role == Role::Client || goal_is_new {
-                return Ok(());
-            }
-            match goal_status(work, goal) {
-                Some(GoalStatus::Proposed) | None => Ok(()),
-                Some(_) => refuse(
-                    "a counselor suggests the client's words only while the goal is proposed",
-                ),
-            }
-        }
-        [k::GOALS, _, k::CLINICAL_STATEMENT] => author.counselor_only("the clinical statement"),
-        [k::GOALS, _, k::OBJECTIVES | k::INTERVENTIONS, _, k::TEXT] => {
-            author.counselor_only("objectives and interventions")
-        }
-        [k::GOALS, _, k::GAS, k::LEVELS, _] => Ok(()),
-        _ => refuse("writes outside the plan's schema"),
-    }
-}
-
 /// One operation of a text edit (a character inserted or deleted). Who may write the field
 /// is judged once per text object; what the change writes into it is counted to bound its
 /// length (see [`judge_text_lengths`]).
@@ -950,10 +800,14 @@ fn judge_text_op<'a>(
         Some(write) => write,
         None => {
             let parts: Vec<&str> = place.path.iter().map(String::as_str).collect();
-            // Text of a goal created by this same change (its proposal) is written by the
-            // proposer.
-            let goal_is_new = place.created_here;
-            judge_text_field(work, author, &parts, goal_is_new)?;
+            // Text made by this same change (a goal's proposal) is written by whoever the
+            // row lets write a new object's fields.
+            let write = Write {
+                path: &parts,
+                fresh: place.created_here,
+                value: Value::Characters,
+            };
+            table::judge(author.writer(), write, &|goal| goal_status(work, goal))?;
             let existing = match (&place.exid, place.created_here) {
                 (Some(exid), false) => work.text(exid).map(|t| t.chars().count()).unwrap_or(0),
                 _ => 0,
