@@ -785,3 +785,45 @@ fn a_store_copied_to_a_second_phone_is_detected_and_both_edits_survive() {
         assert_eq!(plan, w.client.store.plan(w.plan).unwrap(), "{who}");
     }
 }
+
+/// In-person sessions (the frames the shells carry over Bluetooth or a socket) carry the
+/// signatures: both devices are enrolled with their keys, so an edit that arrived without
+/// its signature would be refused as forged; each side's edit lands on the other.
+#[test]
+fn in_person_session_frames_carry_the_signatures() {
+    use alliance_core::in_person::InPersonSession;
+    let w = world();
+    let from_client = honest_checkin(&w.client, &w);
+    let from_counselor = genuine_objective(&w);
+    let mut a = InPersonSession::new(w.counselor.store.clone()).unwrap();
+    let mut b = InPersonSession::new(w.client.store.clone()).unwrap();
+    let mut to_b = a.start();
+    let mut to_a = b.start();
+    for _ in 0..1_000 {
+        if to_a.is_empty() && to_b.is_empty() {
+            break;
+        }
+        let mut next_a = Vec::new();
+        for frame in to_b.drain(..) {
+            next_a.extend(b.receive(&frame).unwrap());
+        }
+        let mut next_b = Vec::new();
+        for frame in to_a.drain(..) {
+            next_b.extend(a.receive(&frame).unwrap());
+        }
+        to_a = next_a;
+        to_b = next_b;
+    }
+    assert!(a.is_settled() && b.is_settled());
+    for (who, store) in [
+        ("counselor", &w.counselor.store),
+        ("client", &w.client.store),
+    ] {
+        assert!(holds(store, w.plan, &from_client), "{who}");
+        assert!(holds(store, w.plan, &from_counselor), "{who}");
+        assert!(
+            store.refused_changes(Some(w.plan)).unwrap().is_empty(),
+            "{who}"
+        );
+    }
+}
