@@ -87,6 +87,7 @@ pub fn check(plan: &Plan, author: MemberId, edit: Edit<'_>) -> Result<()> {
     let owner;
     let whose;
     let by;
+    let level;
     let writes: Vec<(Vec<&str>, bool, Value<'_>)> = match edit {
         Edit::Title => vec![(vec![k::TITLE], false, Value::Characters)],
         Edit::ReviewOn => vec![(vec![k::REVIEW_ON], false, Value::Other)],
@@ -130,11 +131,14 @@ pub fn check(plan: &Plan, author: MemberId, edit: Edit<'_>) -> Result<()> {
                 Value::Other,
             )]
         }
-        Edit::Gas(GasEdit::Level { .. }) => vec![(
-            vec![k::GOALS, ANY, k::GAS, k::LEVELS, ANY],
-            false,
-            Value::Characters,
-        )],
+        Edit::Gas(GasEdit::Level { level: at, .. }) => {
+            level = at.to_string();
+            vec![(
+                vec![k::GOALS, ANY, k::GAS, k::LEVELS, &level],
+                false,
+                Value::Characters,
+            )]
+        }
         Edit::Gas(GasEdit::Weight(weight)) => {
             vec![(
                 vec![k::GOALS, ANY, k::GAS, k::WEIGHT],

@@ -629,7 +629,7 @@ fn judge_role(work: &Automerge, author: &Author, place: &Place, parts: &[&str], 
             return refuse("a goal's key must be a goal id");
         }
     }
-    // A device's key is written once: replacing it would let its holder disown its changes.
+    // Who writes a key is the row's business; that it is written once is this check's.
     if let [k::DEVICES, _, k::PUBLIC_KEY] = parts {
         let path: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
         if !place.created_here && exists(work, &path) {

@@ -187,7 +187,11 @@ pub static FIELDS: &[Field] = &[
     row(&[k::GOALS, ANY, k::INTERVENTIONS, ANY, k::OWNER], Str, PLAN_ITEMS, PLAN_ITEMS),
     row(&[k::GOALS, ANY, k::INTERVENTIONS, ANY, k::FREQUENCY], Str, PLAN_ITEMS, PLAN_ITEMS),
     row(&[k::GOALS, ANY, k::GAS, k::LEVELS], Map, Member, Who::Nobody("replaces a field that already exists")),
-    row(&[k::GOALS, ANY, k::GAS, k::LEVELS, ANY], Text, Member, Member),
+    row(&[k::GOALS, ANY, k::GAS, k::LEVELS, "-2"], Text, Member, Member),
+    row(&[k::GOALS, ANY, k::GAS, k::LEVELS, "-1"], Text, Member, Member),
+    row(&[k::GOALS, ANY, k::GAS, k::LEVELS, "0"], Text, Member, Member),
+    row(&[k::GOALS, ANY, k::GAS, k::LEVELS, "1"], Text, Member, Member),
+    row(&[k::GOALS, ANY, k::GAS, k::LEVELS, "2"], Text, Member, Member),
     row(&[k::GOALS, ANY, k::GAS, k::WEIGHT], Number, DEFAULT_WEIGHT, Who::Counselor("a goal's GAS weight")),
     row(&[k::GOALS, ANY, k::GAS, k::BASELINE], Int, Who::Counselor("a goal's GAS baseline"), Who::Counselor("a goal's GAS baseline")),
     row(&[k::GOALS, ANY, k::AGREEMENTS, ANY], Map, AGREEMENT, AGREEMENT),
@@ -321,6 +325,11 @@ mod tests {
             assert!(std::ptr::eq(field(a.path).unwrap(), a), "{:?}", a.path);
         }
         assert!(field(&[k::GOALS, "g", "unknown"]).is_none());
+        // A GAS scale has the five levels of `schema::GAS_LEVEL_KEYS` and no other.
+        for level in k::GAS_LEVEL_KEYS {
+            assert!(field(&[k::GOALS, "g", k::GAS, k::LEVELS, level]).is_some());
+        }
+        assert!(field(&[k::GOALS, "g", k::GAS, k::LEVELS, "3"]).is_none());
     }
 
     #[test]
