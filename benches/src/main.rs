@@ -7,6 +7,7 @@
 //! The other subcommands are child roles the benchmark starts itself (relay, devices, memory).
 
 mod fixture;
+mod instances;
 mod library_size;
 mod local_edit;
 mod memory;
@@ -187,6 +188,10 @@ fn run_all() -> Result<()> {
     }
     if selected("C3") {
         relay_curve(dir, &mut rows)?;
+    }
+
+    if selected("R1") {
+        instances_rows(dir, &mut rows)?;
     }
 
     if selected("P3") {
@@ -486,6 +491,49 @@ fn push_signing_rows(rows: &mut Vec<Row>, edits: &local_edit::LocalEdits) -> Res
         Unit::Seconds,
         median(&cost.verify),
         Some(median(&cost.sign)),
+    ));
+    Ok(())
+}
+
+/// R1: sync throughput through 1 and 2 relay instances on PostgreSQL against the SQLite relay.
+fn instances_rows(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
+    const PLANS: usize = 100;
+    const EDITS: usize = 2;
+    step("R1: the sync workload through the SQLite relay, then 1 and 2 instances on PostgreSQL");
+    let sqlite = versus_js::run_alliance_with(&dir.join("r1-sqlite"), PLANS, EDITS)?;
+    let one = instances::run_postgres(&dir.join("r1-pg1"), PLANS, EDITS, 1)?;
+    let two = instances::run_postgres(&dir.join("r1-pg2"), PLANS, EDITS, 2)?;
+    // Edits made on both devices, per second of the workload.
+    let rate = |run: &versus_js::Run| (PLANS * EDITS * 2) as f64 / run.elapsed_s;
+    rows.push(Row::info(
+        "R1",
+        &format!(
+            "{PLANS} plans × {EDITS} edits per device, 1 instance on PostgreSQL ({:.0} edits/s; \
+             SQLite {:.0}): time vs the SQLite relay",
+            rate(&one),
+            rate(&sqlite)
+        ),
+        Unit::Seconds,
+        one.elapsed_s,
+        Some(sqlite.elapsed_s),
+    ));
+    rows.push(Row::info(
+        "R1",
+        &format!(
+            "… 2 instances on one PostgreSQL, client on the second ({:.0} edits/s): time vs the \
+             SQLite relay",
+            rate(&two)
+        ),
+        Unit::Seconds,
+        two.elapsed_s,
+        Some(sqlite.elapsed_s),
+    ));
+    rows.push(Row::info(
+        "R1",
+        "… peak RSS of an instance, 2 on PostgreSQL vs the SQLite relay",
+        Unit::KiB,
+        two.server_kib,
+        Some(sqlite.server_kib),
     ));
     Ok(())
 }

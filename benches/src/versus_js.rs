@@ -22,7 +22,11 @@ pub const EDITS: usize = 20;
 
 /// The relay child: serves `db` on loopback until stdin closes.
 pub fn relay_child(db: &Path) -> Result<()> {
-    let relay = relay_at(db)?;
+    // R1: a `postgres://` URL in place of a file.
+    let relay = match db.to_str().filter(|text| text.starts_with("postgres")) {
+        Some(url) => crate::instances::relay_on_postgres(url)?,
+        None => relay_at(db)?,
+    };
     println!("ready {}", relay.local_addr().port());
     let mut rest = Vec::new();
     std::io::stdin().read_to_end(&mut rest)?;
@@ -33,6 +37,9 @@ pub fn relay_child(db: &Path) -> Result<()> {
 /// The devices child: both devices in one process, stores in `dir`.
 pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
     let url = format!("ws://127.0.0.1:{port}");
+    // R1: the client on another relay instance than the counselor.
+    let client_url = std::env::var("ALLIANCE_BENCH_CLIENT_PORT")
+        .map_or_else(|_| url.clone(), |port| format!("ws://127.0.0.1:{port}"));
     let counselor = Device::at(&dir.join("counselor.db"), "Dana", Role::Counselor)?;
     let client = Device::at(&dir.join("client.db"), "Sam", Role::Client)?;
     let started = Instant::now();
@@ -64,7 +71,7 @@ pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
     phase("created");
     sync(&counselor, &url, &[])?;
     phase("pushed");
-    sync(&client, &url, &ids)?;
+    sync(&client, &client_url, &ids)?;
     phase("fetched");
     for (plan, goal) in &plans {
         for n in 0..edits {
@@ -82,7 +89,7 @@ pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
     phase("edited");
     sync(&counselor, &url, &[])?;
     phase("counselor synced");
-    sync(&client, &url, &[])?;
+    sync(&client, &client_url, &[])?;
     phase("client synced");
     sync(&counselor, &url, &[])?;
     let elapsed = started.elapsed().as_secs_f64();

@@ -165,6 +165,10 @@ pub struct RelayArgs {
     /// it, and flags over both.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Store in this PostgreSQL database (postgres://user@host:port/db) instead of the SQLite
+    /// file; several relays may share one (docs/operations.md).
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Address to listen on, e.g. 127.0.0.1:8420 (port 0 picks a free one); 127.0.0.1:8420
     /// by default.
     #[arg(long)]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use alliance_core::audit::{AuditEntry, AuditFilter, AuditKind, NewAuditEntry};
-use alliance_core::sync::{MetricsSink, Relay, TlsIdentity};
+use alliance_core::sync::{MetricsSink, Relay, SyncStore, TlsIdentity};
 use alliance_core::{Alliance, DeviceId, Error, PlanId, Result};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
@@ -80,6 +80,7 @@ fn relay_store(config: &RelayConfig, db: &StoreFile, db_is_default: bool) -> Res
 fn settings(args: &RelayArgs) -> Result<RelayConfig> {
     let mut config = RelayConfig::load(args.config.as_deref())?;
     let flags = [
+        ("store", args.store.clone()),
         ("listen", args.listen.clone()),
         ("admin", args.admin.clone()),
         ("log_format", args.log_format.clone()),
@@ -147,7 +148,7 @@ fn operator() -> String {
 }
 
 /// Appends an admin action to the trail, logging a failure (the action itself went ahead).
-fn admin_action(store: &Alliance, action: &str) {
+fn admin_action(store: &dyn SyncStore, action: &str) {
     let entry = NewAuditEntry {
         detail: Some(action.to_string()),
         remote: Some(operator()),
@@ -163,7 +164,20 @@ fn serve(config: RelayConfig, db: &StoreFile) -> Result<()> {
     init_logs(config.log_format);
     let tls = read_tls(&config)?;
     let scheme = if tls.is_some() { "wss" } else { "ws" };
-    let store = Arc::new(db.open()?);
+    // The SQLite file, or a PostgreSQL database several relays share.
+    let (store, sqlite): (Arc<dyn SyncStore>, Option<Arc<Alliance>>) = match &config.store {
+        Some(url) => (
+            alliance_relay_pg::PgStore::open_shared(url).map_err(|error| Error::InvalidInput {
+                field: "store",
+                reason: error.to_string(),
+            })?,
+            None,
+        ),
+        None => {
+            let sqlite = Arc::new(db.open()?);
+            (sqlite.clone(), Some(sqlite))
+        }
+    };
     let metrics = config.admin.map(|_| Arc::new(Metrics::new()));
     let mut options = config.options();
     options.tls = tls;
@@ -183,21 +197,24 @@ fn serve(config: RelayConfig, db: &StoreFile) -> Result<()> {
         let mut hangup = signal(SignalKind::hangup()).map_err(Error::Io)?;
         let relay = Relay::bind(&config.listen, store.clone(), options).await?;
         println!("relay listening on {scheme}://{}", relay.local_addr());
-        if let (Some(addr), Some(metrics)) = (config.admin, metrics) {
+        if let (Some(addr), Some(metrics), Some(sqlite)) = (config.admin, metrics, sqlite) {
             let admin = Arc::new(Admin {
                 metrics,
-                store: store.clone(),
+                store: sqlite,
             });
             let bound = admin::serve(addr, admin).await?;
             println!("admin listening on http://{bound}");
         }
         let _ = std::io::stdout().flush();
-        admin_action(&store, "relay_started");
+        // A store call blocks (PostgreSQL's waits on its own runtime): off this one's reactor.
+        tokio::task::block_in_place(|| admin_action(store.as_ref(), "relay_started"));
         let signal = loop {
             tokio::select! {
                 _ = terminate.recv() => break "SIGTERM",
                 _ = interrupt.recv() => break "SIGINT",
-                _ = hangup.recv() => reload_tls(&relay, &config, &store),
+                _ = hangup.recv() => tokio::task::block_in_place(|| {
+                    reload_tls(&relay, &config, store.as_ref())
+                }),
             }
         };
         info!(
@@ -214,14 +231,12 @@ fn serve(config: RelayConfig, db: &StoreFile) -> Result<()> {
         if !drained {
             warn!("stopped before the drain finished");
         }
-        admin_action(
-            &store,
-            if drained {
-                "relay_stopped"
-            } else {
-                "relay_stopped_early"
-            },
-        );
+        let action = if drained {
+            "relay_stopped"
+        } else {
+            "relay_stopped_early"
+        };
+        tokio::task::block_in_place(|| admin_action(store.as_ref(), action));
         info!("relay stopped");
         Ok(())
     })
@@ -229,7 +244,7 @@ fn serve(config: RelayConfig, db: &StoreFile) -> Result<()> {
 
 /// Reads the certificate and key files again and puts them in place; a pair that does not
 /// load is refused and the old one stays.
-fn reload_tls(relay: &Relay, config: &RelayConfig, store: &Alliance) {
+fn reload_tls(relay: &Relay, config: &RelayConfig, store: &dyn SyncStore) {
     let outcome = read_tls(config).and_then(|identity| match identity {
         Some(identity) => relay.reload_tls(&identity).map_err(Error::from),
         None => Err(Error::InvalidInput {

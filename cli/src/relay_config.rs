@@ -24,6 +24,10 @@ pub struct RelayConfig {
     pub db: Option<PathBuf>,
     /// The store's key file; None: the global `--key-file` (or none: plaintext).
     pub key_file: Option<PathBuf>,
+    /// A PostgreSQL database to store in instead of the SQLite file (`postgres://…`): any
+    /// number of relays may share it (docs/operations.md). Never printed: it may hold a
+    /// password.
+    pub store: Option<String>,
     pub listen: String,
     pub no_auth: bool,
     pub open_enrollment: bool,
@@ -47,6 +51,7 @@ impl Default for RelayConfig {
         Self {
             db: None,
             key_file: None,
+            store: None,
             listen: "127.0.0.1:8420".into(),
             no_auth: false,
             open_enrollment: false,
@@ -69,6 +74,7 @@ impl Default for RelayConfig {
 pub const KEYS: &[&str] = &[
     "db",
     "key_file",
+    "store",
     "listen",
     "no_auth",
     "open_enrollment",
@@ -173,6 +179,19 @@ impl RelayConfig {
         match key {
             "db" => self.db = Some(string(origin, key, raw)?.into()),
             "key_file" => self.key_file = Some(string(origin, key, raw)?.into()),
+            "store" => {
+                let url = string(origin, key, raw)?;
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    // The value itself is not echoed: it may hold a password.
+                    return Err(Error::InvalidInput {
+                        field: "relay configuration",
+                        reason: format!(
+                            "{origin}: `{key}` must be a postgres:// or postgresql:// URL"
+                        ),
+                    });
+                }
+                self.store = Some(url);
+            }
             "listen" => {
                 let text = string(origin, key, raw)?;
                 match text.rsplit_once(':') {
@@ -292,6 +311,12 @@ impl RelayConfig {
                 reason: "`tls_cert` and `tls_key` go together: give both or neither".into(),
             });
         }
+        if self.store.is_some() && self.admin.is_some() {
+            return Err(Error::InvalidInput {
+                field: "relay configuration",
+                reason: "`admin` is not available yet with a PostgreSQL `store`".into(),
+            });
+        }
         if self.no_auth && self.open_enrollment {
             return Err(Error::InvalidInput {
                 field: "relay configuration",
@@ -409,5 +434,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("`admin`"), "{error}");
+    }
+
+    #[test]
+    fn the_store_is_a_postgres_url_never_echoed() {
+        let mut config = RelayConfig::default();
+        let url = "postgres://alliance:s3cret@db.internal:5432/alliance";
+        config
+            .apply_env([("ALLIANCE_RELAY_STORE".into(), url.into())].into_iter())
+            .unwrap();
+        assert_eq!(config.store.as_deref(), Some(url));
+        config.check().unwrap();
+        let error = RelayConfig::default()
+            .apply_toml("relay.toml", "store = \"mysql://root:s3cret@db/alliance\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`store`"), "{error}");
+        assert!(!error.contains("s3cret"), "{error}");
+        // The admin listener reads a SQLite store: refused with a PostgreSQL one, for now.
+        config.admin = Some("127.0.0.1:9420".parse().unwrap());
+        assert!(config.check().unwrap_err().to_string().contains("`admin`"));
     }
 }

@@ -66,27 +66,33 @@ fn options(token: &str) -> SyncOptions {
     }
 }
 
-#[test]
-fn many_devices_edit_through_one_relay_and_no_edit_is_lost() {
-    let devices = env_number("ALLIANCE_LOAD_DEVICES", 100).max(2) / 2 * 2;
-    let edits = env_number("ALLIANCE_LOAD_EDITS", 2).max(1);
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("relay.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_alliance"))
+/// `alliance relay` on a free loopback port, storing in the file `db` or, given `store`, in
+/// that PostgreSQL database.
+fn start_relay(db: &std::path::Path, store: Option<&str>) -> (RelayProcess, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_alliance"));
+    command
         .arg("--db")
-        .arg(&db)
+        .arg(db)
         .args(["relay", "--listen", "127.0.0.1:0", "--open-enrollment"])
         .env_remove("ALLIANCE_DB")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::null());
+    if let Some(store) = store {
+        command.env("ALLIANCE_RELAY_STORE", store);
+    }
+    let mut child = command.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let relay = RelayProcess(child);
     let line = BufReader::new(stdout).lines().next().unwrap().unwrap();
     let url = line.strip_prefix("relay listening on ").unwrap().to_owned();
+    (relay, url)
+}
 
-    let pairs: Vec<Pair> = (0..devices / 2).map(pair).collect();
+/// Counselors push their plans through `urls[0]`; every device then holds a watch-mode
+/// connection (counselors on `urls[0]`, phones on `urls[1]`) and makes `edits` edits, until
+/// every edit reached both devices of its plan. Returns the connections held and the seconds
+/// the edits took.
+fn drive(pairs: &[Pair], urls: [&str; 2], edits: usize) -> (usize, f64) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -95,9 +101,9 @@ fn many_devices_edit_through_one_relay_and_no_edit_is_lost() {
     // Counselors push their new plans (open enrollment), so phones find them on joining.
     runtime.block_on(async {
         let mut pushes = tokio::task::JoinSet::new();
-        for pair in &pairs {
+        for pair in pairs {
             let (store, token) = pair.devices[0].clone();
-            let url = url.clone();
+            let url = urls[0].to_owned();
             pushes.spawn(async move { sync_once(store, &url, &options(&token)).await });
         }
         while let Some(done) = pushes.join_next().await {
@@ -111,9 +117,9 @@ fn many_devices_edit_through_one_relay_and_no_edit_is_lost() {
         let _entered = runtime.enter();
         pairs
             .iter()
-            .flat_map(|pair| pair.devices.iter())
-            .map(|(store, token)| {
-                spawn_alliance_watch(store.clone(), &url, options(token), observer.clone())
+            .flat_map(|pair| pair.devices.iter().zip(urls))
+            .map(|((store, token), url)| {
+                spawn_alliance_watch(store.clone(), url, options(token), observer.clone())
             })
             .collect()
     };
@@ -132,7 +138,7 @@ fn many_devices_edit_through_one_relay_and_no_edit_is_lost() {
 
     // Each device makes its edits; watch mode pushes each as it is stored.
     let started = Instant::now();
-    for pair in &pairs {
+    for pair in pairs {
         for (side, (store, _)) in pair.devices.iter().enumerate() {
             for edit in 0..edits {
                 store
@@ -148,17 +154,29 @@ fn many_devices_edit_through_one_relay_and_no_edit_is_lost() {
             })
         })
     };
-    while !complete(&pairs) {
+    while !complete(pairs) {
         assert!(Instant::now() < deadline, "edits did not all arrive");
         std::thread::sleep(Duration::from_millis(50));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let peak = peak_kib(relay.0.id());
     runtime.block_on(async {
         for handle in handles {
             handle.stop().await;
         }
     });
+    (held, elapsed)
+}
+
+#[test]
+fn many_devices_edit_through_one_relay_and_no_edit_is_lost() {
+    let devices = env_number("ALLIANCE_LOAD_DEVICES", 100).max(2) / 2 * 2;
+    let edits = env_number("ALLIANCE_LOAD_EDITS", 2).max(1);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("relay.db");
+    let (relay, url) = start_relay(&db, None);
+    let pairs: Vec<Pair> = (0..devices / 2).map(pair).collect();
+    let (held, elapsed) = drive(&pairs, [&url, &url], edits);
+    let peak = peak_kib(relay.0.id());
     drop(relay);
 
     // The relay's file holds every edit of every plan.
@@ -174,6 +192,53 @@ fn many_devices_edit_through_one_relay_and_no_edit_is_lost() {
          relay peak memory {:.1} MiB",
         total as f64 / elapsed,
         peak as f64 / 1024.0
+    );
+    assert_eq!(held, devices);
+    assert_eq!(lost, 0);
+}
+
+/// The same load on two relay instances over one PostgreSQL database, each plan's counselor on
+/// one instance and its phone on the other: every edit crosses between instances (LISTEN/
+/// NOTIFY) and none is lost. Needs `ALLIANCE_TEST_POSTGRES_URL` (`scripts/test-postgres.sh`).
+#[test]
+fn many_devices_edit_through_two_postgres_instances_and_no_edit_is_lost() {
+    let Some(store) = alliance_relay_pg::testing::postgres_database() else {
+        return;
+    };
+    let devices = env_number("ALLIANCE_LOAD_DEVICES", 100).max(2) / 2 * 2;
+    let edits = env_number("ALLIANCE_LOAD_EDITS", 2).max(1);
+    let dir = tempfile::tempdir().unwrap();
+    let unused = dir.path().join("unused.db");
+    let (a, url_a) = start_relay(&unused, Some(&store));
+    let (b, url_b) = start_relay(&unused, Some(&store));
+    let pairs: Vec<Pair> = (0..devices / 2).map(pair).collect();
+    let (held, elapsed) = drive(&pairs, [&url_a, &url_b], edits);
+    let (peak_a, peak_b) = (peak_kib(a.0.id()), peak_kib(b.0.id()));
+    drop((a, b));
+
+    // The database holds every edit of every plan: its heads are the devices' heads.
+    let stored = alliance_relay_pg::PgStore::open(&store).unwrap();
+    let lost = pairs
+        .iter()
+        .filter(|pair| {
+            let heads = pair.devices[0].0.plan_heads(&[pair.plan]).unwrap()[0]
+                .1
+                .clone()
+                .unwrap();
+            let document = alliance_core::sync::DocumentId::from_uuid(pair.plan.as_uuid());
+            let digest =
+                alliance_core::sync::SyncStore::heads_digests(&stored, &[document]).unwrap()[0].1;
+            digest != Some(alliance_core::sync::heads_digest(&heads))
+        })
+        .count();
+    let total = devices * edits;
+    println!(
+        "load (PostgreSQL, 2 instances): {devices} devices, {held} connections held, {total} \
+         edits in {elapsed:.2} s ({:.0} edits/s, each delivered to both devices of its plan), \
+         {lost} plan(s) missing edits, peak memory A {:.1} MiB, B {:.1} MiB",
+        total as f64 / elapsed,
+        peak_a as f64 / 1024.0,
+        peak_b as f64 / 1024.0
     );
     assert_eq!(held, devices);
     assert_eq!(lost, 0);

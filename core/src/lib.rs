@@ -27,7 +27,8 @@ mod sync_peer;
 pub mod token;
 
 pub use alliance::{
-    Alliance, FileWatch, HeldCount, NewDevice, NewPlan, PlanObserver, ReadFrom, SyncReceipt,
+    Alliance, FileWatch, HeldCount, ListedDevice, NewDevice, NewPlan, PlanObserver, ReadFrom,
+    SyncReceipt,
 };
 pub use error::{Error, Result};
 pub use model::*;

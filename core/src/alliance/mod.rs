@@ -1951,11 +1951,13 @@ fn describe_goal_edit(edit: &GoalEdit) -> String {
 mod audit;
 mod held;
 mod incoming;
+mod mirror;
 mod operations;
 mod signing;
 mod vouch;
 use held::HeldChanges;
 pub use held::HeldCount;
+pub use mirror::ListedDevice;
 
 #[cfg(any(test, feature = "test-support"))]
 mod unchecked;

@@ -17,7 +17,9 @@ fn plan(document: DocumentId) -> PlanId {
     PlanId::from(document.as_uuid())
 }
 
-fn refusals(receipt: crate::SyncReceipt) -> Vec<ChangeRefusal> {
+/// The changes a receipt says the rules refused, as a relay tells its peer (any relay store
+/// built on [`Alliance`]).
+pub fn receipt_refusals(receipt: crate::SyncReceipt) -> Vec<ChangeRefusal> {
     receipt
         .refused
         .into_iter()
@@ -30,6 +32,20 @@ fn refusals(receipt: crate::SyncReceipt) -> Vec<ChangeRefusal> {
 
 fn document(plan: PlanId) -> DocumentId {
     DocumentId::from_uuid(plan.as_uuid())
+}
+
+/// The error of [`Alliance::receive_vouched`] as a relay reports it: a token refused its
+/// binding is an authorization failure, as the relay words them.
+pub fn vouched_error(error: crate::Error) -> SyncError {
+    match error {
+        crate::Error::NotAllowed { rule } if rule == CANNOT_VOUCH => {
+            SyncError::Unauthorized(CANNOT_VOUCH)
+        }
+        crate::Error::NotAllowed { rule } if rule == NOT_LISTED => {
+            SyncError::Unauthorized(NOT_LISTED)
+        }
+        other => SyncError::store(other),
+    }
 }
 
 impl SyncStore for Alliance {
@@ -105,7 +121,7 @@ impl SyncStore for Alliance {
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
         let receipt = Alliance::receive_sync_message(self, plan(document), peer, message)
             .map_err(SyncError::store)?;
-        Ok(refusals(receipt))
+        Ok(receipt_refusals(receipt))
     }
 
     fn receive_vouched_sync_message(
@@ -115,19 +131,10 @@ impl SyncStore for Alliance {
         message: &[u8],
         voucher: &TokenVoucher,
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
-        // A token refused its binding is an authorization failure, as the relay words them.
         let receipt = self
             .receive_vouched(plan(document), peer, message, voucher)
-            .map_err(|error| match error {
-                crate::Error::NotAllowed { rule } if rule == CANNOT_VOUCH => {
-                    SyncError::Unauthorized(CANNOT_VOUCH)
-                }
-                crate::Error::NotAllowed { rule } if rule == NOT_LISTED => {
-                    SyncError::Unauthorized(NOT_LISTED)
-                }
-                other => SyncError::store(other),
-            })?;
-        Ok(refusals(receipt))
+            .map_err(vouched_error)?;
+        Ok(receipt_refusals(receipt))
     }
 
     fn own_changes_refused(

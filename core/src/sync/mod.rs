@@ -28,7 +28,7 @@ mod ops_tests;
 #[cfg(test)]
 mod tests;
 
-pub use alliance_store::{spawn_alliance_watch, watch_blocking};
+pub use alliance_store::{receipt_refusals, spawn_alliance_watch, vouched_error, watch_blocking};
 pub use client::{
     spawn_watch, sync_once, sync_once_blocking, OwnChangesRefused, SyncHandle, SyncObserver,
     SyncOptions, SyncProgress, SyncSummary,

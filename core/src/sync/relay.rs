@@ -148,6 +148,19 @@ impl Relay {
             per_token: Mutex::new(HashMap::new()),
             drain: drain_rx,
         });
+        if let Some(mut outside) = shared.store.outside_changes() {
+            // Changes another instance stored (`SyncStore::outside_changes`): origin 0 is no
+            // connection of this relay, so every subscribed peer hears of them.
+            let events = shared.events.clone();
+            tokio::spawn(async move {
+                while let Some(document) = outside.recv().await {
+                    let _ = events.send(RelayEvent::Changed {
+                        document,
+                        origin: 0,
+                    });
+                }
+            });
+        }
         let secure = tls.is_some();
         info!(%local_addr, "relay listening");
         let task = tokio::spawn(accept_loop(listener, tls, shared, stop_rx));

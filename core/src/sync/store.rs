@@ -115,6 +115,14 @@ pub trait SyncStore: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Documents that changed in this store outside this process (another relay instance over
+    /// the same database stored a change), as a stream the relay takes once when it starts: it
+    /// pushes each to its peers as if one of its own connections had brought the change. None
+    /// (the default): nothing changes behind this process's back.
+    fn outside_changes(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<DocumentId>> {
+        None
+    }
+
     /// Forgets the in-memory state of this conversation; called when its connection ends.
     fn end_sync_session(&self, peer: &SyncPeer);
 

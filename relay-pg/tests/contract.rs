@@ -1,0 +1,292 @@
+//! The relay store contract: what a relay needs from its store, run against every store it can
+//! run on (the SQLite file and PostgreSQL), each test through a real relay and real devices.
+//!
+//! PostgreSQL comes from `ALLIANCE_TEST_POSTGRES_URL` (set by `scripts/test-postgres.sh`, which
+//! `scripts/test` runs the tests under); each test gets a database of its own. Without the URL
+//! the PostgreSQL variants are skipped with the reason printed, unless
+//! `ALLIANCE_REQUIRE_POSTGRES=1` (set by that script), where they fail.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alliance_core::sync::{
+    sync_once_blocking, token_hash, BackgroundRelay, DocumentId, RelayOptions, SyncOptions,
+    SyncStore,
+};
+use alliance_core::{Alliance, GoalEdit, GoalStatus, Identity, NewPlan, PlanId, Role, SyncPeer};
+use alliance_relay_pg::testing::{check_in, check_ins, postgres_database};
+use alliance_relay_pg::PgStore;
+
+/// Where a test's relay keeps its data; each `open` is a new handle (a new process, as far as
+/// the store can tell) on the same data.
+enum Backend {
+    Sqlite(tempfile::TempDir),
+    Postgres(String),
+}
+
+impl Backend {
+    fn sqlite() -> Option<Self> {
+        Some(Self::Sqlite(tempfile::tempdir().unwrap()))
+    }
+
+    fn postgres() -> Option<Self> {
+        postgres_database().map(Self::Postgres)
+    }
+
+    fn open(&self) -> Arc<dyn SyncStore> {
+        match self {
+            Self::Sqlite(dir) => {
+                let path: PathBuf = dir.path().join("relay.db");
+                Arc::new(Alliance::open(&path).unwrap())
+            }
+            Self::Postgres(url) => Arc::new(PgStore::open(url).unwrap()),
+        }
+    }
+}
+
+fn relay(store: Arc<dyn SyncStore>) -> BackgroundRelay {
+    BackgroundRelay::start(
+        "127.0.0.1:0",
+        store,
+        RelayOptions {
+            require_token: true,
+            open_enrollment: true,
+            ..RelayOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn options(token: &str) -> SyncOptions {
+    SyncOptions {
+        token: Some(token.to_string()),
+        settle_timeout: Duration::from_secs(20),
+        backoff_initial: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(200),
+        ..SyncOptions::default()
+    }
+}
+
+fn sync(device: &Arc<Alliance>, relay: &BackgroundRelay, token: &str) {
+    sync_once_blocking(device.clone(), &relay.url(), &options(token)).unwrap();
+}
+
+/// A counselor's plan for a client, both devices holding relay tokens.
+struct Clinic {
+    counselor: Arc<Alliance>,
+    client: Arc<Alliance>,
+    sam: Identity,
+    plan: PlanId,
+    goal: alliance_core::GoalId,
+    counselor_token: String,
+    client_token: String,
+}
+
+fn clinic() -> Clinic {
+    let counselor = Arc::new(Alliance::open_in_memory().unwrap());
+    let dana = counselor.init("Dana", Role::Counselor, None).unwrap();
+    let client = Arc::new(Alliance::open_in_memory().unwrap());
+    let sam = client.init("Sam", Role::Client, None).unwrap();
+    let plan = counselor
+        .create_plan(&NewPlan {
+            title: "Plan".into(),
+            client_name: "Sam".into(),
+            client_member: Some(sam.member_id),
+            client_device: Some(sam.device_id),
+        })
+        .unwrap();
+    let goal = counselor.propose_goal(plan, "Sleep").unwrap();
+    let counselor_token = counselor
+        .issue_device_token(plan, dana.device_id, None)
+        .unwrap();
+    let client_token = counselor
+        .issue_device_token(plan, sam.device_id, None)
+        .unwrap();
+    Clinic {
+        counselor,
+        client,
+        sam,
+        plan,
+        goal,
+        counselor_token,
+        client_token,
+    }
+}
+
+fn document(plan: PlanId) -> DocumentId {
+    DocumentId::from_uuid(plan.as_uuid())
+}
+
+/// Plans pushed by a counselor reach the client; the store answers what a relay asks it
+/// (documents of a token, plans enrolling a device, heads digests) from what it stored.
+fn devices_converge_and_the_store_indexes_tokens(backend: Backend) {
+    let store = backend.open();
+    let relay = relay(store.clone());
+    let c = clinic();
+    sync(&c.counselor, &relay, &c.counselor_token);
+    sync(&c.client, &relay, &c.client_token);
+    assert!(c.client.has_plan(c.plan).unwrap());
+    check_in(&c.client, c.plan, c.goal, 4);
+    sync(&c.client, &relay, &c.client_token);
+    sync(&c.counselor, &relay, &c.counselor_token);
+    assert_eq!(check_ins(&c.counselor, c.plan), 1);
+
+    let doc = document(c.plan);
+    assert!(store.has_document(doc).unwrap());
+    assert!(!store
+        .has_document(DocumentId::from_uuid(uuid::Uuid::new_v4()))
+        .unwrap());
+    assert_eq!(
+        store
+            .documents_of_token(&token_hash(&c.client_token))
+            .unwrap(),
+        vec![doc]
+    );
+    assert!(store
+        .documents_of_token(&"0".repeat(64))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store
+            .enrolled_documents(&c.sam.device_id.to_string())
+            .unwrap(),
+        vec![doc]
+    );
+    let heads = c.counselor.plan_heads(&[c.plan]).unwrap()[0]
+        .1
+        .clone()
+        .unwrap();
+    assert_eq!(
+        store.heads_digests(&[doc]).unwrap(),
+        vec![(doc, Some(alliance_core::sync::heads_digest(&heads)))]
+    );
+    let storage_id = store.storage_id().unwrap();
+    drop(relay);
+    drop(store);
+    // Another handle on the same data is the same store to peers.
+    assert_eq!(backend.open().storage_id().unwrap(), storage_id);
+}
+
+/// A change the role rules refuse is not stored and its author hears of it; a revoked device
+/// opens nothing.
+fn refused_changes_are_not_stored_and_revocation_closes(backend: Backend) {
+    let store = backend.open();
+    let relay = relay(store.clone());
+    let c = clinic();
+    sync(&c.counselor, &relay, &c.counselor_token);
+    sync(&c.client, &relay, &c.client_token);
+    let status = GoalEdit {
+        status: Some(GoalStatus::Active),
+        ..GoalEdit::default()
+    };
+    // Only a counselor may change a goal's status.
+    c.client
+        .edit_goal_unchecked(c.plan, c.goal, &status)
+        .unwrap();
+    sync(&c.client, &relay, &c.client_token);
+    sync(&c.counselor, &relay, &c.counselor_token);
+    let goal = &c.counselor.plan(c.plan).unwrap().goals[0];
+    assert_ne!(goal.status, GoalStatus::Active);
+    assert_eq!(c.client.set_aside_changes(c.plan).unwrap().len(), 1);
+
+    c.counselor.revoke_device(c.plan, c.sam.device_id).unwrap();
+    sync(&c.counselor, &relay, &c.counselor_token);
+    assert!(store
+        .documents_of_token(&token_hash(&c.client_token))
+        .unwrap()
+        .is_empty());
+    let denied = sync_once_blocking(c.client.clone(), &relay.url(), &options(&c.client_token));
+    assert!(denied.is_err(), "a revoked token still syncs: {denied:?}");
+}
+
+/// Everything stored survives a new handle (a restarted relay), compaction included: 300
+/// check-ins (past the PostgreSQL store's 256 changes before compaction) reach a device that
+/// never saw them, from a store opened after they were pushed.
+fn plans_survive_a_restart_and_compaction(backend: Backend) {
+    let c = clinic();
+    {
+        let store = backend.open();
+        let relay = relay(store.clone());
+        sync(&c.counselor, &relay, &c.counselor_token);
+        for mood in 0..300 {
+            check_in(&c.counselor, c.plan, c.goal, (mood % 5 + 1) as u8);
+        }
+        sync(&c.counselor, &relay, &c.counselor_token);
+        check_in(&c.counselor, c.plan, c.goal, 2);
+        sync(&c.counselor, &relay, &c.counselor_token);
+    }
+    let store = backend.open();
+    let relay = relay(store.clone());
+    sync(&c.client, &relay, &c.client_token);
+    assert_eq!(check_ins(&c.client, c.plan), 301);
+    assert_eq!(
+        c.client.plan_heads(&[c.plan]).unwrap(),
+        c.counselor.plan_heads(&[c.plan]).unwrap()
+    );
+}
+
+/// Two relays over the same data (two instances) each take changes to one plan at the same
+/// time; every change is kept and every device ends with all of them.
+fn concurrent_pushes_through_two_handles_keep_every_change(backend: Backend) {
+    let (a, b) = (relay(backend.open()), relay(backend.open()));
+    let c = clinic();
+    sync(&c.counselor, &a, &c.counselor_token);
+    sync(&c.client, &b, &c.client_token);
+    for round in 0..5 {
+        check_in(&c.counselor, c.plan, c.goal, 1 + round % 5);
+        check_in(&c.client, c.plan, c.goal, 1 + round % 5);
+        std::thread::scope(|scope| {
+            scope.spawn(|| sync(&c.counselor, &a, &c.counselor_token));
+            scope.spawn(|| sync(&c.client, &b, &c.client_token));
+        });
+    }
+    sync(&c.counselor, &a, &c.counselor_token);
+    sync(&c.client, &b, &c.client_token);
+    sync(&c.counselor, &a, &c.counselor_token);
+    assert_eq!(check_ins(&c.counselor, c.plan), 10);
+    assert_eq!(check_ins(&c.client, c.plan), 10);
+}
+
+/// An ephemeral peer's sync state is forgotten when asked; other peers' stays.
+fn forgetting_a_peer_keeps_the_documents(backend: Backend) {
+    let store = backend.open();
+    let relay = relay(store.clone());
+    let c = clinic();
+    sync(&c.counselor, &relay, &c.counselor_token);
+    let peer = SyncPeer::conversation("ephemeral-peer");
+    let doc = document(c.plan);
+    assert!(store.generate_sync_message(doc, &peer).unwrap().is_some());
+    store.forget_peer(&peer).unwrap();
+    assert!(store.has_document(doc).unwrap());
+    sync(&c.client, &relay, &c.client_token);
+    assert!(c.client.has_plan(c.plan).unwrap());
+}
+
+/// One `#[test]` per store for each contract test.
+macro_rules! contract {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Backend::sqlite().unwrap());
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                if let Some(backend) = super::Backend::postgres() {
+                    super::$name(backend);
+                }
+            })*
+        }
+    };
+}
+
+contract!(
+    devices_converge_and_the_store_indexes_tokens,
+    refused_changes_are_not_stored_and_revocation_closes,
+    plans_survive_a_restart_and_compaction,
+    concurrent_pushes_through_two_handles_keep_every_change,
+    forgetting_a_peer_keeps_the_documents,
+);
