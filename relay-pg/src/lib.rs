@@ -234,7 +234,18 @@ impl PgStore {
             .await?;
         changes.extend(rows.iter().map(|row| row.get::<_, Vec<u8>>(1)));
         if !changes.is_empty() {
-            self.work.adopt_changes(plan, &changes)?;
+            // The changes' signatures go with them (SECURITY.md §6), so this instance forwards
+            // them as the instance that accepted them would.
+            let signatures: Vec<(Vec<u8>, Vec<u8>)> = client
+                .query(
+                    "SELECT change_hash, signature FROM change_signatures WHERE plan = $1",
+                    &[&id],
+                )
+                .await?
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            self.work.adopt_changes(plan, &changes, &signatures)?;
         }
         let mut mirror = self.mirror.lock();
         let seq = mirror.loaded.entry(plan).or_insert(stored.last_seq);
@@ -390,6 +401,22 @@ impl PgStore {
             &[&id, &seqs, &new],
         )
         .await?;
+        let hashes: Vec<ChangeHash> = new
+            .iter()
+            .filter_map(|bytes| automerge::Change::from_bytes(bytes.clone()).ok())
+            .map(|change| change.hash())
+            .collect();
+        let (signed, signatures): (Vec<Vec<u8>>, Vec<Vec<u8>>) =
+            self.work.signatures_of(plan, &hashes)?.into_iter().unzip();
+        if !signed.is_empty() {
+            tx.execute(
+                "INSERT INTO change_signatures (plan, change_hash, signature) \
+                 SELECT $1, h, s FROM unnest($2::bytea[], $3::bytea[]) AS t(h, s) \
+                 ON CONFLICT DO NOTHING",
+                &[&id, &signed, &signatures],
+            )
+            .await?;
+        }
         if last_seq - snapshot_seq > COMPACT_AFTER {
             // Under the plan's lock the working copy is exactly what the database holds.
             let snapshot = self.work.saved_document(plan)?;

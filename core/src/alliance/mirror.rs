@@ -43,7 +43,24 @@ impl Alliance {
     /// again, and stored in one transaction; the plan is created when new. Changes already
     /// held are skipped. Returns whether the plan changed. Errors: [`Error::Malformed`] for
     /// bytes that are no Automerge change.
-    pub fn adopt_changes(&self, plan: PlanId, changes: &[Vec<u8>]) -> Result<bool> {
+    /// `signatures` are the stored signatures of those changes (change hash, signature, 32
+    /// and 64 bytes; others are ignored), kept beside them so the changes go on with them.
+    pub fn adopt_changes(
+        &self,
+        plan: PlanId,
+        changes: &[Vec<u8>],
+        signatures: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<bool> {
+        let records: Vec<crate::authorship::carrier::Record> = signatures
+            .iter()
+            .filter_map(|(hash, signature)| {
+                Some((
+                    ChangeHash::try_from(hash.as_slice()).ok()?,
+                    crate::authorship::Signature::from_slice(signature)?,
+                ))
+            })
+            .collect();
+        let doc_id = plan.to_string();
         let parsed = changes
             .iter()
             .map(|bytes| {
@@ -57,12 +74,31 @@ impl Alliance {
             if open.doc.heads().is_empty() {
                 return Ok(false);
             }
-            inner.persist(plan, |_| Ok(()))
+            inner.persist(plan, |tx| store::save_signatures(tx, &doc_id, &records))
         })?;
         if changed {
             self.notify(plan);
         }
         Ok(changed)
+    }
+
+    /// The recorded signatures of these changes of `plan` (change hash, signature), for the
+    /// relay's database to keep beside them.
+    pub fn signatures_of(
+        &self,
+        plan: PlanId,
+        hashes: &[ChangeHash],
+    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let doc_id = plan.to_string();
+        let records = self
+            .inner
+            .lock()
+            .store
+            .read(|tx| store::load_signatures(tx, &doc_id, Some(hashes)))?;
+        Ok(records
+            .into_iter()
+            .map(|(hash, signature)| (hash.0.to_vec(), signature.0.to_vec()))
+            .collect())
     }
 
     /// The devices `plan` lists, from its document. Errors: [`Error::NotFound`].
