@@ -17,6 +17,11 @@ use crate::plan::read::{get_string, goal_obj, is_plan, read_plan, read_plan_for_
 use crate::plan::schema as k;
 use crate::rules::table::{self, Kind, Value, Write, Writer};
 
+/// The rule named for a change whose author's actor and sequence number a change already here
+/// holds: the first is kept, this one refused (SECURITY.md §6, copied identity).
+pub const COPIED_IDENTITY: &str =
+    "another copy of its device already wrote this change number (a copied identity)";
+
 /// The rule named for a change its device made after it learned it was revoked.
 pub const REVOKED: &str = "comes from a device revoked before it";
 
@@ -148,9 +153,17 @@ pub fn judge_within(
                     Ok(()) => judgement.accepted.push(change),
                     Err(_) => {
                         refused.insert(hash);
-                        judgement
-                            .refused
-                            .push(refusal(&work, &change, "cannot be applied"));
+                        // Its author's change number is taken here by another change that
+                        // passed every check, its signature included: two copies of one
+                        // identity (a copied or restored store used on two phones).
+                        let rule = if crate::plan::rebase::last_seq(&work, change.actor_id())
+                            >= change.seq()
+                        {
+                            COPIED_IDENTITY
+                        } else {
+                            "cannot be applied"
+                        };
+                        judgement.refused.push(refusal(&work, &change, rule));
                     }
                 },
                 Err(rule) => {
