@@ -2,6 +2,7 @@
 
 pub mod chunks;
 pub mod expansion;
+mod fields;
 mod hash;
 pub mod history;
 pub mod read;
