@@ -124,6 +124,28 @@ final class AllianceTests: XCTestCase {
 
     // MARK: Scenarios
 
+    func testAnEnrollmentCodeCarriesTheDeviceAndItsKey() async throws {
+        let counselor = try await openStore()
+        let client = try await openStore()
+        _ = try await counselor.initIdentity(name: "Dana", role: .counselor)
+        let sam = try await client.initIdentity(name: "Sam", role: .client)
+        let code = try await client.enrollmentCode()
+        XCTAssertTrue(code.hasPrefix("alliance-device:"), code)
+        let planId = try await counselor.createPlan(title: "Sleep and work", clientName: "Sam",
+                                                    clientMemberId: sam.memberId)
+        await assertThrows(.invalidInput) {
+            try await counselor.enrollDeviceFromCode(planId: planId, code: String(code.dropLast(2)) + "zz",
+                                                     memberId: sam.memberId, label: "Sam's phone")
+        }
+        let before = try await counselor.readPlan(planId)
+        XCTAssertNil(before.devices.first { $0.deviceId == sam.deviceId })
+        try await counselor.enrollDeviceFromCode(planId: planId, code: code, memberId: sam.memberId,
+                                                 label: "Sam's phone")
+        let plan = try await counselor.readPlan(planId)
+        let key = plan.devices.first { $0.deviceId == sam.deviceId }?.publicKey
+        XCTAssertNotNil(key)
+    }
+
     func testTwoPhonesSyncInPersonAndADroppedLinkResumes() async throws {
         let counselor = try await openStore()
         let client = try await openStore()

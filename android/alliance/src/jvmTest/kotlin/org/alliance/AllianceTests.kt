@@ -92,6 +92,28 @@ private suspend fun pipe(a: InPersonSession, b: InPersonSession, deliver: (Int) 
 fun main(args: Array<String>) {
     val suite = TestSuite()
 
+    suite.test("an enrollment code carries the device and its key; enrolling from it records the key") {
+        val counselor = openStore()
+        val client = openStore()
+        counselor.initIdentity("Dana", Role.COUNSELOR)
+        val sam = client.initIdentity("Sam", Role.CLIENT)
+        val code = client.enrollmentCode()
+        assertTrue(code.startsWith("alliance-device:"), code)
+        val planId = counselor.createPlan("Sleep and work", "Sam", clientMemberId = sam.memberId)
+        assertThrows<AllianceException.InvalidInput> {
+            counselor.enrollDeviceFromCode(planId, code.dropLast(2) + "zz", sam.memberId, "Sam's phone")
+        }
+        assertEquals(null, counselor.readPlan(planId).devices.find { it.deviceId == sam.deviceId }, "nothing written")
+        counselor.enrollDeviceFromCode(planId, code, sam.memberId, "Sam's phone")
+        val device = counselor.readPlan(planId).devices.single { it.deviceId == sam.deviceId }
+        assertTrue(device.publicKey != null, "the key is recorded")
+        // The same code again changes nothing: a key is written once.
+        counselor.enrollDeviceFromCode(planId, code, sam.memberId, "Sam's phone")
+        assertEquals(device, counselor.readPlan(planId).devices.single { it.deviceId == sam.deviceId })
+        counselor.close()
+        client.close()
+    }
+
     suite.test("two phones in one room sync in person, and a dropped link resumes") {
         val counselor = openStore()
         val client = openStore()
