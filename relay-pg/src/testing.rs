@@ -84,3 +84,21 @@ pub fn drop_listeners(url: &str) -> usize {
         rows.len()
     })
 }
+
+/// Runs `sql` on the database at `url` (a test standing in for another instance's timing).
+/// Panics when it fails.
+pub fn run_sql(url: &str, sql: &str) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime for the test's own connection");
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url, NoTls)
+            .await
+            .expect("the test PostgreSQL server answers");
+        let driver = tokio::spawn(connection);
+        client.batch_execute(sql).await.expect("the statement runs");
+        drop(client);
+        let _ = driver.await;
+    });
+}
