@@ -45,7 +45,7 @@ impl Alliance {
     }
 
     /// The core and a handle on its threads, or `Closed`.
-    fn store(&self) -> Result<(Arc<core::Alliance>, Handle), ApiError> {
+    pub(crate) fn store(&self) -> Result<(Arc<core::Alliance>, Handle), ApiError> {
         let open = self.open.lock();
         let open = open.as_ref().ok_or(ApiError::Closed)?;
         Ok((Arc::clone(&open.store), open.runtime.handle().clone()))

@@ -9,8 +9,10 @@
 //! Kotlin and Swift are generated from the built library by the `uniffi-bindgen` binary.
 
 mod alliance;
+mod enrollment;
 mod error;
 mod export;
+mod in_person;
 pub mod inputs;
 mod observer;
 pub mod progress;
@@ -22,6 +24,7 @@ mod tokens;
 
 pub use alliance::Alliance;
 pub use error::ApiError;
+pub use in_person::InPersonSession;
 pub use inputs::{
     GasEdit, GoalEdit, NewCheckIn, NewDevice, NewIntervention, NewMember, NewObjective, NewPlan,
 };

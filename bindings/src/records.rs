@@ -138,6 +138,9 @@ pub struct Device {
     pub member_id: String,
     pub label: String,
     pub added_at: i64,
+    /// The device's public key (64 hex digits) when it was enrolled from its enrollment code;
+    /// none for a device enrolled by id alone, whose changes are trusted by their author id.
+    pub public_key: Option<String>,
 }
 
 impl From<core::Device> for Device {
@@ -147,6 +150,7 @@ impl From<core::Device> for Device {
             member_id: device.member_id.to_string(),
             label: device.label,
             added_at: device.added_at,
+            public_key: device.public_key,
         }
     }
 }
@@ -476,6 +480,29 @@ pub struct LocalSyncReport {
     /// Own changes of either store that the other one refused, now set aside by the store
     /// that made them (`device_id` says which).
     pub refused: Vec<RefusedChange>,
+}
+
+/// What an in-person session has done so far.
+#[derive(Clone, Debug, PartialEq, uniffi::Record)]
+pub struct InPersonReport {
+    /// Plans synced with the other device.
+    pub plan_ids: Vec<String>,
+    /// Frames this side sent, and their bytes.
+    pub frames_sent: i64,
+    pub bytes_sent: i64,
+    /// This device's own changes the other device refused, now set aside here.
+    pub refused: Vec<RefusedChange>,
+}
+
+impl From<core::in_person::InPersonReport> for InPersonReport {
+    fn from(report: core::in_person::InPersonReport) -> Self {
+        Self {
+            plan_ids: report.plans.iter().map(ToString::to_string).collect(),
+            frames_sent: i64::try_from(report.frames_sent).unwrap_or(i64::MAX),
+            bytes_sent: i64::try_from(report.bytes_sent).unwrap_or(i64::MAX),
+            refused: report.refused.into_iter().map(Into::into).collect(),
+        }
+    }
 }
 
 impl From<core::local_sync::LocalSyncReport> for LocalSyncReport {

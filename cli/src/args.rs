@@ -45,6 +45,11 @@ pub enum Command {
     Whoami {
         #[arg(long)]
         json: bool,
+        /// Print only this device's enrollment code (device id and public key as one string,
+        /// for a QR code): what a counselor gives `device add --device` or
+        /// `plan new --client-device`.
+        #[arg(long, conflicts_with = "json")]
+        enrollment: bool,
     },
     /// Create, list and change plans.
     #[command(subcommand)]
@@ -277,7 +282,9 @@ pub enum PlanCommand {
         /// The client's member id, when they already use Alliance.
         #[arg(long)]
         client_member: Option<String>,
-        /// The client's device id, to enroll it right away.
+        /// The client's device, to enroll it right away: its enrollment code
+        /// (`alliance whoami --enrollment`, which records its key) or, for a device that
+        /// cannot sign, its id.
         #[arg(long)]
         client_device: Option<String>,
     },
@@ -310,6 +317,9 @@ pub enum DeviceCommand {
         plan: String,
         #[arg(long)]
         member: String,
+        /// The device's enrollment code (`alliance whoami --enrollment`: its key is recorded,
+        /// so only changes it signed are accepted as its own) or, for a device that cannot
+        /// sign, its id.
         #[arg(long)]
         device: String,
         /// The member's name, when the member is new to the plan.

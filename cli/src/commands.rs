@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use alliance_core::authorship::{Enrollment, PublicKey};
 use alliance_core::local_sync::sync_stores;
 use alliance_core::{
     Alliance, CheckInId, DeviceId, Error, GasEdit, GoalEdit, GoalId, MemberId, NewCheckIn,
@@ -83,10 +84,14 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             println!("member {}", me.member_id);
             println!("device {}", me.device_id);
         }
-        Command::Whoami { json } => {
+        Command::Whoami { json, enrollment } => {
             let store = open_existing(db)?;
             let me = store.identity().ok_or(Error::NotInitialized)?;
-            print::identity(&me, json);
+            if enrollment {
+                println!("{}", store.enrollment()?);
+            } else {
+                print::identity(&me, json);
+            }
         }
         Command::Plan(command) => plan(db, command)?,
         Command::Device(DeviceCommand::Add {
@@ -99,7 +104,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         }) => {
             let plan = PlanId::parse(&plan)?;
             let member = MemberId::parse(&member)?;
-            let device = DeviceId::parse(&device)?;
+            let (device, key) = device_code(&device)?;
             let role = role.as_deref().map(str::parse::<Role>).transpose()?;
             let new_member = match (name, role) {
                 (Some(name), Some(role)) => Some((name, role)),
@@ -112,15 +117,16 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 }
             };
             let store = open_existing(db)?;
-            store.enroll_device(
-                plan,
-                &NewDevice {
-                    device,
-                    member,
-                    new_member,
-                    label,
-                },
-            )?;
+            let new = NewDevice {
+                device,
+                member,
+                new_member,
+                label,
+            };
+            match key {
+                Some(key) => store.enroll_with_key(plan, &new, key)?,
+                None => store.enroll_device(plan, &new)?,
+            }
             println!("enrolled device {device}");
             if store.identity().map(|me| me.role) == Some(Role::Counselor) {
                 let token = store.issue_device_token(plan, device, None)?;
@@ -368,14 +374,17 @@ fn plan(db: &StoreFile, command: PlanCommand) -> Result<()> {
             client_device,
         } => {
             let client_member = client_member.as_deref().map(MemberId::parse).transpose()?;
-            let client_device = client_device.as_deref().map(DeviceId::parse).transpose()?;
+            let client = client_device.as_deref().map(device_code).transpose()?;
             let store = open_existing(db)?;
-            let id = store.create_plan(&NewPlan {
-                title,
-                client_name,
-                client_member,
-                client_device,
-            })?;
+            let id = store.create_plan_with_key(
+                &NewPlan {
+                    title,
+                    client_name,
+                    client_member,
+                    client_device: client.map(|(device, _)| device),
+                },
+                client.and_then(|(_, key)| key),
+            )?;
             println!("{id}");
         }
         PlanCommand::List { json, due, within } => {
@@ -463,4 +472,14 @@ fn checkin(db: &StoreFile, args: CheckinArgs) -> Result<()> {
     let store = open_existing(db)?;
     println!("{}", store.check_in(plan, goal, &checkin)?);
     Ok(())
+}
+
+/// A device given on the command line: an enrollment code (`alliance-device:…`, checked: its
+/// id and public key) or a bare device id (a device that cannot sign).
+fn device_code(text: &str) -> Result<(DeviceId, Option<PublicKey>)> {
+    if text.trim().starts_with("alliance-device:") {
+        let enrollment = Enrollment::parse(text)?;
+        return Ok((enrollment.device, Some(enrollment.public_key)));
+    }
+    Ok((DeviceId::parse(text)?, None))
 }

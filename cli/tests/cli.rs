@@ -528,15 +528,14 @@ fn refused_changes_show_in_peers_show_and_history() {
         serde_json::json!([])
     );
 
-    // Sam's phone, tampered: it sets the goal's status, which only a counselor writes.
+    // Sam's phone, tampered: it sets the goal's status, which only a counselor writes, and
+    // signs the change with its own key.
     let plan_id = alliance_core::PlanId::parse(&plan).unwrap();
-    let (bytes, actor) = {
-        let phone = alliance_core::Alliance::open(&sam).unwrap();
-        (
-            phone.saved_document(plan_id).unwrap(),
-            phone.identity().unwrap().device_id.actor(),
-        )
-    };
+    let phone = alliance_core::Alliance::open(&sam).unwrap();
+    let (bytes, actor) = (
+        phone.saved_document(plan_id).unwrap(),
+        phone.identity().unwrap().device_id.actor(),
+    );
     let mut raw = automerge::Automerge::load(&bytes)
         .unwrap()
         .with_actor(actor);
@@ -544,7 +543,9 @@ fn refused_changes_show_in_peers_show_and_history() {
     let goal_obj = raw.get(&goals, goal.as_str()).unwrap().unwrap().1;
     let mut tx = raw.transaction();
     tx.put(&goal_obj, "status", "achieved").unwrap();
-    tx.commit();
+    let tampered = tx.commit().0.unwrap();
+    let signature = [(tampered, phone.sign_for_tests(&tampered).unwrap())];
+    drop(phone);
     {
         let laptop = alliance_core::Alliance::open(&dana).unwrap();
         let mut state = automerge::sync::State::new();
@@ -552,13 +553,13 @@ fn refused_changes_show_in_peers_show_and_history() {
             let mut quiet = true;
             if let Some(m) = raw.generate_sync_message(&mut state) {
                 quiet = false;
-                laptop
-                    .receive_sync_message(plan_id, "phone", &m.encode())
-                    .unwrap();
+                let m = alliance_core::authorship::carrier::wrap(m.encode(), &signature);
+                laptop.receive_sync_message(plan_id, "phone", &m).unwrap();
             }
             if let Some(m) = laptop.generate_sync_message(plan_id, "phone").unwrap() {
                 quiet = false;
-                raw.receive_sync_message(&mut state, automerge::sync::Message::decode(&m).unwrap())
+                let (_, m) = alliance_core::authorship::carrier::split_raw(&m).unwrap();
+                raw.receive_sync_message(&mut state, automerge::sync::Message::decode(m).unwrap())
                     .unwrap();
             }
             if quiet {
@@ -656,9 +657,14 @@ fn show_and_history_print_no_control_character_that_older_data_holds() {
             rusqlite::params![s.plan, chunk],
         )
         .unwrap();
+        // As every writer since the heads column does (migration 006): the document's heads,
+        // sorted, back to back. Plans' read models are kept by these heads.
+        let mut heads = doc.get_heads();
+        heads.sort();
+        let heads: Vec<u8> = heads.iter().flat_map(|h| h.0).collect();
         db.execute(
-            "UPDATE documents SET chunk_bytes = chunk_bytes + ?2 WHERE doc_id = ?1",
-            rusqlite::params![s.plan, chunk.len() as i64],
+            "UPDATE documents SET chunk_bytes = chunk_bytes + ?2, heads = ?3 WHERE doc_id = ?1",
+            rusqlite::params![s.plan, chunk.len() as i64, heads],
         )
         .unwrap();
     }

@@ -52,7 +52,7 @@ pub enum Error {
     SyncMessage(String),
     /// The network sync layer failed.
     #[error("sync error: {0}")]
-    Sync(#[from] crate::sync::SyncError),
+    Sync(#[from] crate::sync_error::SyncError),
     /// A peer's input would pass one of the store's budgets (`crate::budgets`); nothing of
     /// it was stored.
     #[error("limit: {0}")]

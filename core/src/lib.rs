@@ -6,11 +6,13 @@
 
 mod alliance;
 pub mod audit;
+pub mod authorship;
 pub mod budgets;
 pub mod clinical_time;
 mod clock;
 mod error;
 pub mod export;
+pub mod in_person;
 pub mod local_sync;
 pub mod model;
 mod own_refusals;
@@ -20,7 +22,9 @@ pub mod review;
 pub mod rules;
 pub mod store;
 pub mod sync;
+pub mod sync_error;
 mod sync_peer;
+pub mod token;
 
 pub use alliance::{
     Alliance, FileWatch, HeldCount, ListedDevice, NewDevice, NewPlan, PlanObserver, ReadFrom,

@@ -1,17 +1,19 @@
-//! Syncs two stores in one process by passing sync messages between them: the same bytes a
-//! Bluetooth or local-network transport in a shell would carry.
+//! Syncs two stores in one process: two in-person sessions (`in_person.rs`) passing frames
+//! through memory, the same bytes a Bluetooth or local-network transport in a shell carries.
+
+use std::collections::VecDeque;
 
 use crate::alliance::Alliance;
 use crate::error::{Error, Result};
+use crate::in_person::InPersonSession;
 use crate::model::{DeviceId, PlanId};
-use crate::own_refusals;
 
 /// What one in-process sync did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LocalSyncReport {
     /// Plans both stores now hold identically.
     pub plans: Vec<PlanId>,
-    /// Sync messages exchanged, both directions.
+    /// Automerge sync messages exchanged, both directions.
     pub messages: usize,
     /// Bytes of those messages.
     pub bytes: usize,
@@ -34,80 +36,59 @@ pub struct OwnChangeRefused {
     pub rule: String,
 }
 
-/// Most rounds one plan may take before we call it a failure to converge.
-const MAX_ROUNDS: usize = 64;
+/// Most frames one in-process sync may take before we call it a failure to converge.
+const MAX_FRAMES: usize = 100_000;
 
-/// Syncs every plan the two stores share: plans both hold, and plans one holds in which the
-/// other's device is enrolled. Nothing else crosses over.
+/// Syncs every plan one store holds that enrolls the other's device, both ways: two
+/// [`InPersonSession`]s joined by an in-memory pipe, the session a shell runs over Bluetooth.
+/// Nothing else crosses over.
+///
+/// Errors: store errors as they come; [`Error::SyncMessage`] when the stores do not converge
+/// within a bound of frames (a fault, not a state the data can reach).
 pub fn sync_stores(a: &Alliance, b: &Alliance) -> Result<LocalSyncReport> {
-    let a_me = a.identity().ok_or(Error::NotInitialized)?;
-    let b_me = b.identity().ok_or(Error::NotInitialized)?;
-    let a_peer = a_me.device_id.to_string();
-    let b_peer = b_me.device_id.to_string();
-    let mut shared = Vec::new();
-    for (from, to_device, to) in [(a, b_me.device_id, b), (b, a_me.device_id, a)] {
-        for plan in from.plan_ids()? {
-            if shared.contains(&plan) {
-                continue;
-            }
-            if to.has_plan(plan)? || from.plan(plan)?.device(to_device).is_some() {
-                shared.push(plan);
-            }
-        }
-    }
-    shared.sort();
-    let mut report = LocalSyncReport {
-        plans: shared.clone(),
-        ..Default::default()
-    };
-    for plan in shared {
-        let mut converged = false;
-        for _ in 0..MAX_ROUNDS {
-            let mut quiet = true;
-            for (from, from_me, from_peer, to, to_peer) in [
-                (a, &a_me, &a_peer, b, &b_peer),
-                (b, &b_me, &b_peer, a, &a_peer),
-            ] {
-                let Some(message) = from.generate_sync_message(plan, to_peer)? else {
-                    continue;
-                };
-                quiet = false;
-                report.messages += 1;
-                report.bytes += message.len();
-                let receipt = to.receive_sync_message(plan, from_peer, &message)?;
-                if receipt.refused.is_empty() {
-                    continue;
-                }
-                // What a relay's refused notice does: the sender sets its own refused changes
-                // aside, so its later ones are not refused behind them.
-                let refused: Vec<(String, String)> = receipt
-                    .refused
-                    .into_iter()
-                    .map(|r| (r.change_hash, r.rule))
-                    .collect();
-                for (change_hash, rule) in own_refusals::set_aside(from, plan, &refused)? {
-                    report.refused.push(OwnChangeRefused {
-                        plan,
-                        device: from_me.device_id,
-                        change_hash,
-                        rule,
-                    });
-                }
-            }
-            if quiet {
-                converged = true;
+    let mut sessions = [InPersonSession::new(a)?, InPersonSession::new(b)?];
+    // waiting[i]: frames on their way to sessions[i].
+    let mut waiting: [VecDeque<Vec<u8>>; 2] = [VecDeque::new(), VecDeque::new()];
+    waiting[1].extend(sessions[0].start());
+    waiting[0].extend(sessions[1].start());
+    let mut frames = 0usize;
+    loop {
+        if waiting.iter().all(VecDeque::is_empty) {
+            // A quiet link: each side says whether it has more.
+            waiting[1].extend(sessions[0].poll()?);
+            waiting[0].extend(sessions[1].poll()?);
+            if waiting.iter().all(VecDeque::is_empty) {
                 break;
             }
         }
-        if !converged {
+        for to in [0, 1] {
+            if let Some(frame) = waiting[to].pop_front() {
+                frames += 1;
+                let answer = sessions[to].receive(&frame)?;
+                waiting[1 - to].extend(answer);
+            }
+        }
+        if frames > MAX_FRAMES {
             return Err(Error::SyncMessage(format!(
-                "plan {plan} did not converge in {MAX_ROUNDS} rounds"
+                "the stores did not converge in {MAX_FRAMES} frames"
             )));
         }
     }
-    a.end_sync_session(&b_peer);
-    b.end_sync_session(&a_peer);
-    Ok(report)
+    let [first, second] = sessions.map(|s| s.report());
+    let messages = first.sync_messages_sent + second.sync_messages_sent;
+    let bytes = first.sync_bytes_sent + second.sync_bytes_sent;
+    let mut plans = first.plans;
+    plans.extend(second.plans);
+    plans.sort();
+    plans.dedup();
+    let mut refused = first.refused;
+    refused.extend(second.refused);
+    Ok(LocalSyncReport {
+        plans,
+        messages,
+        bytes,
+        refused,
+    })
 }
 
 #[cfg(test)]

@@ -280,7 +280,8 @@ impl PgStore {
             .await?;
         changes.extend(rows.iter().map(|row| row.get::<_, Vec<u8>>(1)));
         if !changes.is_empty() {
-            work.alliance.adopt_changes(plan, &changes)?;
+            let signatures = signatures_of(client, plan, &changes).await?;
+            work.alliance.adopt_changes(plan, &changes, &signatures)?;
         }
         let mut mirror = self.mirror.lock();
         if mirror.generation == work.generation {
@@ -513,6 +514,17 @@ impl PgStore {
             .query_one(sql, &[&id, &last_seq, &heads_text, &now])
             .await?
             .get(0);
+        let hashes = change_hashes(&new)?;
+        let signed = alliance.signatures_of(plan, &hashes)?;
+        let signed_hashes: Vec<String> = signed.iter().map(|(hash, _)| hash.to_string()).collect();
+        let signatures: Vec<Vec<u8>> = signed.into_iter().map(|(_, bytes)| bytes).collect();
+        tx.execute(
+            "INSERT INTO change_signatures (plan, change_hash, signature) \
+             SELECT $1, h, s FROM unnest($2::text[], $3::bytea[]) AS t(h, s) \
+             ON CONFLICT DO NOTHING",
+            &[&id, &signed_hashes, &signatures],
+        )
+        .await?;
         let seqs: Vec<i64> = (first..=last_seq).collect();
         tx.execute(
             "INSERT INTO chunks (plan, seq, change) \
@@ -818,6 +830,46 @@ impl SyncStore for PgStore {
         })
         .map_err(store_error)
     }
+}
+
+/// The hashes of raw changes. Errors: [`PgStoreError::Damaged`].
+fn change_hashes(changes: &[Vec<u8>]) -> Result<Vec<ChangeHash>> {
+    changes
+        .iter()
+        .map(|bytes| {
+            automerge::Change::from_bytes(bytes.clone())
+                .map(|change| change.hash())
+                .map_err(|error| PgStoreError::Damaged(format!("a stored change: {error}")))
+        })
+        .collect()
+}
+
+/// The stored signatures of these raw changes of `plan`.
+async fn signatures_of(
+    client: &impl GenericClient,
+    plan: PlanId,
+    changes: &[Vec<u8>],
+) -> Result<Vec<(ChangeHash, Vec<u8>)>> {
+    let hashes: Vec<String> = change_hashes(changes)?
+        .iter()
+        .map(ChangeHash::to_string)
+        .collect();
+    let rows = client
+        .query(
+            "SELECT change_hash, signature FROM change_signatures \
+             WHERE plan = $1 AND change_hash = ANY($2)",
+            &[&plan.to_string(), &hashes],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let hash: &str = row.get(0);
+            let hash = hash
+                .parse()
+                .map_err(|_| PgStoreError::Damaged(format!("a signed change hash {hash:?}")))?;
+            Ok((hash, row.get(1)))
+        })
+        .collect()
 }
 
 /// A new working copy in `dir`: an encrypted store whose key lives only in this process.

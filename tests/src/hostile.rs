@@ -124,6 +124,8 @@ pub fn held_chain(saved: &[u8], actor: &ActorId, length: usize, salt: i64) -> Ve
 /// A sync message about a plan that carries `chunks` as its changes, shaped like `honest`
 /// (a real message for the same plan).
 pub fn message_with(honest: &[u8], chunks: Vec<Vec<u8>>) -> Vec<u8> {
+    let (_, honest) =
+        alliance_core::authorship::carrier::split_raw(honest).expect("honest message");
     let mut message = sync::Message::decode(honest).expect("honest message");
     message.changes = chunks.into();
     message.encode()

@@ -76,3 +76,12 @@ pub fn counselor() -> Device {
 pub fn client() -> Device {
     Device::new("Sam", Role::Client)
 }
+
+/// The Automerge sync message inside what `Alliance::generate_sync_message` returns, without
+/// the signatures beside it (`alliance_core::authorship::carrier`): what a raw Automerge peer
+/// reads.
+pub fn unsigned(message: &[u8]) -> &[u8] {
+    alliance_core::authorship::carrier::split_raw(message)
+        .expect("a signature envelope")
+        .1
+}

@@ -5,7 +5,7 @@ use alliance_core::export::fhir::GOAL_ACHIEVEMENT;
 use alliance_core::plan::{write, PlanDoc};
 use alliance_core::progress::Trend;
 use alliance_core::{Alliance, CheckInId, GoalId, NewCheckIn, PlanId};
-use alliance_tests::{client, counselor, plan_with_client, Device};
+use alliance_tests::{client, counselor, plan_with_client, unsigned, Device};
 use automerge::sync::{self, SyncDoc};
 use chrono::{Local, Offset, TimeZone, Utc};
 use serde_json::Value;
@@ -35,7 +35,7 @@ fn push(raw: &mut automerge::Automerge, store: &Alliance, plan: PlanId) {
         }
         if let Some(m) = store.generate_sync_message(plan, "phone-copy").unwrap() {
             quiet = false;
-            raw.receive_sync_message(&mut state, sync::Message::decode(&m).unwrap())
+            raw.receive_sync_message(&mut state, sync::Message::decode(unsigned(&m)).unwrap())
                 .unwrap();
         }
         if quiet {

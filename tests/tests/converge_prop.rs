@@ -110,24 +110,29 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// The three replicas with the plan created on the phone, enrolled everywhere, one goal
+/// The three replicas with the plan created on the phone, enrolled everywhere with their
+/// public keys (so every change is checked against its author's signature), one goal
 /// proposed, and everyone in sync.
 fn setup() -> ([Replica; 3], PlanId) {
     let phone = Replica::new("Dana", Role::Counselor, None);
     let laptop = Replica::new("Dana", Role::Counselor, Some(phone.me.member_id));
     let client = Replica::new("Sam", Role::Client, None);
+    let key = |replica: &Replica| replica.store.enrollment().expect("enrollment").public_key;
     let plan = phone
         .store
-        .create_plan(&NewPlan {
-            title: "Plan".into(),
-            client_name: "Sam".into(),
-            client_member: Some(client.me.member_id),
-            client_device: Some(client.me.device_id),
-        })
+        .create_plan_with_key(
+            &NewPlan {
+                title: "Plan".into(),
+                client_name: "Sam".into(),
+                client_member: Some(client.me.member_id),
+                client_device: Some(client.me.device_id),
+            },
+            Some(key(&client)),
+        )
         .expect("plan");
     phone
         .store
-        .enroll_device(
+        .enroll_with_key(
             plan,
             &NewDevice {
                 device: laptop.me.device_id,
@@ -135,11 +140,17 @@ fn setup() -> ([Replica; 3], PlanId) {
                 new_member: None,
                 label: "laptop".into(),
             },
+            key(&laptop),
         )
         .expect("enroll");
     phone.store.propose_goal(plan, "sleep well").expect("goal");
     let replicas = [phone, laptop, client];
     full_sync(&replicas, plan);
+    let devices = replicas[2].store.plan(plan).expect("plan").devices;
+    assert!(
+        devices.iter().all(|d| d.public_key.is_some()),
+        "{devices:?}"
+    );
     (replicas, plan)
 }
 
@@ -617,9 +628,17 @@ fn a_change_held_for_a_missing_predecessor_asks_for_it() {
         version: MessageVersion::V1,
     };
     let peer = phone.peer_key();
+    // The phone's own changes, signed with its key as it signs every change it makes.
+    let signed = |message: Message| {
+        let signatures: Vec<_> = [first, second]
+            .iter()
+            .map(|hash| (*hash, phone.store.sign_for_tests(hash).unwrap()))
+            .collect();
+        alliance_core::authorship::carrier::wrap(message.encode(), &signatures)
+    };
     client
         .store
-        .receive_sync_message(plan, &peer, &only_second.encode())
+        .receive_sync_message(plan, &peer, &signed(only_second))
         .unwrap();
     assert_eq!(client.store.plan(plan).unwrap().title, "Plan");
     let answer = client
@@ -627,7 +646,7 @@ fn a_change_held_for_a_missing_predecessor_asks_for_it() {
         .generate_sync_message(plan, &peer)
         .unwrap()
         .expect("the client answers");
-    let answer = Message::decode(&answer).unwrap();
+    let answer = Message::decode(alliance_tests::unsigned(&answer)).unwrap();
     assert!(answer.need.contains(&first), "{:?}", answer.need);
 
     let both = Message {
@@ -644,7 +663,7 @@ fn a_change_held_for_a_missing_predecessor_asks_for_it() {
     };
     client
         .store
-        .receive_sync_message(plan, &peer, &both.encode())
+        .receive_sync_message(plan, &peer, &signed(both))
         .unwrap();
     assert_eq!(client.store.plan(plan).unwrap().title, "Good New Plan");
     assert!(client.store.refused_changes(None).unwrap().is_empty());

@@ -533,7 +533,14 @@ fn tampered_file(known: &KnownPlan, actor: DeviceId) -> String {
     .unwrap();
     let plan = doc.read().unwrap();
     assert_eq!(plan.title, "Renamed by someone who may not");
-    json::encode(&plan, &doc.history(), &doc.save(), EXPORTED_AT).unwrap()
+    // The honest changes keep their signatures (from an honest export of the plan): only the
+    // tampered change goes unsigned, and its author's role is what refuses it.
+    let honest = known.counselor.store.export_json(known.plan).unwrap();
+    let honest: serde_json::Value = serde_json::from_str(&honest).unwrap();
+    let records = hex_bytes(honest["signatures"].as_str().unwrap());
+    let signatures = alliance_core::authorship::carrier::decode_records(&records).unwrap();
+    assert!(!signatures.is_empty());
+    json::encode(&plan, &doc.history(), &doc.save(), &signatures, EXPORTED_AT).unwrap()
 }
 
 #[test]
@@ -546,7 +553,10 @@ fn imported_changes_are_judged_like_changes_from_peers() {
     for file in [by_client, by_stranger] {
         let store = Alliance::open_in_memory().unwrap();
         match store.import_json(&file) {
-            Err(Error::NotAllowed { rule }) => assert!(rule.starts_with("an imported change")),
+            Err(Error::NotAllowed { rule }) => {
+                assert!(rule.starts_with("an imported change"));
+                assert!(!rule.contains(alliance_core::authorship::FORGED), "{rule}");
+            }
             other => panic!("expected NotAllowed, got {other:?}"),
         }
         // Nothing was stored.
@@ -559,4 +569,11 @@ fn imported_changes_are_judged_like_changes_from_peers() {
     let file = known.counselor.store.export_json(known.plan).unwrap();
     store.import_json(&file).unwrap();
     assert_eq!(store.plan(known.plan).unwrap().title, "Sam's recovery plan");
+}
+
+fn hex_bytes(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
 }

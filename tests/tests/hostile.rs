@@ -685,6 +685,7 @@ fn a_creation_change_writes_only_the_skeleton_on_relay_device_and_import() {
         &alliance_core::plan::read::read_plan(&doc).unwrap(),
         &alliance_core::plan::history::history(&doc),
         &doc.save(),
+        &[],
         1_795_000_000_000,
     )
     .unwrap();

@@ -1,5 +1,5 @@
 //! Interop with automerge-repo 2.5.6 (JS): a JS client through `alliance relay`, and Rust
-//! devices through a JS sync server. Skipped, with the reason printed, when node or
+//! devices through a JS sync server (which carries no signatures). Skipped, with the reason printed, when node or
 //! tests/js/node_modules is missing (`scripts/test` runs `npm ci` in tests/js first).
 
 mod sync_support;
@@ -238,6 +238,38 @@ fn a_js_client_presents_its_token_in_the_url_and_without_one_gets_nothing() {
     assert!(output.status.success(), "{output:?}");
     assert_eq!(relay_store.plan(plan).unwrap().title, "Edited by web");
 
+    // The same app, with its own valid token, writing under the counselor's actor: her key is
+    // recorded and the app cannot sign, so the relay refuses it as forged and keeps nothing.
+    let output = Command::new("node")
+        .args([
+            "client.mjs",
+            &port,
+            &url,
+            "Forged as the counselor",
+            &counselor.me.device_id.to_string(),
+        ])
+        .current_dir(js_dir())
+        .env("ALLIANCE_TOKEN", &js_token)
+        .env("ALLIANCE_JS_TIMEOUT_MS", "5000")
+        .output()
+        .expect("run node client.mjs");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("Edited by web"),
+        "{output:?}"
+    );
+    assert_eq!(relay_store.plan(plan).unwrap().title, "Edited by web");
+    let refused = relay_store.refused_changes(Some(plan)).unwrap();
+    assert!(
+        refused
+            .iter()
+            .any(|(_, r)| r.rule == alliance_core::authorship::FORGED
+                && r.device_id == counselor.me.device_id.to_string()),
+        "{refused:?}"
+    );
+    alliance_core::sync::sync_once_blocking(counselor.store.clone(), &relay.url(), &options)
+        .unwrap();
+    assert_eq!(counselor.store.plan(plan).unwrap().title, "Edited by web");
+
     // Without the token: refused at once, nothing read or written.
     let output = Command::new("node")
         .args(["client.mjs", &port, &url, "Taken over"])
@@ -251,52 +283,46 @@ fn a_js_client_presents_its_token_in_the_url_and_without_one_gets_nothing() {
     assert_eq!(relay_store.plan(plan).unwrap().title, "Edited by web");
 }
 
+/// A JS automerge-repo sync server carries Alliance frames (it ignores `allianceSignatures`
+/// and serves the plan to JS clients), but it keeps only Automerge changes: the signatures
+/// stay behind, so a device refuses, as forged, the changes of a device whose key the plan
+/// records when they arrive only that way (SECURITY.md §6; Alliance peers carry them).
 #[test]
-fn rust_devices_sync_through_a_js_automerge_repo_server() {
-    require_js!("rust_devices_sync_through_a_js_automerge_repo_server");
+fn a_js_automerge_repo_server_carries_the_plan_but_not_its_signatures() {
+    require_js!("a_js_automerge_repo_server_carries_the_plan_but_not_its_signatures");
     let server = JsServer::start();
     let counselor = Phone::new("Dana", Role::Counselor);
     let client = Phone::new("Sam", Role::Client);
     let plan = plan_for(&counselor, &client, "Plan via JS");
-    let goal = counselor
+    counselor
         .store
         .propose_goal(plan, "Keep a sleep diary")
         .unwrap();
 
+    // The JS server takes the signed frames and stores the plan.
     let pushed = counselor.sync(&server.url(), &[]);
     assert_eq!(pushed.documents_synced, 1);
-    let received = client.sync(&server.url(), &[plan]);
-    assert_eq!(received.documents_updated.len(), 1);
-    assert_eq!(
-        client.store.plan(plan).unwrap(),
-        counselor.store.plan(plan).unwrap()
-    );
-
-    // And back: the client's words reach the counselor through the JS server.
-    client
-        .store
-        .edit_goal(
-            plan,
-            goal,
-            &alliance_core::GoalEdit {
-                client_words: Some("Write down when I wake up".into()),
-                ..alliance_core::GoalEdit::default()
-            },
-        )
-        .unwrap();
-    client.sync(&server.url(), &[]);
-    counselor.sync(&server.url(), &[]);
-    assert_eq!(
-        client.store.plan(plan).unwrap(),
-        counselor.store.plan(plan).unwrap()
-    );
-
-    // The JS client sees the same plan.
     let lines = js_client(&[&server.port.to_string(), &plan_url(plan.as_uuid())]);
     assert_eq!(
         lines.first().map(String::as_str),
-        Some(r#"{"title":"Plan via JS","client_words":"Write down when I wake up"}"#)
+        Some(r#"{"title":"Plan via JS","client_words":"Keep a sleep diary"}"#)
     );
+
+    // The client's device gets the counselor's changes without their signatures: refused as
+    // forged, nothing stored, and its sync does not settle.
+    let options = alliance_core::sync::SyncOptions {
+        settle_timeout: Duration::from_secs(3),
+        ..sync_support::options(&[plan])
+    };
+    let result =
+        alliance_core::sync::sync_once_blocking(client.store.clone(), &server.url(), &options);
+    assert!(result.is_err(), "{result:?}");
+    assert!(!client.store.has_plan(plan).unwrap());
+    let refused = client.store.refused_changes(Some(plan)).unwrap();
+    assert!(!refused.is_empty());
+    assert!(refused
+        .iter()
+        .any(|(_, r)| r.rule == alliance_core::authorship::FORGED));
 }
 
 #[test]

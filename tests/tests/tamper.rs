@@ -2,10 +2,12 @@
 //! that bypass the API, sent together with an honest change. Each is refused on a device and
 //! on the relay's store; nothing of it is stored; the honest change is stored; the sync ends.
 
+use alliance_core::authorship::carrier;
 use alliance_core::validate::{MAX_LABEL, MAX_TEXT};
 use alliance_core::{
     Alliance, DeviceId, GoalEdit, GoalId, GoalStatus, MemberId, NewCheckIn, NewPlan, PlanId, Role,
 };
+use alliance_tests::unsigned;
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ReadDoc, ROOT};
@@ -136,7 +138,11 @@ fn honest_checkin(doc: &mut Automerge, f: &Fixture) -> ChangeHash {
 }
 
 /// Sends everything `raw` has to `victim`, both ways, until quiet (bounded: a loop fails).
-fn push(raw: &mut Automerge, victim: &Alliance, plan: PlanId) -> usize {
+/// Changes made under the counselor's actor go with the counselor device's signature, as if
+/// the tampered build held its key: the corpus tests the role rules, not authorship
+/// (`authorship.rs` tests forgeries).
+fn push(raw: &mut Automerge, victim: &Alliance, f: &Fixture) -> usize {
+    let plan = f.plan;
     let mut state = sync::State::new();
     let mut messages = 0;
     for _ in 0..50 {
@@ -144,14 +150,23 @@ fn push(raw: &mut Automerge, victim: &Alliance, plan: PlanId) -> usize {
         if let Some(m) = raw.generate_sync_message(&mut state) {
             quiet = false;
             messages += 1;
+            let signatures: Vec<_> = raw
+                .get_changes(&[])
+                .into_iter()
+                .filter(|change| change.actor_id() == &f.counselor_device.actor())
+                .filter_map(|change| {
+                    Some((change.hash(), f.counselor.sign_for_tests(&change.hash())?))
+                })
+                .collect();
+            let signed = carrier::wrap(m.encode(), &signatures);
             victim
-                .receive_sync_message(plan, "tamperer", &m.encode())
+                .receive_sync_message(plan, "tamperer", &signed)
                 .unwrap();
         }
         if let Some(m) = victim.generate_sync_message(plan, "tamperer").unwrap() {
             quiet = false;
             messages += 1;
-            raw.receive_sync_message(&mut state, sync::Message::decode(&m).unwrap())
+            raw.receive_sync_message(&mut state, sync::Message::decode(unsigned(&m)).unwrap())
                 .unwrap();
         }
         if quiet {
@@ -183,7 +198,7 @@ fn run_case(name: &str, f: &Fixture, victim: &Alliance, tamper: Tamper, expect_r
     let honest = honest_checkin(&mut raw, f);
     let tampered = tamper(&mut raw, f);
     assert!(!tampered.is_empty(), "{name}: made no change");
-    push(&mut raw, victim, f.plan);
+    push(&mut raw, victim, f);
 
     let after = accepted_hashes(victim, f.plan);
     assert!(
@@ -238,7 +253,7 @@ fn run_case(name: &str, f: &Fixture, victim: &Alliance, tamper: Tamper, expect_r
         plan_before.goal(f.goal).unwrap().checkins.len() + 1
     );
     // Sending the same again records nothing new and stores nothing.
-    push(&mut raw, victim, f.plan);
+    push(&mut raw, victim, f);
     assert_eq!(
         accepted_hashes(victim, f.plan),
         after,

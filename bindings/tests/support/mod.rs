@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use alliance_ffi::{Alliance, Identity, NewDevice, NewPlan, Role};
+use alliance_ffi::{Alliance, Identity, NewPlan, Role};
 
 /// Runs one async call to completion on the calling thread, as a shell's executor would.
 pub fn block_on<F: Future>(future: F) -> F::Output {
@@ -44,15 +44,15 @@ pub fn world() -> World {
             })
             .await
             .unwrap();
+        // Enrolled from the phone's code: its key is recorded, its changes need its signature.
+        let code = client.enrollment_code().await.unwrap();
         counselor
-            .enroll_device(
+            .enroll_device_from_code(
                 plan_id.clone(),
-                NewDevice {
-                    device_id: sam.device_id.clone(),
-                    member_id: sam.member_id.clone(),
-                    label: "Sam's phone".into(),
-                    new_member: None,
-                },
+                code,
+                sam.member_id.clone(),
+                "Sam's phone".into(),
+                None,
             )
             .await
             .unwrap();

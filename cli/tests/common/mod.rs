@@ -47,6 +47,8 @@ pub fn counselor_and_client(dir: &Path) -> (PathBuf, PathBuf, String) {
     ok(&dana, &["init", "--name", "Dana", "--role", "counselor"]);
     ok(&sam, &["init", "--name", "Sam", "--role", "client"]);
     let me = json(&sam, &["whoami", "--json"]);
+    // The phone's enrollment code: its id and public key, so its changes need its signature.
+    let code = ok(&sam, &["whoami", "--enrollment"]);
     let plan = ok(
         &dana,
         &[
@@ -59,7 +61,7 @@ pub fn counselor_and_client(dir: &Path) -> (PathBuf, PathBuf, String) {
             "--client-member",
             me["member_id"].as_str().unwrap(),
             "--client-device",
-            me["device_id"].as_str().unwrap(),
+            &code,
         ],
     );
     (dana, sam, plan)

@@ -97,6 +97,12 @@ struct Inner {
     /// Check after every document write that the heads column is the heads of what is stored
     /// (`ALLIANCE_VERIFY_WRITES=1`; tests and diagnostics).
     verify_writes: bool,
+    /// This device's signing key (none on a relay): see [`signing`].
+    key: Option<crate::authorship::DeviceKey>,
+    /// Signatures that came with changes still held for a dependency, per plan.
+    in_flight: HashMap<PlanId, remote::Signatures>,
+    /// Changes the write under way took from a peer: never signed as this device's own.
+    received: HashSet<ChangeHash>,
 }
 
 /// What a write does to the plan's catalog row (`plans` table) and device index.
@@ -472,7 +478,13 @@ impl Inner {
             None
         };
         let verify = self.verify_writes;
+        let own_signatures = if changed {
+            self.sign_own(open)
+        } else {
+            Vec::new()
+        };
         let result = self.store.write(|tx| {
+            store::save_signatures(tx, &doc_id, &own_signatures)?;
             if changed {
                 if open.stored {
                     // A document that lost changes (see `rewrite`) is replaced whole; otherwise
@@ -576,6 +588,7 @@ impl Alliance {
 
     fn with_store(mut store: Store) -> Result<Self> {
         let identity = store.read(store::load_identity)?;
+        let key = signing::load_or_make_key(&mut store, identity.is_some())?;
         let seen_version = Some(store.data_version()?);
         let known_heads = store.read(store::all_document_heads)?.into_iter().collect();
         let verify_writes = std::env::var_os("ALLIANCE_VERIFY_WRITES").is_some_and(|v| v == "1");
@@ -593,6 +606,9 @@ impl Alliance {
                 known_heads,
                 written: HashSet::new(),
                 verify_writes,
+                key,
+                in_flight: HashMap::new(),
+                received: HashSet::new(),
             }),
             observers: Mutex::new(Vec::new()),
         })
@@ -745,21 +761,35 @@ impl Alliance {
             role,
         };
         let now = clock::now_ms();
-        inner
-            .store
-            .write(|tx| store::save_identity(tx, &identity, now))?;
+        let key = crate::authorship::DeviceKey::generate()?;
+        inner.store.write(|tx| {
+            store::save_identity(tx, &identity, now)?;
+            store::save_device_key(tx, &key, now)
+        })?;
+        inner.key = inner.store.read(store::load_device_key)?;
         inner.identity = Some(identity.clone());
         Ok(identity)
     }
 
     /// Starts a plan with this counselor and a client. Returns its id.
     pub fn create_plan(&self, new: &NewPlan) -> Result<PlanId> {
+        self.create_plan_with_key(new, None)
+    }
+
+    /// [`Alliance::create_plan`], recording `client_key` as the public key of
+    /// `new.client_device` (from its enrollment code, see [`Alliance::enrollment`]). This
+    /// device's own public key is always recorded.
+    pub fn create_plan_with_key(
+        &self,
+        new: &NewPlan,
+        client_key: Option<crate::authorship::PublicKey>,
+    ) -> Result<PlanId> {
         validate::label("title", &new.title)?;
         validate::label("client name", &new.client_name)?;
         let plan = PlanId::new();
         self.writing(|inner| {
             let me = inner.identity()?;
-            if me.role != Role::Counselor {
+            if me.role != rules::table::CREATES_PLANS {
                 return Err(Error::not_allowed("only a counselor creates plans"));
             }
             let client = new.client_member.unwrap_or_default();
@@ -770,14 +800,21 @@ impl Alliance {
                 return Err(Error::invalid("client device", "is this device"));
             }
             let now = clock::now_ms();
+            let my_key = inner.key.as_ref().map(|key| key.public_key());
             let mut doc = PlanDoc::empty(me.device_id.actor());
             doc.change("created the plan", now, |tx| {
                 write::init_plan(tx, plan, new.title.trim(), now)?;
                 write::put_member(tx, me.member_id, &me.name, Role::Counselor, now)?;
                 write::put_device(tx, me.device_id, me.member_id, "creator", now)?;
+                if let Some(key) = &my_key {
+                    write::set_device_public_key(tx, me.device_id, key)?;
+                }
                 write::put_member(tx, client, new.client_name.trim(), Role::Client, now)?;
                 if let Some(device) = new.client_device {
                     write::put_device(tx, device, client, "client device", now)?;
+                    if let Some(key) = &client_key {
+                        write::set_device_public_key(tx, device, key)?;
+                    }
                 }
                 Ok(())
             })?;
@@ -931,6 +968,9 @@ impl Alliance {
             let open = inner.open(plan)?;
             let model = open.doc.read_for_edit(goal, checkins)?;
             match model.device(me.device_id) {
+                Some(device) if device.revoked_at.is_some() => {
+                    return Err(Error::not_allowed("this device was revoked from the plan"))
+                }
                 Some(device) if device.member_id == me.member_id => {}
                 _ => {
                     return Err(Error::not_allowed(
@@ -960,7 +1000,7 @@ impl Alliance {
     pub fn set_title(&self, plan: PlanId, title: &str) -> Result<()> {
         validate::label("title", title)?;
         self.edit(plan, "renamed the plan", |model, me, tx| {
-            rules::check(model, me.member_id, Edit::PlanSettings)?;
+            rules::check(model, me.member_id, Edit::Title)?;
             write::set_title(tx, title.trim())
         })
     }
@@ -969,13 +1009,24 @@ impl Alliance {
     pub fn set_review_on(&self, plan: PlanId, date: &str) -> Result<()> {
         validate::date("review date", date)?;
         self.edit(plan, "set the review date", |model, me, tx| {
-            rules::check(model, me.member_id, Edit::PlanSettings)?;
+            rules::check(model, me.member_id, Edit::ReviewOn)?;
             write::set_review_on(tx, date)
         })
     }
 
     /// Enrolls a device in the plan (a counselor: any member's; a client: their own).
     pub fn enroll_device(&self, plan: PlanId, new: &NewDevice) -> Result<()> {
+        self.enroll_device_keyed(plan, new, None)
+    }
+
+    /// [`Alliance::enroll_device`], recording `key` as the device's public key in the same
+    /// change (see [`Alliance::enroll_with_key`]).
+    fn enroll_device_keyed(
+        &self,
+        plan: PlanId,
+        new: &NewDevice,
+        key: Option<crate::authorship::PublicKey>,
+    ) -> Result<()> {
         validate::label("device label", &new.label)?;
         if let Some((name, _)) = &new.new_member {
             validate::label("name", name)?;
@@ -1002,8 +1053,13 @@ impl Alliance {
                 me.member_id,
                 Edit::EnrollDevice { member: new.member },
             )?;
-            if model.device(new.device).is_none() {
-                write::put_device(tx, new.device, new.member, new.label.trim(), now)?;
+            match model.device(new.device) {
+                None => write::put_device(tx, new.device, new.member, new.label.trim(), now)?,
+                Some(device) if key.is_some() => signing::may_record_key(device, me)?,
+                Some(_) => {}
+            }
+            if let Some(key) = &key {
+                write::set_device_public_key(tx, new.device, key)?;
             }
             Ok(())
         })
@@ -1022,16 +1078,14 @@ impl Alliance {
     ) -> Result<String> {
         let token = match reuse {
             Some(token) => {
-                crate::sync::token::check_token(token)?;
+                crate::token::check_token(token)?;
                 token.to_ascii_lowercase()
             }
-            None => crate::sync::generate_token(),
+            None => crate::token::generate_token(),
         };
-        let hash = crate::sync::token_hash(&token);
+        let hash = crate::token::token_hash(&token);
         self.edit(plan, "issued a relay token", |model, me, tx| {
-            if me.role != Role::Counselor {
-                return Err(Error::not_allowed("only a counselor issues relay tokens"));
-            }
+            rules::check(model, me.member_id, Edit::IssueToken)?;
             if model.device(device).is_none() {
                 return Err(Error::not_found("device", device));
             }
@@ -1044,9 +1098,7 @@ impl Alliance {
     /// moment they receive the change.
     pub fn revoke_device(&self, plan: PlanId, device: DeviceId) -> Result<()> {
         self.edit(plan, "revoked a device", |model, me, tx| {
-            if me.role != Role::Counselor {
-                return Err(Error::not_allowed("only a counselor revokes devices"));
-            }
+            rules::check(model, me.member_id, Edit::Revoke)?;
             if model.device(device).is_none() {
                 return Err(Error::not_found("device", device));
             }
@@ -1136,7 +1188,7 @@ impl Alliance {
                     return Err(Error::not_found("member", owner));
                 }
             }
-            rules::check(model, me.member_id, Edit::Objective)?;
+            rules::check(model, me.member_id, Edit::Intervention)?;
             write::add_intervention(tx, goal, id, intervention)?;
             Ok(id)
         })
@@ -1267,7 +1319,12 @@ impl Alliance {
     /// store must not hold the plan yet. Every change is judged by its author's role exactly
     /// as a change from a peer is (see [`rules::remote`]); unless every one is accepted and
     /// none is missing a dependency, nothing is stored.
-    pub(crate) fn import_changes(&self, plan: PlanId, changes: Vec<Change>) -> Result<()> {
+    pub(crate) fn import_changes(
+        &self,
+        plan: PlanId,
+        changes: Vec<Change>,
+        signatures: &remote::Signatures,
+    ) -> Result<()> {
         self.writing(|inner| {
             let stored = inner.docs.get(&plan).is_some_and(|open| open.stored)
                 || inner
@@ -1280,7 +1337,8 @@ impl Alliance {
                 ));
             }
             let mut doc = PlanDoc::empty(inner.actor());
-            let judgement = remote::judge(doc.automerge(), plan, changes, &HashSet::new());
+            let judgement =
+                remote::judge(doc.automerge(), plan, changes, &HashSet::new(), signatures);
             if let Some(refusal) = judgement.refused.first() {
                 return Err(Error::not_allowed(format!(
                     "an imported change was refused: {}",
@@ -1292,7 +1350,8 @@ impl Alliance {
                     "the imported plan misses some of its changes".into(),
                 ));
             }
-            doc.automerge_mut().apply_changes(judgement.accepted)?;
+            doc.automerge_mut()
+                .apply_changes(judgement.accepted.iter().cloned())?;
             if !doc.is_plan() {
                 return Err(Error::Malformed(
                     "the imported document holds no plan".into(),
@@ -1300,7 +1359,17 @@ impl Alliance {
             }
             inner.sessions.retain(|(p, _), _| *p != plan);
             inner.held.forget_plan(plan);
-            inner.store_new(plan, doc)
+            let kept: Vec<crate::authorship::carrier::Record> = judgement
+                .accepted
+                .iter()
+                .filter_map(|c| Some((c.hash(), *signatures.get(&c.hash())?)))
+                .collect();
+            inner.received = judgement.accepted.iter().map(Change::hash).collect();
+            inner.docs.insert(plan, OpenDoc::new(doc, false));
+            let doc_id = plan.to_string();
+            let stored = inner.persist(plan, |tx| store::save_signatures(tx, &doc_id, &kept));
+            inner.received.clear();
+            stored
         })?;
         self.notify(plan);
         Ok(())
@@ -1340,7 +1409,9 @@ impl Alliance {
             message.need.sort();
         }
         inner.sessions.insert((plan, peer), state);
-        Ok(message.map(sync::Message::encode))
+        message
+            .map(|message| inner.sign_outgoing(plan, message))
+            .transpose()
     }
 
     /// Applies a sync message from `peer` in one SQLite transaction (document, sync state and
@@ -1358,14 +1429,14 @@ impl Alliance {
 
     /// [`Alliance::receive_sync_message`] of a message a relay's device pushed with its
     /// token: kept only when the plan stays bound to its tokens as `voucher` says (see
-    /// [`crate::sync::TokenVoucher`]); otherwise nothing is stored and the error is
+    /// [`crate::token::TokenVoucher`]); otherwise nothing is stored and the error is
     /// [`Error::NotAllowed`].
     pub fn receive_vouched(
         &self,
         plan: PlanId,
         peer: impl Into<SyncPeer>,
         message: &[u8],
-        voucher: &crate::sync::TokenVoucher,
+        voucher: &crate::token::TokenVoucher,
     ) -> Result<SyncReceipt> {
         self.receive_checked(plan, peer.into(), message, Some(voucher))
     }
@@ -1375,8 +1446,9 @@ impl Alliance {
         plan: PlanId,
         peer: SyncPeer,
         message: &[u8],
-        voucher: Option<&crate::sync::TokenVoucher>,
+        voucher: Option<&crate::token::TokenVoucher>,
     ) -> Result<SyncReceipt> {
+        let (signatures, message) = crate::authorship::carrier::split(message)?;
         let message =
             sync::Message::decode(message).map_err(|e| Error::SyncMessage(e.to_string()))?;
         // Read and bounded before the store lock is taken: one peer's large message does not
@@ -1388,14 +1460,12 @@ impl Alliance {
                 Some(_) => vouch::listed(inner, plan),
                 None => Vec::new(),
             };
-            let received =
-                Self::receive_in(inner, plan, &peer, message, screened).and_then(|received| {
-                    match voucher {
-                        Some(voucher) => {
-                            vouch::check(inner, plan, &listed_before, voucher).map(|()| received)
-                        }
-                        None => Ok(received),
+            let received = Self::receive_in(inner, plan, &peer, message, (screened, signatures))
+                .and_then(|received| match voucher {
+                    Some(voucher) => {
+                        vouch::check(inner, plan, &listed_before, voucher).map(|()| received)
                     }
+                    None => Ok(received),
                 });
             if received.is_err() {
                 inner.docs.remove(&plan);
@@ -1416,8 +1486,9 @@ impl Alliance {
         plan: PlanId,
         peer: &SyncPeer,
         mut message: sync::Message,
-        screened: incoming::Screened,
+        (screened, signatures): (incoming::Screened, Vec<crate::authorship::carrier::Record>),
     ) -> Result<(SyncReceipt, bool)> {
+        let mut kept_signatures = inner.in_flight.remove(&plan).unwrap_or_default();
         let mut state = load_session(inner, plan, peer)?;
         let mut known_refused = inner.refused_hashes(plan)?;
         let budgets = inner.budgets;
@@ -1429,6 +1500,7 @@ impl Alliance {
             Some(inner.held.take(plan))
         };
         let mut still_held = Vec::new();
+        let mut received: HashSet<ChangeHash> = HashSet::new();
         let open = inner.open_or_empty(plan)?;
         let mut refused: Vec<remote::Refusal> = Vec::new();
         // Own changes taken out of the document because the peer holds others with the same
@@ -1457,8 +1529,17 @@ impl Alliance {
             if let Some(earlier) = earlier.as_mut() {
                 incoming.extend(earlier.changes());
             }
+            signing::keep_incoming(&mut kept_signatures, signatures, &incoming);
             if let Some(actor) = &own_actor {
-                if let Some(drop) = own_fork(open.doc.automerge(), &incoming, actor) {
+                // A forgery under this device's actor is no sign of another copy: it is left
+                // to the judge, which refuses it (SECURITY.md §6).
+                let genuine = signing::genuinely_own(open.doc.automerge(), actor, &kept_signatures);
+                let own: Vec<Change> = incoming
+                    .iter()
+                    .filter(|c| c.actor_id() == actor && genuine(c))
+                    .cloned()
+                    .collect();
+                if let Some(drop) = own_fork(open.doc.automerge(), &own, actor) {
                     let (base, left_out) = rebase::without(open.doc.automerge(), &drop)?;
                     *open.doc.automerge_mut() = base.with_actor(actor.clone());
                     open.rewrite = true;
@@ -1474,7 +1555,9 @@ impl Alliance {
                 incoming,
                 &known_refused,
                 &budgets,
+                &kept_signatures,
             );
+            received.extend(judgement.accepted.iter().map(Change::hash));
             still_held = judgement.held;
             refused.extend(judgement.refused);
             match judgement.applied {
@@ -1542,6 +1625,16 @@ impl Alliance {
             replay_own(open, own_actor.as_ref(), &forked, FORKED, now)?
         };
         let has_content = !open.doc.heads().is_empty();
+        // Signatures of the changes let in are stored beside them; those of held changes wait.
+        let accepted_signatures: Vec<crate::authorship::carrier::Record> = received
+            .iter()
+            .filter_map(|hash| Some((*hash, *kept_signatures.get(hash)?)))
+            .collect();
+        let held_hashes: HashSet<ChangeHash> = still_held.iter().map(Change::hash).collect();
+        kept_signatures.retain(|hash, _| held_hashes.contains(hash));
+        if !kept_signatures.is_empty() {
+            inner.in_flight.insert(plan, kept_signatures);
+        }
         if let Some(earlier) = earlier {
             let budgets = inner.budgets;
             inner.held.hold(plan, peer, earlier, still_held, &budgets)?;
@@ -1562,6 +1655,7 @@ impl Alliance {
             .collect();
         let doc_id = plan.to_string();
         let write_records = |tx: &rusqlite::Connection| -> Result<()> {
+            store::save_signatures(tx, &doc_id, &accepted_signatures)?;
             for record in &records {
                 store::record_refusal(tx, plan, record)?;
             }
@@ -1575,10 +1669,13 @@ impl Alliance {
             Ok(())
         };
         let changed = if has_content {
-            inner.persist(plan, |tx| {
+            inner.received = received;
+            let persisted = inner.persist(plan, |tx| {
                 write_records(tx)?;
                 store::save_sync_state(tx, &doc_id, &peer.key, &encoded)
-            })?
+            });
+            inner.received.clear();
+            persisted?
         } else {
             inner.store.write(write_records)?;
             false
@@ -1856,6 +1953,7 @@ mod held;
 mod incoming;
 mod mirror;
 mod operations;
+mod signing;
 mod vouch;
 use held::HeldChanges;
 pub use held::HeldCount;

@@ -1,14 +1,13 @@
 //! The relay's token binding, checked in the transaction that stores a pushed message: a plan
 //! may newly list only the tokens its pusher can vouch for (see
-//! [`crate::sync::TokenVoucher`]), so no device plants plans on someone else's token and a
+//! [`crate::token::TokenVoucher`]), so no device plants plans on someone else's token and a
 //! plan that does not list its pusher under open enrollment is never stored.
 
 use super::Inner;
 use crate::error::{Error, Result};
 use crate::model::{PlanId, Role};
 use crate::store;
-use crate::sync::store::{CANNOT_VOUCH, NOT_LISTED};
-use crate::sync::TokenVoucher;
+use crate::token::{TokenVoucher, CANNOT_VOUCH, NOT_LISTED};
 
 /// Whether the pushing token (`pusher`) belongs to a counselor device of another plan where
 /// `hash` is a client's device: a counselor enrolling her client's phone in a second plan with

@@ -27,6 +27,9 @@ struct PlanFileOut<'a> {
     history: &'a [HistoryEntry],
     /// The Automerge document (`save()` bytes), hex.
     document: String,
+    /// Each change's signature by its author's key (`crate::authorship::carrier` records),
+    /// hex: an import lets in a change of a device with a recorded key only with it.
+    signatures: String,
 }
 
 /// A plan file as read: the plan stays JSON, to be compared with what the document rebuilds.
@@ -37,12 +40,17 @@ struct PlanFileIn {
     plan: Value,
     history: Vec<HistoryEntry>,
     document: String,
+    /// Absent in files written before signed changes.
+    #[serde(default)]
+    signatures: String,
 }
 
 /// A checked plan file: the plan's id and the changes that make it.
 pub struct DecodedPlan {
     pub plan_id: PlanId,
     pub changes: Vec<Change>,
+    /// The signatures the file carries, by change hash.
+    pub signatures: crate::rules::remote::Signatures,
 }
 
 /// Writes a plan file. `history` lists the document's changes; changes refused from peers are
@@ -51,6 +59,7 @@ pub fn encode(
     plan: &Plan,
     history: &[HistoryEntry],
     document: &[u8],
+    signatures: &[crate::authorship::carrier::Record],
     exported_at: i64,
 ) -> Result<String> {
     let history: Vec<HistoryEntry> = history.iter().filter(|e| !e.refused).cloned().collect();
@@ -62,6 +71,7 @@ pub fn encode(
         plan,
         history: &history,
         document: hex::encode(document),
+        signatures: hex::encode(crate::authorship::carrier::encode_records(signatures)),
     };
     serde_json::to_string_pretty(&file)
         .map_err(|e| Error::Malformed(format!("cannot write the plan file: {e}")))
@@ -133,8 +143,13 @@ pub fn decode(text: &str) -> Result<DecodedPlan> {
         return Err(invalid("the document does not match the history it states"));
     }
     let changes = doc.get_changes(&[]);
+    let records = hex::decode(file.signatures.trim())
+        .ok()
+        .and_then(|bytes| crate::authorship::carrier::decode_records(&bytes).ok())
+        .ok_or_else(|| invalid("the signatures are damaged"))?;
     Ok(DecodedPlan {
         plan_id: plan.plan_id,
         changes,
+        signatures: records.into_iter().collect(),
     })
 }

@@ -85,7 +85,8 @@ impl Alliance {
         let model = self.plan(plan)?;
         let history = self.history(plan)?;
         let document = self.saved_document(plan)?;
-        json::encode(&model, &history, &document, clock::now_ms())
+        let signatures = self.change_signatures(plan)?;
+        json::encode(&model, &history, &document, &signatures, clock::now_ms())
     }
 
     /// Imports a plan file made by [`Alliance::export_json`] into this store, which must not
@@ -93,7 +94,7 @@ impl Alliance {
     /// sent it; unless all pass, nothing is stored. Returns the plan's id.
     pub fn import_json(&self, text: &str) -> Result<PlanId> {
         let file = json::decode(text)?;
-        self.import_changes(file.plan_id, file.changes)?;
+        self.import_changes(file.plan_id, file.changes, &file.signatures)?;
         Ok(file.plan_id)
     }
 

@@ -130,6 +130,15 @@ pub struct Device {
     pub member_id: MemberId,
     pub label: String,
     pub added_at: i64,
+    /// The device's Ed25519 public key (64 hex digits) when it was enrolled with one: its
+    /// changes are then accepted only with its signature. None for devices enrolled by id
+    /// alone (plans from before signed changes, peers that cannot sign): SECURITY.md §6.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// When a counselor revoked the device (UTC ms): changes it makes knowing of it are
+    /// refused everywhere (SECURITY.md §6, Revocation).
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
 }
 
 /// A goal plan as read from its document.

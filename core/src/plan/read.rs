@@ -223,6 +223,8 @@ pub(crate) fn read_devices<R: ReadDoc>(doc: &R) -> Vec<Device> {
                 member_id: MemberId::parse(&fields.string(doc, k::MEMBER_ID)?).ok()?,
                 label: fields.string(doc, k::LABEL).unwrap_or_default(),
                 added_at: fields.i64(k::ADDED_AT).unwrap_or(0),
+                public_key: fields.string(doc, k::PUBLIC_KEY),
+                revoked_at: fields.i64(k::REVOKED_AT),
             })
         })
         .collect();

@@ -19,6 +19,9 @@ pub const LABEL: &str = "label";
 pub const TOKEN_HASH: &str = "token_hash";
 /// When a counselor revoked the device (ms since the epoch); its token opens nothing then.
 pub const REVOKED_AT: &str = "revoked_at";
+/// The device's Ed25519 public key, 64 hex digits: written once, when it is enrolled; its
+/// changes are then accepted only with that key's signature (`crate::authorship`).
+pub const PUBLIC_KEY: &str = "public_key";
 
 pub const PROPOSED_BY: &str = "proposed_by";
 pub const RANK: &str = "rank";

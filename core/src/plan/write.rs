@@ -102,6 +102,19 @@ pub fn put_device(
     Ok(())
 }
 
+/// Records a device's public key (`devices.<id>.public_key`): from then on its changes need its
+/// signature (`crate::authorship`).
+pub fn set_device_public_key(
+    tx: &mut Tx<'_>,
+    device: DeviceId,
+    key: &crate::authorship::PublicKey,
+) -> Result<()> {
+    let devices = ensure_map(tx, &ROOT, k::DEVICES)?;
+    let obj = ensure_map(tx, &devices, &device.to_string())?;
+    tx.put(&obj, k::PUBLIC_KEY, key.to_string())?;
+    Ok(())
+}
+
 /// Records the hash of a device's relay token (the token itself is never stored).
 pub fn set_device_token_hash(tx: &mut Tx<'_>, device: DeviceId, token_hash: &str) -> Result<()> {
     let devices = ensure_map(tx, &ROOT, k::DEVICES)?;

@@ -9,11 +9,16 @@ use std::collections::{HashMap, HashSet};
 use automerge::legacy::{Key, ObjectId, Op, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, ScalarValue};
 
+use crate::authorship::{PublicKey, Signature, FORGED};
 use crate::budgets::{Budgets, DOCUMENT_TOO_LARGE, TOO_MANY_OPERATIONS};
 use crate::model::validate::{self, MAX_LABEL, MAX_TEXT};
 use crate::model::{DeviceId, GoalStatus, MemberId, PlanId, Role};
 use crate::plan::read::{get_string, goal_obj, is_plan, read_plan, read_plan_for_edit};
 use crate::plan::schema as k;
+use crate::rules::table::{self, Kind, Value, Write, Writer};
+
+/// The rule named for a change its device made after it learned it was revoked.
+pub const REVOKED: &str = "comes from a device revoked before it";
 
 /// The rule named for a change refused only because it builds on a refused one.
 pub const BUILDS_ON_REFUSED: &str = "builds on a refused change";
@@ -46,15 +51,29 @@ pub struct Judgement {
     pub applied: Option<Automerge>,
 }
 
+/// The signatures that came with incoming changes, by change hash (`crate::authorship`).
+pub type Signatures = HashMap<ChangeHash, Signature>;
+
 /// Judges `incoming` against the document `doc` of plan `plan_id`. `known_refused` holds
 /// hashes refused earlier: they and their descendants are dropped without a new record.
+/// `signatures` are the ones that came with the changes: a change naming a device whose
+/// public key the plan records (in its author's view) needs that key's signature there, or it
+/// is refused as forged ([`crate::authorship::FORGED`]).
 pub fn judge(
     doc: &Automerge,
     plan_id: PlanId,
     incoming: Vec<Change>,
     known_refused: &HashSet<ChangeHash>,
+    signatures: &Signatures,
 ) -> Judgement {
-    judge_within(doc, plan_id, incoming, known_refused, &Budgets::default())
+    judge_within(
+        doc,
+        plan_id,
+        incoming,
+        known_refused,
+        &Budgets::default(),
+        signatures,
+    )
 }
 
 /// [`judge`] with these budgets: a change that expands to more operations than
@@ -66,6 +85,7 @@ pub fn judge_within(
     incoming: Vec<Change>,
     known_refused: &HashSet<ChangeHash>,
     budgets: &Budgets,
+    signatures: &Signatures,
 ) -> Judgement {
     let mut judgement = Judgement::default();
     let mut pending: Vec<Change> = incoming
@@ -123,7 +143,7 @@ pub fn judge_within(
                 judgement.refused.push(refusal(&work, &change, rule));
                 continue;
             }
-            match judge_in_authors_view(&work, &mut view, plan_id, &change) {
+            match judge_in_authors_view(&work, &mut view, (plan_id, signatures), &change) {
                 Ok(()) => match work.apply_changes([change.clone()]) {
                     Ok(()) => judgement.accepted.push(change),
                     Err(_) => {
@@ -164,13 +184,13 @@ fn has_change(doc: &Automerge, hash: &ChangeHash) -> bool {
 fn judge_in_authors_view(
     work: &Automerge,
     view: &mut Option<Automerge>,
-    plan_id: PlanId,
+    (plan_id, signatures): (PlanId, &Signatures),
     change: &Change,
 ) -> Rule {
     let mut deps = change.deps().to_vec();
     deps.sort();
     if deps.is_empty() || deps == work.get_heads() {
-        return judge_one(work, plan_id, change);
+        return judge_one(work, plan_id, change, signatures);
     }
     // Same heads, same document: a view left at exactly these dependencies is reused.
     let mut current = match view.take() {
@@ -179,7 +199,7 @@ fn judge_in_authors_view(
             .fork_at(&deps)
             .map_err(|_| "cannot be applied".to_owned())?,
     };
-    let verdict = judge_one(&current, plan_id, change);
+    let verdict = judge_one(&current, plan_id, change, signatures);
     if verdict.is_ok() && current.apply_changes([change.clone()]).is_ok() {
         *view = Some(current);
     }
@@ -230,16 +250,16 @@ fn refuse<T>(rule: impl Into<String>) -> Result<T, String> {
 
 /// Who wrote the change being judged, and the plan as it stood before it.
 struct Author {
-    member: MemberId,
+    /// The member id as the plan document spells it.
+    member_key: String,
     role: Role,
 }
 
 impl Author {
-    fn counselor_only(&self, what: &str) -> Rule {
-        if self.role == Role::Counselor {
-            Ok(())
-        } else {
-            refuse(format!("only a counselor writes {what}"))
+    fn writer(&self) -> Writer<'_> {
+        Writer {
+            member: &self.member_key,
+            role: self.role,
         }
     }
 }
@@ -253,9 +273,9 @@ struct Place {
     exid: Option<automerge::ObjId>,
 }
 
-fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
+fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change, signatures: &Signatures) -> Rule {
     if !is_plan(work) {
-        return judge_creation(work, plan_id, change);
+        return judge_creation(work, plan_id, change, signatures);
     }
     // Members and devices are all it needs: reading every goal and check-in per change would
     // cost more than judging it.
@@ -266,8 +286,14 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
     let member = plan
         .member_of_device(device)
         .ok_or_else(|| "the author is not a device enrolled in this plan".to_owned())?;
+    judge_signature(&plan, device, change, signatures)?;
+    // Revoked in the author's own view: made after the device knew of it. A change concurrent
+    // with the revocation (made offline before it arrived) is judged as before.
+    if plan.device(device).is_some_and(|d| d.revoked_at.is_some()) {
+        return refuse(REVOKED);
+    }
     let author = Author {
-        member: member.member_id,
+        member_key: member.member_id.to_string(),
         role: member.role,
     };
     let expanded = change.decode();
@@ -314,7 +340,12 @@ fn judge_one(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
 
 /// The first change of a plan: it must create this plan and enroll its author as a
 /// counselor device — the first counselor device of a plan is its creator.
-fn judge_creation(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
+fn judge_creation(
+    work: &Automerge,
+    plan_id: PlanId,
+    change: &Change,
+    signatures: &Signatures,
+) -> Rule {
     if !change.deps().is_empty() {
         return refuse("a plan starts with its creation");
     }
@@ -328,15 +359,41 @@ fn judge_creation(work: &Automerge, plan_id: PlanId, change: &Change) -> Rule {
     }
     let creator = DeviceId::from_actor(change.actor_id())
         .and_then(|d| plan.member_of_device(d))
-        .filter(|m| m.role == Role::Counselor);
+        .filter(|m| m.role == table::CREATES_PLANS);
     if creator.is_none() {
         return refuse("a plan is created by a counselor device enrolled in it");
+    }
+    // The creation records its author's key itself: it must already carry its signature.
+    if let Some(device) = DeviceId::from_actor(change.actor_id()) {
+        judge_signature(&plan, device, change, signatures)?;
     }
     judge_creation_ops(change)
 }
 
+/// A change of a device whose public key `plan` records (the author's view) must carry a
+/// valid signature by that key over its hash; a device with no recorded key (enrolled by id
+/// alone: older plans, peers that cannot sign) is trusted by its actor id as before
+/// (SECURITY.md §6).
+fn judge_signature(
+    plan: &crate::model::Plan,
+    device: DeviceId,
+    change: &Change,
+    signatures: &Signatures,
+) -> Rule {
+    let Some(key) = plan.device(device).and_then(|d| d.public_key.as_deref()) else {
+        return Ok(());
+    };
+    // The rules let only a valid key into `public_key`; one that does not parse proves nothing.
+    let key = PublicKey::parse(key).map_err(|_| FORGED.to_owned())?;
+    let hash = change.hash();
+    match signatures.get(&hash) {
+        Some(signature) if key.verifies(&hash, signature) => Ok(()),
+        _ => refuse(FORGED),
+    }
+}
+
 /// Every operation of a plan's creation change: it writes only paths the role table lets a
-/// creation write ([`crate::rules::CREATION_MAY_WRITE`]), each value as local validation
+/// creation write (the rows of [`table::FIELDS`] marked `at_creation`), each value as local validation
 /// would, into objects the change itself makes.
 fn judge_creation_ops(change: &Change) -> Rule {
     const ONLY_SKELETON: &str = "a plan's creation writes only its skeleton, members and devices";
@@ -359,7 +416,7 @@ fn judge_creation_ops(change: &Change) -> Rule {
                 let mut path = parent;
                 path.push(key.to_string());
                 let parts: Vec<&str> = path.iter().map(String::as_str).collect();
-                if !crate::rules::creation_may_write(&parts) {
+                if !table::field(&parts).is_some_and(|f| f.at_creation) {
                     return refuse(ONLY_SKELETON);
                 }
                 if !matches!(op.action, OpType::Make(_) | OpType::Put(_)) {
@@ -441,63 +498,9 @@ fn resolve(
     })
 }
 
-/// The kind of value a schema path holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Map,
-    Text,
-    Str,
-    Int,
-    Number,
-}
-
+/// The kind of value a schema path holds, from its row of the role table.
 fn kind_of(path: &[&str]) -> Option<Kind> {
-    use Kind::*;
-    Some(match path {
-        [k::SCHEMA] | [k::CREATED_AT] => Int,
-        [k::PLAN_ID] | [k::REVIEW_ON] => Str,
-        [k::TITLE] => Text,
-        [k::MEMBERS] | [k::DEVICES] | [k::GOALS] => Map,
-        [k::MEMBERS, _] | [k::DEVICES, _] | [k::GOALS, _] => Map,
-        [k::MEMBERS, _, k::ROLE | k::NAME] => Str,
-        [k::MEMBERS, _, k::ADDED_AT] => Int,
-        [k::DEVICES, _, k::MEMBER_ID | k::LABEL | k::TOKEN_HASH] => Str,
-        [k::DEVICES, _, k::ADDED_AT | k::REVOKED_AT] => Int,
-        [k::GOALS, _, field] => match *field {
-            k::PROPOSED_BY | k::RANK | k::LIFE_AREA | k::STATUS => Str,
-            k::CREATED_AT => Int,
-            k::CLIENT_WORDS | k::CLINICAL_STATEMENT => Text,
-            k::OBJECTIVES | k::INTERVENTIONS | k::GAS | k::AGREEMENTS | k::CHECKINS => Map,
-            _ => return None,
-        },
-        [k::GOALS, _, k::OBJECTIVES | k::INTERVENTIONS, _] => Map,
-        [k::GOALS, _, k::OBJECTIVES, _, field] => match *field {
-            k::TEXT => Text,
-            k::MEASURE | k::UNIT | k::DUE_ON | k::STATUS => Str,
-            k::TARGET => Number,
-            _ => return None,
-        },
-        [k::GOALS, _, k::INTERVENTIONS, _, field] => match *field {
-            k::TEXT => Text,
-            k::OWNER | k::FREQUENCY => Str,
-            _ => return None,
-        },
-        [k::GOALS, _, k::GAS, k::LEVELS] => Map,
-        [k::GOALS, _, k::GAS, k::LEVELS, level] if k::GAS_LEVEL_KEYS.contains(level) => Text,
-        [k::GOALS, _, k::GAS, k::WEIGHT] => Number,
-        [k::GOALS, _, k::GAS, k::BASELINE] => Int,
-        [k::GOALS, _, k::AGREEMENTS, _] => Map,
-        [k::GOALS, _, k::AGREEMENTS, _, k::CONTENT_HASH] => Str,
-        [k::GOALS, _, k::AGREEMENTS, _, k::AT] => Int,
-        [k::GOALS, _, k::CHECKINS, _] => Map,
-        [k::GOALS, _, k::CHECKINS, _, field] => match *field {
-            k::BY | k::LOCAL_DATE | k::NOTE | k::CORRECTS => Str,
-            k::AT | k::TZ_OFFSET_MIN | k::GAS_LEVEL | k::MOOD | k::CRAVING => Int,
-            k::VALUE => Number,
-            _ => return None,
-        },
-        _ => return None,
-    })
+    table::field(path).map(|f| f.kind)
 }
 
 fn kind_matches(kind: Kind, action: &OpType) -> bool {
@@ -606,103 +609,33 @@ fn judge_characters(parts: &[&str], op: &Op) -> Rule {
     }
 }
 
-/// Who may write a field of the plan.
+/// Who may write a field of the plan: its row of the role table ([`table`]).
 fn judge_role(work: &Automerge, author: &Author, place: &Place, parts: &[&str], op: &Op) -> Rule {
-    let me = author.member.to_string();
-    let new = place.created_here;
-    match parts {
-        [k::SCHEMA | k::PLAN_ID | k::CREATED_AT | k::MEMBERS | k::DEVICES | k::GOALS] => {
-            refuse("the plan's structure is written only when it is created")
+    if let [k::GOALS, goal] = parts {
+        if crate::model::GoalId::parse(goal).is_err() {
+            return refuse("a goal's key must be a goal id");
         }
-        [k::TITLE] | [k::REVIEW_ON] => author.counselor_only("the plan's title and review date"),
-        [k::MEMBERS, ..] => author.counselor_only("the plan's members"),
-        [k::DEVICES, _] => Ok(()),
-        [k::DEVICES, _, field] => {
-            if author.role == Role::Counselor {
-                return Ok(());
-            }
-            if matches!(*field, k::TOKEN_HASH | k::REVOKED_AT) {
-                return author.counselor_only("relay tokens and revocation");
-            }
-            if !new {
-                return refuse("a client changes no enrolled device");
-            }
-            if *field == k::MEMBER_ID && str_value(op) != Some(me.as_str()) {
-                return refuse("a client enrolls devices only for themself");
-            }
-            Ok(())
-        }
-        [k::GOALS, goal] => {
-            if crate::model::GoalId::parse(goal).is_err() {
-                return refuse("a goal's key must be a goal id");
-            }
-            Ok(())
-        }
-        [k::GOALS, _, field] if new => match *field {
-            k::PROPOSED_BY if str_value(op) != Some(me.as_str()) => {
-                refuse("a goal is proposed in its author's own name")
-            }
-            k::STATUS if str_value(op) != Some(GoalStatus::Proposed.as_str()) => {
-                refuse("a new goal starts as proposed")
-            }
-            k::LIFE_AREA if author.role == Role::Client && str_value(op) != Some("") => {
-                author.counselor_only("a goal's life area")
-            }
-            _ => Ok(()),
-        },
-        [k::GOALS, _, field] => match *field {
-            k::LIFE_AREA => author.counselor_only("a goal's life area"),
-            k::STATUS => {
-                author.counselor_only("a goal's status")?;
-                match str_value(op).map(str::parse::<GoalStatus>) {
-                    Some(Ok(_)) => Ok(()),
-                    _ => refuse("writes an unknown goal status"),
-                }
-            }
-            k::RANK => author.counselor_only("a goal's rank"),
-            k::CLIENT_WORDS | k::CLINICAL_STATEMENT => judge_text_field(work, author, parts, false),
-            _ => refuse("a goal's origin and parts are written only when it is proposed"),
-        },
-        [k::GOALS, _, k::OBJECTIVES | k::INTERVENTIONS, ..] => {
-            author.counselor_only("objectives and interventions")
-        }
-        [k::GOALS, _, k::GAS, k::LEVELS] => {
-            if new {
-                Ok(())
-            } else {
-                refuse("replaces a field that already exists")
-            }
-        }
-        [k::GOALS, _, k::GAS, k::LEVELS, _] => Ok(()),
-        [k::GOALS, _, k::GAS, field] => {
-            let initial_weight = new
-                && *field == k::WEIGHT
-                && matches!(op.action, OpType::Put(ScalarValue::F64(w)) if w == validate::DEFAULT_GAS_WEIGHT);
-            if initial_weight {
-                Ok(())
-            } else {
-                author.counselor_only("a goal's GAS weight and baseline")
-            }
-        }
-        [k::GOALS, _, k::AGREEMENTS, member, ..] => {
-            if *member == me {
-                Ok(())
-            } else {
-                refuse("members write only their own agreement")
-            }
-        }
-        [k::GOALS, _, k::CHECKINS, _] => Ok(()),
-        [k::GOALS, _, k::CHECKINS, _, field] => {
-            if !new {
-                return refuse("check-ins are append-only");
-            }
-            if *field == k::BY && str_value(op) != Some(me.as_str()) {
-                return refuse("members write only their own check-ins");
-            }
-            Ok(())
-        }
-        _ => refuse("writes outside the plan's schema"),
     }
+    // Who writes a key is the row's business; that it is written once is this check's.
+    if let [k::DEVICES, _, k::PUBLIC_KEY] = parts {
+        let path: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+        if !place.created_here && exists(work, &path) {
+            return refuse("a device's public key is written once");
+        }
+    }
+    let value = match &op.action {
+        OpType::Put(ScalarValue::Str(s)) => Value::Str(s),
+        OpType::Put(ScalarValue::F64(f)) => Value::Number(*f),
+        OpType::Put(ScalarValue::Int(n)) => Value::Int(*n),
+        OpType::Put(ScalarValue::Uint(n)) => i64::try_from(*n).map_or(Value::Other, Value::Int),
+        _ => Value::Other,
+    };
+    let write = Write {
+        path: parts,
+        fresh: place.created_here,
+        value,
+    };
+    table::judge(author.writer(), write, &|goal| goal_status(work, goal))
 }
 
 /// Refuses a value that local validation never writes, checked with the same functions
@@ -713,6 +646,12 @@ fn judge_value(parts: &[&str], op: &Op) -> Rule {
     let date = |field| str_value(op).is_some_and(|s| validate::date(field, s).is_ok());
     let number = || number_value(op).is_some_and(|n| validate::number("number", n).is_ok());
     let (valid, what) = match parts {
+        [k::GOALS, _, k::STATUS] => {
+            return match str_value(op).map(str::parse::<GoalStatus>) {
+                Some(Ok(_)) => Ok(()),
+                _ => refuse("writes an unknown goal status"),
+            }
+        }
         [k::REVIEW_ON] => (date("review date"), "review date"),
         [k::MEMBERS, _, k::NAME] => (label("name"), "name"),
         [k::MEMBERS, _, k::ROLE] => (
@@ -720,6 +659,10 @@ fn judge_value(parts: &[&str], op: &Op) -> Rule {
             "role",
         ),
         [k::DEVICES, _, k::LABEL] => (label("device label"), "device label"),
+        [k::DEVICES, _, k::PUBLIC_KEY] => (
+            str_value(op).is_some_and(|key| crate::authorship::PublicKey::parse(key).is_ok()),
+            "public key",
+        ),
         [k::GOALS, _, k::LIFE_AREA] => {
             (str_value(op) == Some("") || label("life area"), "life area")
         }
@@ -826,30 +769,6 @@ fn exists(work: &Automerge, path: &[String]) -> bool {
     false
 }
 
-/// Who writes the text of a text field.
-fn judge_text_field(work: &Automerge, author: &Author, path: &[&str], goal_is_new: bool) -> Rule {
-    match path {
-        [k::TITLE] => author.counselor_only("the plan's title"),
-        [k::GOALS, goal, k::CLIENT_WORDS] => {
-            if author.role == Role::Client || goal_is_new {
-                return Ok(());
-            }
-            match goal_status(work, goal) {
-                Some(GoalStatus::Proposed) | None => Ok(()),
-                Some(_) => refuse(
-                    "a counselor suggests the client's words only while the goal is proposed",
-                ),
-            }
-        }
-        [k::GOALS, _, k::CLINICAL_STATEMENT] => author.counselor_only("the clinical statement"),
-        [k::GOALS, _, k::OBJECTIVES | k::INTERVENTIONS, _, k::TEXT] => {
-            author.counselor_only("objectives and interventions")
-        }
-        [k::GOALS, _, k::GAS, k::LEVELS, _] => Ok(()),
-        _ => refuse("writes outside the plan's schema"),
-    }
-}
-
 /// One operation of a text edit (a character inserted or deleted). Who may write the field
 /// is judged once per text object; what the change writes into it is counted to bound its
 /// length (see [`judge_text_lengths`]).
@@ -868,10 +787,14 @@ fn judge_text_op<'a>(
         Some(write) => write,
         None => {
             let parts: Vec<&str> = place.path.iter().map(String::as_str).collect();
-            // Text of a goal created by this same change (its proposal) is written by the
-            // proposer.
-            let goal_is_new = place.created_here;
-            judge_text_field(work, author, &parts, goal_is_new)?;
+            // Text made by this same change (a goal's proposal) is written by whoever the
+            // row lets write a new object's fields.
+            let write = Write {
+                path: &parts,
+                fresh: place.created_here,
+                value: Value::Characters,
+            };
+            table::judge(author.writer(), write, &|goal| goal_status(work, goal))?;
             let existing = match (&place.exid, place.created_here) {
                 (Some(exid), false) => work.text(exid).map(|t| t.chars().count()).unwrap_or(0),
                 _ => 0,

@@ -14,6 +14,7 @@ mod read_models;
 mod refusals;
 pub mod schema;
 mod set_aside;
+mod signatures;
 mod sync_state;
 
 use std::path::Path;
@@ -287,6 +288,7 @@ pub use plan_devices::{
 pub use read_models::{load_read_model, save_read_model};
 pub use refusals::{list_refusals, record_refusal};
 pub use set_aside::{list_set_aside, record_set_aside};
+pub use signatures::{load_device_key, load_signatures, save_device_key, save_signatures};
 pub use sync_state::{
     delete_plan_sync_states, delete_sync_states, load_sync_state, save_sync_state,
 };

@@ -16,6 +16,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/007_set_aside_changes.sql"),
     include_str!("migrations/008_plan_read_models.sql"),
     include_str!("migrations/009_audit.sql"),
+    include_str!("migrations/010_authorship.sql"),
 ];
 
 /// The schema version this build writes.

@@ -41,6 +41,9 @@ impl SyncEnvelope {
         if data.is_empty() {
             return Err(SyncError::InvalidSyncData("empty".into()));
         }
+        // Signatures beside the message (`crate::authorship::carrier`) say nothing of heads.
+        let (_, data) = crate::authorship::carrier::split_raw(data)
+            .map_err(|error| SyncError::InvalidSyncData(error.to_string()))?;
         let message = sync::Message::decode(data)
             .map_err(|error| SyncError::InvalidSyncData(error.to_string()))?;
         let mut heads = message.heads;

@@ -150,6 +150,9 @@ impl SyncStore for MemoryStore {
         peer: &SyncPeer,
         message: &[u8],
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        // A peer that signs nothing ignores the signatures beside a message.
+        let (_, message) = crate::authorship::carrier::split_raw(message)
+            .map_err(|error| SyncError::InvalidSyncData(error.to_string()))?;
         let message = sync::Message::decode(message)
             .map_err(|error| SyncError::InvalidSyncData(error.to_string()))?;
         let mut inner = self.inner.lock();

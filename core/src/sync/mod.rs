@@ -11,7 +11,7 @@ pub mod client;
 pub mod connection;
 pub mod doc_id;
 mod drain;
-pub mod error;
+pub use crate::sync_error as error;
 mod exchange;
 pub mod heads;
 pub mod metrics;
@@ -19,7 +19,7 @@ pub mod protocol;
 pub mod relay;
 pub mod store;
 pub mod tls;
-pub mod token;
+pub use crate::token;
 
 #[cfg(test)]
 mod memory_store;

@@ -11,6 +11,7 @@ use ciborium::Value;
 use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::heads::HeadsDigest;
+use crate::authorship::carrier;
 
 /// The only protocol version this build speaks.
 pub const PROTOCOL_V1: &str = "1";
@@ -20,6 +21,22 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
 
 /// Nesting deeper than this is refused while decoding (protocol maps are two levels deep).
 const MAX_NESTING: usize = 32;
+
+/// The field of a `sync` or `request` message that carries the signatures of the changes in
+/// its `data` (`crate::authorship::carrier`): records of 96 bytes.
+const SIGNATURES_FIELD: &str = "allianceSignatures";
+
+/// A byte string, or one tagged 64 as cbor-x tags Uint8Arrays unless told not to.
+fn bytes_of(value: Value) -> Option<Vec<u8>> {
+    match value {
+        Value::Bytes(bytes) => Some(bytes),
+        Value::Tag(64, inner) => match *inner {
+            Value::Bytes(bytes) => Some(bytes),
+            _ => None,
+        },
+        _ => None,
+    }
+}
 
 /// A peer's id in the protocol: random per connection in automerge-repo.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -197,7 +214,10 @@ pub struct DocumentMessage {
     pub sender_id: PeerId,
     pub target_id: PeerId,
     pub document_id: DocumentId,
-    /// The Automerge sync message.
+    /// The Automerge sync message, with the signatures of the changes it carries beside it
+    /// when there are any (`crate::authorship::carrier`). On the wire the two are split:
+    /// `data` holds the Automerge message alone, `allianceSignatures` the signature records
+    /// (a field automerge-repo peers ignore; `docs/sync.md`, Signed changes).
     pub data: Vec<u8>,
 }
 
@@ -364,7 +384,12 @@ impl Message {
                 map.push(entry("senderId", peer(&message.sender_id)));
                 map.push(entry("targetId", peer(&message.target_id)));
                 map.push(entry("documentId", text(&message.document_id.to_string())));
-                map.push(entry("data", Value::Bytes(message.data.clone())));
+                let (records, data) =
+                    carrier::split_raw(&message.data).unwrap_or((&[], message.data.as_slice()));
+                map.push(entry("data", Value::Bytes(data.to_vec())));
+                if !records.is_empty() {
+                    map.push(entry(SIGNATURES_FIELD, Value::Bytes(records.to_vec())));
+                }
             }
             Message::DocUnavailable {
                 sender_id,
@@ -713,16 +738,7 @@ impl Fields {
     fn bytes(&mut self, field: &'static str) -> Result<Vec<u8>, SyncError> {
         match self.take(field) {
             None => Err(self.missing(field)),
-            Some(Value::Bytes(bytes)) => Ok(bytes),
-            // cbor-x tags Uint8Arrays with 64 unless told not to.
-            Some(Value::Tag(64, inner)) => match *inner {
-                Value::Bytes(bytes) => Ok(bytes),
-                _ => Err(SyncError::InvalidField {
-                    field,
-                    reason: "tag 64 without a byte string",
-                }),
-            },
-            Some(_) => Err(SyncError::InvalidField {
+            Some(value) => bytes_of(value).ok_or(SyncError::InvalidField {
                 field,
                 reason: "not a byte string",
             }),
@@ -821,7 +837,22 @@ impl Fields {
             sender_id: self.peer("senderId")?,
             target_id: self.peer("targetId")?,
             document_id: self.document_id()?,
-            data: self.bytes("data")?,
+            data: {
+                let data = self.bytes("data")?;
+                match self.take(SIGNATURES_FIELD) {
+                    None => data,
+                    Some(value) => {
+                        let records = bytes_of(value).ok_or(SyncError::InvalidField {
+                            field: SIGNATURES_FIELD,
+                            reason: "not a byte string",
+                        })?;
+                        carrier::join(&records, &data).map_err(|_| SyncError::InvalidField {
+                            field: SIGNATURES_FIELD,
+                            reason: "not whole signature records",
+                        })?
+                    }
+                }
+            },
         })
     }
 

@@ -10,24 +10,7 @@ use super::heads::HeadsDigest;
 use super::protocol::ChangeRefusal;
 use crate::SyncPeer;
 
-/// What a relay token vouches for when its device pushes changes (`docs/sync.md`,
-/// Authentication): a plan may newly list the pushing token's own hash, hashes this store has
-/// never seen in another plan, or a client device's hash from another plan where the pusher is
-/// a counselor device — so no device plants plans on someone else's token, and nobody on a
-/// counselor's. With `must_be_listed` (a new plan pushed under
-/// open enrollment) the plan must list the pushing token, not revoked, before it is stored.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenVoucher {
-    /// SHA-256 (hex) of the pushing device's token.
-    pub token_hash: String,
-    /// The plan must list `token_hash` once it is stored.
-    pub must_be_listed: bool,
-}
-
-/// The refusal when a plan would newly list a token its pusher cannot vouch for.
-pub const CANNOT_VOUCH: &str = "a plan lists a relay token that its pusher cannot vouch for";
-/// The refusal when a new plan pushed under open enrollment does not list its pusher's token.
-pub const NOT_LISTED: &str = "a new plan must list the token that pushes it";
+pub use crate::token::{TokenVoucher, CANNOT_VOUCH, NOT_LISTED};
 
 /// A store the sync engine and the relay exchange Automerge sync messages with.
 ///

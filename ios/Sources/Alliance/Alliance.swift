@@ -135,6 +135,23 @@ public final class Alliance: Sendable {
         try await translate { try await ffi.enrollDevice(planId: planId, device: device) }
     }
 
+    /// This device's enrollment code (its device id and public key as one string), to show as
+    /// a QR code for a counselor to scan.
+    public func enrollmentCode() async throws -> String {
+        try await translate { try await ffi.enrollmentCode() }
+    }
+
+    /// Enrolls the device an enrollment code names, as a device of `memberId`, recording its
+    /// public key: only changes it signed are then accepted as its own. A damaged code throws
+    /// `AllianceError.invalidInput` and nothing is written.
+    public func enrollDeviceFromCode(planId: String, code: String, memberId: String, label: String,
+                                     newMember: NewMember? = nil) async throws {
+        try await translate {
+            try await ffi.enrollDeviceFromCode(planId: planId, code: code, memberId: memberId,
+                                               label: label, newMember: newMember)
+        }
+    }
+
     /// Issues a relay token for a device enrolled in the plan (counselor), to show once and hand
     /// to the device in person; the plan keeps only its hash. `reuse` records a token the device
     /// already holds for its other plans. Issuing again replaces the device's token for this

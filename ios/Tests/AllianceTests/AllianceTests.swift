@@ -58,6 +58,35 @@ final class AllianceTests: XCTestCase {
         return (w, goalId)
     }
 
+    /// Joins two in-person sessions with an in-memory pipe and moves frames until neither side
+    /// has more; `deliver(n)` false drops the n-th frame, as a link that goes down.
+    private func pipe(_ a: InPersonSession, _ b: InPersonSession, deliver: (Int) -> Bool = { _ in true }) async throws {
+        var toB = a.start()
+        var toA = b.start()
+        var moved = 0
+        var lossy = false
+        while true {
+            if toA.isEmpty && toB.isEmpty {
+                if lossy { break }
+                toB += try await a.poll()
+                toA += try await b.poll()
+                if toA.isEmpty && toB.isEmpty { break }
+            }
+            if !toB.isEmpty {
+                let frame = toB.removeFirst()
+                moved += 1
+                if deliver(moved) { toA += try await b.receive(frame) } else { lossy = true }
+            }
+            if !toA.isEmpty {
+                let frame = toA.removeFirst()
+                moved += 1
+                if deliver(moved) { toB += try await a.receive(frame) } else { lossy = true }
+            }
+            XCTAssertLessThan(moved, 10_000, "the sessions never settle")
+            if moved >= 10_000 { return }
+        }
+    }
+
     private enum Kind { case notAllowed, notFound, invalidInput, notInitialized, wrongKey, storeInUse, storage, sync, closed }
 
     private func kind(_ error: AllianceError) -> Kind {
@@ -94,6 +123,39 @@ final class AllianceTests: XCTestCase {
     }
 
     // MARK: Scenarios
+
+    func testTwoPhonesSyncInPersonAndADroppedLinkResumes() async throws {
+        let counselor = try await openStore()
+        let client = try await openStore()
+        _ = try await counselor.initIdentity(name: "Dana", role: .counselor)
+        let sam = try await client.initIdentity(name: "Sam", role: .client)
+        let planId = try await counselor.createPlan(title: "Sleep and work", clientName: "Sam",
+                                                    clientMemberId: sam.memberId)
+        try await counselor.enrollDevice(planId: planId, deviceId: sam.deviceId, memberId: sam.memberId,
+                                         label: "Sam's phone")
+        // The client's phone holds nothing yet: it finds the plan that enrolls it.
+        let a = try InPersonSession(counselor)
+        let b = try InPersonSession(client)
+        try await pipe(a, b)
+        XCTAssertTrue(a.isSettled && b.isSettled)
+        XCTAssertEqual(b.report().planIds, [planId])
+        a.end()
+        b.end()
+        let onCounselor = try await counselor.readPlan(planId)
+        let onClient = try await client.readPlan(planId)
+        XCTAssertEqual(onCounselor, onClient)
+        let goalId = try await client.proposeGoal(planId: planId, words: "Be asleep before midnight")
+        for night in 0..<5 {
+            try await client.checkIn(planId: planId, goalId: goalId, NewCheckIn(gasLevel: 0, note: "night \(night)"))
+        }
+        // The link drops after three frames; the next session finishes the job.
+        try await pipe(try InPersonSession(client), try InPersonSession(counselor)) { $0 <= 3 }
+        try await pipe(try InPersonSession(client), try InPersonSession(counselor))
+        let plan = try await counselor.readPlan(planId)
+        let clientPlan = try await client.readPlan(planId)
+        XCTAssertEqual(plan, clientPlan)
+        XCTAssertEqual(plan.goals.first?.checkins.count, 5)
+    }
 
     func testCounselorCreatesPlanAndEnrollsClient() async throws {
         let w = try await world()

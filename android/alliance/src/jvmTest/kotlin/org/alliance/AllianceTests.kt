@@ -59,8 +59,66 @@ private suspend fun worldWithGoal(): Pair<World, String> {
     return w to goalId
 }
 
+/**
+ * Joins two in-person sessions with an in-memory pipe and moves frames until neither side has
+ * more; `deliver(n)` false drops the n-th frame, as a link that goes down. Returns frames moved.
+ */
+private suspend fun pipe(a: InPersonSession, b: InPersonSession, deliver: (Int) -> Boolean = { true }): Int {
+    val toB = ArrayDeque(a.start())
+    val toA = ArrayDeque(b.start())
+    var moved = 0
+    var lossy = false
+    while (true) {
+        if (toA.isEmpty() && toB.isEmpty()) {
+            if (lossy) break
+            toB.addAll(a.poll())
+            toA.addAll(b.poll())
+            if (toA.isEmpty() && toB.isEmpty()) break
+        }
+        for ((queue, into, back) in listOf(Triple(toB, b, toA), Triple(toA, a, toB))) {
+            val frame = queue.removeFirstOrNull() ?: continue
+            moved++
+            check(moved < 10_000) { "the sessions never settle" }
+            if (!deliver(moved)) {
+                lossy = true
+                continue
+            }
+            back.addAll(into.receive(frame))
+        }
+    }
+    return moved
+}
+
 fun main(args: Array<String>) {
     val suite = TestSuite()
+
+    suite.test("two phones in one room sync in person, and a dropped link resumes") {
+        val counselor = openStore()
+        val client = openStore()
+        counselor.initIdentity("Dana", Role.COUNSELOR)
+        val sam = client.initIdentity("Sam", Role.CLIENT)
+        val planId = counselor.createPlan("Sleep and work", "Sam", clientMemberId = sam.memberId)
+        counselor.enrollDevice(planId, sam.deviceId, sam.memberId, "Sam's phone")
+        // The client's phone holds nothing yet: it finds the plan that enrolls it.
+        InPersonSession(counselor).use { a ->
+            InPersonSession(client).use { b ->
+                pipe(a, b)
+                assertTrue(a.isSettled && b.isSettled, "both sides settled")
+                assertEquals(listOf(planId), b.report().planIds)
+            }
+        }
+        assertEquals(counselor.readPlan(planId), client.readPlan(planId))
+        val goalId = client.proposeGoal(planId, "Be asleep before midnight")
+        repeat(5) { client.checkIn(planId, goalId, NewCheckIn(gasLevel = 0, note = "night $it")) }
+        // The link drops after three frames; the next session finishes the job.
+        InPersonSession(client).use { a -> InPersonSession(counselor).use { b -> pipe(a, b) { it <= 3 } } }
+        InPersonSession(client).use { a -> InPersonSession(counselor).use { b -> pipe(a, b) } }
+        val plan = counselor.readPlan(planId)
+        assertEquals(plan, client.readPlan(planId))
+        assertEquals(5, plan.goals.single().checkins.size)
+        counselor.close()
+        client.close()
+    }
 
     suite.test("counselor creates a plan and enrolls a client") {
         val w = world()

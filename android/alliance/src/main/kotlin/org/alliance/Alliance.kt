@@ -110,6 +110,25 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
     ) = translate { ffi.enrollDevice(planId, FfiNewDevice(deviceId, memberId, label, newMember)) }
 
     /**
+     * This device's enrollment code (its device id and public key as one string), to show as a
+     * QR code for a counselor to scan.
+     */
+    suspend fun enrollmentCode(): String = translate { ffi.enrollmentCode() }
+
+    /**
+     * Enrolls the device an enrollment code names, as a device of [memberId], recording its
+     * public key: only changes it signed are then accepted as its own. A damaged code throws
+     * [AllianceException.InvalidInput] and nothing is written.
+     */
+    suspend fun enrollDeviceFromCode(
+        planId: String,
+        code: String,
+        memberId: String,
+        label: String,
+        newMember: NewMember? = null,
+    ) = translate { ffi.enrollDeviceFromCode(planId, code, memberId, label, newMember) }
+
+    /**
      * Issues a relay token for a device enrolled in the plan (counselor), to show once and hand to
      * the device in person; the plan keeps only its hash. [reuse] records a token the device
      * already holds for its other plans. Issuing again replaces the device's token for this plan.

@@ -1,0 +1,290 @@
+//! Signed changes in the store (SECURITY.md §6, `crate::authorship`): this device's key made
+//! with its identity (or on first open of an older store), every change it makes signed in
+//! the transaction that stores it, signatures put beside outgoing sync messages and taken from
+//! incoming ones for the judge.
+
+use std::collections::HashSet;
+
+use automerge::sync;
+use automerge::{ActorId, Automerge, Change, ChangeHash};
+
+use super::{Inner, OpenDoc};
+use crate::authorship::carrier::{self, Carried, Record};
+use crate::authorship::{DeviceKey, Enrollment, PublicKey};
+use crate::clock;
+use crate::error::{Error, Result};
+use crate::model::PlanId;
+use crate::rules::remote::Signatures;
+use crate::store::{self, Store};
+
+/// This store's signing key: the stored one, or — for a store with an identity made before
+/// signed changes — a new one stored now (SECURITY.md §6, Migration). A store without an
+/// identity (a relay) has none.
+pub(super) fn load_or_make_key(store: &mut Store, has_identity: bool) -> Result<Option<DeviceKey>> {
+    if let Some(key) = store.read(store::load_device_key)? {
+        return Ok(Some(key));
+    }
+    if !has_identity {
+        return Ok(None);
+    }
+    let key = DeviceKey::generate()?;
+    store.write(|tx| store::save_device_key(tx, &key, clock::now_ms()))?;
+    // Another process may have stored its key first: the stored one is this device's.
+    store.read(store::load_device_key)
+}
+
+impl Inner {
+    /// This device's enrollment payload (device id and public key).
+    pub(super) fn enrollment(&self) -> Result<Enrollment> {
+        let me = self.identity()?;
+        let key = self.key.as_ref().ok_or(Error::NotInitialized)?;
+        Ok(Enrollment {
+            device: me.device_id,
+            public_key: key.public_key(),
+        })
+    }
+
+    /// Signatures by this device of its own changes in `open` that are not stored yet
+    /// (everything of its own when the document is rewritten or new): what the write of
+    /// `open` records beside them. Changes that came from a peer (`self.received`) are never
+    /// signed here, even under this device's actor: they are not this process's to vouch for.
+    pub(super) fn sign_own(&self, open: &OpenDoc) -> Vec<Record> {
+        let (Some(key), Some(me)) = (&self.key, &self.identity) else {
+            return Vec::new();
+        };
+        let actor = me.device_id.actor();
+        let since: &[ChangeHash] = if open.stored && !open.rewrite {
+            &open.saved_heads
+        } else {
+            &[]
+        };
+        open.doc
+            .automerge()
+            .get_changes_meta(since)
+            .iter()
+            .filter(|meta| *meta.actor == actor && !self.received.contains(&meta.hash))
+            .map(|meta| (meta.hash, key.sign(&meta.hash)))
+            .collect()
+    }
+
+    /// `message` (about `plan`) encoded, with the recorded signatures of the changes it carries
+    /// beside it (see [`carrier`]).
+    pub(super) fn sign_outgoing(
+        &mut self,
+        plan: PlanId,
+        message: sync::Message,
+    ) -> Result<Vec<u8>> {
+        let doc_id = plan.to_string();
+        let records = match carrier::carried(&message) {
+            Carried::Changes(hashes) if hashes.is_empty() => Vec::new(),
+            Carried::Changes(hashes) => self
+                .store
+                .read(|tx| store::load_signatures(tx, &doc_id, Some(&hashes)))?,
+            Carried::Everything => self
+                .store
+                .read(|tx| store::load_signatures(tx, &doc_id, None))?,
+        };
+        Ok(carrier::wrap(message.encode(), &records))
+    }
+}
+
+/// Whether `me` may record a public key for `device`, already enrolled: only while it has
+/// none, and only a counselor (the role rules let a client write only the devices it enrolls
+/// in the same change).
+pub(super) fn may_record_key(
+    device: &crate::model::Device,
+    me: &crate::model::Identity,
+) -> Result<()> {
+    if device.public_key.is_some() {
+        return Err(Error::invalid(
+            "enrollment code",
+            "this device is enrolled with another key",
+        ));
+    }
+    if me.role != crate::model::Role::Counselor {
+        return Err(Error::not_allowed(
+            "only a counselor records the key of a device already enrolled",
+        ));
+    }
+    Ok(())
+}
+
+/// The signatures that came with `incoming` (records naming other changes are dropped, so a
+/// peer cannot fill memory with them), added to those kept for `plan`'s held changes.
+pub(super) fn keep_incoming(kept: &mut Signatures, records: Vec<Record>, incoming: &[Change]) {
+    if records.is_empty() {
+        return;
+    }
+    let wanted: HashSet<ChangeHash> = incoming.iter().map(Change::hash).collect();
+    kept.extend(
+        records
+            .into_iter()
+            .filter(|(hash, _)| wanted.contains(hash)),
+    );
+}
+
+/// Whether an incoming change under this device's own actor is this device's (another copy
+/// of its store made it, signed with the same key) rather than a forgery: when the plan
+/// records this device's key, only with a valid signature by it; otherwise (an older plan)
+/// as before, by its actor.
+pub(super) fn genuinely_own<'a>(
+    doc: &Automerge,
+    own: &ActorId,
+    signatures: &'a Signatures,
+) -> impl Fn(&Change) -> bool + 'a {
+    let recorded: Option<PublicKey> = crate::model::DeviceId::from_actor(own).and_then(|device| {
+        let plan = crate::plan::read::read_plan_for_edit(doc, None, false).ok()?;
+        PublicKey::parse(plan.device(device)?.public_key.as_deref()?).ok()
+    });
+    move |change: &Change| match &recorded {
+        None => true,
+        Some(key) => signatures
+            .get(&change.hash())
+            .is_some_and(|signature| key.verifies(&change.hash(), signature)),
+    }
+}
+
+impl super::Alliance {
+    /// This device's enrollment payload: its device id and public key as one string
+    /// ([`Enrollment`]'s `Display`), the code a counselor scans to enroll it.
+    /// [`Error::NotInitialized`] before `init`.
+    pub fn enrollment(&self) -> Result<Enrollment> {
+        self.inner.lock().enrollment()
+    }
+
+    /// Enrolls the device an enrollment code names and records its public key (a counselor:
+    /// any member's device; a client: their own). A device already enrolled without a key
+    /// (enrolled by id, or before signed changes) gets its key recorded now; one already
+    /// enrolled with another key is refused ([`Error::InvalidInput`]).
+    pub fn enroll_with_key(
+        &self,
+        plan: PlanId,
+        new: &super::NewDevice,
+        key: PublicKey,
+    ) -> Result<()> {
+        let recorded = self
+            .plan(plan)?
+            .device(new.device)
+            .and_then(|d| d.public_key.clone());
+        if recorded == Some(key.to_string()) {
+            return Ok(());
+        }
+        self.enroll_device_keyed(plan, new, Some(key))
+    }
+
+    /// The recorded signatures of a plan's changes (for its JSON export).
+    pub(crate) fn change_signatures(&self, plan: PlanId) -> Result<Vec<Record>> {
+        let doc_id = plan.to_string();
+        self.inner
+            .lock()
+            .store
+            .read(|tx| store::load_signatures(tx, &doc_id, None))
+    }
+
+    /// This device's signature over `change`, as it would sign a change of its own: for tests
+    /// that build raw changes under this device's actor (the tamper corpus).
+    #[doc(hidden)]
+    #[cfg(any(test, feature = "test-support"))]
+    pub fn sign_for_tests(&self, change: &ChangeHash) -> Option<crate::authorship::Signature> {
+        self.inner.lock().key.as_ref().map(|key| key.sign(change))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::Role;
+    use crate::store::schema;
+    use crate::Alliance;
+
+    /// A key recorded through the API is one every peer accepts: a client enrolling its own
+    /// new device records its key in the same change; a client cannot record the key of a
+    /// device already enrolled (locally refused, as the peers' rules would); a counselor can,
+    /// once.
+    #[test]
+    fn recorded_keys_are_accepted_by_peers_and_written_once() {
+        use crate::local_sync::sync_stores;
+        use crate::{Error, NewDevice, NewPlan};
+        let counselor = Alliance::open_in_memory().unwrap();
+        let client = Alliance::open_in_memory().unwrap();
+        let tablet = Alliance::open_in_memory().unwrap();
+        counselor.init("Dana", Role::Counselor, None).unwrap();
+        let sam = client.init("Sam", Role::Client, None).unwrap();
+        let tab = tablet
+            .init("Sam", Role::Client, Some(sam.member_id))
+            .unwrap();
+        let plan = counselor
+            .create_plan(&NewPlan {
+                title: "Plan".into(),
+                client_name: "Sam".into(),
+                client_member: Some(sam.member_id),
+                client_device: Some(sam.device_id),
+            })
+            .unwrap();
+        sync_stores(&counselor, &client).unwrap();
+        let own = NewDevice {
+            device: sam.device_id,
+            member: sam.member_id,
+            new_member: None,
+            label: "phone".into(),
+        };
+        let key = client.enrollment().unwrap().public_key;
+        assert!(matches!(
+            client.enroll_with_key(plan, &own, key),
+            Err(Error::NotAllowed { .. })
+        ));
+        let new_tablet = NewDevice {
+            device: tab.device_id,
+            ..own.clone()
+        };
+        client
+            .enroll_with_key(plan, &new_tablet, tablet.enrollment().unwrap().public_key)
+            .unwrap();
+        counselor.enroll_with_key(plan, &own, key).unwrap();
+        let report = sync_stores(&counselor, &client).unwrap();
+        assert!(report.refused.is_empty(), "{:?}", report.refused);
+        assert!(counselor.refused_changes(None).unwrap().is_empty());
+        let devices = client.plan(plan).unwrap().devices;
+        assert!(
+            devices.iter().all(|d| d.public_key.is_some()),
+            "{devices:?}"
+        );
+        // Written once: another key for the phone is refused.
+        let other = tablet.enrollment().unwrap().public_key;
+        assert!(matches!(
+            counselor.enroll_with_key(plan, &own, other),
+            Err(Error::InvalidInput { .. })
+        ));
+    }
+
+    /// A store made before signed changes (schema 9, an identity, no key) gets a key on its
+    /// first open, and keeps that key afterwards.
+    #[test]
+    fn a_store_from_before_signed_changes_gets_a_key_on_open_and_keeps_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let identity = {
+            let store = Alliance::open(&path).unwrap();
+            store.init("Dana", Role::Counselor, None).unwrap()
+        };
+        {
+            // Back to schema 9: the key table is gone, as in a store from before.
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch("DROP TABLE device_key; DROP TABLE change_signatures;")
+                .unwrap();
+            conn.pragma_update(None, "user_version", 9).unwrap();
+        }
+        let reopened = Alliance::open(&path).unwrap();
+        assert_eq!(
+            schema::user_version(&rusqlite::Connection::open(&path).unwrap()).unwrap(),
+            schema::VERSION
+        );
+        let first = reopened.enrollment().unwrap();
+        assert_eq!(first.device, identity.device_id);
+        drop(reopened);
+        let again = Alliance::open(&path).unwrap().enrollment().unwrap();
+        assert_eq!(again, first);
+        // A store without identity (a relay) makes no key.
+        let relay = Alliance::open(&dir.path().join("relay.db")).unwrap();
+        assert!(relay.enrollment().is_err());
+    }
+}
