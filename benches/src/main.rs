@@ -467,34 +467,6 @@ fn relay_curve(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     Ok(())
 }
 
-/// What authorship adds: one signature per durable edit (P1), one verification per change a
-/// device or relay accepts from a peer (P5 receives every change twice: relay, then device).
-fn push_signing_rows(rows: &mut Vec<Row>, edits: &local_edit::LocalEdits) -> Result<()> {
-    let cost = signing::measure()?;
-    rows.push(Row::info(
-        "P1",
-        &format!(
-            "… of which signing the change (Ed25519, median of {}) vs the whole edit",
-            cost.sign.len()
-        ),
-        Unit::Seconds,
-        median(&cost.sign),
-        Some(median(&edits.api)),
-    ));
-    rows.push(Row::info(
-        "P5",
-        &format!(
-            "verifying one signature (Ed25519, median of {}): per change accepted, twice per \
-             change in the P5 workload; vs signing one",
-            cost.verify.len()
-        ),
-        Unit::Seconds,
-        median(&cost.verify),
-        Some(median(&cost.sign)),
-    ));
-    Ok(())
-}
-
 /// R1: sync throughput through 1 and 2 relay instances on PostgreSQL against the SQLite relay.
 fn instances_rows(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
     const PLANS: usize = 100;
@@ -534,6 +506,34 @@ fn instances_rows(dir: &Path, rows: &mut Vec<Row>) -> Result<()> {
         Unit::KiB,
         two.server_kib,
         Some(sqlite.server_kib),
+    ));
+    Ok(())
+}
+
+/// What authorship adds: one signature per durable edit (P1), one verification per change a
+/// device or relay accepts from a peer (P5 receives every change twice: relay, then device).
+fn push_signing_rows(rows: &mut Vec<Row>, edits: &local_edit::LocalEdits) -> Result<()> {
+    let cost = signing::measure()?;
+    rows.push(Row::info(
+        "P1",
+        &format!(
+            "… of which signing the change (Ed25519, median of {}) vs the whole edit",
+            cost.sign.len()
+        ),
+        Unit::Seconds,
+        median(&cost.sign),
+        Some(median(&edits.api)),
+    ));
+    rows.push(Row::info(
+        "P5",
+        &format!(
+            "verifying one signature (Ed25519, median of {}): per change accepted, twice per \
+             change in the P5 workload; vs signing one",
+            cost.verify.len()
+        ),
+        Unit::Seconds,
+        median(&cost.verify),
+        Some(median(&cost.sign)),
     ));
     Ok(())
 }

@@ -13,7 +13,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use alliance_core::sync::{spawn_alliance_watch, sync_once_blocking, SyncOptions, SyncProgress};
+use alliance_core::sync::{
+    spawn_alliance_watch, sync_once_blocking, SyncHandle, SyncOptions, SyncProgress,
+};
 use alliance_core::{Alliance, GoalId, NewDevice, PlanId, Role};
 use alliance_relay_pg::testing::{check_in, check_ins, drop_listeners, postgres_database};
 use common::{plan_pair, start_relay_with, Running};
@@ -90,6 +92,28 @@ fn three_devices() -> Three {
     }
 }
 
+/// `device` in watch mode on `url`, connected and settled; keep the runtime while it watches.
+fn watching(device: &(Arc<Alliance>, String), url: &str) -> (tokio::runtime::Runtime, SyncHandle) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Told of every step of the watcher's sync.
+    let (heard, hear) = mpsc::channel();
+    let observer = Arc::new(move |_: &SyncProgress| {
+        let _ = heard.send(());
+    });
+    let watch = {
+        let _inside = runtime.enter();
+        spawn_alliance_watch(device.0.clone(), url, options(&device.1), observer)
+    };
+    // Settled once a while goes by without a step.
+    let settled = Instant::now() + Duration::from_secs(30);
+    while hear.recv_timeout(Duration::from_millis(300)).is_ok() && Instant::now() < settled {}
+    (runtime, watch)
+}
+
 #[test]
 fn three_devices_on_two_instances_converge_and_a_watcher_hears_within_a_second() {
     let Some(store) = postgres_database() else {
@@ -106,28 +130,7 @@ fn three_devices_on_two_instances_converge_and_a_watcher_hears_within_a_second()
     assert!(t.tablet.0.has_plan(t.plan).unwrap());
 
     // The phone watches on instance B; the counselor's edit goes through instance A.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    // Told of every step of the watcher's sync.
-    let (heard, hear) = mpsc::channel();
-    let observer = Arc::new(move |_: &SyncProgress| {
-        let _ = heard.send(());
-    });
-    let watch = {
-        let _inside = runtime.enter();
-        spawn_alliance_watch(
-            t.phone.0.clone(),
-            &url_b,
-            options(&t.phone.1),
-            observer.clone(),
-        )
-    };
-    // Connected and settled before the edit is made.
-    let settled = Instant::now() + Duration::from_secs(30);
-    while hear.recv_timeout(Duration::from_millis(300)).is_ok() && Instant::now() < settled {}
+    let (runtime, watch) = watching(&t.phone, &url_b);
     check_in(&t.counselor.0, t.plan, t.goal, 4);
     sync(&t.counselor.0, &url_a, &t.counselor.1);
     let pushed = Instant::now();
@@ -263,26 +266,7 @@ fn a_watcher_hears_of_an_edit_made_while_its_instance_was_not_listening() {
     let t = three_devices();
     sync(&t.counselor.0, &url_a, &t.counselor.1);
     sync(&t.phone.0, &url_b, &t.phone.1);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (heard, hear) = mpsc::channel();
-    let observer = Arc::new(move |_: &SyncProgress| {
-        let _ = heard.send(());
-    });
-    let watch = {
-        let _inside = runtime.enter();
-        spawn_alliance_watch(
-            t.phone.0.clone(),
-            &url_b,
-            options(&t.phone.1),
-            observer.clone(),
-        )
-    };
-    let settled = Instant::now() + Duration::from_secs(30);
-    while hear.recv_timeout(Duration::from_millis(300)).is_ok() && Instant::now() < settled {}
+    let (_runtime, watch) = watching(&t.phone, &url_b);
 
     // Both instances lose their LISTEN connection (they reconnect after a second); the edit is
     // pushed through A meanwhile, so B hears no notification of it.

@@ -29,6 +29,15 @@ CREATE TABLE chunks (
     PRIMARY KEY (plan, seq)
 );
 
+-- Each change's signature by its author's key (SECURITY.md §6), stored with the change so it
+-- travels on with it from every instance.
+CREATE TABLE change_signatures (
+    plan        text NOT NULL,
+    change_hash text NOT NULL,
+    signature   bytea NOT NULL,
+    PRIMARY KEY (plan, change_hash)
+);
+
 -- The devices each plan lists, from its document: what a token opens.
 CREATE TABLE plan_devices (
     plan       text NOT NULL,

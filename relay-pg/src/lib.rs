@@ -31,7 +31,7 @@ use alliance_core::{Alliance, PlanId, StoreKey, SyncPeer, SyncReceipt};
 use automerge::{Automerge, ChangeHash};
 use deadpool_postgres::GenericClient;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use tokio::sync::mpsc;
 use tokio_postgres::NoTls;
 
@@ -60,6 +60,11 @@ pub enum PgStoreError {
     /// The working copy refused or failed.
     #[error(transparent)]
     Core(#[from] alliance_core::Error),
+    /// The push was judged on a copy that missed another instance's write of a plan listing
+    /// one of the tokens it lists: nothing of it was stored, and its next attempt is judged
+    /// on what is stored.
+    #[error("another relay instance changed a plan this push depends on: try again")]
+    Stale,
     /// A stored value does not read back (a damaged row).
     #[error("a stored value is damaged: {0}")]
     Damaged(String),
@@ -88,8 +93,9 @@ fn store_error(error: PgStoreError) -> SyncError {
 pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
-    work: Alliance,
-    _dir: tempfile::TempDir,
+    /// The working copy; replaced by a fresh one when it may hold what the database refused.
+    work: RwLock<Working>,
+    dir: tempfile::TempDir,
     storage_id: String,
     /// This process's name in notifications, so it skips its own.
     instance: String,
@@ -97,9 +103,18 @@ pub struct PgStore {
     outside: Mutex<Option<mpsc::UnboundedReceiver<DocumentId>>>,
 }
 
+/// The working copy and its generation (which replacement it is).
+#[derive(Clone)]
+struct Working {
+    alliance: Arc<Alliance>,
+    generation: u64,
+}
+
 /// What the working copy holds of the database: a cache, rebuilt from the database at will.
 #[derive(Default)]
 struct Mirror {
+    /// The generation of the working copy this describes.
+    generation: u64,
     /// Per plan, the last stored change number the working copy holds.
     loaded: HashMap<PlanId, i64>,
     /// The highest `documents.changed` caught up with for every plan.
@@ -156,22 +171,41 @@ impl PgStore {
             sender,
         ));
         let dir = tempfile::tempdir()?;
-        let mut key = [0u8; alliance_core::store::STORE_KEY_LEN];
-        for part in key.chunks_mut(16) {
-            let random = uuid::Uuid::new_v4();
-            part.copy_from_slice(&random.as_bytes()[..part.len()]);
-        }
-        let work = Alliance::open_encrypted(&dir.path().join("mirror.db"), &StoreKey::new(key))?;
+        let work = RwLock::new(Working {
+            alliance: Arc::new(working_copy(dir.path(), 0)?),
+            generation: 0,
+        });
         Ok(Self {
             runtime: Some(runtime),
             pool,
             work,
-            _dir: dir,
+            dir,
             storage_id,
             instance,
             mirror: Mutex::new(Mirror::default()),
             outside: Mutex::new(Some(receiver)),
         })
+    }
+
+    fn work(&self) -> Working {
+        self.work.read().clone()
+    }
+
+    /// Replaces the working copy with an empty one, rebuilt from the database as plans are
+    /// used: after a push was judged on a copy that missed another instance's write, so that
+    /// nothing of it stays behind in the copy.
+    fn reset_working_copy(&self) -> Result<Working> {
+        let mut work = self.work.write();
+        let generation = work.generation + 1;
+        *work = Working {
+            alliance: Arc::new(working_copy(self.dir.path(), generation)?),
+            generation,
+        };
+        *self.mirror.lock() = Mirror {
+            generation,
+            ..Mirror::default()
+        };
+        Ok(work.clone())
     }
 
     /// [`PgStore::open`] as the `Arc<dyn SyncStore>` a relay serves.
@@ -188,7 +222,12 @@ impl PgStore {
 
     /// Brings the working copy's `plan` up to what the database holds, as `client` sees it.
     /// Returns the plan's row, None when the database does not hold the plan.
-    async fn catch_up(&self, client: &impl GenericClient, plan: PlanId) -> Result<Option<Stored>> {
+    async fn catch_up(
+        &self,
+        client: &impl GenericClient,
+        work: &Working,
+        plan: PlanId,
+    ) -> Result<Option<Stored>> {
         let id = plan.to_string();
         let Some(row) = client
             .query_opt(
@@ -204,7 +243,14 @@ impl PgStore {
             last_seq: row.get(1),
             heads: parse_heads(row.get(2))?,
         };
-        let loaded = self.mirror.lock().loaded.get(&plan).copied();
+        let loaded = {
+            let mirror = self.mirror.lock();
+            if mirror.generation != work.generation {
+                // Replaced meanwhile: the caller's copy is no longer consulted.
+                return Ok(Some(stored));
+            }
+            mirror.loaded.get(&plan).copied()
+        };
         if loaded.is_some_and(|seq| seq >= stored.last_seq) {
             return Ok(Some(stored));
         }
@@ -234,36 +280,20 @@ impl PgStore {
             .await?;
         changes.extend(rows.iter().map(|row| row.get::<_, Vec<u8>>(1)));
         if !changes.is_empty() {
-            let hashes: Vec<Vec<u8>> = changes
-                .iter()
-                .map(|bytes| change_hash(bytes).map(|hash| hash.0.to_vec()))
-                .collect::<Result<_>>()?;
-            let signatures = client
-                .query(
-                    "SELECT change_hash, signature FROM change_signatures \
-                     WHERE plan = $1 AND change_hash = ANY($2)",
-                    &[&id, &hashes],
-                )
-                .await?
-                .iter()
-                .map(|row| {
-                    let hash: Vec<u8> = row.get(0);
-                    let hash = ChangeHash::try_from(hash.as_slice())
-                        .map_err(|error| PgStoreError::Damaged(error.to_string()))?;
-                    Ok((hash, row.get::<_, Vec<u8>>(1)))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            self.work.adopt_changes(plan, &changes, &signatures)?;
+            let signatures = signatures_of(client, plan, &changes).await?;
+            work.alliance.adopt_changes(plan, &changes, &signatures)?;
         }
         let mut mirror = self.mirror.lock();
-        let seq = mirror.loaded.entry(plan).or_insert(stored.last_seq);
-        *seq = (*seq).max(stored.last_seq);
+        if mirror.generation == work.generation {
+            let seq = mirror.loaded.entry(plan).or_insert(stored.last_seq);
+            *seq = (*seq).max(stored.last_seq);
+        }
         Ok(Some(stored))
     }
 
     /// [`PgStore::catch_up`] outside a write: one consistent read (a compaction between two
     /// statements would otherwise hide changes).
-    async fn catch_up_reading(&self, plan: PlanId) -> Result<()> {
+    async fn catch_up_reading(&self, work: &Working, plan: PlanId) -> Result<()> {
         let mut client = self.pool.get().await?;
         let tx = client
             .build_transaction()
@@ -271,14 +301,14 @@ impl PgStore {
             .read_only(true)
             .start()
             .await?;
-        self.catch_up(&tx, plan).await?;
+        self.catch_up(&tx, work, plan).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Catches up every plan another instance wrote since this one last looked: the token
     /// rules ([`TokenVoucher`]) look at every plan that lists a token.
-    async fn catch_up_changed(&self, client: &impl GenericClient) -> Result<()> {
+    async fn catch_up_changed(&self, client: &impl GenericClient, work: &Working) -> Result<()> {
         let upto = self.mirror.lock().changed_upto;
         let rows = client
             .query(
@@ -288,10 +318,12 @@ impl PgStore {
             .await?;
         for row in rows {
             let plan = parse_plan(row.get(0))?;
-            self.catch_up(client, plan).await?;
+            self.catch_up(client, work, plan).await?;
             let changed: i64 = row.get(1);
             let mut mirror = self.mirror.lock();
-            mirror.changed_upto = mirror.changed_upto.max(changed);
+            if mirror.generation == work.generation {
+                mirror.changed_upto = mirror.changed_upto.max(changed);
+            }
         }
         Ok(())
     }
@@ -301,6 +333,7 @@ impl PgStore {
     async fn seed_sync_state(
         &self,
         client: &impl GenericClient,
+        work: &Working,
         plan: PlanId,
         peer: &SyncPeer,
     ) -> Result<()> {
@@ -315,10 +348,13 @@ impl PgStore {
             )
             .await?;
         if let Some(row) = row {
-            self.work
+            work.alliance
                 .seed_sync_state(plan, &peer.key, &row.get::<_, Vec<u8>>(0))?;
         }
-        self.mirror.lock().seeded.insert(key);
+        let mut mirror = self.mirror.lock();
+        if mirror.generation == work.generation {
+            mirror.seeded.insert(key);
+        }
         Ok(())
     }
 
@@ -335,29 +371,104 @@ impl PgStore {
             let tx = client.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key(plan)])
                 .await?;
+            // Taken under the plan's lock: a replacement made by a write to this plan that
+            // failed is seen here.
+            let work = self.work();
             if voucher.is_some() {
-                self.catch_up_changed(&tx).await?;
+                self.catch_up_changed(&tx, &work).await?;
             }
-            let stored = self.catch_up(&tx, plan).await?;
-            self.seed_sync_state(&tx, plan, peer).await?;
+            let stored = self.catch_up(&tx, &work, plan).await?;
+            self.seed_sync_state(&tx, &work, plan, peer).await?;
+            let tokens_before = listed_tokens(&work.alliance, plan)?;
             let receipt = match voucher {
-                Some(voucher) => self
-                    .work
-                    .receive_vouched(plan, peer.clone(), message, voucher),
-                None => self.work.receive_sync_message(plan, peer.clone(), message),
+                Some(voucher) => {
+                    work.alliance
+                        .receive_vouched(plan, peer.clone(), message, voucher)
+                }
+                None => work
+                    .alliance
+                    .receive_sync_message(plan, peer.clone(), message),
             }?;
-            let written = self.write_changes(&tx, plan, stored).await?;
-            self.write_records(&tx, plan, peer, &receipt).await?;
+            if voucher.is_some() {
+                self.check_new_tokens(&tx, &work, plan, &tokens_before)
+                    .await?;
+            }
+            let written = self.write_changes(&tx, &work, plan, stored).await?;
+            self.write_records(&tx, &work, plan, peer, &receipt).await?;
             tx.commit().await?;
             if let Some(last_seq) = written {
                 let mut mirror = self.mirror.lock();
-                let seq = mirror.loaded.entry(plan).or_insert(last_seq);
-                *seq = (*seq).max(last_seq);
+                if mirror.generation == work.generation {
+                    let seq = mirror.loaded.entry(plan).or_insert(last_seq);
+                    *seq = (*seq).max(last_seq);
+                }
             }
             Ok(receipt_refusals(receipt))
         })
     }
 
+    /// The token rules judged a push on this instance's copy of the other plans; another
+    /// instance may have stored a plan listing one of the tokens the push newly lists after
+    /// this copy last caught up. Each such token is locked (so two instances do not both list
+    /// it at once) and looked up in the database: when a plan listing it is newer there than
+    /// here, the judgement does not stand — the working copy, which holds the pushed changes,
+    /// is replaced by a fresh one that holds those plans, and the push fails
+    /// ([`PgStoreError::Stale`]); the device's next attempt is judged on what is stored.
+    async fn check_new_tokens(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        work: &Working,
+        plan: PlanId,
+        before: &HashSet<String>,
+    ) -> Result<()> {
+        let mut new: Vec<String> = listed_tokens(&work.alliance, plan)?
+            .difference(before)
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        new.sort();
+        for token in &new {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&format!("token {token}")],
+            )
+            .await?;
+        }
+        let rows = tx
+            .query(
+                "SELECT DISTINCT d.plan, doc.last_seq FROM plan_devices d \
+                 JOIN documents doc ON doc.plan = d.plan \
+                 WHERE d.token_hash = ANY($1) AND d.plan <> $2",
+                &[&new, &plan.to_string()],
+            )
+            .await?;
+        let mut stale = Vec::new();
+        {
+            let mirror = self.mirror.lock();
+            for row in &rows {
+                let other = parse_plan(row.get(0))?;
+                let last_seq: i64 = row.get(1);
+                let known = mirror.generation == work.generation
+                    && mirror
+                        .loaded
+                        .get(&other)
+                        .is_some_and(|seq| *seq >= last_seq);
+                if !known {
+                    stale.push(other);
+                }
+            }
+        }
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let fresh = self.reset_working_copy()?;
+        for other in stale {
+            self.catch_up(tx, &fresh, other).await?;
+        }
+        Err(PgStoreError::Stale)
+    }
     /// Writes the changes of `plan` that the working copy holds and the database does not
     /// (`stored`: the plan's row, read under the lock), with its heads, its device index and a
     /// notification; compacts its chunks into the snapshot when they grow. Returns the new
@@ -365,14 +476,16 @@ impl PgStore {
     async fn write_changes(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
+        work: &Working,
         plan: PlanId,
         stored: Option<Stored>,
     ) -> Result<Option<i64>> {
-        if !self.work.has_plan(plan)? {
+        let alliance = &work.alliance;
+        if !alliance.has_plan(plan)? {
             return Ok(None);
         }
         let known = stored.as_ref().map(|s| s.heads.clone()).unwrap_or_default();
-        let new = self.work.changes_after(plan, &known)?;
+        let new = alliance.changes_after(plan, &known)?;
         if new.is_empty() {
             return Ok(None);
         }
@@ -381,8 +494,7 @@ impl PgStore {
             .as_ref()
             .map_or((0, 1), |s| (s.snapshot_seq, s.last_seq + 1));
         let last_seq = first + new.len() as i64 - 1;
-        let heads = self
-            .work
+        let heads = alliance
             .plan_heads(&[plan])?
             .into_iter()
             .next()
@@ -402,6 +514,17 @@ impl PgStore {
             .query_one(sql, &[&id, &last_seq, &heads_text, &now])
             .await?
             .get(0);
+        let hashes = change_hashes(&new)?;
+        let signed = alliance.signatures_of(plan, &hashes)?;
+        let signed_hashes: Vec<String> = signed.iter().map(|(hash, _)| hash.to_string()).collect();
+        let signatures: Vec<Vec<u8>> = signed.into_iter().map(|(_, bytes)| bytes).collect();
+        tx.execute(
+            "INSERT INTO change_signatures (plan, change_hash, signature) \
+             SELECT $1, h, s FROM unnest($2::text[], $3::bytea[]) AS t(h, s) \
+             ON CONFLICT DO NOTHING",
+            &[&id, &signed_hashes, &signatures],
+        )
+        .await?;
         let seqs: Vec<i64> = (first..=last_seq).collect();
         tx.execute(
             "INSERT INTO chunks (plan, seq, change) \
@@ -409,27 +532,9 @@ impl PgStore {
             &[&id, &seqs, &new],
         )
         .await?;
-        // The authors' signatures of what is new, so every instance passes them on.
-        let new_hashes = new
-            .iter()
-            .map(|bytes| change_hash(bytes))
-            .collect::<Result<Vec<_>>>()?;
-        let (hashes, signatures): (Vec<Vec<u8>>, Vec<Vec<u8>>) = self
-            .work
-            .signatures_of(plan, &new_hashes)?
-            .into_iter()
-            .map(|(hash, signature)| (hash.0.to_vec(), signature))
-            .unzip();
-        tx.execute(
-            "INSERT INTO change_signatures (plan, change_hash, signature) \
-             SELECT $1, h, s FROM unnest($2::bytea[], $3::bytea[]) AS t(h, s) \
-             ON CONFLICT DO NOTHING",
-            &[&id, &hashes, &signatures],
-        )
-        .await?;
         if last_seq - snapshot_seq > COMPACT_AFTER {
             // Under the plan's lock the working copy is exactly what the database holds.
-            let snapshot = self.work.saved_document(plan)?;
+            let snapshot = alliance.saved_document(plan)?;
             tx.execute(
                 "UPDATE documents SET snapshot = $2, snapshot_seq = $3 WHERE plan = $1",
                 &[&id, &snapshot, &last_seq],
@@ -441,7 +546,7 @@ impl PgStore {
             )
             .await?;
         }
-        let devices = self.work.listed_devices(plan)?;
+        let devices = alliance.listed_devices(plan)?;
         tx.execute("DELETE FROM plan_devices WHERE plan = $1", &[&id])
             .await?;
         for device in devices {
@@ -468,6 +573,7 @@ impl PgStore {
     async fn write_records(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
+        work: &Working,
         plan: PlanId,
         peer: &SyncPeer,
         receipt: &SyncReceipt,
@@ -490,7 +596,7 @@ impl PgStore {
             )
             .await?;
         }
-        if let Some(state) = self.work.stored_sync_state(plan, &peer.key)? {
+        if let Some(state) = work.alliance.stored_sync_state(plan, &peer.key)? {
             tx.execute(
                 "INSERT INTO sync_states (plan, peer, state) VALUES ($1, $2, $3) \
                  ON CONFLICT (plan, peer) DO UPDATE SET state = excluded.state",
@@ -627,13 +733,14 @@ impl SyncStore for PgStore {
         peer: &SyncPeer,
     ) -> Result<Option<Vec<u8>>, SyncError> {
         let plan = plan_of(document);
+        let work = self.work();
         self.block(async {
-            self.catch_up_reading(plan).await?;
+            self.catch_up_reading(&work, plan).await?;
             let client = self.pool.get().await?;
-            self.seed_sync_state(&client, plan, peer).await
+            self.seed_sync_state(&client, &work, plan, peer).await
         })
         .map_err(store_error)?;
-        self.work
+        work.alliance
             .generate_sync_message(plan, peer.clone())
             .map_err(SyncError::store)
     }
@@ -702,11 +809,12 @@ impl SyncStore for PgStore {
     }
 
     fn end_sync_session(&self, peer: &SyncPeer) {
-        self.work.end_sync_session(peer.clone());
+        self.work().alliance.end_sync_session(peer.clone());
     }
 
     fn forget_peer(&self, peer: &SyncPeer) -> Result<(), SyncError> {
-        self.work
+        self.work()
+            .alliance
             .forget_sync_peer(peer.clone())
             .map_err(SyncError::store)?;
         self.mirror
@@ -724,11 +832,67 @@ impl SyncStore for PgStore {
     }
 }
 
-/// The hash of a stored change's bytes.
-fn change_hash(bytes: &[u8]) -> Result<ChangeHash> {
-    automerge::Change::from_bytes(bytes.to_vec())
-        .map(|change| change.hash())
-        .map_err(|error| PgStoreError::Damaged(format!("a stored change: {error}")))
+/// The hashes of raw changes. Errors: [`PgStoreError::Damaged`].
+fn change_hashes(changes: &[Vec<u8>]) -> Result<Vec<ChangeHash>> {
+    changes
+        .iter()
+        .map(|bytes| {
+            automerge::Change::from_bytes(bytes.clone())
+                .map(|change| change.hash())
+                .map_err(|error| PgStoreError::Damaged(format!("a stored change: {error}")))
+        })
+        .collect()
+}
+
+/// The stored signatures of these raw changes of `plan`.
+async fn signatures_of(
+    client: &impl GenericClient,
+    plan: PlanId,
+    changes: &[Vec<u8>],
+) -> Result<Vec<(ChangeHash, Vec<u8>)>> {
+    let hashes: Vec<String> = change_hashes(changes)?
+        .iter()
+        .map(ChangeHash::to_string)
+        .collect();
+    let rows = client
+        .query(
+            "SELECT change_hash, signature FROM change_signatures \
+             WHERE plan = $1 AND change_hash = ANY($2)",
+            &[&plan.to_string(), &hashes],
+        )
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let hash: &str = row.get(0);
+            let hash = hash
+                .parse()
+                .map_err(|_| PgStoreError::Damaged(format!("a signed change hash {hash:?}")))?;
+            Ok((hash, row.get(1)))
+        })
+        .collect()
+}
+
+/// A new working copy in `dir`: an encrypted store whose key lives only in this process.
+fn working_copy(dir: &std::path::Path, generation: u64) -> Result<Alliance> {
+    let mut key = [0u8; alliance_core::store::STORE_KEY_LEN];
+    for part in key.chunks_mut(16) {
+        let random = uuid::Uuid::new_v4();
+        part.copy_from_slice(&random.as_bytes()[..part.len()]);
+    }
+    let path = dir.join(format!("mirror-{generation}.db"));
+    Ok(Alliance::open_encrypted(&path, &StoreKey::new(key))?)
+}
+
+/// The token hashes `plan` lists in `work` (none when it does not hold the plan).
+fn listed_tokens(work: &Alliance, plan: PlanId) -> Result<HashSet<String>> {
+    if !work.has_plan(plan)? {
+        return Ok(HashSet::new());
+    }
+    Ok(work
+        .listed_devices(plan)?
+        .into_iter()
+        .filter_map(|device| device.token_hash)
+        .collect())
 }
 
 fn plan_of(document: DocumentId) -> PlanId {

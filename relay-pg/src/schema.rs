@@ -7,10 +7,7 @@ use deadpool_postgres::GenericClient;
 use crate::{PgStoreError, Result};
 
 /// Every migration, in order; migration `i` takes the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/001_relay.sql"),
-    include_str!("../migrations/002_signatures.sql"),
-];
+pub const MIGRATIONS: &[&str] = &[include_str!("../migrations/001_relay.sql")];
 
 /// Any fixed number: the advisory lock instances take while migrating.
 const MIGRATION_LOCK: i64 = 0x616c_6c69_616e_6365;

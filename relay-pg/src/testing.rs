@@ -17,21 +17,12 @@ pub fn postgres_database() -> Option<String> {
         return None;
     };
     let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .ok()?;
-    runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(&url, NoTls)
-            .await
-            .expect("the test PostgreSQL server answers");
-        let driver = tokio::spawn(connection);
+    let create = format!("CREATE DATABASE {name}");
+    on_server(&url, |client| async move {
         client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .batch_execute(&create)
             .await
             .expect("the test PostgreSQL server creates a database");
-        drop(client);
-        let _ = driver.await;
     });
     let server = url
         .rsplit_once('/')
@@ -61,6 +52,34 @@ pub fn check_ins(device: &Alliance, plan: PlanId) -> usize {
 /// fault or a failover would; returns how many it ended. Panics when the server cannot be
 /// reached.
 pub fn drop_listeners(url: &str) -> usize {
+    let listen = format!("LISTEN {}", crate::CHANNEL);
+    on_server(url, |client| async move {
+        client
+            .query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query = $1",
+                &[&listen],
+            )
+            .await
+            .expect("pg_terminate_backend runs")
+            .len()
+    })
+}
+
+/// Runs `sql` on the database at `url` (a test standing in for another instance's timing).
+/// Panics when it fails.
+pub fn run_sql(url: &str, sql: &str) {
+    on_server(url, |client| async move {
+        client.batch_execute(sql).await.expect("the statement runs");
+    });
+}
+
+/// Runs `work` with a connection of its own to `url`, on a runtime of its own. Panics when
+/// the server cannot be reached.
+fn on_server<T, F>(url: &str, work: impl FnOnce(tokio_postgres::Client) -> F) -> T
+where
+    F: std::future::Future<Output = T>,
+{
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -70,17 +89,8 @@ pub fn drop_listeners(url: &str) -> usize {
             .await
             .expect("the test PostgreSQL server answers");
         let driver = tokio::spawn(connection);
-        let listen = format!("LISTEN {}", crate::CHANNEL);
-        let rows = client
-            .query(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND query = $1",
-                &[&listen],
-            )
-            .await
-            .expect("pg_terminate_backend runs");
-        drop(client);
+        let out = work(client).await;
         let _ = driver.await;
-        rows.len()
+        out
     })
 }

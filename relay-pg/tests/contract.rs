@@ -263,6 +263,88 @@ fn forgetting_a_peer_keeps_the_documents(backend: Backend) {
     assert!(c.client.has_plan(c.plan).unwrap());
 }
 
+/// Mallory, a counselor of another plan, lists Dana's device with Dana's token in a plan of
+/// her own. Dana's token opens Dana's plan; pushed through a relay, Mallory's plan.
+fn mallory_lists_danas_token(dana: &Alliance, dana_token: &str) -> (Arc<Alliance>, String, PlanId) {
+    let mallory = Arc::new(Alliance::open_in_memory().unwrap());
+    let me = mallory.init("Mallory", Role::Counselor, None).unwrap();
+    let plan = mallory
+        .create_plan(&NewPlan {
+            title: "Mallory's plan".into(),
+            client_name: "Someone".into(),
+            ..NewPlan::default()
+        })
+        .unwrap();
+    let token = mallory
+        .issue_device_token(plan, me.device_id, None)
+        .unwrap();
+    let dana_device = dana.identity().unwrap().device_id;
+    mallory
+        .enroll_device(
+            plan,
+            &alliance_core::NewDevice {
+                device: dana_device,
+                member: alliance_core::MemberId::new(),
+                new_member: Some(("Dana".into(), Role::Counselor)),
+                label: "Dana's laptop".into(),
+            },
+        )
+        .unwrap();
+    mallory
+        .issue_device_token(plan, dana_device, Some(dana_token))
+        .unwrap();
+    (mallory, token, plan)
+}
+
+/// Nobody plants a plan on a counselor's token: a plan listing a token another plan lists
+/// for a counselor's device is refused whole.
+fn a_plan_cannot_list_another_counselors_token(backend: Backend) {
+    let store = backend.open();
+    let relay = relay(store.clone());
+    let c = clinic();
+    sync(&c.counselor, &relay, &c.counselor_token);
+    let (mallory, token, plan) = mallory_lists_danas_token(&c.counselor, &c.counselor_token);
+    let pushed = sync_once_blocking(mallory.clone(), &relay.url(), &options(&token));
+    assert!(pushed.is_err(), "{pushed:?}");
+    assert!(!store.has_document(document(plan)).unwrap());
+    assert_eq!(
+        store
+            .documents_of_token(&token_hash(&c.counselor_token))
+            .unwrap(),
+        vec![document(c.plan)]
+    );
+}
+
+/// The same, when instance B stored Dana's plan after instance A last caught up with the
+/// database (a commit that arrives out of order, simulated by renumbering it): A finds the
+/// other plan when it locks the token, refuses the push, and the next attempt is refused by
+/// the token rule; nothing of Mallory's plan is ever stored.
+#[test]
+fn postgres_a_token_listed_by_a_write_the_instance_missed_still_cannot_be_planted() {
+    let Some(url) = postgres_database() else {
+        return;
+    };
+    let (a, b) = (
+        Arc::new(PgStore::open(&url).unwrap()),
+        Arc::new(PgStore::open(&url).unwrap()),
+    );
+    let (relay_a, relay_b) = (relay(a.clone()), relay(b.clone()));
+    let c = clinic();
+    sync(&c.counselor, &relay_b, &c.counselor_token);
+    alliance_relay_pg::testing::run_sql(&url, "UPDATE documents SET changed = 0");
+    let (mallory, token, plan) = mallory_lists_danas_token(&c.counselor, &c.counselor_token);
+    for _ in 0..2 {
+        let pushed = sync_once_blocking(mallory.clone(), &relay_a.url(), &options(&token));
+        assert!(pushed.is_err(), "{pushed:?}");
+        assert!(!a.has_document(document(plan)).unwrap());
+    }
+    assert_eq!(
+        b.documents_of_token(&token_hash(&c.counselor_token))
+            .unwrap(),
+        vec![document(c.plan)]
+    );
+}
+
 /// One `#[test]` per store for each contract test.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -289,4 +371,5 @@ contract!(
     plans_survive_a_restart_and_compaction,
     concurrent_pushes_through_two_handles_keep_every_change,
     forgetting_a_peer_keeps_the_documents,
+    a_plan_cannot_list_another_counselors_token,
 );

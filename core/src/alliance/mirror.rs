@@ -6,6 +6,7 @@
 use automerge::{Change, ChangeHash};
 
 use super::Alliance;
+use crate::authorship::Signature;
 use crate::error::{Error, Result};
 use crate::model::{DeviceId, PlanId};
 use crate::store;
@@ -38,45 +39,18 @@ impl Alliance {
         })
     }
 
-    /// The signatures this store keeps of these changes of `plan` (those it has), as
-    /// (change hash, 64-byte Ed25519 signature): what a relay passes on with them.
-    pub fn signatures_of(
-        &self,
-        plan: PlanId,
-        hashes: &[ChangeHash],
-    ) -> Result<Vec<(ChangeHash, Vec<u8>)>> {
-        let records = self
-            .inner
-            .lock()
-            .store
-            .read(|tx| store::load_signatures(tx, &plan.to_string(), Some(hashes)))?;
-        Ok(records
-            .into_iter()
-            .map(|(hash, signature)| (hash, signature.0.to_vec()))
-            .collect())
-    }
-
     /// Adopts changes that the relay's database holds, so already judged by the role rules
-    /// (by this instance or another over the same database): applied without judging them
-    /// again, and stored with their authors' `signatures` (change hash, 64-byte signature; so
-    /// this instance passes them on) in one transaction; the plan is created when new. Changes
-    /// already held are skipped. Returns whether the plan changed. Errors:
-    /// [`Error::Malformed`] for bytes that are no Automerge change or a signature that is not
-    /// 64 bytes.
+    /// (by this instance or another over the same database), with their authors' signatures
+    /// (change hash, 64 signature bytes), which travel on with them to peers: applied without
+    /// judging them again, and stored in one transaction; the plan is created when new.
+    /// Changes and signatures already held are skipped. Returns whether the plan changed.
+    /// Errors: [`Error::Malformed`] for bytes that are no Automerge change or no signature.
     pub fn adopt_changes(
         &self,
         plan: PlanId,
         changes: &[Vec<u8>],
         signatures: &[(ChangeHash, Vec<u8>)],
     ) -> Result<bool> {
-        let records = signatures
-            .iter()
-            .map(|(hash, bytes)| {
-                crate::authorship::Signature::from_slice(bytes)
-                    .map(|signature| (*hash, signature))
-                    .ok_or_else(|| Error::Malformed("a stored signature is not 64 bytes".into()))
-            })
-            .collect::<Result<Vec<_>>>()?;
         let parsed = changes
             .iter()
             .map(|bytes| {
@@ -84,24 +58,46 @@ impl Alliance {
                     .map_err(|error| Error::Malformed(format!("a stored change: {error}")))
             })
             .collect::<Result<Vec<_>>>()?;
-        let parsed_hashes: Vec<ChangeHash> = parsed.iter().map(Change::hash).collect();
+        let records = signatures
+            .iter()
+            .map(|(hash, bytes)| {
+                Signature::from_slice(bytes)
+                    .map(|signature| (*hash, signature))
+                    .ok_or_else(|| Error::Malformed("a stored change signature".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let doc_id = plan.to_string();
         let changed = self.writing(|inner| {
             let open = inner.open_or_empty(plan)?;
             open.doc.automerge_mut().apply_changes(parsed)?;
             if open.doc.heads().is_empty() {
                 return Ok(false);
             }
-            // Not this store's own changes: never signed as such.
-            inner.received = parsed_hashes.iter().copied().collect();
-            let doc_id = plan.to_string();
-            let stored = inner.persist(plan, |tx| store::save_signatures(tx, &doc_id, &records));
-            inner.received.clear();
-            stored
+            inner.persist(plan, |tx| store::save_signatures(tx, &doc_id, &records))
         })?;
         if changed {
             self.notify(plan);
         }
         Ok(changed)
+    }
+
+    /// The recorded signatures of these changes of `plan` (those it has): change hash and
+    /// the 64 signature bytes.
+    pub fn signatures_of(
+        &self,
+        plan: PlanId,
+        hashes: &[ChangeHash],
+    ) -> Result<Vec<(ChangeHash, Vec<u8>)>> {
+        let doc_id = plan.to_string();
+        let records = self
+            .inner
+            .lock()
+            .store
+            .read(|tx| store::load_signatures(tx, &doc_id, Some(hashes)))?;
+        Ok(records
+            .into_iter()
+            .map(|(hash, signature)| (hash, signature.0.to_vec()))
+            .collect())
     }
 
     /// The devices `plan` lists, from its document. Errors: [`Error::NotFound`].
