@@ -25,6 +25,16 @@ const BLOCKING_THREADS: usize = 8;
 /// `alliance relay …`: serves, or lists or verifies the audit trail.
 pub fn relay(args: RelayArgs, db: &StoreFile, db_is_default: bool) -> Result<()> {
     match args.action {
+        Some(RelayAction::Key { config }) => {
+            let store_file = match config {
+                Some(path) => relay_store(&RelayConfig::load(Some(&path))?, db, db_is_default)?,
+                None => db.sibling(db.path()),
+            };
+            // Made before the relay first serves, if need be: the store it will open.
+            let store = store_file.open()?;
+            println!("{}", store.relay_public_key()?);
+            Ok(())
+        }
         Some(RelayAction::Audit {
             config,
             plan,

@@ -1,0 +1,166 @@
+//! Relay vouchers on a device (SECURITY.md §6, Peers that cannot sign): in a plan that pins a
+//! relay key, a change by a device enrolled without a key is kept only with that relay's
+//! voucher for it and its device; a plan that pins none trusts such a device by its actor, as
+//! before. The changes here go to the counselor's device in person, as raw sync messages with
+//! exactly the records each case gives.
+
+use alliance_core::authorship::voucher::{self, UNVOUCHED};
+use alliance_core::authorship::{carrier, DeviceKey};
+use alliance_core::{Alliance, PlanId};
+use alliance_tests::{client, counselor, enroll, plan_with_client, Device};
+use automerge::sync;
+use automerge::{Automerge, Change, ReadDoc};
+
+/// A counselor's plan with a second, keyless counselor device (a tablet enrolled by id) that
+/// renamed the plan; the rename is not synced. The plan pins `relay`'s key when given.
+struct World {
+    counselor: Device,
+    client: Device,
+    tablet: Device,
+    plan: PlanId,
+    rename: Change,
+}
+
+fn world(relay: Option<&DeviceKey>) -> World {
+    let counselor = counselor();
+    let client = client();
+    let plan = plan_with_client(&counselor, &client);
+    let tablet = counselor.another_of();
+    enroll(&counselor, plan, &tablet);
+    if let Some(relay) = relay {
+        counselor
+            .store
+            .pin_relay_key(plan, &relay.public_key())
+            .unwrap();
+    }
+    counselor.sync(&tablet);
+    counselor.sync(&client);
+    let devices = counselor.store.plan(plan).unwrap().devices;
+    assert!(devices
+        .iter()
+        .any(|d| d.device_id == tablet.me.device_id && d.public_key.is_none()));
+    tablet
+        .store
+        .set_title(plan, "Renamed on the tablet")
+        .unwrap();
+    let doc = Automerge::load(&tablet.store.saved_document(plan).unwrap()).unwrap();
+    let heads = doc.get_heads();
+    let rename = doc.get_change_by_hash(&heads[0]).unwrap();
+    World {
+        counselor,
+        client,
+        tablet,
+        plan,
+        rename,
+    }
+}
+
+/// Sends the rename to `to` with these signature records; returns the rules it was refused by.
+fn send(w: &World, to: &Alliance, records: &[carrier::Record]) -> Vec<String> {
+    let message = sync::Message {
+        heads: vec![w.rename.hash()],
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: vec![w.rename.raw_bytes().to_vec()].into(),
+        flags: None,
+        version: sync::MessageVersion::V1,
+    };
+    let receipt = to
+        .receive_sync_message(w.plan, "tablet", &carrier::wrap(message.encode(), records))
+        .unwrap();
+    receipt.refused.into_iter().map(|r| r.rule).collect()
+}
+
+/// The signature records a case sends with the rename.
+type Records<'a> = dyn Fn(&World) -> Vec<carrier::Record> + 'a;
+
+fn title(store: &Alliance, plan: PlanId) -> String {
+    store.plan(plan).unwrap().title
+}
+
+#[test]
+fn a_keyless_device_change_needs_the_pinned_relays_voucher() {
+    let relay = DeviceKey::generate().unwrap();
+    let other_relay = DeviceKey::generate().unwrap();
+    let vouched_by = |key: &DeviceKey, w: &World, device| {
+        let hash = w.rename.hash();
+        vec![(hash, voucher::vouch(key, &hash, device))]
+    };
+    let cases: Vec<(&str, Box<Records<'_>>)> = vec![
+        ("no record", Box::new(|_| Vec::new())),
+        (
+            "a voucher by another relay",
+            Box::new(|w| vouched_by(&other_relay, w, w.tablet.me.device_id)),
+        ),
+        (
+            "the relay's voucher for another device",
+            Box::new(|w| vouched_by(&relay, w, w.counselor.me.device_id)),
+        ),
+        (
+            "the tablet's own signature (its key is not recorded)",
+            Box::new(|w| {
+                let hash = w.rename.hash();
+                vec![(hash, w.tablet.store.sign_for_tests(&hash).unwrap())]
+            }),
+        ),
+    ];
+    for (name, records) in cases {
+        let w = world(Some(&relay));
+        let refused = send(&w, &w.counselor.store, &records(&w));
+        assert_eq!(refused, [UNVOUCHED], "{name}");
+        assert_eq!(title(&w.counselor.store, w.plan), "Plan", "{name}");
+        let recorded = w.counselor.store.refused_changes(Some(w.plan)).unwrap();
+        assert!(
+            recorded
+                .iter()
+                .any(|(_, r)| r.rule == UNVOUCHED
+                    && r.device_id == w.tablet.me.device_id.to_string()),
+            "{name}: {recorded:?}"
+        );
+        // Nothing of it reaches the client's device either.
+        w.counselor.sync(&w.client);
+        assert_eq!(title(&w.client.store, w.plan), "Plan", "{name}");
+    }
+
+    // With the pinned relay's voucher it is kept, and the voucher travels on with it: the
+    // client's device, which gets it from the counselor's in person, keeps it too.
+    let w = world(Some(&relay));
+    let refused = send(
+        &w,
+        &w.counselor.store,
+        &vouched_by(&relay, &w, w.tablet.me.device_id),
+    );
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(title(&w.counselor.store, w.plan), "Renamed on the tablet");
+    w.counselor.sync(&w.client);
+    assert_eq!(title(&w.client.store, w.plan), "Renamed on the tablet");
+    assert!(w.client.store.refused_changes(None).unwrap().is_empty());
+}
+
+#[test]
+fn a_plan_that_pins_no_relay_key_trusts_a_keyless_device_as_before() {
+    let w = world(None);
+    let refused = send(&w, &w.counselor.store, &[]);
+    assert!(refused.is_empty(), "{refused:?}");
+    assert_eq!(title(&w.counselor.store, w.plan), "Renamed on the tablet");
+}
+
+#[test]
+fn only_a_counselor_pins_the_relay_key_and_only_a_relay_has_one() {
+    let relay_store = Alliance::open_in_memory().unwrap();
+    let key = relay_store.relay_public_key().unwrap();
+    assert_eq!(relay_store.relay_public_key().unwrap(), key, "made once");
+    let counselor = counselor();
+    let client = client();
+    let plan = plan_with_client(&counselor, &client);
+    assert!(counselor.store.relay_public_key().is_err());
+    assert!(matches!(
+        client.store.pin_relay_key(plan, &key),
+        Err(alliance_core::Error::NotAllowed { .. })
+    ));
+    assert_eq!(counselor.store.pinned_relay_key(plan).unwrap(), None);
+    counselor.store.pin_relay_key(plan, &key).unwrap();
+    assert_eq!(counselor.store.pinned_relay_key(plan).unwrap(), Some(key));
+    counselor.sync(&client);
+    assert_eq!(client.store.pinned_relay_key(plan).unwrap(), Some(key));
+}
