@@ -4,12 +4,19 @@
 //! before. The changes here go to the counselor's device in person, as raw sync messages with
 //! exactly the records each case gives.
 
+mod sync_support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
 use alliance_core::authorship::voucher::{self, UNVOUCHED};
 use alliance_core::authorship::{carrier, DeviceKey};
-use alliance_core::{Alliance, PlanId};
+use alliance_core::sync::{sync_once_blocking, BackgroundRelay, RelayOptions, SyncOptions};
+use alliance_core::{Alliance, PlanId, Role};
 use alliance_tests::{client, counselor, enroll, plan_with_client, Device};
 use automerge::sync;
 use automerge::{Automerge, Change, ReadDoc};
+use sync_support::{plan_for, Phone};
 
 /// A counselor's plan with a second, keyless counselor device (a tablet enrolled by id) that
 /// renamed the plan; the rename is not synced. The plan pins `relay`'s key when given.
@@ -163,4 +170,83 @@ fn only_a_counselor_pins_the_relay_key_and_only_a_relay_has_one() {
     assert_eq!(counselor.store.pinned_relay_key(plan).unwrap(), Some(key));
     counselor.sync(&client);
     assert_eq!(client.store.pinned_relay_key(plan).unwrap(), Some(key));
+}
+
+/// A relay on an in-memory store with its key, requiring tokens or not.
+fn relay_with_key(require_token: bool) -> (BackgroundRelay, Arc<Alliance>) {
+    let store = Arc::new(Alliance::open_in_memory().unwrap());
+    store.relay_public_key().unwrap();
+    let options = RelayOptions {
+        require_token,
+        open_enrollment: require_token,
+        ..RelayOptions::default()
+    };
+    let relay = BackgroundRelay::start("127.0.0.1:0", store.clone(), options).unwrap();
+    (relay, store)
+}
+
+fn sync_through(phone: &Phone, relay: &BackgroundRelay, token: Option<&str>, plan: PlanId) {
+    let options = SyncOptions {
+        token: token.map(str::to_string),
+        handshake_timeout: Duration::from_secs(20),
+        ..sync_support::options(&[plan])
+    };
+    let _ = sync_once_blocking(phone.store.clone(), &relay.url(), &options);
+}
+
+/// Through the network: a keyless counselor tablet (enrolled by id) in a plan that pins the
+/// relay's key. Pushed with its own token, its rename is vouched for by the relay and kept by
+/// the counselor's device; a relay without tokens (`--no-auth`) vouches for nothing, so the
+/// same push is refused there and reaches nobody.
+#[test]
+fn the_relay_vouches_for_a_tokens_own_keyless_device_and_nothing_without_a_token() {
+    for require_token in [true, false] {
+        let name = if require_token { "token" } else { "no-auth" };
+        let (relay, relay_store) = relay_with_key(require_token);
+        let counselor = Phone::new("Dana", Role::Counselor);
+        let client = Phone::new("Sam", Role::Client);
+        let plan = plan_for(&counselor, &client, "Plan");
+        let tablet = counselor.another();
+        counselor.enroll(plan, &tablet);
+        let key = relay_store.relay_public_key().unwrap();
+        counselor.store.pin_relay_key(plan, &key).unwrap();
+        let issue = |phone: &Phone| {
+            require_token.then(|| {
+                counselor
+                    .store
+                    .issue_device_token(plan, phone.me.device_id, None)
+                    .unwrap()
+            })
+        };
+        let (counselor_token, tablet_token) = (issue(&counselor), issue(&tablet));
+        sync_through(&counselor, &relay, counselor_token.as_deref(), plan);
+        sync_through(&tablet, &relay, tablet_token.as_deref(), plan);
+        assert!(tablet.store.has_plan(plan).unwrap(), "{name}");
+        tablet
+            .store
+            .set_title(plan, "Renamed on the tablet")
+            .unwrap();
+        sync_through(&tablet, &relay, tablet_token.as_deref(), plan);
+        sync_through(&counselor, &relay, counselor_token.as_deref(), plan);
+        let expected = if require_token {
+            "Renamed on the tablet"
+        } else {
+            "Plan"
+        };
+        assert_eq!(title(&relay_store, plan), expected, "{name}");
+        assert_eq!(title(&counselor.store, plan), expected, "{name}");
+        let refused = relay_store.refused_changes(Some(plan)).unwrap();
+        if require_token {
+            assert!(refused.is_empty(), "{name}: {refused:?}");
+            assert!(counselor.store.refused_changes(None).unwrap().is_empty());
+        } else {
+            assert!(
+                refused
+                    .iter()
+                    .any(|(_, r)| r.rule == UNVOUCHED
+                        && r.device_id == tablet.me.device_id.to_string()),
+                "{name}: {refused:?}"
+            );
+        }
+    }
 }
