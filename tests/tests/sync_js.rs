@@ -393,7 +393,7 @@ fn js_check_in(
         .current_dir(js_dir())
         .env("ALLIANCE_TOKEN", token)
         .env("ALLIANCE_JS_CHECKIN", format!("{goal} {by}"))
-        .env("ALLIANCE_JS_TIMEOUT_MS", "6000")
+        .env("ALLIANCE_JS_TIMEOUT_MS", "4000")
         .output()
         .expect("run node client.mjs");
     String::from_utf8_lossy(&output.stdout).contains(r#"{"edited":true}"#)
@@ -504,7 +504,7 @@ fn a_js_client_enrolled_as_a_device_writes_its_own_changes_vouched_and_no_one_el
         ])
         .current_dir(js_dir())
         .env("ALLIANCE_TOKEN", &web_token)
-        .env("ALLIANCE_JS_TIMEOUT_MS", "5000")
+        .env("ALLIANCE_JS_TIMEOUT_MS", "4000")
         .output()
         .expect("run node client.mjs");
     assert!(!String::from_utf8_lossy(&output.stdout).contains(r#"{"edited":true}"#));

@@ -75,8 +75,8 @@ impl Inner {
 }
 
 /// Vouches, with the relay's `key`, for the changes in `incoming` written by a device that the
-/// pushing token (`token_hash`) opens in this plan (`doc`, `devices`), not revoked, and that has
-/// no recorded key: the voucher goes into `signatures` in place of whatever record came with
+/// pushing token (`token_hash`) opens in this plan (`doc`, `devices`, when it pins a relay
+/// key), not revoked, and that has no recorded key: the voucher goes into `signatures` in place of whatever record came with
 /// the change (such a device cannot sign). Other changes keep their records, to be judged.
 pub(super) fn vouch_own(
     doc: &Automerge,
@@ -90,7 +90,8 @@ pub(super) fn vouch_own(
         .filter(|d| !d.revoked && d.token_hash.as_deref() == Some(token_hash))
         .map(|d| d.device_id)
         .collect();
-    if own.is_empty() {
+    // Vouchers count only in a plan that pins a relay key (`relay_key`).
+    if own.is_empty() || relay_key(doc).is_none() {
         return;
     }
     let Ok(plan) = read_plan_for_edit(doc, None, false) else {
