@@ -207,10 +207,13 @@ pub enum RelayAction {
     /// Print the relay's public key (made on first use), for counselors to pin in their plans
     /// (`alliance plan set PLAN --relay-key KEY`).
     Key {
-        /// The relay's settings file: its `db` and `key_file` name the store (unless --db
-        /// or --key-file are given).
+        /// The relay's settings file: its `db` and `key_file` (or `store`) name the store
+        /// (unless --db, --key-file or --store are given).
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
+        /// The relay's PostgreSQL database (postgres://…): one key for every instance over it.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
     },
     /// The relay's audit trail: who reached which plan, when, from where, and how it went.
     Audit {

@@ -21,6 +21,17 @@ impl Alliance {
     /// store) on the first call. Only a relay's store (one without an identity) has one:
     /// on a device's store this is [`Error::InvalidInput`].
     pub fn relay_public_key(&self) -> Result<PublicKey> {
+        self.relay_key_or(DeviceKey::generate)
+    }
+
+    /// Makes `key` this relay store's key unless it has one already, and returns the public
+    /// key it has: for a relay whose key is kept outside the store (the PostgreSQL store's
+    /// working copies). On a device's store this is [`Error::InvalidInput`].
+    pub fn adopt_relay_key(&self, key: &DeviceKey) -> Result<PublicKey> {
+        self.relay_key_or(|| DeviceKey::from_bytes(key.to_bytes().as_ref()))
+    }
+
+    fn relay_key_or(&self, make: impl FnOnce() -> Result<DeviceKey>) -> Result<PublicKey> {
         self.writing(|inner| {
             if inner.identity.is_some() {
                 return Err(Error::invalid(
@@ -31,7 +42,7 @@ impl Alliance {
             if let Some(key) = inner.store.read(store::load_device_key)? {
                 return Ok(key.public_key());
             }
-            let key = DeviceKey::generate()?;
+            let key = make()?;
             inner
                 .store
                 .write(|tx| store::save_device_key(tx, &key, clock::now_ms()))?;
