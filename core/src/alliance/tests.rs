@@ -868,3 +868,93 @@ fn an_own_change_a_peer_refuses_is_set_aside_and_later_edits_still_arrive() {
         .unwrap()
         .is_empty());
 }
+
+/// A change that arrives before its dependency waits, and so does its signature, even when a
+/// message without changes comes in between (a peer's Bloom filter false positive makes this
+/// order: the dependency comes later, on request). The waiting signature was once dropped by
+/// the change-less message, and the genuine change was then refused as unsigned.
+#[test]
+fn a_held_change_keeps_its_signature_across_a_message_without_changes() {
+    let w = world();
+    let statement = GoalEdit {
+        clinical_statement: Some("Delayed sleep phase".into()),
+        ..GoalEdit::default()
+    };
+    w.counselor.edit_goal(w.plan, w.goal, &statement).unwrap();
+    let dependency = heads(&w.counselor, w.plan);
+    let objective = crate::model::NewObjective {
+        text: "Lights out by 23:30".into(),
+        ..crate::model::NewObjective::default()
+    };
+    w.counselor
+        .add_objective(w.plan, w.goal, &objective)
+        .unwrap();
+    let later = heads(&w.counselor, w.plan);
+
+    // The counselor's two changes and their signatures, to be sent one at a time.
+    let (bytes_of, signatures) = {
+        let mut inner = w.counselor.inner.lock();
+        let doc = inner.open(w.plan).unwrap().doc.automerge().clone();
+        let bytes_of =
+            move |hash: &ChangeHash| doc.get_change_by_hash(hash).unwrap().raw_bytes().to_vec();
+        let doc_id = w.plan.to_string();
+        let signatures = inner
+            .store
+            .read(|tx| store::load_signatures(tx, &doc_id, None))
+            .unwrap();
+        (bytes_of, signatures)
+    };
+    let message = |changes: Vec<Vec<u8>>| {
+        let mut state = sync::State::new();
+        let first = w
+            .counselor
+            .inner
+            .lock()
+            .open(w.plan)
+            .unwrap()
+            .doc
+            .automerge()
+            .generate_sync_message(&mut state)
+            .unwrap();
+        // As a sender does: the signatures of the changes carried, no others.
+        let carried: Vec<ChangeHash> = changes
+            .iter()
+            .map(|bytes| Change::from_bytes(bytes.clone()).unwrap().hash())
+            .collect();
+        let records: Vec<_> = signatures
+            .iter()
+            .filter(|(hash, _)| carried.contains(hash))
+            .copied()
+            .collect();
+        let message = sync::Message {
+            changes: changes.into(),
+            ..first
+        };
+        crate::authorship::carrier::wrap(message.encode(), &records)
+    };
+
+    let peer = "counselor-phone";
+    let first = w
+        .client
+        .receive_sync_message(w.plan, peer, &message(vec![bytes_of(&later[0])]))
+        .unwrap();
+    assert!(first.refused.is_empty(), "{:?}", first.refused);
+    let quiet = w
+        .client
+        .receive_sync_message(w.plan, peer, &message(Vec::new()))
+        .unwrap();
+    assert!(quiet.refused.is_empty(), "{:?}", quiet.refused);
+    let last = w
+        .client
+        .receive_sync_message(w.plan, peer, &message(vec![bytes_of(&dependency[0])]))
+        .unwrap();
+    assert!(
+        last.refused.is_empty(),
+        "the genuine change was refused: {:?}",
+        last.refused
+    );
+    let goal = w.client.plan(w.plan).unwrap().goal(w.goal).unwrap().clone();
+    assert_eq!(goal.clinical_statement, "Delayed sleep phase");
+    assert_eq!(goal.objectives.len(), 1, "the held change was let in");
+    assert_eq!(heads(&w.client, w.plan), later);
+}
