@@ -250,3 +250,108 @@ fn the_relay_vouches_for_a_tokens_own_keyless_device_and_nothing_without_a_token
         }
     }
 }
+
+/// A raw sync message carrying `changes`, with these signature records beside it.
+fn raw_message(changes: &[&Change], records: &[carrier::Record]) -> Vec<u8> {
+    let mut heads: Vec<_> = changes.iter().map(|c| c.hash()).collect();
+    heads.sort();
+    let message = sync::Message {
+        heads,
+        need: Vec::new(),
+        have: Vec::new(),
+        changes: changes
+            .iter()
+            .map(|c| c.raw_bytes().to_vec())
+            .collect::<Vec<_>>()
+            .into(),
+        flags: None,
+        version: sync::MessageVersion::V1,
+    };
+    carrier::wrap(message.encode(), records)
+}
+
+/// The relay vouches only for what the pushing connection's own message carries: a change a
+/// forger pushed earlier under a keyless device's actor, held for a missing dependency, is not
+/// vouched for when that device's own token later pushes the dependency.
+#[test]
+fn a_held_forgery_is_not_vouched_for_by_the_next_push_of_the_device_it_names() {
+    let relay = Alliance::open_in_memory().unwrap();
+    let key = relay.relay_public_key().unwrap();
+    let counselor = counselor();
+    let client = client();
+    let plan = plan_with_client(&counselor, &client);
+    let tablet = counselor.another_of();
+    enroll(&counselor, plan, &tablet);
+    counselor.store.pin_relay_key(plan, &key).unwrap();
+    let token = |device: &Device| {
+        counselor
+            .store
+            .issue_device_token(plan, device.me.device_id, None)
+            .unwrap()
+    };
+    let (client_token, tablet_token) = (token(&client), token(&tablet));
+    // The relay gets the plan: every change so far is the counselor's, signed by her.
+    let doc = Automerge::load(&counselor.store.saved_document(plan).unwrap()).unwrap();
+    let changes = doc.get_changes(&[]);
+    let records: Vec<carrier::Record> = changes
+        .iter()
+        .map(|c| (c.hash(), counselor.store.sign_for_tests(&c.hash()).unwrap()))
+        .collect();
+    let all: Vec<&Change> = changes.iter().collect();
+    relay
+        .receive_sync_message(plan, "counselor", &raw_message(&all, &records))
+        .unwrap();
+    assert!(relay.has_plan(plan).unwrap());
+    counselor.sync(&client);
+    counselor.sync(&tablet);
+
+    // The counselor's signed edit, which the relay does not hold yet; the client's app forges
+    // a rename under the tablet's actor on top of it.
+    counselor.store.set_review_on(plan, "2027-01-01").unwrap();
+    let counselor_doc = Automerge::load(&counselor.store.saved_document(plan).unwrap()).unwrap();
+    let edit = counselor_doc
+        .get_change_by_hash(&counselor_doc.get_heads()[0])
+        .unwrap();
+    let mut forged_doc = alliance_core::plan::PlanDoc::load(
+        &counselor.store.saved_document(plan).unwrap(),
+        tablet.me.device_id.actor(),
+    )
+    .unwrap();
+    let forged = forged_doc
+        .change("forged", 1_795_000_000_000, |tx| {
+            alliance_core::plan::write::set_title(tx, "Forged")
+        })
+        .unwrap()
+        .unwrap();
+    let forged = forged_doc.automerge().get_change_by_hash(&forged).unwrap();
+
+    let push = |token: &str, peer: &str, message: Vec<u8>| {
+        let voucher = alliance_core::sync::TokenVoucher {
+            token_hash: alliance_core::sync::token_hash(token),
+            must_be_listed: false,
+        };
+        relay
+            .receive_vouched(plan, peer, &message, &voucher)
+            .unwrap()
+    };
+    // The forgery arrives first, from the client's app: held for the counselor's edit.
+    push(&client_token, "app", raw_message(&[&forged], &[]));
+    // The tablet's own token then pushes the counselor's edit (signed by her).
+    let signed = (
+        edit.hash(),
+        counselor.store.sign_for_tests(&edit.hash()).unwrap(),
+    );
+    push(&tablet_token, "tablet", raw_message(&[&edit], &[signed]));
+
+    let held = Automerge::load(&relay.saved_document(plan).unwrap()).unwrap();
+    assert!(held.get_change_by_hash(&edit.hash()).is_some());
+    assert!(held.get_change_by_hash(&forged.hash()).is_none());
+    assert_eq!(title(&relay, plan), "Plan");
+    let refused = relay.refused_changes(Some(plan)).unwrap();
+    assert!(
+        refused
+            .iter()
+            .any(|(_, r)| r.rule == UNVOUCHED && r.device_id == tablet.me.device_id.to_string()),
+        "{refused:?}"
+    );
+}

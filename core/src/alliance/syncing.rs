@@ -246,10 +246,12 @@ impl Alliance {
                     ));
                 }
             }
+            let sent_now = incoming.len();
             if let Some(earlier) = earlier.as_mut() {
                 incoming.extend(earlier.changes());
             }
             signing::keep_incoming(&mut kept_signatures, signatures, &incoming);
+            // Only what this message carries: never a change held from another peer.
             if let Some((key, token)) = &vouching {
                 let devices = open.doc.device_access();
                 let doc = open.doc.automerge();
@@ -257,7 +259,7 @@ impl Alliance {
                     doc,
                     &devices,
                     (key, token),
-                    &incoming,
+                    &incoming[..sent_now],
                     &mut kept_signatures,
                 );
             }
