@@ -81,6 +81,10 @@ struct Inner {
     sessions: HashMap<(PlanId, SyncPeer), sync::State>,
     /// Hashes of changes refused per plan, loaded on first use.
     refused: HashMap<PlanId, HashSet<ChangeHash>>,
+    /// Changes a conversation sent without their proof (signature or voucher), refused for
+    /// it: not kept against the change (it may come again with its proof), but settled for
+    /// the rest of that conversation, so that neither side asks for it again.
+    unproven: HashMap<(PlanId, SyncPeer), HashSet<ChangeHash>>,
     /// Changes received before their dependencies, per plan: judged once those arrive.
     held: HeldChanges,
     /// What peers' changes may cost this store.
@@ -241,6 +245,7 @@ impl Alliance {
                 docs: HashMap::new(),
                 sessions: HashMap::new(),
                 refused: HashMap::new(),
+                unproven: HashMap::new(),
                 held: HeldChanges::default(),
                 budgets: Budgets::default(),
                 indexed_devices: HashMap::new(),

@@ -114,6 +114,7 @@ impl Inner {
             let records = self.store.read(|tx| store::list_refusals(tx, Some(plan)))?;
             let hashes = records
                 .iter()
+                .filter(|(_, r)| !crate::authorship::lacks_proof(&r.rule))
                 .filter_map(|(_, r)| r.change_hash.parse().ok())
                 .collect();
             self.refused.insert(plan, hashes);

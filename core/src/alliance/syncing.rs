@@ -100,7 +100,10 @@ impl Alliance {
         // Held changes wait outside Automerge, which therefore never asks for what they
         // lack (a peer's Bloom filter false positive can skip a change while sending its
         // successors): ask for it here, or the peers resend the successors forever.
-        let held_deps = inner.held.missing_deps(plan);
+        let mut held_deps = inner.held.missing_deps(plan);
+        if let Some(unproven) = inner.unproven.get(&(plan, peer.clone())) {
+            held_deps.retain(|dep| !unproven.contains(dep));
+        }
         let open = inner.open_or_empty(plan)?;
         let mut state = state;
         let mut message = open.doc.automerge().generate_sync_message(&mut state);
@@ -211,6 +214,11 @@ impl Alliance {
         let mut kept_signatures = inner.in_flight.remove(&plan).unwrap_or_default();
         let mut state = load_session(inner, plan, peer)?;
         let mut known_refused = inner.refused_hashes(plan)?;
+        // Put back at the end: `open` below holds `inner` until then.
+        let mut unproven = inner
+            .unproven
+            .remove(&(plan, peer.clone()))
+            .unwrap_or_default();
         let budgets = inner.budgets;
         let own_actor = inner.identity.as_ref().map(|me| me.device_id.actor());
         // Changes that arrived before their dependencies get another chance now.
@@ -250,7 +258,12 @@ impl Alliance {
             if let Some(earlier) = earlier.as_mut() {
                 incoming.extend(earlier.changes());
             }
-            signing::keep_incoming(&mut kept_signatures, signatures, &incoming);
+            signing::keep_incoming(
+                &mut kept_signatures,
+                signatures,
+                &incoming,
+                open.doc.automerge(),
+            );
             // Only what this message carries: never a change held from another peer.
             if let Some((key, token)) = &vouching {
                 let devices = open.doc.device_access();
@@ -339,10 +352,17 @@ impl Alliance {
         }
         // The peer holds changes we refused: count them as settled so that neither side
         // keeps asking for or offering them in this session.
+        unproven.extend(
+            refused
+                .iter()
+                .filter(|r| crate::authorship::lacks_proof(&r.rule))
+                .map(|r| r.hash),
+        );
         let all_refused: HashSet<ChangeHash> = known_refused
             .iter()
             .copied()
             .chain(refused.iter().map(|r| r.hash))
+            .chain(unproven.iter().copied())
             .collect();
         if state
             .their_heads
@@ -380,6 +400,9 @@ impl Alliance {
         }
         let encoded = state.encode();
         inner.sessions.insert((plan, peer.clone()), state);
+        if !unproven.is_empty() {
+            inner.unproven.insert((plan, peer.clone()), unproven);
+        }
         let records: Vec<RefusedChange> = refused
             .iter()
             .map(|r| RefusedChange {
@@ -425,7 +448,12 @@ impl Alliance {
                 .retain(|(p, who), _| *p != plan || who == peer);
         }
         if let Some(set) = inner.refused.get_mut(&plan) {
-            set.extend(refused.iter().map(|r| r.hash));
+            set.extend(
+                refused
+                    .iter()
+                    .filter(|r| !crate::authorship::lacks_proof(&r.rule))
+                    .map(|r| r.hash),
+            );
         }
         let receipt = SyncReceipt {
             refused: records,
@@ -528,6 +556,7 @@ impl Alliance {
         let peer = peer.into();
         let mut inner = self.inner.lock();
         inner.sessions.retain(|(_, p), _| *p != peer);
+        inner.unproven.retain(|(_, p), _| *p != peer);
         inner.held.drop_conversation(&peer);
         inner.drop_unstored_docs();
     }
@@ -566,6 +595,7 @@ impl Alliance {
         let peer = peer.into();
         let mut inner = self.inner.lock();
         inner.sessions.retain(|(_, p), _| p.key != peer.key);
+        inner.unproven.retain(|(_, p), _| p.key != peer.key);
         inner.held.drop_key(&peer.key);
         inner.drop_unstored_docs();
         inner

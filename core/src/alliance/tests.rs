@@ -930,6 +930,24 @@ impl TwoChanges {
             .filter(|(hash, _)| changes.contains(hash))
             .copied()
             .collect();
+        self.message_with(changes, &records)
+    }
+
+    /// The changes with records that are not their signatures (a peer that tampers with
+    /// what it forwards).
+    fn tampered(&self, changes: &[ChangeHash]) -> Vec<u8> {
+        let garbage: Vec<_> = changes
+            .iter()
+            .map(|hash| (*hash, crate::authorship::Signature([7; 64])))
+            .collect();
+        self.message_with(changes, &garbage)
+    }
+
+    fn message_with(
+        &self,
+        changes: &[ChangeHash],
+        records: &[crate::authorship::carrier::Record],
+    ) -> Vec<u8> {
         let message = sync::Message {
             changes: changes
                 .iter()
@@ -938,7 +956,7 @@ impl TwoChanges {
                 .into(),
             ..self.template.clone()
         };
-        crate::authorship::carrier::wrap(message.encode(), &records)
+        crate::authorship::carrier::wrap(message.encode(), records)
     }
 }
 
@@ -970,5 +988,69 @@ fn a_held_change_keeps_its_signature_across_a_message_without_changes() {
     let goal = w.client.plan(w.plan).unwrap().goal(w.goal).unwrap().clone();
     assert_eq!(goal.clinical_statement, "Delayed sleep phase");
     assert_eq!(goal.objectives.len(), 1, "the held change was let in");
+    assert_eq!(heads(&w.client, w.plan), vec![two.later]);
+}
+
+/// A genuine change that a tampering peer delivers first, with a record that is not its
+/// signature, is refused as unsigned then; it is still let in when it comes with its
+/// signature (a refusal for a missing signature says nothing about the change itself, and
+/// once kept every later delivery was refused).
+#[test]
+fn a_genuine_change_delivered_first_without_its_signature_gets_in_with_it_later() {
+    let w = world();
+    let two = TwoChanges::written(&w);
+    let both = [two.dependency, two.later];
+    let tampered = w
+        .client
+        .receive_sync_message(w.plan, "tampering-peer", &two.tampered(&both))
+        .unwrap();
+    assert_eq!(tampered.refused.len(), 1, "{:?}", tampered.refused);
+    assert_eq!(tampered.refused[0].rule, crate::authorship::FORGED);
+    assert_eq!(heads(&w.client, w.plan).len(), 1);
+    assert!(w
+        .client
+        .plan(w.plan)
+        .unwrap()
+        .goal(w.goal)
+        .unwrap()
+        .objectives
+        .is_empty());
+
+    let genuine = w
+        .client
+        .receive_sync_message(w.plan, "counselor-phone", &two.message(&both))
+        .unwrap();
+    assert!(genuine.refused.is_empty(), "{:?}", genuine.refused);
+    assert_eq!(heads(&w.client, w.plan), vec![two.later]);
+    assert_eq!(
+        w.client
+            .plan(w.plan)
+            .unwrap()
+            .goal(w.goal)
+            .unwrap()
+            .objectives
+            .len(),
+        1
+    );
+}
+
+/// A change waiting for its dependency keeps the signature it came with: a tampering peer
+/// that sends the same change again with another record does not replace it.
+#[test]
+fn a_held_change_keeps_the_record_it_came_with() {
+    let w = world();
+    let two = TwoChanges::written(&w);
+    let peer = "counselor-phone";
+    w.client
+        .receive_sync_message(w.plan, peer, &two.message(&[two.later]))
+        .unwrap();
+    w.client
+        .receive_sync_message(w.plan, "tampering-peer", &two.tampered(&[two.later]))
+        .unwrap();
+    let last = w
+        .client
+        .receive_sync_message(w.plan, peer, &two.message(&[two.dependency]))
+        .unwrap();
+    assert!(last.refused.is_empty(), "{:?}", last.refused);
     assert_eq!(heads(&w.client, w.plan), vec![two.later]);
 }

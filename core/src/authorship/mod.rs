@@ -25,6 +25,14 @@ pub use enrollment::Enrollment;
 /// but carries no valid signature by that key: a forgery.
 pub const FORGED: &str = "is not signed by the key of the device it names";
 
+/// Whether a change was refused for lacking its proof (its author's signature, or the relay's
+/// voucher), which says nothing of the change itself: the same change may come again with its
+/// proof and is then let in. Such refusals are recorded but not kept against the change, and
+/// what builds on it waits for it instead of being refused with it (SECURITY.md §6).
+pub fn lacks_proof(rule: &str) -> bool {
+    rule == FORGED || rule == voucher::UNVOUCHED
+}
+
 /// Bytes in a public key.
 pub const PUBLIC_KEY_LEN: usize = 32;
 /// Bytes in a signature.
