@@ -551,6 +551,7 @@ mod incoming;
 mod mirror;
 mod operations;
 mod relay_voucher;
+mod set_aside;
 mod signing;
 mod storage;
 mod syncing;
