@@ -20,7 +20,7 @@ use super::tls::client_connector;
 use super::token::{redact, url_with_token};
 
 mod options;
-mod session;
+pub(crate) mod session;
 mod watch_mode;
 
 use session::ClientSession;

@@ -1,8 +1,9 @@
 //! One connection to the relay from its WebSocket upgrade to its end: the token, the `join`,
 //! then the joined peer's session driven until it leaves, misbehaves, or the relay stops.
 
-use super::peer_session::PeerSession;
+use super::peer_session::{answer_join, PeerSession};
 use super::*;
+use crate::SyncPeer;
 
 enum Ending {
     /// The peer left or the relay stopped.
@@ -73,17 +74,18 @@ pub(super) async fn serve<S>(
     };
     who.joined(&peer.key);
     shared.options.metrics.with(|m| m.device_joined());
-    let mut session = PeerSession {
+    let conversation = SyncPeer::conversation(&peer.key);
+    let mut session = Some(PeerSession {
         id,
         peer: peer.clone(),
-        exchange: Exchange::new(Arc::clone(&shared.store), &peer.key)
-            .with_metrics(shared.options.metrics.clone()),
+        conversation: conversation.clone(),
         shared: Arc::clone(&shared),
         documents: HashSet::new(),
         access,
         digests_compared: false,
         who,
-    };
+        out: Vec::new(),
+    });
     info!(connection = id, peer = %peer.id, "peer joined");
     let mut events = shared.events.subscribe();
     let idle = shared.options.idle_timeout;
@@ -102,7 +104,7 @@ pub(super) async fn serve<S>(
                 Some(Err(error)) => Err(error),
                 Some(Ok(message)) => {
                     idle_deadline = tokio::time::Instant::now() + idle;
-                    session.handle(&mut conn, message).await
+                    step(&mut conn, &mut session, move |s| s.handle(message)).await
                 }
             },
             _ = tokio::time::sleep_until(idle_deadline) => {
@@ -116,10 +118,14 @@ pub(super) async fn serve<S>(
                 }
             }
             event = events.recv() => match event {
-                Ok(event) => session.relay(&mut conn, event).await.map(|()| true),
+                Ok(event) => step(&mut conn, &mut session, move |s| s.relay(event))
+                    .await
+                    .map(|()| true),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     debug!(connection = id, missed, "caught up after lagging");
-                    session.push_all(&mut conn).await.map(|()| true)
+                    step(&mut conn, &mut session, PeerSession::push_all)
+                        .await
+                        .map(|()| true)
                 }
                 Err(broadcast::error::RecvError::Closed) => Ok(false),
             },
@@ -142,18 +148,60 @@ pub(super) async fn serve<S>(
         Ending::Done => conn.close(None).await,
         Ending::GoingAway => conn.close_going_away().await,
         Ending::Refused(error) => {
-            refuse(&mut conn, &shared, Some(&peer.id), &session.who, &error).await
+            let lost;
+            let who = match &session {
+                Some(session) => &session.who,
+                None => {
+                    lost = Who::new(remote, None);
+                    &lost
+                }
+            };
+            refuse(&mut conn, &shared, Some(&peer.id), who, &error).await
         }
     }
     let traffic = conn.traffic();
     shared.options.metrics.traffic_since(traffic, reported);
     shared.options.metrics.with(|m| m.device_left());
-    if peer.ephemeral {
-        session.exchange.forget().await;
-    } else {
-        session.exchange.end().await;
+    let store = Arc::clone(&shared.store);
+    let ephemeral = peer.ephemeral;
+    let ended = tokio::task::spawn_blocking(move || {
+        if ephemeral {
+            store.forget_peer(&conversation)
+        } else {
+            store.end_sync_session(&conversation);
+            Ok(())
+        }
+    })
+    .await;
+    if let Ok(Err(error)) = ended {
+        warn!(%error, "could not forget an ephemeral peer's sync state");
     }
     log_end(id, &peer.id, &traffic);
+}
+
+/// Runs one step of the peer's session on the blocking pool (its store is SQLite), then sends
+/// what the step gathered, even when it failed (a refused notice goes out before the error).
+async fn step<S, T: Send + 'static>(
+    conn: &mut Connection<S>,
+    session: &mut Option<PeerSession>,
+    work: impl FnOnce(&mut PeerSession) -> Result<T, SyncError> + Send + 'static,
+) -> Result<T, SyncError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut taken = session.take().ok_or(SyncError::Closed)?;
+    let (taken, result, out) = tokio::task::spawn_blocking(move || {
+        let result = work(&mut taken);
+        let out = std::mem::take(&mut taken.out);
+        (taken, result, out)
+    })
+    .await
+    .map_err(|_| SyncError::Transport("store task failed".into()))?;
+    *session = Some(taken);
+    for message in out {
+        conn.send(&message).await?;
+    }
+    result
 }
 
 fn log_end(id: u64, peer: &PeerId, traffic: &Traffic) {
@@ -217,7 +265,13 @@ async fn authenticate(
     let token = presented.ok_or(SyncError::Unauthorized("no token presented"))?;
     check_token(token)?;
     let hash = token_hash(token);
-    let documents = documents_of_token(shared, &hash).await?;
+    let documents = {
+        let shared = Arc::clone(shared);
+        let hash = hash.clone();
+        tokio::task::spawn_blocking(move || documents_of_token(&shared, &hash))
+            .await
+            .map_err(|_| SyncError::Transport("store task failed".into()))??
+    };
     if documents.is_empty() && !shared.options.open_enrollment {
         return Err(SyncError::Unauthorized("unknown or revoked token"));
     }
@@ -229,10 +283,10 @@ async fn authenticate(
     }))
 }
 
-/// Waits for `join`, checks the protocol version, answers `peer`.
+/// Waits for `join` and answers `peer` (see [`answer_join`]).
 async fn join<S>(
     conn: &mut Connection<S>,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     access: Option<&Access>,
 ) -> Result<JoinedPeer, SyncError>
 where
@@ -242,59 +296,12 @@ where
         .await
         .map_err(|_| SyncError::Timeout("the peer's `join` message"))?
         .ok_or(SyncError::Closed)??;
-    let Message::Join {
-        sender_id,
-        peer_metadata,
-        supported_protocol_versions,
-    } = message
-    else {
-        return Err(SyncError::UnexpectedMessage(
-            message.message_type().to_string(),
-        ));
-    };
-    let version = select_protocol_version(supported_protocol_versions.as_deref())?;
-    let metadata = peer_metadata.unwrap_or_default();
-    let heads_digest = shared.options.heads_digest && metadata.heads_digest;
-    let refused_notices = metadata.refused_notices;
-    // Keep sync state per storage for peers that keep theirs; per connection otherwise.
-    let (key, ephemeral) = match metadata.storage_id {
-        Some(storage_id) if !metadata.is_ephemeral => (storage_id, false),
-        _ => (format!("ephemeral:{sender_id}"), true),
-    };
-    // Discovery: a device learns which plans enroll it from the answer to its `join`.
-    let enrolled_documents = if let Some(access) = access {
-        // With tokens, the plans the token opens are the ones offered.
-        let mut documents: Vec<DocumentId> = access.documents.iter().copied().collect();
-        documents.sort_by_key(|d| d.as_uuid());
-        documents
-    } else if ephemeral {
-        Vec::new()
-    } else {
-        let store = Arc::clone(&shared.store);
-        let storage_id = key.clone();
-        tokio::task::spawn_blocking(move || store.enrolled_documents(&storage_id))
+    let opened = access.map(|access| access.documents.clone());
+    let shared = Arc::clone(shared);
+    let (peer, answer) =
+        tokio::task::spawn_blocking(move || answer_join(&shared, opened.as_ref(), message))
             .await
-            .map_err(|_| SyncError::Transport("store task failed".into()))??
-    };
-    conn.send(&Message::Peer {
-        sender_id: shared.peer_id.clone(),
-        target_id: sender_id.clone(),
-        peer_metadata: Some(PeerMetadata {
-            storage_id: Some(shared.storage_id.clone()),
-            is_ephemeral: false,
-            enrolled_documents,
-            heads_digest: shared.options.heads_digest,
-            // The device needs no answer to its offer: notices simply come, or not.
-            refused_notices: false,
-        }),
-        selected_protocol_version: version.to_string(),
-    })
-    .await?;
-    Ok(JoinedPeer {
-        id: sender_id,
-        key,
-        ephemeral,
-        heads_digest,
-        refused_notices,
-    })
+            .map_err(|_| SyncError::Transport("store task failed".into()))??;
+    conn.send(&answer).await?;
+    Ok(peer)
 }

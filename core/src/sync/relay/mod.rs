@@ -21,7 +21,6 @@ use super::connection::{websocket_config, Connection, Traffic};
 use super::doc_id::DocumentId;
 use super::drain::{self, DrainSignal};
 use super::error::SyncError;
-use super::exchange::Exchange;
 use super::heads::{HeadsDigest, SyncEnvelope};
 use super::metrics::{rule_of, MetricsSink};
 use super::protocol::{
@@ -396,13 +395,9 @@ struct Access {
     _slot: TokenSlot,
 }
 
-async fn documents_of_token(shared: &Shared, hash: &str) -> Result<HashSet<DocumentId>, SyncError> {
-    let store = Arc::clone(&shared.store);
-    let hash = hash.to_string();
-    let documents = tokio::task::spawn_blocking(move || store.documents_of_token(&hash))
-        .await
-        .map_err(|_| SyncError::Transport("store task failed".into()))??;
-    Ok(documents.into_iter().collect())
+/// The plans a token opens, from the store (blocks: call it off the reactor).
+fn documents_of_token(shared: &Shared, hash: &str) -> Result<HashSet<DocumentId>, SyncError> {
+    Ok(shared.store.documents_of_token(hash)?.into_iter().collect())
 }
 
 async fn accept_loop(

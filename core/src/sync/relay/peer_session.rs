@@ -1,14 +1,19 @@
-//! A joined peer's session: what it may sync, its sync messages applied and answered, refusals
-//! told, heads digests compared, and changes of other peers pushed to it.
+//! A joined peer's session as a state machine (sans-IO): what it may sync, its sync messages
+//! applied and answered, refusals told, heads digests compared, and changes of other peers
+//! passed on. Messages in, messages to send out; it calls the store directly (SQLite blocks,
+//! so the driver in `connection.rs` runs each step on the blocking pool) and never touches a
+//! socket or a clock.
 
 use super::connection::JoinedPeer;
 use super::*;
+use crate::SyncPeer;
 
 /// One joined peer: the documents it syncs with the relay.
 pub(super) struct PeerSession {
     pub(super) id: u64,
     pub(super) peer: JoinedPeer,
-    pub(super) exchange: Exchange,
+    /// The conversation the peer's sync state is kept under.
+    pub(super) conversation: SyncPeer,
     pub(super) shared: Arc<Shared>,
     /// Documents this peer asked for or sent; changes to them are pushed to it.
     pub(super) documents: HashSet<DocumentId>,
@@ -18,22 +23,17 @@ pub(super) struct PeerSession {
     pub(super) digests_compared: bool,
     /// Who the peer is, for the audit trail.
     pub(super) who: Who,
+    /// Messages to send, gathered by the step that runs.
+    pub(super) out: Vec<Message>,
 }
 
 impl PeerSession {
     /// Acts on one message; `Ok(false)` ends the connection quietly.
-    pub(super) async fn handle<S>(
-        &mut self,
-        conn: &mut Connection<S>,
-        message: Message,
-    ) -> Result<bool, SyncError>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
+    pub(super) fn handle(&mut self, message: Message) -> Result<bool, SyncError> {
         match message {
             Message::Request(message) | Message::Sync(message) => {
                 let started = std::time::Instant::now();
-                self.receive(conn, message).await?;
+                self.receive(message)?;
                 let elapsed = started.elapsed();
                 self.shared
                     .options
@@ -57,7 +57,7 @@ impl PeerSession {
             Message::HeadsDigests {
                 sender_id, digests, ..
             } => {
-                self.compare_heads(conn, &sender_id, &digests).await?;
+                self.compare_heads(&sender_id, &digests)?;
                 Ok(true)
             }
             Message::DocUnavailable { .. } => Ok(true),
@@ -79,14 +79,7 @@ impl PeerSession {
         }
     }
 
-    async fn receive<S>(
-        &mut self,
-        conn: &mut Connection<S>,
-        message: DocumentMessage,
-    ) -> Result<(), SyncError>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
+    fn receive(&mut self, message: DocumentMessage) -> Result<(), SyncError> {
         if message.sender_id != self.peer.id {
             return Err(SyncError::UnexpectedMessage(
                 "message from another sender id".into(),
@@ -96,7 +89,7 @@ impl PeerSession {
         // Refuse undecodable sync data before the store sees it.
         let envelope = SyncEnvelope::read(&message.data)?;
         let mut enrolling = false;
-        if !self.may_sync(document, false).await? {
+        if !self.may_sync(document, false)? {
             // A token that does not open a plan gets the same answer, after the same work,
             // whether or not this relay holds it: only a push under open enrollment looks
             // further (a plan that exists cannot be created again).
@@ -107,15 +100,14 @@ impl PeerSession {
             }
             if envelope.heads.is_empty() {
                 // Open enrollment: nothing to tell and nothing to remember.
-                return conn
-                    .send(&Message::DocUnavailable {
-                        sender_id: self.shared.peer_id.clone(),
-                        target_id: self.peer.id.clone(),
-                        document_id: document,
-                    })
-                    .await;
+                self.out.push(Message::DocUnavailable {
+                    sender_id: self.shared.peer_id.clone(),
+                    target_id: self.peer.id.clone(),
+                    document_id: document,
+                });
+                return Ok(());
             }
-            if self.exchange.has_document(document).await? {
+            if self.shared.store.has_document(document)? {
                 return Err(SyncError::Unauthorized(
                     "this token does not open that plan",
                 ));
@@ -134,14 +126,12 @@ impl PeerSession {
             // A new plan pushed under open enrollment: the sync exchange runs until the plan
             // is stored, and it is stored only if it lists this token; until then nothing is
             // relayed.
-            let refused = self.receive_from_peer(document, message.data, true).await?;
-            self.tell_refused(conn, document, refused).await?;
-            if self.exchange.has_document(document).await? {
-                let store = Arc::clone(&self.shared.store);
+            let refused = self.receive_from_peer(document, message.data, true)?;
+            self.tell_refused(document, refused)?;
+            if self.shared.store.has_document(document)? {
                 self.who
-                    .accessed(&store, document, AuditKind::Write)
-                    .await?;
-                if !self.may_sync(document, true).await? {
+                    .accessed(self.shared.store.as_ref(), document, AuditKind::Write)?;
+                if !self.may_sync(document, true)? {
                     return Err(SyncError::Unauthorized(
                         "the pushed plan does not list this token",
                     ));
@@ -152,41 +142,36 @@ impl PeerSession {
                     origin: self.id,
                 });
             }
-            return self.push(conn, document).await;
+            return self.push(document);
         }
         self.documents.insert(document);
-        if envelope.heads.is_empty() && !self.exchange.has_document(document).await? {
+        if envelope.heads.is_empty() && !self.shared.store.has_document(document)? {
             // Neither side has it. The peer stays subscribed: if the plan arrives later it is
             // pushed, as automerge-repo peers expect.
-            return conn
-                .send(&Message::DocUnavailable {
-                    sender_id: self.shared.peer_id.clone(),
-                    target_id: self.peer.id.clone(),
-                    document_id: document,
-                })
-                .await;
+            self.out.push(Message::DocUnavailable {
+                sender_id: self.shared.peer_id.clone(),
+                target_id: self.peer.id.clone(),
+                document_id: document,
+            });
+            return Ok(());
         }
-        let refused = self
-            .receive_from_peer(document, message.data, false)
-            .await?;
-        self.tell_refused(conn, document, refused).await?;
+        let refused = self.receive_from_peer(document, message.data, false)?;
+        self.tell_refused(document, refused)?;
         if envelope.carries_changes {
-            let store = Arc::clone(&self.shared.store);
             self.who
-                .accessed(&store, document, AuditKind::Write)
-                .await?;
+                .accessed(self.shared.store.as_ref(), document, AuditKind::Write)?;
             let _ = self.shared.events.send(RelayEvent::Changed {
                 document,
                 origin: self.id,
             });
         }
-        self.push(conn, document).await
+        self.push(document)
     }
 
     /// Applies the peer's message; with tokens, the plan must stay bound to them
     /// ([`TokenVoucher`]) — and, for a new plan pushed under open enrollment (`enrolling`),
     /// list this peer's token — or nothing of the message is stored.
-    async fn receive_from_peer(
+    fn receive_from_peer(
         &self,
         document: DocumentId,
         data: Vec<u8>,
@@ -198,25 +183,37 @@ impl PeerSession {
                     token_hash: access.hash.clone(),
                     must_be_listed: enrolling,
                 };
-                self.exchange.receive_vouched(document, data, voucher).await
+                self.received_timed(|store, peer| {
+                    store.receive_vouched_sync_message(document, peer, &data, &voucher)
+                })
             }
-            None => self.exchange.receive(document, data).await,
+            None => {
+                self.received_timed(|store, peer| store.receive_sync_message(document, peer, &data))
+            }
         }
+    }
+
+    /// Stores what a peer sent, telling the metrics how long the store took.
+    fn received_timed(
+        &self,
+        receive: impl FnOnce(&dyn SyncStore, &SyncPeer) -> Result<Vec<ChangeRefusal>, SyncError>,
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        let started = std::time::Instant::now();
+        let refused = receive(self.shared.store.as_ref(), &self.conversation)?;
+        let elapsed = started.elapsed();
+        self.shared.options.metrics.with(|m| m.store_write(elapsed));
+        Ok(refused)
     }
 
     /// Tells the peer which changes of its last message about `document` the rules refused
     /// (`alliance-refused`, see `docs/sync.md`), before the sync reply, so that the device sets
     /// them aside before it could count the document as settled. Only peers that offered the
     /// extension in `join` hear of it: to others (automerge-repo clients) a refusal stays silent.
-    async fn tell_refused<S>(
+    fn tell_refused(
         &mut self,
-        conn: &mut Connection<S>,
         document: DocumentId,
         refused: Vec<ChangeRefusal>,
-    ) -> Result<(), SyncError>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
+    ) -> Result<(), SyncError> {
         if refused.is_empty() {
             return Ok(());
         }
@@ -225,8 +222,7 @@ impl PeerSession {
             self.shared.options.metrics.with(|m| m.refused(rule));
         }
         self.who
-            .changes_refused(&self.shared.store, document, rules)
-            .await;
+            .changes_refused(self.shared.store.as_ref(), document, rules);
         info!(
             connection = self.id,
             %document,
@@ -238,13 +234,12 @@ impl PeerSession {
             return Ok(());
         }
         for refused in refused.chunks(MAX_REFUSALS_PER_NOTICE) {
-            conn.send(&Message::Refused {
+            self.out.push(Message::Refused {
                 sender_id: self.shared.peer_id.clone(),
                 target_id: self.peer.id.clone(),
                 document_id: document,
                 refused: refused.to_vec(),
-            })
-            .await?;
+            });
         }
         Ok(())
     }
@@ -255,15 +250,11 @@ impl PeerSession {
     /// every other one is listed, so the device syncs it the usual way (and meets today's
     /// refusal when the token does not open it). Nothing about a document the token does not
     /// open is looked up.
-    async fn compare_heads<S>(
+    fn compare_heads(
         &mut self,
-        conn: &mut Connection<S>,
         sender_id: &PeerId,
         digests: &HeadsDigests,
-    ) -> Result<(), SyncError>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
+    ) -> Result<(), SyncError> {
         if !self.peer.heads_digest || self.digests_compared {
             return Err(SyncError::UnexpectedMessage(HEADS_DIGESTS_TYPE.into()));
         }
@@ -282,11 +273,11 @@ impl PeerSession {
         }
         let entries = digests.entries(room)?;
         let listed: Vec<DocumentId> = entries.iter().map(|(document, _)| *document).collect();
-        let opened = self.opened(&listed).await?;
+        let opened = self.opened(&listed)?;
         let ours: HashMap<DocumentId, HeadsDigest> = self
-            .exchange
-            .heads_digests(opened)
-            .await?
+            .shared
+            .store
+            .heads_digests(&opened)?
             .into_iter()
             .filter_map(|(document, digest)| Some((document, digest?)))
             .collect();
@@ -304,22 +295,22 @@ impl PeerSession {
             differ = differ.len(),
             "heads digests compared"
         );
-        conn.send(&Message::HeadsDiffer {
+        self.out.push(Message::HeadsDiffer {
             sender_id: self.shared.peer_id.clone(),
             target_id: self.peer.id.clone(),
             documents: differ,
-        })
-        .await
+        });
+        Ok(())
     }
 
     /// Those of `documents` this peer's token opens (all, without tokens). The token is looked
     /// up again, once, when some are not in the cached answer.
-    async fn opened(&mut self, documents: &[DocumentId]) -> Result<Vec<DocumentId>, SyncError> {
+    fn opened(&mut self, documents: &[DocumentId]) -> Result<Vec<DocumentId>, SyncError> {
         let Some(access) = self.access.as_mut() else {
             return Ok(documents.to_vec());
         };
         if documents.iter().any(|d| !access.documents.contains(d)) {
-            access.documents = documents_of_token(&self.shared, &access.hash).await?;
+            access.documents = documents_of_token(&self.shared, &access.hash)?;
         }
         Ok(documents
             .iter()
@@ -331,74 +322,64 @@ impl PeerSession {
     /// Whether this peer's token opens `document` (always, without tokens). Looks the token
     /// up again when the cached answer is no, and when `refresh` (the plan changed), so
     /// grants and revocations take effect at once.
-    async fn may_sync(&mut self, document: DocumentId, refresh: bool) -> Result<bool, SyncError> {
+    fn may_sync(&mut self, document: DocumentId, refresh: bool) -> Result<bool, SyncError> {
         let Some(access) = self.access.as_mut() else {
             return Ok(true);
         };
         if !refresh && access.documents.contains(&document) {
             return Ok(true);
         }
-        access.documents = documents_of_token(&self.shared, &access.hash).await?;
+        access.documents = documents_of_token(&self.shared, &access.hash)?;
         Ok(access.documents.contains(&document))
     }
 
     /// Sends the next sync message for a document to this peer, if there is one.
-    async fn push<S>(
-        &mut self,
-        conn: &mut Connection<S>,
-        document: DocumentId,
-    ) -> Result<(), SyncError>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
-        if let Some((data, envelope)) = self.exchange.generate(document).await? {
+    fn push(&mut self, document: DocumentId) -> Result<(), SyncError> {
+        let Some(data) = self
+            .shared
+            .store
+            .generate_sync_message(document, &self.conversation)?
+        else {
+            return Ok(());
+        };
+        let envelope = SyncEnvelope::read(&data)?;
+        {
             if envelope.carries_changes {
-                let store = Arc::clone(&self.shared.store);
-                self.who.accessed(&store, document, AuditKind::Read).await?;
+                self.who
+                    .accessed(self.shared.store.as_ref(), document, AuditKind::Read)?;
             }
-            conn.send(&Message::Sync(DocumentMessage {
+            self.out.push(Message::Sync(DocumentMessage {
                 sender_id: self.shared.peer_id.clone(),
                 target_id: self.peer.id.clone(),
                 document_id: document,
                 data,
-            }))
-            .await?;
+            }));
         }
         Ok(())
     }
 
-    pub(super) async fn push_all<S>(&mut self, conn: &mut Connection<S>) -> Result<(), SyncError>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
+    pub(super) fn push_all(&mut self) -> Result<(), SyncError> {
         let documents: Vec<DocumentId> = self.documents.iter().copied().collect();
         for document in documents {
-            if !self.may_sync(document, true).await? {
+            if !self.may_sync(document, true)? {
                 return Err(SyncError::Unauthorized("the device was revoked"));
             }
-            if self.exchange.has_document(document).await? {
-                self.push(conn, document).await?;
+            if self.shared.store.has_document(document)? {
+                self.push(document)?;
             }
         }
         Ok(())
     }
 
     /// Passes another connection's news on to this peer.
-    pub(super) async fn relay<S>(
-        &mut self,
-        conn: &mut Connection<S>,
-        event: RelayEvent,
-    ) -> Result<(), SyncError>
-    where
-        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-    {
+    pub(super) fn relay(&mut self, event: RelayEvent) -> Result<(), SyncError> {
         match event {
             RelayEvent::Changed { document, origin } => {
                 if origin != self.id && self.documents.contains(&document) {
-                    if !self.may_sync(document, true).await? {
+                    if !self.may_sync(document, true)? {
                         return Err(SyncError::Unauthorized("the device was revoked"));
                     }
-                    self.push(conn, document).await?;
+                    self.push(document)?;
                 }
             }
             RelayEvent::Ephemeral { message, origin } => {
@@ -412,15 +393,14 @@ impl PeerSession {
                 } = message
                 {
                     if origin != self.id && self.documents.contains(&document_id) {
-                        conn.send(&Message::Ephemeral {
+                        self.out.push(Message::Ephemeral {
                             sender_id,
                             target_id: self.peer.id.clone(),
                             count,
                             session_id,
                             document_id,
                             data,
-                        })
-                        .await?;
+                        });
                     }
                 }
             }
@@ -428,3 +408,69 @@ impl PeerSession {
         Ok(())
     }
 }
+
+/// The answer to a peer's `join`: who joined (and the key its sync state is kept under) and
+/// the `peer` message, with discovery — the plans that enroll it: with tokens, those its token
+/// opens (`opened`); without, those the store says enroll its device. Blocks on the store.
+///
+/// Errors: anything but `join` ([`SyncError::UnexpectedMessage`]), a protocol version this
+/// relay does not speak, and store errors.
+pub(super) fn answer_join(
+    shared: &Shared,
+    opened: Option<&HashSet<DocumentId>>,
+    message: Message,
+) -> Result<(JoinedPeer, Message), SyncError> {
+    let Message::Join {
+        sender_id,
+        peer_metadata,
+        supported_protocol_versions,
+    } = message
+    else {
+        return Err(SyncError::UnexpectedMessage(
+            message.message_type().to_string(),
+        ));
+    };
+    let version = select_protocol_version(supported_protocol_versions.as_deref())?;
+    let metadata = peer_metadata.unwrap_or_default();
+    let heads_digest = shared.options.heads_digest && metadata.heads_digest;
+    let refused_notices = metadata.refused_notices;
+    // Keep sync state per storage for peers that keep theirs; per connection otherwise.
+    let (key, ephemeral) = match metadata.storage_id {
+        Some(storage_id) if !metadata.is_ephemeral => (storage_id, false),
+        _ => (format!("ephemeral:{sender_id}"), true),
+    };
+    let enrolled_documents = if let Some(opened) = opened {
+        let mut documents: Vec<DocumentId> = opened.iter().copied().collect();
+        documents.sort_by_key(|d| d.as_uuid());
+        documents
+    } else if ephemeral {
+        Vec::new()
+    } else {
+        shared.store.enrolled_documents(&key)?
+    };
+    let answer = Message::Peer {
+        sender_id: shared.peer_id.clone(),
+        target_id: sender_id.clone(),
+        peer_metadata: Some(PeerMetadata {
+            storage_id: Some(shared.storage_id.clone()),
+            is_ephemeral: false,
+            enrolled_documents,
+            heads_digest: shared.options.heads_digest,
+            // The device needs no answer to its offer: notices simply come, or not.
+            refused_notices: false,
+        }),
+        selected_protocol_version: version.to_string(),
+    };
+    let peer = JoinedPeer {
+        id: sender_id,
+        key,
+        ephemeral,
+        heads_digest,
+        refused_notices,
+    };
+    Ok((peer, answer))
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
