@@ -62,6 +62,17 @@ pub struct Replayed {
 /// heads as dependencies. References between the replayed operations follow them to their new
 /// ids; references to anything else stay as they were.
 pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
+    let Some(first) = changes.first() else {
+        return Ok(Replayed::default());
+    };
+    let actor = first.actor_id().clone();
+    replay_as(doc, changes, &actor)
+}
+
+/// [`replay`] of one actor's `changes` as new changes of `into` (another actor, or the same):
+/// how a device that left a copied identity moves its own edits to its new one
+/// (`docs/design.md`, "A copied identity").
+pub fn replay_as(doc: &mut Automerge, changes: &[Change], into: &ActorId) -> Result<Replayed> {
     let mut out = Replayed::default();
     let Some(first) = changes.first() else {
         return Ok(out);
@@ -72,7 +83,7 @@ pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
             "replayed changes of several actors".into(),
         ));
     }
-    let mut seq = last_seq(doc, &actor);
+    let mut seq = last_seq(doc, into);
     let mut max_op = doc
         .get_changes(&[])
         .iter()
@@ -91,7 +102,7 @@ pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
         }
         let follow = |id: &OpId| -> OpId {
             match attempt.get(&id.0) {
-                Some(new) if id.1 == actor => OpId(*new, actor.clone()),
+                Some(new) if id.1 == actor => OpId(*new, into.clone()),
                 _ => id.clone(),
             }
         };
@@ -105,6 +116,7 @@ pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
             let pred: Vec<OpId> = op.pred.iter().map(follow).collect();
             op.pred = SortedVec::from(pred);
         }
+        expanded.actor_id = into.clone();
         expanded.seq = seq + 1;
         expanded.start_op = NonZeroU64::new(new_start).unwrap_or(NonZeroU64::MIN);
         expanded.deps = doc.get_heads();
