@@ -210,6 +210,26 @@ impl Inner {
         Ok(())
     }
 
+    /// Takes the identity (and key) the store holds when it is not the one in memory: another
+    /// connection made it (`init`) or left a copied identity, or this one's write that left it
+    /// rolled back. Called when another connection wrote.
+    pub(super) fn reload_identity(&mut self) -> Result<()> {
+        let stored = self.store.read(store::load_identity)?;
+        let device = |identity: &Option<Identity>| identity.as_ref().map(|i| i.device_id);
+        if device(&stored) == device(&self.identity) {
+            return Ok(());
+        }
+        self.key = self.store.read(store::load_device_key)?;
+        if let Some(me) = &stored {
+            let actor = me.device_id.actor();
+            for open in self.docs.values_mut() {
+                open.doc.automerge_mut().set_actor(actor.clone());
+            }
+        }
+        self.identity = stored;
+        Ok(())
+    }
+
     /// The error of a write to `model`, a plan that does not enroll this device: a copied
     /// identity ([`Error::CopiedIdentity`]) when it enrolls a former device of this store.
     pub(super) fn not_enrolled(&mut self, model: &Plan) -> Error {

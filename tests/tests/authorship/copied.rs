@@ -176,11 +176,28 @@ fn assert_every_edit_everywhere(c: &Copied, replicas: &[(&str, &Alliance)]) {
 #[test]
 fn a_copied_phone_used_in_person_gets_a_new_identity_and_every_edit_lands_everywhere() {
     let c = copied();
+    // Another process on the copied store (a widget), open before the copy finds out.
+    let widget = Alliance::open(&c._dir.path().join("copy.db")).unwrap();
+    assert_eq!(widget.identity().unwrap(), c.before);
     both_used(&c);
     // The original meets the counselor first; then the copy does, and finds it is a copy.
     sync_stores(&c.w.client.store, &c.w.counselor.store).unwrap();
     let report = sync_stores(&c.copy, &c.w.counselor.store).unwrap();
     let known = assert_copy_knows(&c);
+    // The widget writes no more under the identity left to the original.
+    let written = widget.check_in(
+        c.w.plan,
+        c.w.goal,
+        &NewCheckIn {
+            mood: Some(3),
+            ..NewCheckIn::default()
+        },
+    );
+    assert!(
+        matches!(written, Err(Error::CopiedIdentity { .. })),
+        "{written:?}"
+    );
+    assert_eq!(widget.identity().unwrap(), c.copy.identity().unwrap());
     assert!(
         report
             .refused
@@ -297,4 +314,75 @@ fn a_copy_told_by_a_refused_notice_gets_a_new_identity_and_every_edit_lands_ever
             ("counselor", &c.w.counselor.store),
         ],
     );
+}
+
+/// A counselor's device copied: the copy cannot enroll its own new identity (the plan does not
+/// know it), so the counselor enrolls it from her other device — the original, which kept its
+/// identity — and the copy's objective, which only a counselor may write, lands everywhere.
+#[test]
+fn a_counselors_copied_device_is_enrolled_again_from_her_original_and_loses_nothing() {
+    let w = world();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("laptop.db");
+    w.counselor.store.backup_to(&file).unwrap();
+    let copy = Alliance::open(&file).unwrap();
+    let before = w.counselor.store.identity().unwrap();
+    let objective = |store: &Alliance, text: &str| {
+        store
+            .add_objective(
+                w.plan,
+                w.goal,
+                &NewObjective {
+                    text: text.into(),
+                    ..NewObjective::default()
+                },
+            )
+            .unwrap();
+    };
+    objective(&w.counselor.store, "Walk 20 minutes a day");
+    objective(&copy, "Lights out by eleven");
+    sync_stores(&w.counselor.store, &w.client.store).unwrap();
+    sync_stores(&copy, &w.client.store).unwrap();
+    let known = copy.copied_identity().unwrap().expect("the copy knows");
+    assert_eq!(known.former_device, before.device_id);
+    assert_eq!(w.counselor.store.identity().unwrap(), before);
+    // The copy cannot enroll its new device itself.
+    let new = NewDevice {
+        device: known.enrollment.device,
+        member: before.member_id,
+        new_member: None,
+        label: "Dana's laptop".into(),
+    };
+    assert!(matches!(
+        copy.enroll_with_key(w.plan, &new, known.enrollment.public_key),
+        Err(alliance_core::Error::CopiedIdentity { .. })
+    ));
+    w.counselor
+        .store
+        .enroll_with_key(w.plan, &new, known.enrollment.public_key)
+        .unwrap();
+    sync_stores(&w.counselor.store, &w.client.store).unwrap();
+    sync_stores(&w.client.store, &copy).unwrap();
+    sync_stores(&w.counselor.store, &w.client.store).unwrap();
+    for (who, store) in [
+        ("original", w.counselor.store.as_ref()),
+        ("copy", &copy),
+        ("client", w.client.store.as_ref()),
+    ] {
+        let plan = store.plan(w.plan).unwrap();
+        let mut texts: Vec<&str> = plan
+            .goal(w.goal)
+            .unwrap()
+            .objectives
+            .iter()
+            .map(|o| o.text.as_str())
+            .collect();
+        texts.sort();
+        assert_eq!(
+            texts,
+            ["Lights out by eleven", "Walk 20 minutes a day"],
+            "{who}"
+        );
+        assert_eq!(plan, copy.plan(w.plan).unwrap(), "{who}");
+    }
 }
