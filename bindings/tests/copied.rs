@@ -6,8 +6,8 @@ mod support;
 
 use std::sync::Arc;
 
-use alliance_ffi::{Alliance, ApiError, NewCheckIn, NewPlan, Role};
-use support::block_on;
+use alliance_ffi::{Alliance, ApiError, NewCheckIn};
+use support::{block_on, world_with};
 
 async fn check_in(
     store: &Alliance,
@@ -38,42 +38,10 @@ async fn notes(store: &Alliance, plan: &str) -> Vec<String> {
 fn a_copied_phone_is_told_by_a_typed_error_and_once_enrolled_every_edit_lands() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let w = world_with(block_on(Alliance::open(path("phone.db"), None)).unwrap());
+    let (counselor, sam, plan, goal) = (w.counselor, w.sam, w.plan_id, w.goal_id);
     block_on(async {
-        let counselor = Alliance::open_in_memory().unwrap();
-        counselor
-            .init_identity("Dana".into(), Role::Counselor, None)
-            .await
-            .unwrap();
-        let client = Alliance::open(path("phone.db"), None).await.unwrap();
-        let sam = client
-            .init_identity("Sam".into(), Role::Client, None)
-            .await
-            .unwrap();
-        let plan = counselor
-            .create_plan(NewPlan {
-                title: "Sleep".into(),
-                client_name: "Sam".into(),
-                client_member_id: Some(sam.member_id.clone()),
-                client_device_id: None,
-            })
-            .await
-            .unwrap();
-        let code = client.enrollment_code().await.unwrap();
-        counselor
-            .enroll_device_from_code(
-                plan.clone(),
-                code,
-                sam.member_id.clone(),
-                "phone".into(),
-                None,
-            )
-            .await
-            .unwrap();
-        let goal = counselor
-            .propose_goal(plan.clone(), "Asleep before midnight".into())
-            .await
-            .unwrap();
-        counselor.sync_with(client.clone()).await.unwrap();
+        let client = w.client;
         client.close_store();
         std::fs::copy(path("phone.db"), path("copy.db")).unwrap();
         let client = Alliance::open(path("phone.db"), None).await.unwrap();

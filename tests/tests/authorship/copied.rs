@@ -127,6 +127,22 @@ fn enroll_again(c: &Copied, known: &CopiedIdentity) {
         .unwrap();
 }
 
+/// The counselor enrolls the copy again and they sync in person, then the counselor and the
+/// original: every edit everywhere.
+fn enrolled_again_in_person(c: &Copied, known: &CopiedIdentity) {
+    enroll_again(c, known);
+    sync_stores(&c.w.counselor.store, &c.copy).unwrap();
+    sync_stores(&c.w.counselor.store, &c.w.client.store).unwrap();
+    assert_every_edit_everywhere(
+        c,
+        &[
+            ("original", &c.w.client.store),
+            ("copy", &c.copy),
+            ("counselor", &c.w.counselor.store),
+        ],
+    );
+}
+
 /// Every replica holds every edit and reads the same plan; the copy's edits were replayed as
 /// changes of its new device, which no replica refused; the copy knows of nothing waiting.
 fn assert_every_edit_everywhere(c: &Copied, replicas: &[(&str, &Alliance)]) {
@@ -208,17 +224,7 @@ fn a_copied_phone_used_in_person_gets_a_new_identity_and_every_edit_lands_everyw
     // Until it is enrolled again its edits wait: the counselor holds only the original's.
     assert_eq!(notes(&c.w.counselor.store, &c.w), vec!["from the original"]);
     assert_eq!(notes(&c.copy, &c.w), vec!["from the original"]);
-    enroll_again(&c, &known);
-    sync_stores(&c.w.counselor.store, &c.copy).unwrap();
-    sync_stores(&c.w.counselor.store, &c.w.client.store).unwrap();
-    assert_every_edit_everywhere(
-        &c,
-        &[
-            ("original", &c.w.client.store),
-            ("copy", &c.copy),
-            ("counselor", &c.w.counselor.store),
-        ],
-    );
+    enrolled_again_in_person(&c, &known);
     sync_stores(&c.copy, &c.w.counselor.store).unwrap();
     sync_stores(&c.w.counselor.store, &c.w.client.store).unwrap();
     assert!(notes(&c.w.client.store, &c.w).contains(&"after enrolling".to_owned()));
@@ -303,17 +309,7 @@ fn a_copy_told_by_a_refused_notice_gets_a_new_identity_and_every_edit_lands_ever
     assert!(set_aside.iter().all(|s| s.reason == alliance_core::COPIED));
     sync_stores(&c.w.client.store, &c.w.counselor.store).unwrap();
     let known = assert_copy_knows(&c);
-    enroll_again(&c, &known);
-    sync_stores(&c.w.counselor.store, &c.copy).unwrap();
-    sync_stores(&c.w.counselor.store, &c.w.client.store).unwrap();
-    assert_every_edit_everywhere(
-        &c,
-        &[
-            ("original", &c.w.client.store),
-            ("copy", &c.copy),
-            ("counselor", &c.w.counselor.store),
-        ],
-    );
+    enrolled_again_in_person(&c, &known);
 }
 
 /// A counselor's device copied: the copy cannot enroll its own new identity (the plan does not
