@@ -154,8 +154,19 @@ fn drive(pairs: &[Pair], urls: [&str; 2], edits: usize) -> (usize, f64) {
             })
         })
     };
+    // Past this long with nothing arriving, the edits are stuck: say where.
+    let quiet_limit = Duration::from_secs(120);
+    let mut last_progress = (missing_goals(pairs, edits), Instant::now());
     while !complete(pairs) {
-        assert!(Instant::now() < deadline, "edits did not all arrive");
+        let missing = missing_goals(pairs, edits);
+        if missing < last_progress.0 {
+            last_progress = (missing, Instant::now());
+        }
+        assert!(
+            Instant::now() < deadline && last_progress.1.elapsed() < quiet_limit,
+            "edits did not all arrive: {}",
+            stuck(pairs, edits)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -165,6 +176,50 @@ fn drive(pairs: &[Pair], urls: [&str; 2], edits: usize) -> (usize, f64) {
         }
     });
     (held, elapsed)
+}
+
+/// Goals still missing across every device of every plan.
+fn missing_goals(pairs: &[Pair], edits: usize) -> usize {
+    pairs
+        .iter()
+        .flat_map(|pair| {
+            pair.devices
+                .iter()
+                .map(move |(store, _)| (store, pair.plan))
+        })
+        .map(|(store, plan)| {
+            (2 * edits).saturating_sub(store.plan(plan).map_or(0, |plan| plan.goals.len()))
+        })
+        .sum()
+}
+
+/// The plans whose edits have not all arrived, with every refusal and set-aside change their
+/// devices recorded: what a stuck run needs to be understood.
+fn stuck(pairs: &[Pair], edits: usize) -> String {
+    let mut report = Vec::new();
+    for pair in pairs {
+        let counts: Vec<usize> = pair
+            .devices
+            .iter()
+            .map(|(store, _)| store.plan(pair.plan).map_or(0, |plan| plan.goals.len()))
+            .collect();
+        if counts.iter().all(|count| *count == 2 * edits) {
+            continue;
+        }
+        let mut line = format!("plan {} goals {counts:?}", pair.plan);
+        for (side, (store, _)) in pair.devices.iter().enumerate() {
+            let refused = store.refused_changes(Some(pair.plan)).unwrap_or_default();
+            let set_aside = store.set_aside_changes(pair.plan).unwrap_or_default();
+            for (_, refusal) in refused {
+                line.push_str(&format!("; side {side} refused {refusal:?}"));
+            }
+            for change in set_aside {
+                line.push_str(&format!("; side {side} set aside {change:?}"));
+            }
+        }
+        report.push(line);
+    }
+    format!("{} plans: {}", report.len(), report.join(" | "))
 }
 
 #[test]

@@ -156,4 +156,94 @@ mod tests {
         );
         assert_eq!(counselor.plan(plan).unwrap(), client.plan(plan).unwrap());
     }
+
+    /// Both devices edit one goal offline, then sync: every edit of both is in both stores,
+    /// whatever the random ids make of the Bloom filters. About one round in a hundred once
+    /// lost the counselor's objective on both stores: a change sent ahead of its dependency
+    /// lost its signature while it waited, and was refused as unsigned.
+    #[test]
+    fn concurrent_offline_edits_of_one_goal_all_arrive_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..100 {
+            // Half in memory, half in files, as the bindings' suites open them.
+            let (counselor, client) = if round % 2 == 0 {
+                (
+                    Alliance::open_in_memory().unwrap(),
+                    Alliance::open_in_memory().unwrap(),
+                )
+            } else {
+                let path = |who: &str| dir.path().join(format!("{who}-{round}.db"));
+                (
+                    Alliance::open(&path("counselor")).unwrap(),
+                    Alliance::open(&path("client")).unwrap(),
+                )
+            };
+            counselor.init("Dana", Role::Counselor, None).unwrap();
+            let sam = client.init("Sam", Role::Client, None).unwrap();
+            let plan = counselor
+                .create_plan(&NewPlan {
+                    title: "Sleep and work".into(),
+                    client_name: "Sam".into(),
+                    client_member: Some(sam.member_id),
+                    client_device: None,
+                })
+                .unwrap();
+            counselor
+                .enroll_device(
+                    plan,
+                    &crate::alliance::NewDevice {
+                        device: sam.device_id,
+                        member: sam.member_id,
+                        new_member: None,
+                        label: "Sam's phone".into(),
+                    },
+                )
+                .unwrap();
+            sync_stores(&counselor, &client).unwrap();
+            let goal = client.propose_goal(plan, "Asleep before midnight").unwrap();
+            sync_stores(&client, &counselor).unwrap();
+
+            let statement = GoalEdit {
+                clinical_statement: Some("Delayed sleep phase".into()),
+                ..GoalEdit::default()
+            };
+            counselor.edit_goal(plan, goal, &statement).unwrap();
+            let objective = crate::model::NewObjective {
+                text: "Lights out by 23:30".into(),
+                measure: Some("nights".into()),
+                target: Some(5.0),
+                ..crate::model::NewObjective::default()
+            };
+            counselor.add_objective(plan, goal, &objective).unwrap();
+            counselor.set_review_on(plan, "2026-04-01").unwrap();
+            let rated = NewCheckIn {
+                gas_level: Some(1),
+                note: "good night".into(),
+                ..NewCheckIn::default()
+            };
+            client.check_in(plan, goal, &rated).unwrap();
+            let level = crate::model::GasEdit::Level {
+                level: 0,
+                text: "Asleep by midnight 4 nights a week".into(),
+            };
+            client.set_gas(plan, goal, &level).unwrap();
+
+            let report = sync_stores(&client, &counselor).unwrap();
+            assert!(
+                report.refused.is_empty(),
+                "round {round}: {:?}",
+                report.refused
+            );
+            let on_counselor = counselor.plan(plan).unwrap();
+            assert_eq!(on_counselor, client.plan(plan).unwrap(), "round {round}");
+            let there = on_counselor.goal(goal).unwrap();
+            assert_eq!(there.objectives.len(), 1, "round {round}");
+            assert_eq!(there.checkins.len(), 1, "round {round}");
+            assert_eq!(
+                on_counselor.review_on.as_deref(),
+                Some("2026-04-01"),
+                "round {round}"
+            );
+        }
+    }
 }

@@ -85,6 +85,19 @@ enum Op {
         b: usize,
         lost: Vec<bool>,
     },
+    /// One message on a connection that stays open between edits (its sync state kept),
+    /// perhaps lost: changes then arrive ahead of what they build on, and messages without
+    /// changes come in between.
+    Message {
+        from: usize,
+        to: usize,
+        lost: bool,
+    },
+    /// The open connection between two replicas ends.
+    Hangup {
+        a: usize,
+        b: usize,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -105,8 +118,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (replica.clone(), goal.clone(), 0..=10u8, -2..=2i8)
             .prop_map(|(by, goal, mood, level)| Op::CheckIn { by, goal, mood, level }),
         1 => (replica.clone(), goal.clone()).prop_map(|(by, goal)| Op::Agree { by, goal }),
-        3 => (replica, 1..3usize, proptest::collection::vec(prop::bool::weighted(0.25), 0..6))
+        3 => (replica.clone(), 1..3usize, proptest::collection::vec(prop::bool::weighted(0.25), 0..6))
             .prop_map(|(a, other, lost)| Op::Sync { a, b: (a + other) % 3, lost }),
+        3 => (replica.clone(), 1..3usize, prop::bool::weighted(0.3))
+            .prop_map(|(from, other, lost)| Op::Message { from, to: (from + other) % 3, lost }),
+        1 => (replica, 1..3usize).prop_map(|(a, other)| Op::Hangup { a, b: (a + other) % 3 }),
     ]
 }
 
@@ -327,6 +343,13 @@ fn apply(replicas: &[Replica; 3], plan: PlanId, op: &Op) {
             let _ = replicas[2].store.edit_goal_unchecked(plan, goal, &edit);
         }
         Op::Sync { a, b, lost } => sync_pair(&replicas[*a], &replicas[*b], plan, lost),
+        Op::Message { from, to, lost } => {
+            send(&replicas[*from], &replicas[*to], plan, *lost);
+        }
+        Op::Hangup { a, b } => {
+            replicas[*a].store.end_sync_session(replicas[*b].peer_key());
+            replicas[*b].store.end_sync_session(replicas[*a].peer_key());
+        }
     }
 }
 

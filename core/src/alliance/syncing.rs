@@ -344,8 +344,14 @@ impl Alliance {
             .iter()
             .filter_map(|hash| Some((*hash, *kept_signatures.get(hash)?)))
             .collect();
-        let held_hashes: HashSet<ChangeHash> = still_held.iter().map(Change::hash).collect();
-        kept_signatures.retain(|hash, _| held_hashes.contains(hash));
+        if earlier.is_some() {
+            // The held changes were judged again: only theirs wait. A message without changes
+            // judged nothing, and every signature kept for a held change keeps waiting (a
+            // heads-only message between a change and its late dependency once dropped them,
+            // and the change was then refused as unsigned).
+            let held_hashes: HashSet<ChangeHash> = still_held.iter().map(Change::hash).collect();
+            kept_signatures.retain(|hash, _| held_hashes.contains(hash));
+        }
         if !kept_signatures.is_empty() {
             inner.in_flight.insert(plan, kept_signatures);
         }

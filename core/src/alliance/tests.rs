@@ -868,3 +868,107 @@ fn an_own_change_a_peer_refuses_is_set_aside_and_later_edits_still_arrive() {
         .unwrap()
         .is_empty());
 }
+
+/// The counselor's two latest changes of a plan (the first the dependency of the second), and a
+/// way to build a sync message from the counselor that carries exactly the given changes with
+/// their signatures, as a sender does.
+struct TwoChanges {
+    dependency: ChangeHash,
+    later: ChangeHash,
+    bytes: HashMap<ChangeHash, Vec<u8>>,
+    signatures: Vec<crate::authorship::carrier::Record>,
+    template: sync::Message,
+}
+
+impl TwoChanges {
+    /// A clinical statement, then an objective, written on the counselor's device.
+    fn written(w: &World) -> Self {
+        let statement = GoalEdit {
+            clinical_statement: Some("Delayed sleep phase".into()),
+            ..GoalEdit::default()
+        };
+        w.counselor.edit_goal(w.plan, w.goal, &statement).unwrap();
+        let dependency = heads(&w.counselor, w.plan)[0];
+        let objective = crate::model::NewObjective {
+            text: "Lights out by 23:30".into(),
+            ..crate::model::NewObjective::default()
+        };
+        w.counselor
+            .add_objective(w.plan, w.goal, &objective)
+            .unwrap();
+        let later = heads(&w.counselor, w.plan)[0];
+        let mut inner = w.counselor.inner.lock();
+        let doc = inner.open(w.plan).unwrap().doc.automerge().clone();
+        let bytes = [dependency, later]
+            .into_iter()
+            .map(|hash| {
+                (
+                    hash,
+                    doc.get_change_by_hash(&hash).unwrap().raw_bytes().to_vec(),
+                )
+            })
+            .collect();
+        let doc_id = w.plan.to_string();
+        let signatures = inner
+            .store
+            .read(|tx| store::load_signatures(tx, &doc_id, None))
+            .unwrap();
+        let template = doc.generate_sync_message(&mut sync::State::new()).unwrap();
+        Self {
+            dependency,
+            later,
+            bytes,
+            signatures,
+            template,
+        }
+    }
+
+    fn message(&self, changes: &[ChangeHash]) -> Vec<u8> {
+        let records: Vec<_> = self
+            .signatures
+            .iter()
+            .filter(|(hash, _)| changes.contains(hash))
+            .copied()
+            .collect();
+        let message = sync::Message {
+            changes: changes
+                .iter()
+                .map(|hash| self.bytes[hash].clone())
+                .collect::<Vec<_>>()
+                .into(),
+            ..self.template.clone()
+        };
+        crate::authorship::carrier::wrap(message.encode(), &records)
+    }
+}
+
+/// A change that arrives before its dependency waits, and so does its signature, even when a
+/// message without changes comes in between (a peer's Bloom filter false positive makes this
+/// order: the dependency comes later, on request). The waiting signature was once dropped by
+/// the change-less message, and the genuine change was then refused as unsigned.
+#[test]
+fn a_held_change_keeps_its_signature_across_a_message_without_changes() {
+    let w = world();
+    let two = TwoChanges::written(&w);
+    let peer = "counselor-phone";
+    for message in [two.message(&[two.later]), two.message(&[])] {
+        let receipt = w
+            .client
+            .receive_sync_message(w.plan, peer, &message)
+            .unwrap();
+        assert!(receipt.refused.is_empty(), "{:?}", receipt.refused);
+    }
+    let last = w
+        .client
+        .receive_sync_message(w.plan, peer, &two.message(&[two.dependency]))
+        .unwrap();
+    assert!(
+        last.refused.is_empty(),
+        "the genuine change was refused: {:?}",
+        last.refused
+    );
+    let goal = w.client.plan(w.plan).unwrap().goal(w.goal).unwrap().clone();
+    assert_eq!(goal.clinical_statement, "Delayed sleep phase");
+    assert_eq!(goal.objectives.len(), 1, "the held change was let in");
+    assert_eq!(heads(&w.client, w.plan), vec![two.later]);
+}

@@ -90,6 +90,7 @@ pub fn replay_as(doc: &mut Automerge, changes: &[Change], into: &ActorId) -> Res
         .map(Change::max_op)
         .max()
         .unwrap_or(0);
+    let mut held = Operations::of(doc);
     // Old counter of a replayed operation → its new counter.
     let mut moved: HashMap<u64, u64> = HashMap::new();
     for change in changes {
@@ -99,6 +100,15 @@ pub fn replay_as(doc: &mut Automerge, changes: &[Change], into: &ActorId) -> Res
         let mut attempt = moved.clone();
         for index in 0..expanded.operations.len() as u64 {
             attempt.insert(old_start + index, new_start + index);
+        }
+        // Automerge panics on a change that refers to an operation the document lacks (an
+        // object, a text character or an overwritten value one of the left-out changes
+        // made): such a change cannot be replayed. An operation is there when this change or
+        // an earlier replayed one makes it, or `doc` holds it.
+        let there = |id: &OpId| (id.1 == actor && attempt.contains_key(&id.0)) || held.holds(id);
+        if !refers_only_to(&expanded, there) {
+            out.failed.push(change.hash());
+            continue;
         }
         let follow = |id: &OpId| -> OpId {
             match attempt.get(&id.0) {
@@ -128,6 +138,7 @@ pub fn replay_as(doc: &mut Automerge, changes: &[Change], into: &ActorId) -> Res
         match scratch.apply_changes([rewritten]) {
             Ok(()) if scratch.get_change_by_hash(&hash).is_some() => {
                 *doc = scratch.with_actor(doc.get_actor().clone());
+                held.add(&actor, new_start, ops);
                 seq += 1;
                 max_op = new_start + ops.max(1) - 1;
                 moved = attempt;
@@ -137,6 +148,55 @@ pub fn replay_as(doc: &mut Automerge, changes: &[Change], into: &ActorId) -> Res
         }
     }
     Ok(out)
+}
+
+/// The operations a document holds, as counter ranges per actor (one per change).
+struct Operations(HashMap<ActorId, Vec<(u64, u64)>>);
+
+impl Operations {
+    fn of(doc: &Automerge) -> Self {
+        let mut held = Operations(HashMap::new());
+        for change in doc.get_changes(&[]) {
+            held.add(
+                change.actor_id(),
+                change.start_op().get(),
+                change.len() as u64,
+            );
+        }
+        held
+    }
+
+    /// Adds the `count` operations of `actor` from counter `start` on.
+    fn add(&mut self, actor: &ActorId, start: u64, count: u64) {
+        self.0
+            .entry(actor.clone())
+            .or_default()
+            .push((start, start + count));
+    }
+
+    fn holds(&self, id: &OpId) -> bool {
+        self.0.get(&id.1).is_some_and(|ranges| {
+            ranges
+                .iter()
+                .any(|(start, end)| (*start..*end).contains(&id.0))
+        })
+    }
+}
+
+/// Whether every operation `change` refers to (the object it writes in, the list element it
+/// writes after, the values it overwrites) is one `there` accepts.
+fn refers_only_to(change: &automerge::ExpandedChange, there: impl Fn(&OpId) -> bool) -> bool {
+    change.operations.iter().all(|op| {
+        let object = match &op.obj {
+            ObjectId::Root => true,
+            ObjectId::Id(id) => there(id),
+        };
+        let element = match &op.key {
+            Key::Seq(ElementId::Id(id)) => there(id),
+            _ => true,
+        };
+        object && element && op.pred.iter().all(&there)
+    })
 }
 
 /// An original change set aside while loading, and the hash of its replayed copy (None when
@@ -319,5 +379,75 @@ mod tests {
             Automerge::load(&loaded.save()).unwrap().get_heads(),
             loaded.get_heads()
         );
+    }
+
+    /// A later own change that writes into an object a left-out change made cannot be
+    /// replayed: it is reported as failed (Automerge itself panics on applying it, which
+    /// once crashed an in-person sync).
+    #[test]
+    fn a_change_into_an_object_left_out_fails_to_replay_and_nothing_panics() {
+        let actor = ActorId::random();
+        let mut doc = Automerge::new().with_actor(actor.clone());
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "title", "Plan").unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        let objective = tx.put_object(ROOT, "objective", ObjType::Map).unwrap();
+        tx.commit();
+        let made = doc.get_heads()[0];
+        let mut tx = doc.transaction();
+        tx.put(&objective, "text", "Lights out by 23:30").unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        tx.put(ROOT, "review_on", "2026-04-01").unwrap();
+        tx.commit();
+
+        let (mut base, left_out) = without(&doc, &HashSet::from([made])).unwrap();
+        assert_eq!(left_out.len(), 3, "the object's change and all built on it");
+        let replayable: Vec<Change> = left_out[1..].to_vec();
+        let done = replay(&mut base, &replayable).unwrap();
+        assert_eq!(done.failed, vec![replayable[0].hash()]);
+        assert_eq!(
+            done.replayed.len(),
+            1,
+            "the unrelated later change is replayed"
+        );
+        assert_eq!(
+            base.get(ROOT, "review_on")
+                .unwrap()
+                .map(|(v, _)| v.to_string()),
+            Some("\"2026-04-01\"".to_string())
+        );
+        assert!(base.get(ROOT, "objective").unwrap().is_none());
+    }
+
+    /// The same for a change that types after characters, or overwrites a value, that a
+    /// left-out change wrote.
+    #[test]
+    fn a_change_after_left_out_characters_or_values_fails_to_replay() {
+        let actor = ActorId::random();
+        let mut doc = Automerge::new().with_actor(actor.clone());
+        let mut tx = doc.transaction();
+        let text = tx.put_object(ROOT, "words", ObjType::Text).unwrap();
+        tx.put(ROOT, "status", "proposed").unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        tx.splice_text(&text, 0, 0, "walk").unwrap();
+        tx.put(ROOT, "status", "active").unwrap();
+        tx.commit();
+        let made = doc.get_heads()[0];
+        for (at, words, status) in [(4, " daily", None), (0, "", Some("done"))] {
+            let mut tx = doc.transaction();
+            tx.splice_text(&text, at, 0, words).unwrap();
+            if let Some(status) = status {
+                tx.put(ROOT, "status", status).unwrap();
+            }
+            tx.commit();
+        }
+        let (mut base, left_out) = without(&doc, &HashSet::from([made])).unwrap();
+        let done = replay(&mut base, &left_out[1..]).unwrap();
+        assert_eq!(done.failed.len(), 2, "{done:?}");
+        assert!(done.replayed.is_empty());
+        assert_eq!(text_of(&base, "words"), "");
     }
 }
