@@ -138,7 +138,7 @@ pub fn replay_as(doc: &mut Automerge, changes: &[Change], into: &ActorId) -> Res
         match scratch.apply_changes([rewritten]) {
             Ok(()) if scratch.get_change_by_hash(&hash).is_some() => {
                 *doc = scratch.with_actor(doc.get_actor().clone());
-                held.add(&actor, new_start, ops);
+                held.add(into, new_start, ops);
                 seq += 1;
                 max_op = new_start + ops.max(1) - 1;
                 moved = attempt;
@@ -317,6 +317,33 @@ mod tests {
             .apply_changes(rebuilt.get_changes(&original.get_heads()))
             .unwrap();
         assert_eq!(original.get_heads(), rebuilt.get_heads());
+    }
+
+    /// A device that left a copied identity moves its edits to its new actor: the text it
+    /// inserted (each character built on the one before) reads the same, under the new actor.
+    #[test]
+    fn changes_replayed_as_another_actor_keep_their_meaning() {
+        let old = ActorId::random();
+        let mut doc = Automerge::new().with_actor(old.clone());
+        let mut tx = doc.transaction();
+        let text = tx.put_object(ROOT, "words", ObjType::Text).unwrap();
+        tx.commit();
+        let base = doc.fork();
+        let mut tx = doc.transaction();
+        tx.splice_text(&text, 0, 0, "walk").unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        tx.splice_text(&text, 4, 0, " daily").unwrap();
+        tx.commit();
+        let mine: Vec<Change> = doc.get_changes(&base.get_heads());
+        let new = ActorId::random();
+        let mut moved = base.fork().with_actor(new.clone());
+        let done = replay_as(&mut moved, &mine, &new).unwrap();
+        assert!(done.failed.is_empty(), "{done:?}");
+        assert_eq!(done.replayed.len(), 2);
+        assert_eq!(text_of(&moved, "words"), "walk daily");
+        assert_eq!(last_seq(&moved, &new), 2);
+        assert_eq!(last_seq(&moved, &old), 1);
     }
 
     #[test]
