@@ -382,3 +382,33 @@ fn a_counselors_copied_device_is_enrolled_again_from_her_original_and_loses_noth
         assert_eq!(plan, copy.plan(w.plan).unwrap(), "{who}");
     }
 }
+
+/// A shell that carries sync messages itself hears of it in the receipt of the message that
+/// brought the other copy's change: `SyncReceipt::copied_identity`.
+#[test]
+fn the_receipt_of_the_message_that_shows_the_copy_says_so() {
+    let c = copied();
+    both_used(&c);
+    sync_stores(&c.w.client.store, &c.w.counselor.store).unwrap();
+    let (counselor, plan) = (&c.w.counselor.store, c.w.plan);
+    let mut told = Vec::new();
+    for _ in 0..10 {
+        if let Some(m) = counselor.generate_sync_message(plan, "copy").unwrap() {
+            told.push(
+                c.copy
+                    .receive_sync_message(plan, "counselor", &m)
+                    .unwrap()
+                    .copied_identity,
+            );
+        }
+        if let Some(m) = c.copy.generate_sync_message(plan, "counselor").unwrap() {
+            counselor.receive_sync_message(plan, "copy", &m).unwrap();
+        }
+    }
+    assert_eq!(
+        told.iter().filter(|t| **t).count(),
+        1,
+        "told once: {told:?}"
+    );
+    assert_copy_knows(&c);
+}
