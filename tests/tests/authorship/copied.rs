@@ -412,3 +412,93 @@ fn the_receipt_of_the_message_that_shows_the_copy_says_so() {
     );
     assert_copy_knows(&c);
 }
+
+/// The copy wrote in two plans: it finds the copy in the first plan the sync reaches, and in
+/// the second the other copy's change now names its former identity; its edits there wait
+/// too, and each plan replays them once the counselor enrolls the new device in it.
+#[test]
+fn a_copy_with_edits_in_two_plans_loses_none_of_them() {
+    let w = world();
+    let client_key = w.client.store.enrollment().unwrap().public_key;
+    let me = w.client.me.clone();
+    let second = w
+        .counselor
+        .store
+        .create_plan_with_key(
+            &NewPlan {
+                title: "Work plan".into(),
+                client_name: "Sam".into(),
+                client_member: Some(me.member_id),
+                client_device: Some(me.device_id),
+            },
+            Some(client_key),
+        )
+        .unwrap();
+    let second_goal = w
+        .counselor
+        .store
+        .propose_goal(second, "Leave on time")
+        .unwrap();
+    sync_stores(&w.counselor.store, &w.client.store).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("copy.db");
+    w.client.store.backup_to(&file).unwrap();
+    let copy = Alliance::open(&file).unwrap();
+    let plans = [(w.plan, w.goal), (second, second_goal)];
+    for (plan, goal) in plans {
+        for (store, note) in [(w.client.store.as_ref(), "original"), (&copy, "copy")] {
+            let check_in = NewCheckIn {
+                mood: Some(4),
+                note: note.into(),
+                ..NewCheckIn::default()
+            };
+            store.check_in(plan, goal, &check_in).unwrap();
+        }
+    }
+    sync_stores(&w.client.store, &w.counselor.store).unwrap();
+    sync_stores(&copy, &w.counselor.store).unwrap();
+    let known = copy.copied_identity().unwrap().expect("the copy knows");
+    assert_eq!(known.former_device, me.device_id);
+    assert_eq!(known.waiting, {
+        let mut both = vec![w.plan, second];
+        both.sort();
+        both
+    });
+    for (plan, _) in plans {
+        w.counselor
+            .store
+            .enroll_with_key(
+                plan,
+                &NewDevice {
+                    device: known.enrollment.device,
+                    member: me.member_id,
+                    new_member: None,
+                    label: "Sam's second phone".into(),
+                },
+                known.enrollment.public_key,
+            )
+            .unwrap();
+    }
+    sync_stores(&w.counselor.store, &copy).unwrap();
+    sync_stores(&w.counselor.store, &w.client.store).unwrap();
+    for (plan, goal) in plans {
+        for (who, store) in [
+            ("original", w.client.store.as_ref()),
+            ("copy", &copy),
+            ("counselor", w.counselor.store.as_ref()),
+        ] {
+            let mut notes: Vec<String> = store
+                .plan(plan)
+                .unwrap()
+                .goal(goal)
+                .unwrap()
+                .checkins
+                .iter()
+                .map(|c| c.note.clone())
+                .collect();
+            notes.sort();
+            assert_eq!(notes, ["copy", "original"], "{who}");
+        }
+    }
+    assert!(copy.copied_identity().unwrap().unwrap().waiting.is_empty());
+}
