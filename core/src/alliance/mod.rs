@@ -550,6 +550,7 @@ mod held;
 mod incoming;
 mod mirror;
 mod operations;
+mod relay_voucher;
 mod signing;
 mod storage;
 mod syncing;

@@ -167,13 +167,15 @@ impl Alliance {
                 Some(_) => vouch::listed(inner, plan),
                 None => Vec::new(),
             };
-            let received = Self::receive_in(inner, plan, &peer, message, (screened, signatures))
-                .and_then(|received| match voucher {
-                    Some(voucher) => {
-                        vouch::check(inner, plan, &listed_before, voucher).map(|()| received)
-                    }
-                    None => Ok(received),
-                });
+            let token = voucher.map(|v| v.token_hash.as_str());
+            let received =
+                Self::receive_in(inner, plan, &peer, message, (screened, signatures, token))
+                    .and_then(|received| match voucher {
+                        Some(voucher) => {
+                            vouch::check(inner, plan, &listed_before, voucher).map(|()| received)
+                        }
+                        None => Ok(received),
+                    });
             if received.is_err() {
                 inner.docs.remove(&plan);
                 inner.sessions.remove(&(plan, peer.clone()));
@@ -193,8 +195,19 @@ impl Alliance {
         plan: PlanId,
         peer: &SyncPeer,
         mut message: sync::Message,
-        (screened, signatures): (incoming::Screened, Vec<crate::authorship::carrier::Record>),
+        (screened, signatures, token): (
+            incoming::Screened,
+            Vec<crate::authorship::carrier::Record>,
+            Option<&str>,
+        ),
     ) -> Result<(SyncReceipt, bool)> {
+        // A relay vouches for what a token's own keyless device pushes (SECURITY.md §6).
+        let vouching = match token {
+            Some(token) if !message.changes.is_empty() => {
+                inner.vouching_key()?.map(|key| (key, token))
+            }
+            _ => None,
+        };
         let mut kept_signatures = inner.in_flight.remove(&plan).unwrap_or_default();
         let mut state = load_session(inner, plan, peer)?;
         let mut known_refused = inner.refused_hashes(plan)?;
@@ -234,10 +247,23 @@ impl Alliance {
                     ));
                 }
             }
+            let sent_now = incoming.len();
             if let Some(earlier) = earlier.as_mut() {
                 incoming.extend(earlier.changes());
             }
             signing::keep_incoming(&mut kept_signatures, signatures, &incoming);
+            // Only what this message carries: never a change held from another peer.
+            if let Some((key, token)) = &vouching {
+                let devices = open.doc.device_access();
+                let doc = open.doc.automerge();
+                relay_voucher::vouch_own(
+                    doc,
+                    &devices,
+                    (key, token),
+                    &incoming[..sent_now],
+                    &mut kept_signatures,
+                );
+            }
             // This device's actor, and those it left to another copy of its store.
             let own_actors = own_changes
                 .iter()

@@ -4,10 +4,12 @@
 //!
 //! - [`DeviceKey`] / [`PublicKey`] / [`Signature`]: the key pair and what it makes;
 //! - [`Enrollment`]: the device id and public key as one string (the QR code a counselor scans);
-//! - [`carrier`]: how signatures travel beside an Automerge sync message.
+//! - [`carrier`]: how signatures travel beside an Automerge sync message;
+//! - [`voucher`]: the relay's signature for the changes of a device that cannot sign.
 
 pub mod carrier;
 mod enrollment;
+pub mod voucher;
 
 use std::fmt;
 

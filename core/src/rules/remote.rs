@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use automerge::legacy::{Key, ObjectId, Op, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, ScalarValue};
 
+use crate::authorship::voucher::{self, UNVOUCHED};
 use crate::authorship::{PublicKey, Signature, FORGED};
 use crate::budgets::{Budgets, DOCUMENT_TOO_LARGE, TOO_MANY_OPERATIONS};
 use crate::model::validate::{self, MAX_LABEL, MAX_TEXT};

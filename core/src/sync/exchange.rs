@@ -101,16 +101,6 @@ impl Exchange {
         Ok(refused)
     }
 
-    /// The peer refused these changes: the store sets its own aside; returns what to report.
-    pub async fn own_changes_refused(
-        &self,
-        document: DocumentId,
-        refused: Vec<ChangeRefusal>,
-    ) -> Result<Vec<ChangeRefusal>, SyncError> {
-        self.run(move |store, _| store.own_changes_refused(document, &refused))
-            .await
-    }
-
     /// Digests of the documents' heads (None: unknown or not held).
     pub async fn heads_digests(
         &self,
@@ -123,20 +113,6 @@ impl Exchange {
     /// Whether the store holds the document.
     pub async fn has_document(&self, document: DocumentId) -> Result<bool, SyncError> {
         self.run(move |store, _| store.has_document(document)).await
-    }
-
-    /// Every document to sync with this peer: held ones first, then wanted ones.
-    pub async fn documents(&self) -> Result<Vec<DocumentId>, SyncError> {
-        self.run(|store, _| {
-            let mut documents = store.document_ids()?;
-            for wanted in store.wanted_document_ids()? {
-                if !documents.contains(&wanted) {
-                    documents.push(wanted);
-                }
-            }
-            Ok(documents)
-        })
-        .await
     }
 
     /// Ends the session with an ephemeral peer: its persisted sync state is dropped too.
