@@ -48,12 +48,16 @@ fn check_in(store: &Alliance, w: &World, note: &str) {
         .unwrap();
 }
 
-/// The notes of the goal's check-ins on `store`.
+/// The notes of the goal's check-ins on `store`, sorted.
 fn notes(store: &Alliance, w: &World) -> Vec<String> {
+    notes_in(store, w.plan, w.goal)
+}
+
+fn notes_in(store: &Alliance, plan: PlanId, goal: GoalId) -> Vec<String> {
     let mut notes: Vec<String> = store
-        .plan(w.plan)
+        .plan(plan)
         .unwrap()
-        .goal(w.goal)
+        .goal(goal)
         .unwrap()
         .checkins
         .iter()
@@ -487,17 +491,7 @@ fn a_copy_with_edits_in_two_plans_loses_none_of_them() {
             ("copy", &copy),
             ("counselor", w.counselor.store.as_ref()),
         ] {
-            let mut notes: Vec<String> = store
-                .plan(plan)
-                .unwrap()
-                .goal(goal)
-                .unwrap()
-                .checkins
-                .iter()
-                .map(|c| c.note.clone())
-                .collect();
-            notes.sort();
-            assert_eq!(notes, ["copy", "original"], "{who}");
+            assert_eq!(notes_in(store, plan, goal), ["copy", "original"], "{who}");
         }
     }
     assert!(copy.copied_identity().unwrap().unwrap().waiting.is_empty());
