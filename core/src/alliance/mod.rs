@@ -542,9 +542,14 @@ pub struct SyncReceipt {
     /// This device's own changes taken out and replayed because the peer holds other changes
     /// with their actor and seq: a restored or copied store was used (see `docs/design.md`).
     pub set_aside: Vec<SetAsideChange>,
+    /// Another copy of this store wrote under this device's identity: this store took a new
+    /// device id and key, and its own edits wait until it is enrolled again (see
+    /// [`Alliance::copied_identity`]).
+    pub copied_identity: bool,
 }
 
 mod audit;
+mod copied;
 mod edits;
 mod held;
 mod incoming;
@@ -556,6 +561,7 @@ mod signing;
 mod storage;
 mod syncing;
 mod vouch;
+pub use copied::{CopiedIdentity, COPIED};
 use held::HeldChanges;
 pub use held::HeldCount;
 pub use mirror::ListedDevice;

@@ -17,6 +17,9 @@ impl Alliance {
         refusals: &[(String, String)],
     ) -> Result<Vec<SetAsideChange>> {
         let set_aside = self.writing(|inner| {
+            if let Some(set_aside) = inner.refused_as_copy(plan, refusals)? {
+                return Ok(set_aside);
+            }
             let Some(me) = inner.identity.clone() else {
                 return Ok(Vec::new());
             };
@@ -122,7 +125,7 @@ pub(super) fn own_fork(
 
 /// Replays the own changes among `left_out` (taken out of `open`'s document) as new changes
 /// and returns a record, with the original bytes, for every change in `left_out`.
-pub(super) fn replay_own(
+fn replay_own(
     open: &mut OpenDoc,
     actor: Option<&ActorId>,
     left_out: &[Change],

@@ -44,9 +44,7 @@ impl Inner {
             self.indexed_devices.remove(plan);
         }
         self.known_heads = rows;
-        if self.identity.is_none() {
-            self.identity = self.store.read(store::load_identity)?;
-        }
+        self.reload_identity()?;
         self.seen_version = Some(version);
         changed.sort();
         changed.dedup();

@@ -1,7 +1,7 @@
 //! Sync messages in and out of a store: generating them, judging and merging what peers send
 //! (own changes set aside live in `set_aside.rs`), and sync state per peer.
 
-use super::set_aside::{own_fork, replay_own};
+use super::set_aside::own_fork;
 use super::*;
 
 impl Alliance {
@@ -222,6 +222,7 @@ impl Alliance {
             .unwrap_or_default();
         let budgets = inner.budgets;
         let own_actor = inner.identity.as_ref().map(|me| me.device_id.actor());
+        let own_changes = inner.own_changes(plan)?;
         // Changes that arrived before their dependencies get another chance now.
         let mut earlier = if message.changes.is_empty() {
             None
@@ -277,7 +278,11 @@ impl Alliance {
                     &mut kept_signatures,
                 );
             }
-            if let Some(actor) = &own_actor {
+            // This device's actor, and those it left to another copy of its store.
+            let own_actors = own_changes
+                .iter()
+                .flat_map(|own| std::iter::once(&own.me).chain(&own.former));
+            for actor in own_actors {
                 // A forgery under this device's actor is no sign of another copy: it is left
                 // to the judge, which refuses it (SECURITY.md §6).
                 let genuine = signing::genuinely_own(open.doc.automerge(), actor, &kept_signatures);
@@ -288,9 +293,10 @@ impl Alliance {
                     .collect();
                 if let Some(drop) = own_fork(open.doc.automerge(), &own, actor) {
                     let (base, left_out) = rebase::without(open.doc.automerge(), &drop)?;
-                    *open.doc.automerge_mut() = base.with_actor(actor.clone());
+                    let me = open.doc.automerge().get_actor().clone();
+                    *open.doc.automerge_mut() = base.with_actor(me);
                     open.rewrite = true;
-                    forked = left_out;
+                    forked.extend(left_out);
                     before_heads = open.doc.heads();
                     // What this conversation believed shared may name changes taken out.
                     state = sync::State::new();
@@ -373,10 +379,11 @@ impl Alliance {
             state.their_heads = Some(open.doc.heads());
         }
         let now = clock::now_ms();
-        let set_aside = if forked.is_empty() {
-            Vec::new()
-        } else {
-            replay_own(open, own_actor.as_ref(), &forked, FORKED, now)?
+        // Own changes another copy of this store took the numbers of wait for this device's
+        // new identity; waiting ones are replayed once the plan enrolls it.
+        let settled = match &own_changes {
+            Some(own) => copied::settle(open, own, forked, now)?,
+            None => copied::Settled::default(),
         };
         let has_content = !open.doc.heads().is_empty();
         // Signatures of the changes let in are stored beside them; those of held changes wait.
@@ -422,10 +429,8 @@ impl Alliance {
             for record in &records {
                 store::record_refusal(tx, plan, record)?;
             }
-            for (record, bytes) in &set_aside {
-                store::record_set_aside(tx, plan, record, bytes)?;
-            }
-            if !set_aside.is_empty() {
+            settled.record(tx, plan)?;
+            if !settled.set_aside.is_empty() {
                 // Other conversations' states may name the changes taken out.
                 store::delete_plan_sync_states(tx, &doc_id)?;
             }
@@ -443,7 +448,10 @@ impl Alliance {
             inner.store.write(write_records)?;
             false
         };
-        if !set_aside.is_empty() {
+        if settled.retire {
+            inner.retire_identity(now)?;
+        }
+        if !settled.set_aside.is_empty() {
             inner
                 .sessions
                 .retain(|(p, who), _| *p != plan || who == peer);
@@ -458,7 +466,12 @@ impl Alliance {
         }
         let receipt = SyncReceipt {
             refused: records,
-            set_aside: set_aside.into_iter().map(|(record, _)| record).collect(),
+            set_aside: settled
+                .set_aside
+                .into_iter()
+                .map(|(record, _)| record)
+                .collect(),
+            copied_identity: settled.retire,
         };
         Ok((receipt, changed))
     }
