@@ -9,7 +9,8 @@ impl Alliance {
     /// taken out of the plan here too, kept with its bytes (see [`Alliance::set_aside_changes`]),
     /// and every later own change built on it is replayed as a new change that does not
     /// depend on it, so later edits are not lost behind it. Hashes that are not this device's
-    /// changes in the plan, and refusals that only say "builds on a refused change", are
+    /// changes in the plan, refusals that only say "builds on a refused change", and those for
+    /// a missing signature or voucher (the record was lost, not the change wrong), are
     /// ignored. Returns what was set aside; observers hear of the plan when it changed.
     pub fn own_changes_refused(
         &self,
@@ -28,6 +29,9 @@ impl Alliance {
             let rules: HashMap<ChangeHash, &str> = refusals
                 .iter()
                 .filter(|(_, rule)| rule != remote::BUILDS_ON_REFUSED)
+                // A refusal for a missing signature or voucher is about the record the change
+                // came with, not the change: it stays, and goes again with its proof.
+                .filter(|(_, rule)| !crate::authorship::lacks_proof(rule))
                 .filter_map(|(hash, rule)| Some((hash.parse().ok()?, rule.as_str())))
                 .filter(|(hash, _)| {
                     open.doc

@@ -1054,3 +1054,34 @@ fn a_held_change_keeps_the_record_it_came_with() {
     assert!(last.refused.is_empty(), "{:?}", last.refused);
     assert_eq!(heads(&w.client, w.plan), vec![two.later]);
 }
+
+/// A peer that says one of this device's own signed changes came without its signature (the
+/// record was lost on the way) does not make the device set the change aside: it stays in the
+/// plan and goes again, with its signature, at the next sync.
+#[test]
+fn an_own_change_refused_for_a_missing_signature_stays_and_goes_again() {
+    let w = world();
+    let two = TwoChanges::written(&w);
+    let told = w
+        .counselor
+        .own_changes_refused(
+            w.plan,
+            &[(two.later.to_string(), crate::authorship::FORGED.to_string())],
+        )
+        .unwrap();
+    assert!(told.is_empty(), "{told:?}");
+    assert!(w.counselor.set_aside_changes(w.plan).unwrap().is_empty());
+    assert_eq!(heads(&w.counselor, w.plan), vec![two.later]);
+    let report = crate::local_sync::sync_stores(&w.counselor, &w.client).unwrap();
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert_eq!(
+        w.client
+            .plan(w.plan)
+            .unwrap()
+            .goal(w.goal)
+            .unwrap()
+            .objectives
+            .len(),
+        1
+    );
+}
