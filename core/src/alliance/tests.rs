@@ -869,6 +869,17 @@ fn an_own_change_a_peer_refuses_is_set_aside_and_later_edits_still_arrive() {
         .is_empty());
 }
 
+/// How many objectives the world's goal has in `store`.
+fn objectives(store: &Alliance, w: &World) -> usize {
+    store
+        .plan(w.plan)
+        .unwrap()
+        .goal(w.goal)
+        .unwrap()
+        .objectives
+        .len()
+}
+
 /// The counselor's two latest changes of a plan (the first the dependency of the second), and a
 /// way to build a sync message from the counselor that carries exactly the given changes with
 /// their signatures, as a sender does.
@@ -1022,16 +1033,7 @@ fn a_genuine_change_delivered_first_without_its_signature_gets_in_with_it_later(
         .unwrap();
     assert!(genuine.refused.is_empty(), "{:?}", genuine.refused);
     assert_eq!(heads(&w.client, w.plan), vec![two.later]);
-    assert_eq!(
-        w.client
-            .plan(w.plan)
-            .unwrap()
-            .goal(w.goal)
-            .unwrap()
-            .objectives
-            .len(),
-        1
-    );
+    assert_eq!(objectives(&w.client, &w), 1);
 }
 
 /// A change waiting for its dependency keeps the signature it came with: a tampering peer
@@ -1074,14 +1076,5 @@ fn an_own_change_refused_for_a_missing_signature_stays_and_goes_again() {
     assert_eq!(heads(&w.counselor, w.plan), vec![two.later]);
     let report = crate::local_sync::sync_stores(&w.counselor, &w.client).unwrap();
     assert!(report.refused.is_empty(), "{:?}", report.refused);
-    assert_eq!(
-        w.client
-            .plan(w.plan)
-            .unwrap()
-            .goal(w.goal)
-            .unwrap()
-            .objectives
-            .len(),
-        1
-    );
+    assert_eq!(objectives(&w.client, &w), 1);
 }
