@@ -1,0 +1,255 @@
+//! Changes whose operations name what the plan does not hold — a character, an object or a
+//! predecessor that never existed — signed by an enrolled device (a tampered build holds its
+//! key). Each is refused as a rule, by a device and by a relay's store, without a panic, and
+//! the plan stays as it was.
+
+use alliance_core::authorship::carrier;
+use alliance_core::{Alliance, PlanId};
+use alliance_tests::{client, counselor, hostile, plan_with_client, Device};
+use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
+use automerge::transaction::Transactable;
+use automerge::{Automerge, Change, ExpandedChange, ObjId, ReadDoc, ScalarValue, ROOT};
+
+/// A raw copy of `plan` as the counselor's tampered build holds it, writing as her device.
+fn raw_copy(dana: &Device, plan: PlanId) -> Automerge {
+    let mut doc = Automerge::load(&dana.store.saved_document(plan).unwrap()).unwrap();
+    doc.set_actor(dana.me.device_id.actor());
+    doc
+}
+
+fn title(doc: &Automerge) -> ObjId {
+    doc.get(ROOT, "title").unwrap().unwrap().1
+}
+
+/// An honest title edit by the counselor (inserts "X" after the first character), decoded.
+fn honest_title_edit(doc: &mut Automerge) -> ExpandedChange {
+    let title = title(doc);
+    let mut tx = doc.transaction();
+    tx.splice_text(&title, 1, 0, "X").unwrap();
+    let hash = tx.commit().0.unwrap();
+    doc.get_change_by_hash(&hash).unwrap().decode()
+}
+
+/// Sends `change`, signed by the counselor's device, to `victim` in one sync message, and
+/// returns what the victim said.
+fn send(
+    dana: &Device,
+    victim: &Alliance,
+    plan: PlanId,
+    change: &Change,
+) -> alliance_core::Result<alliance_core::SyncReceipt> {
+    let shape = victim
+        .generate_sync_message(plan, "tamperer")
+        .unwrap()
+        .unwrap();
+    let message = hostile::message_with(&shape, vec![change.raw_bytes().to_vec()]);
+    let signature = dana.store.sign_for_tests(&change.hash()).unwrap();
+    let signed = carrier::wrap(message, &[(change.hash(), signature)]);
+    victim.receive_sync_message(plan, "tamperer", &signed)
+}
+
+/// Syncs the counselor's store into a relay's store through the sync-message API.
+fn exchange(a: &Alliance, b: &Alliance, plan: PlanId) {
+    for _ in 0..50 {
+        let mut quiet = true;
+        if let Some(m) = a.generate_sync_message(plan, "b").unwrap() {
+            quiet = false;
+            b.receive_sync_message(plan, "a", &m).unwrap();
+        }
+        if let Some(m) = b.generate_sync_message(plan, "a").unwrap() {
+            quiet = false;
+            a.receive_sync_message(plan, "b", &m).unwrap();
+        }
+        if quiet {
+            a.end_sync_session("b");
+            b.end_sync_session("a");
+            return;
+        }
+    }
+    panic!("stores did not settle");
+}
+
+/// Sends `change` to `victim` (which holds `plan` as `before`, or not at all) and says what
+/// went wrong: None when it was refused as a rule, nothing else was touched, and the store
+/// still saves the plan and takes an honest edit afterwards.
+fn outcome(dana: &Device, victim: &Alliance, plan: PlanId, change: &Change) -> Option<String> {
+    let before = victim.plan(plan).ok();
+    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        send(dana, victim, plan, change)
+    }));
+    let receipt = match sent {
+        Ok(Ok(receipt)) => receipt,
+        Ok(Err(error)) => return Some(format!("answered with an error: {error}")),
+        Err(_) => return Some("panicked on it".into()),
+    };
+    if receipt.refused.len() != 1 {
+        return Some(format!("did not refuse it: {:?}", receipt.refused));
+    }
+    if victim.plan(plan).ok() != before {
+        return Some("its plan changed".into());
+    }
+    None
+}
+
+fn run(name: &str, edit: fn(&mut ExpandedChange)) {
+    let dana = counselor();
+    let sam = client();
+    let plan = plan_with_client(&dana, &sam);
+    let relay = Alliance::open_in_memory().unwrap();
+    exchange(&dana.store, &relay, plan);
+    let mut raw = raw_copy(&dana, plan);
+    let mut expanded = honest_title_edit(&mut raw);
+    expanded.hash = None;
+    edit(&mut expanded);
+    let change = Change::from(expanded);
+    let mut faults = Vec::new();
+    for (who, victim) in [("the client's phone", &sam.store), ("the relay", &relay)] {
+        if let Some(fault) = outcome(&dana, victim, plan, &change) {
+            faults.push(format!("{who} {fault}"));
+            continue;
+        }
+        // The store is sound afterwards: an honest edit still arrives and the plan saves.
+        dana.store.set_title(plan, "Plan B").unwrap();
+        let after = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            exchange(&dana.store, victim, plan);
+            victim.saved_document(plan).unwrap();
+            victim.plan(plan).unwrap().title
+        }));
+        match after {
+            Ok(title) if title == "Plan B" => {}
+            Ok(title) => faults.push(format!("{who} lost an honest edit: title {title:?}")),
+            Err(_) => faults.push(format!("{who} panicked on a later honest sync")),
+        }
+    }
+    assert!(faults.is_empty(), "{name}: {faults:#?}");
+}
+
+fn other_actor() -> automerge::ActorId {
+    automerge::ActorId::from(vec![7u8; 16])
+}
+
+#[test]
+fn a_character_inserted_after_one_that_never_existed_is_refused() {
+    run("insert after a missing character", |c| {
+        let actor = c.actor_id.clone();
+        c.operations[0].key = Key::Seq(ElementId::Id(OpId(9_999, actor)));
+    });
+}
+
+#[test]
+fn a_character_inserted_after_one_of_an_unknown_actor_is_refused() {
+    run("insert after a character of an unknown actor", |c| {
+        c.operations[0].key = Key::Seq(ElementId::Id(OpId(2, other_actor())));
+    });
+}
+
+#[test]
+fn a_character_deleted_that_never_existed_is_refused() {
+    run("delete a missing character", |c| {
+        let actor = c.actor_id.clone();
+        let op = &mut c.operations[0];
+        op.insert = false;
+        op.action = OpType::Delete;
+        op.key = Key::Seq(ElementId::Id(OpId(9_999, actor.clone())));
+        op.pred = vec![OpId(9_999, actor)].into();
+    });
+}
+
+#[test]
+fn a_character_overwritten_that_never_existed_is_refused() {
+    run("put over a missing character", |c| {
+        let actor = c.actor_id.clone();
+        let op = &mut c.operations[0];
+        op.insert = false;
+        op.action = OpType::Put(ScalarValue::Str("Y".into()));
+        op.key = Key::Seq(ElementId::Id(OpId(9_999, actor.clone())));
+        op.pred = vec![OpId(9_999, actor)].into();
+    });
+}
+
+#[test]
+fn a_character_inserted_with_a_missing_predecessor_is_refused() {
+    run("insert with a missing predecessor", |c| {
+        let actor = c.actor_id.clone();
+        c.operations[0].pred = vec![OpId(9_999, actor)].into();
+    });
+}
+
+#[test]
+fn a_title_put_with_a_missing_predecessor_is_refused() {
+    run("map put with a missing predecessor", |c| {
+        let actor = c.actor_id.clone();
+        let op = &mut c.operations[0];
+        op.insert = false;
+        op.obj = ObjectId::Root;
+        op.key = Key::Map("title".into());
+        op.action = OpType::Put(ScalarValue::Str("Y".into()));
+        op.pred = vec![OpId(9_999, actor)].into();
+    });
+}
+
+/// A new plan's creation change with `edit` applied, sent to the client's phone and to a
+/// relay's store, neither of which holds the plan: both refuse it without a panic.
+fn run_creation(name: &str, edit: fn(&mut ExpandedChange)) {
+    let dana = counselor();
+    let sam = client();
+    let _known = plan_with_client(&dana, &sam);
+    let plan = dana
+        .store
+        .create_plan(&alliance_core::NewPlan {
+            title: "Second".into(),
+            client_name: "Sam".into(),
+            client_member: Some(sam.me.member_id),
+            client_device: Some(sam.me.device_id),
+        })
+        .unwrap();
+    let raw = raw_copy(&dana, plan);
+    let mut expanded = raw.get_changes(&[])[0].decode();
+    expanded.hash = None;
+    edit(&mut expanded);
+    let change = Change::from(expanded);
+    let relay = Alliance::open_in_memory().unwrap();
+    let mut faults = Vec::new();
+    for (who, victim) in [("the client's phone", &sam.store), ("the relay", &relay)] {
+        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            send(&dana, victim, plan, &change)
+        }));
+        match sent {
+            Ok(Ok(receipt)) if receipt.refused.len() == 1 => {}
+            Ok(Ok(receipt)) => faults.push(format!("{who} did not refuse it: {receipt:?}")),
+            Ok(Err(error)) => faults.push(format!("{who} answered with an error: {error}")),
+            Err(_) => faults.push(format!("{who} panicked on it")),
+        }
+        if victim.plan(plan).is_ok() {
+            faults.push(format!("{who} stored the plan"));
+        }
+    }
+    assert!(faults.is_empty(), "{name}: {faults:#?}");
+}
+
+#[test]
+fn a_creation_writing_into_an_object_that_never_existed_is_refused() {
+    run_creation("creation writes into a missing object", |c| {
+        let actor = c.actor_id.clone();
+        let mut op = c.operations[0].clone();
+        op.obj = ObjectId::Id(OpId(9_999, actor));
+        op.key = Key::Map("x".into());
+        op.insert = false;
+        op.action = OpType::Put(ScalarValue::Str("x".into()));
+        op.pred = Vec::new().into();
+        c.operations.push(op);
+    });
+}
+
+#[test]
+fn a_creation_writing_a_title_after_a_missing_character_is_refused() {
+    run_creation("creation inserts after a missing character", |c| {
+        let actor = c.actor_id.clone();
+        let at = c
+            .operations
+            .iter()
+            .position(|op| matches!(op.key, Key::Seq(ElementId::Id(_))))
+            .expect("the title's characters");
+        c.operations[at].key = Key::Seq(ElementId::Id(OpId(9_999, actor)));
+    });
+}
