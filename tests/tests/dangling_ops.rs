@@ -253,3 +253,56 @@ fn a_creation_writing_a_title_after_a_missing_character_is_refused() {
         c.operations[at].key = Key::Seq(ElementId::Id(OpId(9_999, actor)));
     });
 }
+
+/// Whatever a tampered change does inside Automerge, the store survives it: one crafted
+/// message must not leave the store's write transaction open, or every later write of every
+/// plan fails ("a transaction is already open") and another process on the same file waits
+/// on its lock — on a relay, every device's sync.
+#[test]
+fn the_store_takes_writes_after_a_message_that_failed_inside_automerge() {
+    let dana = counselor();
+    let sam = client();
+    let plan = plan_with_client(&dana, &sam);
+    let relay = Alliance::open_in_memory().unwrap();
+    exchange(&dana.store, &relay, plan);
+    let mut raw = raw_copy(&dana, plan);
+    let mut expanded = honest_title_edit(&mut raw);
+    expanded.hash = None;
+    let actor = expanded.actor_id.clone();
+    expanded.operations[0].key = Key::Seq(ElementId::Id(OpId(9_999, actor)));
+    let change = Change::from(expanded);
+    let mut faults = Vec::new();
+    for (who, victim) in [("the client's phone", &sam.store), ("the relay", &relay)] {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            send(&dana, victim, plan, &change)
+        }));
+        // Another plan, untouched by the crafted change, is written afterwards.
+        let other = dana
+            .store
+            .create_plan(&alliance_core::NewPlan {
+                title: format!("Another plan for {who}"),
+                client_name: "Sam".into(),
+                client_member: Some(sam.me.member_id),
+                client_device: Some(sam.me.device_id),
+            })
+            .unwrap();
+        let synced = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            for _ in 0..50 {
+                let Some(m) = dana.store.generate_sync_message(other, who).unwrap() else {
+                    break;
+                };
+                victim.receive_sync_message(other, "dana", &m)?;
+                if let Some(m) = victim.generate_sync_message(other, "dana")? {
+                    dana.store.receive_sync_message(other, who, &m).unwrap();
+                }
+            }
+            victim.plan(other)
+        }));
+        match synced {
+            Ok(Ok(_)) => {}
+            Ok(Err(error)) => faults.push(format!("{who} cannot store another plan: {error}")),
+            Err(_) => faults.push(format!("{who} panicked storing another plan")),
+        }
+    }
+    assert!(faults.is_empty(), "{faults:#?}");
+}
