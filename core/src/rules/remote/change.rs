@@ -117,6 +117,7 @@ pub(super) fn judge_creation(
     if !change.deps().is_empty() {
         return refuse("a plan starts with its creation");
     }
+    judge_creation_references(change)?;
     let mut scratch = work.fork();
     scratch
         .apply_changes([change.clone()])
@@ -158,6 +159,43 @@ pub(super) fn judge_signature(
         Some(signature) if key.verifies(&hash, signature) => Ok(()),
         _ => refuse(FORGED),
     }
+}
+
+/// A plan's creation has no dependencies: every object, character and predecessor it names
+/// is one it makes itself, earlier in the change. Checked before the change is applied to
+/// anything, as Automerge panics on a reference to what its document lacks.
+pub(super) fn judge_creation_references(change: &Change) -> Rule {
+    const DANGLING: &str = "names an object, character or value the plan does not hold";
+    let expanded = change.decode();
+    let actor = change.actor_id();
+    let start = change.start_op().get();
+    let ops = &expanded.operations;
+    // The operation of this change numbered `id`, when it comes before operation `index`.
+    let earlier = |id: &OpId, index: usize| {
+        let at = id.0.checked_sub(start)?;
+        (&id.1 == actor && at < index as u64).then(|| &ops[at as usize])
+    };
+    for (index, op) in ops.iter().enumerate() {
+        let object = match &op.obj {
+            ObjectId::Root => true,
+            ObjectId::Id(id) => {
+                earlier(id, index).is_some_and(|o| matches!(o.action, OpType::Make(_)))
+            }
+        };
+        let element = match &op.key {
+            Key::Seq(ElementId::Id(id)) => {
+                earlier(id, index).is_some_and(|o| o.insert && o.obj == op.obj)
+            }
+            _ => true,
+        };
+        let replaced = op.pred.iter().all(|p| {
+            earlier(p, index).is_some_and(|o| o.obj == op.obj && !o.insert && o.key == op.key)
+        });
+        if !(object && element && replaced) {
+            return refuse(DANGLING);
+        }
+    }
+    Ok(())
 }
 
 /// Every operation of a plan's creation change: it writes only paths the role table lets a
