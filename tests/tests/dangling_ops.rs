@@ -306,3 +306,71 @@ fn the_store_takes_writes_after_a_message_that_failed_inside_automerge() {
     }
     assert!(faults.is_empty(), "{faults:#?}");
 }
+
+/// A whole-document chunk (what automerge-repo's V2 sync messages carry) holding a change that
+/// names what the plan lacks: read against a copy of the plan before any rule runs, it must
+/// fail or be refused, never panic.
+#[test]
+fn a_document_chunk_holding_a_dangling_change_is_refused() {
+    let cases: [(&str, fn(&mut ExpandedChange)); 3] = [
+        ("delete a missing character", |c| {
+            let actor = c.actor_id.clone();
+            let op = &mut c.operations[0];
+            op.insert = false;
+            op.action = OpType::Delete;
+            op.key = Key::Seq(ElementId::Id(OpId(9_999, actor.clone())));
+            op.pred = vec![OpId(9_999, actor)].into();
+        }),
+        ("insert with a missing predecessor", |c| {
+            let actor = c.actor_id.clone();
+            c.operations[0].pred = vec![OpId(9_999, actor)].into();
+        }),
+        ("put over a missing character", |c| {
+            let actor = c.actor_id.clone();
+            let op = &mut c.operations[0];
+            op.insert = false;
+            op.action = OpType::Put(ScalarValue::Str("Y".into()));
+            op.key = Key::Seq(ElementId::Id(OpId(9_999, actor.clone())));
+            op.pred = vec![OpId(9_999, actor)].into();
+        }),
+    ];
+    let mut faults = Vec::new();
+    for (name, edit) in cases {
+        let dana = counselor();
+        let sam = client();
+        let plan = plan_with_client(&dana, &sam);
+        let mut raw = raw_copy(&dana, plan);
+        let base = raw.clone();
+        let mut expanded = honest_title_edit(&mut raw);
+        expanded.hash = None;
+        edit(&mut expanded);
+        let change = Change::from(expanded);
+        let mut bad = base;
+        let saved = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            bad.apply_changes([change.clone()]).ok()?;
+            Some(bad.save())
+        }));
+        let Ok(Some(document)) = saved else {
+            eprintln!("{name}: no document could be saved");
+            continue;
+        };
+        let shape = sam
+            .store
+            .generate_sync_message(plan, "tamperer")
+            .unwrap()
+            .unwrap();
+        let message = hostile::message_with(&shape, vec![document]);
+        let signature = dana.store.sign_for_tests(&change.hash()).unwrap();
+        let signed = carrier::wrap(message, &[(change.hash(), signature)]);
+        let before = sam.store.plan(plan).unwrap();
+        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            sam.store.receive_sync_message(plan, "tamperer", &signed)
+        }));
+        match sent {
+            Ok(_) if sam.store.plan(plan).unwrap() == before => {}
+            Ok(outcome) => faults.push(format!("{name}: plan changed ({outcome:?})")),
+            Err(_) => faults.push(format!("{name}: the client's phone panicked")),
+        }
+    }
+    assert!(faults.is_empty(), "{faults:#?}");
+}
