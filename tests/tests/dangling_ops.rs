@@ -307,12 +307,15 @@ fn the_store_takes_writes_after_a_message_that_failed_inside_automerge() {
     assert!(faults.is_empty(), "{faults:#?}");
 }
 
+/// One way to tamper with a decoded change.
+type Edit = fn(&mut ExpandedChange);
+
 /// A whole-document chunk (what automerge-repo's V2 sync messages carry) holding a change that
 /// names what the plan lacks: read against a copy of the plan before any rule runs, it must
 /// fail or be refused, never panic.
 #[test]
 fn a_document_chunk_holding_a_dangling_change_is_refused() {
-    let cases: [(&str, fn(&mut ExpandedChange)); 3] = [
+    let cases: [(&str, Edit); 3] = [
         ("delete a missing character", |c| {
             let actor = c.actor_id.clone();
             let op = &mut c.operations[0];

@@ -71,6 +71,7 @@ pub(super) fn judge_one(
     let mut texts: HashMap<&ObjectId, TextWrite> = HashMap::new();
     // A text edit is one operation per character, all on the same object: resolved once.
     let mut resolved: HashMap<&ObjectId, Place> = HashMap::new();
+    let mut elements: HashMap<&ObjectId, Elements> = HashMap::new();
     for (index, op) in expanded.operations.iter().enumerate() {
         let place = match resolved.get(&op.obj) {
             Some(place) => place.clone(),
@@ -80,6 +81,8 @@ pub(super) fn judge_one(
                 place
             }
         };
+        let ops = &expanded.operations[..index];
+        judge_references(work, (actor, start, ops), &place, op, &mut elements)?;
         let target = match &op.key {
             Key::Map(key) => {
                 let mut path = place.path.clone();
@@ -104,6 +107,110 @@ pub(super) fn judge_one(
         }
     }
     judge_text_lengths(work, change, &texts)
+}
+
+/// The visible elements of a text in the author's view: each element's id
+/// (`counter@actor`) and the ids of the operations visible at it.
+pub(super) type Elements = HashMap<String, Vec<String>>;
+
+const DANGLING: &str = "names an object, character or value the plan does not hold";
+
+fn id_key(id: &OpId) -> String {
+    format!("{}@{}", id.0, id.1.to_hex_string())
+}
+
+fn exid_key(id: &automerge::ObjId) -> Option<String> {
+    match id {
+        automerge::ObjId::Id(counter, actor, _) => Some(format!("{counter}@{actor}")),
+        automerge::ObjId::Root => None,
+    }
+}
+
+/// The visible elements of the text `exid` in `work`.
+fn elements_of(work: &Automerge, exid: &automerge::ObjId) -> Elements {
+    let mut elements = Elements::new();
+    for index in 0..work.length(exid) {
+        let Ok(cursor) = work.get_cursor(exid, index, None) else {
+            continue;
+        };
+        let visible = work
+            .get_all(exid, index)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|(_, id)| exid_key(id))
+            .collect();
+        elements.insert(cursor.to_string(), visible);
+    }
+    elements
+}
+
+/// Every character and predecessor an operation names exists where it names it: made earlier
+/// in the same change (`earlier`: the change's operations before this one, numbered from
+/// `start`), or present in the author's view `work`. Automerge trusts both and panics, or
+/// stores a document it cannot save, on one that does not exist.
+pub(super) fn judge_references<'a>(
+    work: &Automerge,
+    (actor, start, earlier): (&ActorId, u64, &[Op]),
+    place: &Place,
+    op: &'a Op,
+    elements: &mut HashMap<&'a ObjectId, Elements>,
+) -> Rule {
+    let made_here = |id: &OpId| -> Option<&Op> {
+        let at = id.0.checked_sub(start)?;
+        (&id.1 == actor).then(|| earlier.get(usize::try_from(at).ok()?))?
+    };
+    // Predecessors written earlier in this change at the same key.
+    let same_key_here =
+        |p: &OpId| made_here(p).is_some_and(|o| o.obj == op.obj && !o.insert && o.key == op.key);
+    match &op.key {
+        Key::Map(key) => {
+            let visible: Vec<String> = match place.exid.as_ref().filter(|_| !place.created_here) {
+                Some(exid) => work
+                    .get_all(exid, key.as_str())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|(_, id)| exid_key(id))
+                    .collect(),
+                None => Vec::new(),
+            };
+            if op
+                .pred
+                .iter()
+                .all(|p| same_key_here(p) || visible.contains(&id_key(p)))
+            {
+                Ok(())
+            } else {
+                refuse(DANGLING)
+            }
+        }
+        Key::Seq(ElementId::Head) if op.insert && op.pred.is_empty() => Ok(()),
+        Key::Seq(ElementId::Head) => refuse(DANGLING),
+        Key::Seq(ElementId::Id(element)) => {
+            let inserted_here = made_here(element).is_some_and(|o| o.insert && o.obj == op.obj);
+            let visible = if inserted_here {
+                Vec::new()
+            } else {
+                let text = match place.exid.as_ref().filter(|_| !place.created_here) {
+                    Some(exid) => elements
+                        .entry(&op.obj)
+                        .or_insert_with(|| elements_of(work, exid)),
+                    None => return refuse(DANGLING),
+                };
+                match text.get(&id_key(element)) {
+                    Some(visible) => visible.clone(),
+                    None => return refuse(DANGLING),
+                }
+            };
+            let replaced = op.pred.iter().all(|p| {
+                (inserted_here && p == element) || same_key_here(p) || visible.contains(&id_key(p))
+            });
+            if (op.insert && !op.pred.is_empty()) || !replaced {
+                refuse(DANGLING)
+            } else {
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The first change of a plan: it must create this plan and enroll its author as a
