@@ -377,3 +377,29 @@ fn a_document_chunk_holding_a_dangling_change_is_refused() {
     }
     assert!(faults.is_empty(), "{faults:#?}");
 }
+
+/// The check finds characters however they were written: a character put over (a valid
+/// operation, though the apps splice) is still the element later edits insert after.
+#[test]
+fn an_insert_after_a_character_put_over_is_accepted() {
+    let dana = counselor();
+    let sam = client();
+    let plan = plan_with_client(&dana, &sam);
+    let mut raw = raw_copy(&dana, plan);
+    let title = title(&raw);
+    let mut tx = raw.transaction();
+    tx.put(&title, 0, "Z").unwrap();
+    let put_over = tx.commit().0.unwrap();
+    let mut tx = raw.transaction();
+    tx.splice_text(&title, 1, 0, "Q").unwrap();
+    let inserted = tx.commit().0.unwrap();
+    for hash in [put_over, inserted] {
+        let change = raw.get_change_by_hash(&hash).unwrap();
+        let receipt = send(&dana, &sam.store, plan, &change).unwrap();
+        assert!(receipt.refused.is_empty(), "refused: {:?}", receipt.refused);
+    }
+    assert_eq!(
+        sam.store.plan(plan).unwrap().title,
+        raw.text(&title).unwrap()
+    );
+}

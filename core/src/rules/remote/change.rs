@@ -71,7 +71,7 @@ pub(super) fn judge_one(
     let mut texts: HashMap<&ObjectId, TextWrite> = HashMap::new();
     // A text edit is one operation per character, all on the same object: resolved once.
     let mut resolved: HashMap<&ObjectId, Place> = HashMap::new();
-    let mut elements: HashMap<&ObjectId, Elements> = HashMap::new();
+    let mut found = Found::default();
     for (index, op) in expanded.operations.iter().enumerate() {
         let place = match resolved.get(&op.obj) {
             Some(place) => place.clone(),
@@ -82,7 +82,7 @@ pub(super) fn judge_one(
             }
         };
         let ops = &expanded.operations[..index];
-        judge_references(work, (actor, start, ops), &place, op, &mut elements)?;
+        judge_references(work, (actor, start, ops), &place, op, &mut found)?;
         let target = match &op.key {
             Key::Map(key) => {
                 let mut path = place.path.clone();
@@ -109,9 +109,41 @@ pub(super) fn judge_one(
     judge_text_lengths(work, change, &texts)
 }
 
-/// The visible elements of a text in the author's view: each element's id
-/// (`counter@actor`) and the ids of the operations visible at it.
-pub(super) type Elements = HashMap<String, Vec<String>>;
+/// Where the characters of a text in the author's view are, found as they are asked for:
+/// by the operation visible at each index (one pass, exact unless a character was put over),
+/// and, for an element not found so, by every index's element id.
+#[derive(Default)]
+pub(super) struct Elements {
+    by_visible: Option<HashMap<String, usize>>,
+    by_element: Option<HashMap<String, usize>>,
+}
+
+impl Elements {
+    /// The index of element `id` (`counter@actor`) in the text `exid` of `work`.
+    fn index_of(&mut self, work: &Automerge, exid: &automerge::ObjId, id: &str) -> Option<usize> {
+        let element_at = |index: usize| {
+            work.get_cursor(exid, index, None)
+                .ok()
+                .map(|c| c.to_string())
+        };
+        let by_visible = self.by_visible.get_or_insert_with(|| {
+            work.list_range(exid, ..)
+                .filter_map(|item| Some((exid_key(&item.id())?, item.index)))
+                .collect()
+        });
+        if let Some(&index) = by_visible.get(id) {
+            if element_at(index).as_deref() == Some(id) {
+                return Some(index);
+            }
+        }
+        let by_element = self.by_element.get_or_insert_with(|| {
+            (0..work.length(exid))
+                .filter_map(|index| Some((element_at(index)?, index)))
+                .collect()
+        });
+        by_element.get(id).copied()
+    }
+}
 
 const DANGLING: &str = "names an object, character or value the plan does not hold";
 
@@ -126,24 +158,6 @@ fn exid_key(id: &automerge::ObjId) -> Option<String> {
     }
 }
 
-/// The visible elements of the text `exid` in `work`.
-fn elements_of(work: &Automerge, exid: &automerge::ObjId) -> Elements {
-    let mut elements = Elements::new();
-    for index in 0..work.length(exid) {
-        let Ok(cursor) = work.get_cursor(exid, index, None) else {
-            continue;
-        };
-        let visible = work
-            .get_all(exid, index)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|(_, id)| exid_key(id))
-            .collect();
-        elements.insert(cursor.to_string(), visible);
-    }
-    elements
-}
-
 /// Every character and predecessor an operation names exists where it names it: made earlier
 /// in the same change (`earlier`: the change's operations before this one, numbered from
 /// `start`), or present in the author's view `work`. Automerge trusts both and panics, or
@@ -153,63 +167,89 @@ pub(super) fn judge_references<'a>(
     (actor, start, earlier): (&ActorId, u64, &[Op]),
     place: &Place,
     op: &'a Op,
-    elements: &mut HashMap<&'a ObjectId, Elements>,
+    found: &mut Found<'a>,
 ) -> Rule {
     let made_here = |id: &OpId| -> Option<&Op> {
         let at = id.0.checked_sub(start)?;
         (&id.1 == actor).then(|| earlier.get(usize::try_from(at).ok()?))?
     };
-    // Predecessors written earlier in this change at the same key.
-    let same_key_here =
-        |p: &OpId| made_here(p).is_some_and(|o| o.obj == op.obj && !o.insert && o.key == op.key);
-    match &op.key {
-        Key::Map(key) => {
-            let visible: Vec<String> = match place.exid.as_ref().filter(|_| !place.created_here) {
-                Some(exid) => work
-                    .get_all(exid, key.as_str())
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|(_, id)| exid_key(id))
-                    .collect(),
-                None => Vec::new(),
-            };
-            if op
-                .pred
-                .iter()
-                .all(|p| same_key_here(p) || visible.contains(&id_key(p)))
-            {
-                Ok(())
-            } else {
-                refuse(DANGLING)
-            }
-        }
-        Key::Seq(ElementId::Head) if op.insert && op.pred.is_empty() => Ok(()),
-        Key::Seq(ElementId::Head) => refuse(DANGLING),
+    // An operation this one replaces: written at the same key, earlier in this change or
+    // already in the plan.
+    let same_key = |p: &OpId, found: &mut Found<'a>| {
+        let at_key = |o: &Op| o.obj == op.obj && !o.insert && o.key == op.key;
+        made_here(p).is_some_and(at_key) || found.stored(work, p).is_some_and(|o| at_key(&o))
+    };
+    let existing = place.exid.as_ref().filter(|_| !place.created_here);
+    let visible: Vec<String> = match &op.key {
+        Key::Map(key) => match existing {
+            Some(exid) => visible_at(work, exid, key.as_str()),
+            None => Vec::new(),
+        },
+        Key::Seq(ElementId::Head) if op.insert => Vec::new(),
+        Key::Seq(ElementId::Head) => return refuse(DANGLING),
         Key::Seq(ElementId::Id(element)) => {
-            let inserted_here = made_here(element).is_some_and(|o| o.insert && o.obj == op.obj);
-            let visible = if inserted_here {
+            let is_element = |o: &Op| o.insert && o.obj == op.obj;
+            if made_here(element).is_some_and(is_element) {
                 Vec::new()
             } else {
-                let text = match place.exid.as_ref().filter(|_| !place.created_here) {
-                    Some(exid) => elements
-                        .entry(&op.obj)
-                        .or_insert_with(|| elements_of(work, exid)),
-                    None => return refuse(DANGLING),
+                let Some(exid) = existing else {
+                    return refuse(DANGLING);
                 };
-                match text.get(&id_key(element)) {
-                    Some(visible) => visible.clone(),
+                let text = found.texts.entry(&op.obj).or_default();
+                match text.index_of(work, exid, &id_key(element)) {
+                    Some(index) if !op.insert => visible_at(work, exid, index),
+                    Some(_) => Vec::new(),
+                    // Not among the visible characters (one put over): looked up among the
+                    // plan's operations.
+                    None if found.stored(work, element).is_some_and(|o| is_element(&o)) => {
+                        Vec::new()
+                    }
                     None => return refuse(DANGLING),
                 }
-            };
-            let replaced = op.pred.iter().all(|p| {
-                (inserted_here && p == element) || same_key_here(p) || visible.contains(&id_key(p))
-            });
-            if (op.insert && !op.pred.is_empty()) || !replaced {
-                refuse(DANGLING)
-            } else {
-                Ok(())
             }
         }
+    };
+    if op.insert && !op.pred.is_empty() {
+        return refuse(DANGLING);
+    }
+    let element = op.key.to_opid();
+    for p in op.pred.iter() {
+        let known =
+            Some(p) == element.as_ref() || visible.contains(&id_key(p)) || same_key(p, found);
+        if !known {
+            return refuse(DANGLING);
+        }
+    }
+    Ok(())
+}
+
+/// The ids of the operations visible at `prop` of `exid` in `work`.
+fn visible_at(work: &Automerge, exid: &automerge::ObjId, prop: impl Into<Prop>) -> Vec<String> {
+    work.get_all(exid, prop)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(_, id)| exid_key(id))
+        .collect()
+}
+
+/// What one change's references were found to be: texts' characters, and the plan's
+/// changes when an operation had to be looked up among them (read once per change).
+#[derive(Default)]
+pub(super) struct Found<'a> {
+    texts: HashMap<&'a ObjectId, Elements>,
+    changes: Option<Vec<Change>>,
+}
+
+impl Found<'_> {
+    /// The operation `id` of the plan `work`, decoded.
+    fn stored(&mut self, work: &Automerge, id: &OpId) -> Option<Op> {
+        let changes = self.changes.get_or_insert_with(|| work.get_changes(&[]));
+        let change = changes.iter().find(|c| {
+            let first = c.start_op().get();
+            c.actor_id() == &id.1 && first <= id.0 && id.0 < first.saturating_add(c.len() as u64)
+        })?;
+        let at = usize::try_from(id.0 - change.start_op().get()).ok()?;
+        change.decode().operations.get(at).cloned()
     }
 }
 
