@@ -403,3 +403,37 @@ fn an_insert_after_a_character_put_over_is_accepted() {
         raw.text(&title).unwrap()
     );
 }
+
+/// Automerge numbers operations with 32 bits: a change naming a larger counter is refused
+/// (with a typed error, the message being malformed), never a panic in parsing it.
+#[test]
+fn a_change_naming_an_operation_counter_past_32_bits_is_refused_without_a_panic() {
+    let dana = counselor();
+    let sam = client();
+    let plan = plan_with_client(&dana, &sam);
+    let relay = Alliance::open_in_memory().unwrap();
+    exchange(&dana.store, &relay, plan);
+    let mut raw = raw_copy(&dana, plan);
+    let mut expanded = honest_title_edit(&mut raw);
+    expanded.hash = None;
+    let actor = expanded.actor_id.clone();
+    expanded.operations[0].key = Key::Seq(ElementId::Id(OpId(u64::from(u32::MAX) + 1, actor)));
+    let change = Change::from(expanded);
+    let mut faults = Vec::new();
+    for (who, victim) in [("the client's phone", &sam.store), ("the relay", &relay)] {
+        let before = victim.plan(plan).unwrap();
+        let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            send(&dana, victim, plan, &change)
+        }));
+        match sent {
+            Ok(Ok(receipt)) if receipt.refused.len() == 1 => {}
+            Ok(Err(alliance_core::Error::SyncMessage(_))) => {}
+            Ok(other) => faults.push(format!("{who}: {other:?}")),
+            Err(_) => faults.push(format!("{who} panicked on it")),
+        }
+        if victim.plan(plan).unwrap() != before {
+            faults.push(format!("{who}'s plan changed"));
+        }
+    }
+    assert!(faults.is_empty(), "{faults:#?}");
+}
