@@ -5,7 +5,7 @@
 
 use alliance_core::authorship::carrier;
 use alliance_core::{Alliance, PlanId};
-use alliance_tests::{client, counselor, hostile, plan_with_client, Device};
+use alliance_tests::{client, counselor, exchange, hostile, plan_with_client, Device};
 use automerge::legacy::{ElementId, Key, ObjectId, OpId, OpType};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, Change, ExpandedChange, ObjId, ReadDoc, ScalarValue, ROOT};
@@ -48,27 +48,6 @@ fn send(
     victim.receive_sync_message(plan, "tamperer", &signed)
 }
 
-/// Syncs the counselor's store into a relay's store through the sync-message API.
-fn exchange(a: &Alliance, b: &Alliance, plan: PlanId) {
-    for _ in 0..50 {
-        let mut quiet = true;
-        if let Some(m) = a.generate_sync_message(plan, "b").unwrap() {
-            quiet = false;
-            b.receive_sync_message(plan, "a", &m).unwrap();
-        }
-        if let Some(m) = b.generate_sync_message(plan, "a").unwrap() {
-            quiet = false;
-            a.receive_sync_message(plan, "b", &m).unwrap();
-        }
-        if quiet {
-            a.end_sync_session("b");
-            b.end_sync_session("a");
-            return;
-        }
-    }
-    panic!("stores did not settle");
-}
-
 /// Sends `change` to `victim` (which holds `plan` as `before`, or not at all) and says what
 /// went wrong: None when it was refused as a rule, nothing else was touched, and the store
 /// still saves the plan and takes an honest edit afterwards.
@@ -91,7 +70,9 @@ fn outcome(dana: &Device, victim: &Alliance, plan: PlanId, change: &Change) -> O
     None
 }
 
-fn run(name: &str, edit: fn(&mut ExpandedChange)) {
+/// The counselor, the client, their plan (on a relay's store too) and the counselor's honest
+/// title edit with `edit` applied (its hash changes with it).
+fn scene(edit: impl FnOnce(&mut ExpandedChange)) -> (Device, Device, PlanId, Alliance, Change) {
     let dana = counselor();
     let sam = client();
     let plan = plan_with_client(&dana, &sam);
@@ -101,7 +82,11 @@ fn run(name: &str, edit: fn(&mut ExpandedChange)) {
     let mut expanded = honest_title_edit(&mut raw);
     expanded.hash = None;
     edit(&mut expanded);
-    let change = Change::from(expanded);
+    (dana, sam, plan, relay, Change::from(expanded))
+}
+
+fn run(name: &str, edit: fn(&mut ExpandedChange)) {
+    let (dana, sam, plan, relay, change) = scene(edit);
     let mut faults = Vec::new();
     for (who, victim) in [("the client's phone", &sam.store), ("the relay", &relay)] {
         if let Some(fault) = outcome(&dana, victim, plan, &change) {
@@ -122,6 +107,28 @@ fn run(name: &str, edit: fn(&mut ExpandedChange)) {
         }
     }
     assert!(faults.is_empty(), "{name}: {faults:#?}");
+}
+
+/// The title edit turned into `action` over a character that never existed.
+fn over_missing(c: &mut ExpandedChange, action: OpType) {
+    let missing = OpId(9_999, c.actor_id.clone());
+    let op = &mut c.operations[0];
+    op.insert = false;
+    op.action = action;
+    op.key = Key::Seq(ElementId::Id(missing.clone()));
+    op.pred = vec![missing].into();
+}
+
+fn delete_missing(c: &mut ExpandedChange) {
+    over_missing(c, OpType::Delete);
+}
+
+fn put_over_missing(c: &mut ExpandedChange) {
+    over_missing(c, OpType::Put(ScalarValue::Str("Y".into())));
+}
+
+fn missing_predecessor(c: &mut ExpandedChange) {
+    c.operations[0].pred = vec![OpId(9_999, c.actor_id.clone())].into();
 }
 
 fn other_actor() -> automerge::ActorId {
@@ -145,34 +152,17 @@ fn a_character_inserted_after_one_of_an_unknown_actor_is_refused() {
 
 #[test]
 fn a_character_deleted_that_never_existed_is_refused() {
-    run("delete a missing character", |c| {
-        let actor = c.actor_id.clone();
-        let op = &mut c.operations[0];
-        op.insert = false;
-        op.action = OpType::Delete;
-        op.key = Key::Seq(ElementId::Id(OpId(9_999, actor.clone())));
-        op.pred = vec![OpId(9_999, actor)].into();
-    });
+    run("delete a missing character", delete_missing);
 }
 
 #[test]
 fn a_character_overwritten_that_never_existed_is_refused() {
-    run("put over a missing character", |c| {
-        let actor = c.actor_id.clone();
-        let op = &mut c.operations[0];
-        op.insert = false;
-        op.action = OpType::Put(ScalarValue::Str("Y".into()));
-        op.key = Key::Seq(ElementId::Id(OpId(9_999, actor.clone())));
-        op.pred = vec![OpId(9_999, actor)].into();
-    });
+    run("put over a missing character", put_over_missing);
 }
 
 #[test]
 fn a_character_inserted_with_a_missing_predecessor_is_refused() {
-    run("insert with a missing predecessor", |c| {
-        let actor = c.actor_id.clone();
-        c.operations[0].pred = vec![OpId(9_999, actor)].into();
-    });
+    run("insert with a missing predecessor", missing_predecessor);
 }
 
 #[test]
@@ -260,17 +250,8 @@ fn a_creation_writing_a_title_after_a_missing_character_is_refused() {
 /// on its lock — on a relay, every device's sync.
 #[test]
 fn the_store_takes_writes_after_a_message_that_failed_inside_automerge() {
-    let dana = counselor();
-    let sam = client();
-    let plan = plan_with_client(&dana, &sam);
-    let relay = Alliance::open_in_memory().unwrap();
-    exchange(&dana.store, &relay, plan);
-    let mut raw = raw_copy(&dana, plan);
-    let mut expanded = honest_title_edit(&mut raw);
-    expanded.hash = None;
-    let actor = expanded.actor_id.clone();
-    expanded.operations[0].key = Key::Seq(ElementId::Id(OpId(9_999, actor)));
-    let change = Change::from(expanded);
+    let (dana, sam, plan, relay, change) =
+        scene(|c| c.operations[0].key = Key::Seq(ElementId::Id(OpId(9_999, c.actor_id.clone()))));
     let mut faults = Vec::new();
     for (who, victim) in [("the client's phone", &sam.store), ("the relay", &relay)] {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -316,26 +297,9 @@ type Edit = fn(&mut ExpandedChange);
 #[test]
 fn a_document_chunk_holding_a_dangling_change_is_refused() {
     let cases: [(&str, Edit); 3] = [
-        ("delete a missing character", |c| {
-            let actor = c.actor_id.clone();
-            let op = &mut c.operations[0];
-            op.insert = false;
-            op.action = OpType::Delete;
-            op.key = Key::Seq(ElementId::Id(OpId(9_999, actor.clone())));
-            op.pred = vec![OpId(9_999, actor)].into();
-        }),
-        ("insert with a missing predecessor", |c| {
-            let actor = c.actor_id.clone();
-            c.operations[0].pred = vec![OpId(9_999, actor)].into();
-        }),
-        ("put over a missing character", |c| {
-            let actor = c.actor_id.clone();
-            let op = &mut c.operations[0];
-            op.insert = false;
-            op.action = OpType::Put(ScalarValue::Str("Y".into()));
-            op.key = Key::Seq(ElementId::Id(OpId(9_999, actor.clone())));
-            op.pred = vec![OpId(9_999, actor)].into();
-        }),
+        ("delete a missing character", delete_missing),
+        ("insert with a missing predecessor", missing_predecessor),
+        ("put over a missing character", put_over_missing),
     ];
     let mut faults = Vec::new();
     for (name, edit) in cases {
@@ -408,17 +372,10 @@ fn an_insert_after_a_character_put_over_is_accepted() {
 /// (with a typed error, the message being malformed), never a panic in parsing it.
 #[test]
 fn a_change_naming_an_operation_counter_past_32_bits_is_refused_without_a_panic() {
-    let dana = counselor();
-    let sam = client();
-    let plan = plan_with_client(&dana, &sam);
-    let relay = Alliance::open_in_memory().unwrap();
-    exchange(&dana.store, &relay, plan);
-    let mut raw = raw_copy(&dana, plan);
-    let mut expanded = honest_title_edit(&mut raw);
-    expanded.hash = None;
-    let actor = expanded.actor_id.clone();
-    expanded.operations[0].key = Key::Seq(ElementId::Id(OpId(u64::from(u32::MAX) + 1, actor)));
-    let change = Change::from(expanded);
+    let (dana, sam, plan, relay, change) = scene(|c| {
+        let past = u64::from(u32::MAX) + 1;
+        c.operations[0].key = Key::Seq(ElementId::Id(OpId(past, c.actor_id.clone())));
+    });
     let mut faults = Vec::new();
     for (who, victim) in [("the client's phone", &sam.store), ("the relay", &relay)] {
         let before = victim.plan(plan).unwrap();

@@ -3,30 +3,10 @@
 //! a whole-document chunk the plan cannot take) must not drop them.
 
 use alliance_core::authorship::carrier;
-use alliance_core::{Alliance, PlanId};
-use alliance_tests::{client, counselor, hostile, plan_with_client, Device};
+use alliance_core::Alliance;
+use alliance_tests::{client, counselor, exchange, hostile, plan_with_client, Device};
 use automerge::transaction::Transactable;
 use automerge::{Automerge, Change, ROOT};
-
-fn exchange(a: &Alliance, b: &Alliance, plan: PlanId) {
-    for _ in 0..50 {
-        let mut quiet = true;
-        if let Some(m) = a.generate_sync_message(plan, "b").unwrap() {
-            quiet = false;
-            b.receive_sync_message(plan, "a", &m).unwrap();
-        }
-        if let Some(m) = b.generate_sync_message(plan, "a").unwrap() {
-            quiet = false;
-            a.receive_sync_message(plan, "b", &m).unwrap();
-        }
-        if quiet {
-            a.end_sync_session("b");
-            b.end_sync_session("a");
-            return;
-        }
-    }
-    panic!("stores did not settle");
-}
 
 /// `changes` of the counselor, each with her device's signature, in one message shaped like
 /// `shape` (a message about the plan).
