@@ -32,6 +32,15 @@ pub enum ApiError {
     /// nothing changed. Close the other one and try again.
     #[error("the store is open elsewhere: close it and try again")]
     StoreInUse,
+    /// Another copy of this store (a restored backup, a copied phone) uses this device's
+    /// former identity: the store took a new one, which a counselor enrolls from
+    /// `enrollment_code`; until then it cannot write to the plan, and its own edits wait
+    /// (see `Alliance::copied_identity`). Nothing was written.
+    #[error("copied identity: {reason}")]
+    CopiedIdentity {
+        reason: String,
+        enrollment_code: String,
+    },
     /// The database could not be read or written, or its data is damaged or too new.
     #[error("storage error: {reason}")]
     Storage { reason: String },
@@ -50,6 +59,10 @@ impl From<CoreError> for ApiError {
             CoreError::InvalidInput { .. } => ApiError::InvalidInput { reason },
             CoreError::NotFound { .. } => ApiError::NotFound { reason },
             CoreError::NotInitialized => ApiError::NotInitialized,
+            CoreError::CopiedIdentity { enrollment } => ApiError::CopiedIdentity {
+                reason,
+                enrollment_code: enrollment,
+            },
             CoreError::WrongKey => ApiError::WrongKey,
             CoreError::StoreInUse => ApiError::StoreInUse,
             CoreError::SchemaTooNew { .. }

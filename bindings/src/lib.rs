@@ -9,6 +9,7 @@
 //! Kotlin and Swift are generated from the built library by the `uniffi-bindgen` binary.
 
 mod alliance;
+mod copied;
 mod enrollment;
 mod error;
 mod export;
@@ -23,6 +24,7 @@ mod test_hooks;
 mod tokens;
 
 pub use alliance::Alliance;
+pub use copied::CopiedIdentity;
 pub use error::ApiError;
 pub use in_person::InPersonSession;
 pub use inputs::{

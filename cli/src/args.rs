@@ -204,6 +204,17 @@ pub struct RelayArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum RelayAction {
+    /// Print the relay's public key (made on first use), for counselors to pin in their plans
+    /// (`alliance plan set PLAN --relay-key KEY`).
+    Key {
+        /// The relay's settings file: its `db` and `key_file` (or `store`) name the store
+        /// (unless --db, --key-file or --store are given).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// The relay's PostgreSQL database (postgres://…): one key for every instance over it.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
     /// The relay's audit trail: who reached which plan, when, from where, and how it went.
     Audit {
         /// The relay's settings file: its `db` and `key_file` name the store (unless --db
@@ -299,7 +310,7 @@ pub enum PlanCommand {
         #[arg(long, requires = "due")]
         within: Option<u32>,
     },
-    /// Rename a plan or set its review date (counselor).
+    /// Rename a plan, set its review date, or pin its relay's key (counselor).
     Set {
         plan: String,
         #[arg(long)]
@@ -307,6 +318,10 @@ pub enum PlanCommand {
         /// YYYY-MM-DD
         #[arg(long)]
         review_on: Option<String>,
+        /// The relay's public key (`alliance relay key` on the relay prints it): the relay
+        /// then vouches for devices enrolled without a key, and nothing else does.
+        #[arg(long, value_name = "KEY")]
+        relay_key: Option<String>,
     },
 }
 

@@ -399,15 +399,23 @@ fn plan(db: &StoreFile, command: PlanCommand) -> Result<()> {
             plan,
             title,
             review_on,
+            relay_key,
         } => {
             let plan = PlanId::parse(&plan)?;
-            if title.is_none() && review_on.is_none() {
+            if title.is_none() && review_on.is_none() && relay_key.is_none() {
                 return Err(Error::InvalidInput {
                     field: "plan",
-                    reason: "give --title or --review-on".into(),
+                    reason: "give --title, --review-on or --relay-key".into(),
                 });
             }
+            let relay_key = relay_key
+                .as_deref()
+                .map(alliance_core::authorship::PublicKey::parse)
+                .transpose()?;
             let store = open_existing(db)?;
+            if let Some(key) = relay_key {
+                store.pin_relay_key(plan, &key)?;
+            }
             if let Some(title) = title {
                 store.set_title(plan, &title)?;
             }

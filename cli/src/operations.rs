@@ -25,6 +25,29 @@ const BLOCKING_THREADS: usize = 8;
 /// `alliance relay …`: serves, or lists or verifies the audit trail.
 pub fn relay(args: RelayArgs, db: &StoreFile, db_is_default: bool) -> Result<()> {
     match args.action {
+        Some(RelayAction::Key { config, store }) => {
+            let config = config
+                .map(|path| RelayConfig::load(Some(&path)))
+                .transpose()?;
+            if let Some(url) = store.or_else(|| config.as_ref().and_then(|c| c.store.clone())) {
+                let store = alliance_relay_pg::PgStore::open(&url).map_err(|error| {
+                    Error::InvalidInput {
+                        field: "store",
+                        reason: error.to_string(),
+                    }
+                })?;
+                println!("{}", store.relay_public_key());
+                return Ok(());
+            }
+            let store_file = match config {
+                Some(config) => relay_store(&config, db, db_is_default)?,
+                None => db.sibling(db.path()),
+            };
+            // Made before the relay first serves, if need be: the store it will open.
+            let store = store_file.open()?;
+            println!("{}", store.relay_public_key()?);
+            Ok(())
+        }
         Some(RelayAction::Audit {
             config,
             plan,

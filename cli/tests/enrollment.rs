@@ -73,3 +73,26 @@ fn an_enrollment_code_records_the_devices_key_and_a_damaged_one_is_refused() {
         .unwrap();
     assert_eq!(enrolled["public_key"].as_str().unwrap().len(), 64);
 }
+
+/// `alliance relay key` prints the relay's public key (the same each time); a counselor pins it
+/// with `plan set --relay-key`; a client cannot, and a malformed key is refused.
+#[test]
+fn the_relay_key_is_printed_by_the_relay_and_pinned_by_a_counselor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (dana, sam, plan) = common::counselor_and_client(dir.path());
+    let relay = dir.path().join("relay.db");
+    let key = ok(&relay, &["relay", "key"]);
+    assert_eq!(key.len(), 64, "{key}");
+    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    assert_eq!(ok(&relay, &["relay", "key"]), key);
+    let before = ok(&dana, &["show", &plan, "--json"]);
+    let refused = run(&sam, &["plan", "set", &plan, "--relay-key", &key]);
+    assert!(!refused.status.success());
+    let refused = run(&dana, &["plan", "set", &plan, "--relay-key", "abcd"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("public key"));
+    assert_eq!(ok(&dana, &["show", &plan, "--json"]), before);
+    ok(&dana, &["plan", "set", &plan, "--relay-key", &key]);
+    // A device's store has no relay key.
+    assert!(!run(&dana, &["relay", "key"]).status.success());
+}

@@ -284,3 +284,29 @@ fn a_watcher_hears_of_an_edit_made_while_its_instance_was_not_listening() {
     );
     drop(watch);
 }
+
+/// `alliance relay key --store URL` prints one key per database, whichever process asks, and
+/// it is the key every instance over that database vouches with.
+#[test]
+fn every_instance_over_one_database_has_the_same_relay_key() {
+    let Some(store) = postgres_database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let key = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_alliance"))
+            .arg("--db")
+            .arg(dir.path().join("unused.db"))
+            .env_remove("ALLIANCE_DB")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap().trim().to_string()
+    };
+    let first = key(&["relay", "key", "--store", &store]);
+    assert_eq!(first.len(), 64, "{first}");
+    assert_eq!(key(&["relay", "key", "--store", &store]), first);
+    let pg = alliance_relay_pg::PgStore::open(&store).unwrap();
+    assert_eq!(pg.relay_public_key().to_string(), first);
+}

@@ -38,6 +38,15 @@ pub enum Error {
         "the store is open in another process or connection: close it (stop a relay or sync using it) and try again"
     )]
     StoreInUse,
+    /// Another copy of this store (a restored backup, a copied phone) writes under this
+    /// device's former identity, so this store took a new device id and key
+    /// (`docs/design.md`, "A copied identity"). It writes to the plan again once it is enrolled
+    /// from `enrollment`, its new enrollment code; its own edits wait and are replayed then.
+    /// Nothing was written.
+    #[error(
+        "another copy of this store uses this device's identity: enroll this device again from its new enrollment code"
+    )]
+    CopiedIdentity { enrollment: String },
     /// A stored or received plan document does not have the expected shape.
     #[error("malformed plan document: {0}")]
     Malformed(String),

@@ -1,6 +1,6 @@
 //! In-person sync: a sans-IO session between two devices over any byte transport (Bluetooth,
 //! Nearby, Multipeer, a socket, an in-memory pipe). Frames in, frames out; the shell moves
-//! the bytes. The frames are automerge-repo protocol messages (`sync/protocol.rs`), the
+//! the bytes. The frames are automerge-repo protocol messages (`sync/protocol/`), the
 //! session the same on both sides (`docs/sync.md`, "In person").
 //!
 //! Each side sends `join` naming its device ([`InPersonSession::start`]). On the other's

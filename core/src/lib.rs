@@ -27,8 +27,8 @@ mod sync_peer;
 pub mod token;
 
 pub use alliance::{
-    Alliance, FileWatch, HeldCount, ListedDevice, NewDevice, NewPlan, PlanObserver, ReadFrom,
-    SyncReceipt,
+    Alliance, CopiedIdentity, FileWatch, HeldCount, ListedDevice, NewDevice, NewPlan, PlanObserver,
+    ReadFrom, SyncReceipt, COPIED,
 };
 pub use error::{Error, Result};
 pub use model::*;

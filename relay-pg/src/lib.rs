@@ -18,6 +18,7 @@
 //! ([`SyncStore::outside_changes`]), catching up after a lost connection (see `listen.rs`).
 
 mod listen;
+mod relay_key;
 mod schema;
 pub mod testing;
 
@@ -97,6 +98,8 @@ pub struct PgStore {
     work: RwLock<Working>,
     dir: tempfile::TempDir,
     storage_id: String,
+    /// The database's relay key (`relay_key.rs`): every working copy vouches with it.
+    relay_key: alliance_core::authorship::DeviceKey,
     /// This process's name in notifications, so it skips its own.
     instance: String,
     mirror: Mutex<Mirror>,
@@ -157,10 +160,11 @@ impl PgStore {
             .max_size(POOL_SIZE)
             .build()
             .map_err(|error| PgStoreError::Pool(error.to_string()))?;
-        let storage_id = runtime.block_on(async {
+        let (storage_id, relay_key) = runtime.block_on(async {
             let mut client = pool.get().await?;
             schema::migrate(&mut client).await?;
-            schema::storage_id(&client).await
+            let storage_id = schema::storage_id(&client).await?;
+            Ok::<_, PgStoreError>((storage_id, relay_key::load_or_make(&client).await?))
         })?;
         let instance = uuid::Uuid::new_v4().simple().to_string();
         let (sender, receiver) = mpsc::unbounded_channel();
@@ -172,7 +176,7 @@ impl PgStore {
         ));
         let dir = tempfile::tempdir()?;
         let work = RwLock::new(Working {
-            alliance: Arc::new(working_copy(dir.path(), 0)?),
+            alliance: Arc::new(working_copy(dir.path(), 0, &relay_key)?),
             generation: 0,
         });
         Ok(Self {
@@ -181,6 +185,7 @@ impl PgStore {
             work,
             dir,
             storage_id,
+            relay_key,
             instance,
             mirror: Mutex::new(Mirror::default()),
             outside: Mutex::new(Some(receiver)),
@@ -198,7 +203,7 @@ impl PgStore {
         let mut work = self.work.write();
         let generation = work.generation + 1;
         *work = Working {
-            alliance: Arc::new(working_copy(self.dir.path(), generation)?),
+            alliance: Arc::new(working_copy(self.dir.path(), generation, &self.relay_key)?),
             generation,
         };
         *self.mirror.lock() = Mirror {
@@ -206,6 +211,12 @@ impl PgStore {
             ..Mirror::default()
         };
         Ok(work.clone())
+    }
+
+    /// The relay's public key, the one counselors pin (`alliance plan set --relay-key`): the
+    /// same for every instance over this database.
+    pub fn relay_public_key(&self) -> alliance_core::authorship::PublicKey {
+        self.relay_key.public_key()
     }
 
     /// [`PgStore::open`] as the `Arc<dyn SyncStore>` a relay serves.
@@ -872,15 +883,22 @@ async fn signatures_of(
         .collect()
 }
 
-/// A new working copy in `dir`: an encrypted store whose key lives only in this process.
-fn working_copy(dir: &std::path::Path, generation: u64) -> Result<Alliance> {
+/// A new working copy in `dir`: an encrypted store whose key lives only in this process, which
+/// vouches with the database's `relay_key`.
+fn working_copy(
+    dir: &std::path::Path,
+    generation: u64,
+    relay_key: &alliance_core::authorship::DeviceKey,
+) -> Result<Alliance> {
     let mut key = [0u8; alliance_core::store::STORE_KEY_LEN];
     for part in key.chunks_mut(16) {
         let random = uuid::Uuid::new_v4();
         part.copy_from_slice(&random.as_bytes()[..part.len()]);
     }
     let path = dir.join(format!("mirror-{generation}.db"));
-    Ok(Alliance::open_encrypted(&path, &StoreKey::new(key))?)
+    let work = Alliance::open_encrypted(&path, &StoreKey::new(key))?;
+    work.adopt_relay_key(relay_key)?;
+    Ok(work)
 }
 
 /// The token hashes `plan` lists in `work` (none when it does not hold the plan).

@@ -49,15 +49,20 @@ pub async fn migrate(client: &mut Client) -> Result<()> {
 /// reconnects to another instance is recognised.
 pub async fn storage_id(client: &impl GenericClient) -> Result<String> {
     let fresh = uuid::Uuid::new_v4().simple().to_string();
+    meta_once(client, "storage_id", &fresh).await
+}
+
+/// The value of `key` in `relay_meta`: `fresh`, written by the first instance that asks, or
+/// the one already there.
+pub async fn meta_once(client: &impl GenericClient, key: &str, fresh: &str) -> Result<String> {
     client
         .execute(
-            "INSERT INTO relay_meta (key, value) VALUES ('storage_id', $1) \
-             ON CONFLICT (key) DO NOTHING",
-            &[&fresh],
+            "INSERT INTO relay_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            &[&key, &fresh],
         )
         .await?;
     let row = client
-        .query_one("SELECT value FROM relay_meta WHERE key = 'storage_id'", &[])
+        .query_one("SELECT value FROM relay_meta WHERE key = $1", &[&key])
         .await?;
     Ok(row.get(0))
 }

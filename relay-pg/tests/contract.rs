@@ -43,6 +43,17 @@ impl Backend {
             Self::Postgres(url) => Arc::new(PgStore::open(url).unwrap()),
         }
     }
+
+    /// The relay's public key, as `alliance relay key` prints it.
+    fn relay_key(&self) -> alliance_core::authorship::PublicKey {
+        match self {
+            Self::Sqlite(dir) => Alliance::open(&dir.path().join("relay.db"))
+                .unwrap()
+                .relay_public_key()
+                .unwrap(),
+            Self::Postgres(url) => PgStore::open(url).unwrap().relay_public_key(),
+        }
+    }
 }
 
 fn relay(store: Arc<dyn SyncStore>) -> BackgroundRelay {
@@ -345,6 +356,33 @@ fn postgres_a_token_listed_by_a_write_the_instance_missed_still_cannot_be_plante
     );
 }
 
+/// A plan that pins the relay's key (SECURITY.md §6, Peers that cannot sign): the client's
+/// phone is enrolled without a key, so its check-ins count only with the relay's voucher,
+/// which every handle on the store gives (every instance over one database) and the counselor's
+/// device verifies.
+fn a_pinned_relay_vouches_for_a_tokens_keyless_device(backend: Backend) {
+    let key = backend.relay_key();
+    let (first, second) = (relay(backend.open()), relay(backend.open()));
+    let c = clinic();
+    c.counselor.pin_relay_key(c.plan, &key).unwrap();
+    assert!(c
+        .counselor
+        .plan(c.plan)
+        .unwrap()
+        .devices
+        .iter()
+        .any(|d| d.device_id == c.sam.device_id && d.public_key.is_none()));
+    sync(&c.counselor, &first, &c.counselor_token);
+    sync(&c.client, &first, &c.client_token);
+    check_in(&c.client, c.plan, c.goal, 4);
+    sync(&c.client, &first, &c.client_token);
+    check_in(&c.client, c.plan, c.goal, 6);
+    sync(&c.client, &second, &c.client_token);
+    sync(&c.counselor, &first, &c.counselor_token);
+    assert_eq!(check_ins(&c.counselor, c.plan), 2);
+    assert!(c.counselor.refused_changes(None).unwrap().is_empty());
+}
+
 /// One `#[test]` per store for each contract test.
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -372,4 +410,5 @@ contract!(
     concurrent_pushes_through_two_handles_keep_every_change,
     forgetting_a_peer_keeps_the_documents,
     a_plan_cannot_list_another_counselors_token,
+    a_pinned_relay_vouches_for_a_tokens_keyless_device,
 );

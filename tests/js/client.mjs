@@ -4,7 +4,8 @@
 // its first goal (by rank) as one JSON line, then, when NEW_TITLE is given, rewrites the title
 // with updateText and waits until the server has acknowledged the change. ACTOR_HEX makes the
 // edit under that Automerge actor (a device id enrolled in the plan), so Alliance's rules
-// accept it; without it the edit is made by a random actor.
+// accept it; without it the edit is made by a random actor. With ALLIANCE_JS_CHECKIN="GOAL_ID
+// MEMBER_ID" the edit is a check-in on that goal by that member, its note NEW_TITLE, instead.
 import * as Automerge from "@automerge/automerge";
 import { Repo, updateText, decodeHeads } from "@automerge/automerge-repo";
 import { WebSocketClientAdapter } from "@automerge/automerge-repo-network-websocket";
@@ -61,15 +62,28 @@ if (newTitle !== undefined) {
       if (sameHeads(syncState.sharedHeads, decodeHeads(handle.heads()))) resolve();
     });
   });
+  const checkIn = process.env.ALLIANCE_JS_CHECKIN;
+  const edit = plan => {
+    if (!checkIn) {
+      updateText(plan, ["title"], newTitle);
+      return;
+    }
+    const [goal, by] = checkIn.split(" ");
+    const text = value => new Automerge.ImmutableString(value);
+    plan.goals[goal].checkins[crypto.randomUUID()] = {
+      by: text(by),
+      at: Date.now(),
+      local_date: text(new Date().toISOString().slice(0, 10)),
+      tz_offset_min: 0,
+      mood: 7,
+      note: text(newTitle),
+    };
+  };
   if (actor) {
     // Same document, edited as the enrolled device.
-    handle.update(doc =>
-      Automerge.change(Automerge.clone(doc, { actor }), plan =>
-        updateText(plan, ["title"], newTitle),
-      ),
-    );
+    handle.update(doc => Automerge.change(Automerge.clone(doc, { actor }), edit));
   } else {
-    handle.change(plan => updateText(plan, ["title"], newTitle));
+    handle.change(edit);
   }
   await acknowledged;
   console.log(JSON.stringify({ edited: true }));

@@ -7,6 +7,9 @@
 
 mod sync_support;
 
+#[path = "authorship/copied.rs"]
+mod copied;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -683,106 +686,6 @@ fn sync_stores_into(from: &Alliance, to: &Alliance, plan: PlanId) {
         if let Some(m) = to.generate_sync_message(plan, "from").unwrap() {
             from.receive_sync_message(plan, "into", &m).unwrap();
         }
-    }
-}
-
-/// A counselor's store copied to a second phone (a backup restored there) and used on both:
-/// each copy signs a check-in with the same key, actor and change number. The client's
-/// device keeps the first it meets and refuses the second, recording it as a copied
-/// identity; the copy then takes in the first, replays its own edit as a new change, and
-/// every replica ends with both edits.
-#[test]
-fn a_store_copied_to_a_second_phone_is_detected_and_both_edits_survive() {
-    let w = world();
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("copy.db");
-    w.counselor.store.backup_to(&file).unwrap();
-    let copy = Alliance::open(&file).unwrap();
-    assert_eq!(copy.identity(), w.counselor.store.identity());
-    let original = honest_checkin(&w.counselor, &w);
-    copy.check_in(
-        w.plan,
-        w.goal,
-        &NewCheckIn {
-            mood: Some(2),
-            note: "from the copy".into(),
-            ..NewCheckIn::default()
-        },
-    )
-    .unwrap();
-    let copied = last_change(&copy, w.plan);
-    let seq = |store: &Alliance, hash: &ChangeHash| {
-        Automerge::load(&store.saved_document(w.plan).unwrap())
-            .unwrap()
-            .get_change_by_hash(hash)
-            .unwrap()
-            .seq()
-    };
-    assert_eq!(seq(&w.counselor.store, &original), seq(&copy, &copied));
-
-    // The client meets the original first, then the copy's change, signed as the copy
-    // signed it, reaches it (as it would reach a relay holding the original's).
-    sync_stores(&w.counselor.store, &w.client.store).unwrap();
-    let bytes = Automerge::load(&copy.saved_document(w.plan).unwrap())
-        .unwrap()
-        .get_change_by_hash(&copied)
-        .unwrap()
-        .raw_bytes()
-        .to_vec();
-    let message = sync::Message {
-        heads: vec![copied],
-        need: Vec::new(),
-        have: Vec::new(),
-        changes: vec![bytes].into(),
-        flags: None,
-        version: sync::MessageVersion::V1,
-    };
-    let signature = (copied, copy.sign_for_tests(&copied).unwrap());
-    w.client
-        .store
-        .receive_sync_message(
-            w.plan,
-            "copy",
-            &carrier::wrap(message.encode(), &[signature]),
-        )
-        .unwrap();
-    let refusals = w.client.store.refused_changes(Some(w.plan)).unwrap();
-    assert!(
-        refusals
-            .iter()
-            .any(|(_, r)| r.change_hash == copied.to_string()
-                && r.rule == alliance_core::rules::remote::COPIED_IDENTITY),
-        "{refusals:?}"
-    );
-    assert!(!holds(&w.client.store, w.plan, &copied));
-    // In person with the client, the copy takes the original's check-in in and replays its
-    // own as a new change.
-    sync_stores(&copy, &w.client.store).unwrap();
-    let set_aside = copy.set_aside_changes(w.plan).unwrap();
-    assert!(
-        set_aside
-            .iter()
-            .any(|s| s.change_hash == copied.to_string() && s.replayed_as.is_some()),
-        "{set_aside:?}"
-    );
-    sync_stores(&copy, &w.client.store).unwrap();
-    sync_stores(&w.counselor.store, &w.client.store).unwrap();
-    for (who, store) in [
-        ("original", w.counselor.store.as_ref()),
-        ("copy", &copy),
-        ("client", w.client.store.as_ref()),
-    ] {
-        let plan = store.plan(w.plan).unwrap();
-        let notes: Vec<&str> = plan
-            .goal(w.goal)
-            .unwrap()
-            .checkins
-            .iter()
-            .map(|c| c.note.as_str())
-            .collect();
-        assert!(notes.contains(&"from the copy"), "{who}: {notes:?}");
-        assert!(holds(store, w.plan, &original), "{who}");
-        assert_eq!(plan, w.client.store.plan(w.plan).unwrap(), "{who}");
     }
 }
 

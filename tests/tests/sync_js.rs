@@ -177,9 +177,11 @@ fn a_js_client_reads_and_edits_a_plan_through_the_relay() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("unavailable"));
 }
 
-#[test]
-fn a_js_client_presents_its_token_in_the_url_and_without_one_gets_nothing() {
-    require_js!("a_js_client_presents_its_token_in_the_url_and_without_one_gets_nothing");
+/// A relay that requires tokens (open enrollment), on an in-memory store.
+fn token_relay() -> (
+    alliance_core::sync::BackgroundRelay,
+    std::sync::Arc<alliance_core::Alliance>,
+) {
     let relay_store = std::sync::Arc::new(alliance_core::Alliance::open_in_memory().unwrap());
     let options = alliance_core::sync::RelayOptions {
         require_token: true,
@@ -189,6 +191,13 @@ fn a_js_client_presents_its_token_in_the_url_and_without_one_gets_nothing() {
     let relay =
         alliance_core::sync::BackgroundRelay::start("127.0.0.1:0", relay_store.clone(), options)
             .unwrap();
+    (relay, relay_store)
+}
+
+#[test]
+fn a_js_client_presents_its_token_in_the_url_and_without_one_gets_nothing() {
+    require_js!("a_js_client_presents_its_token_in_the_url_and_without_one_gets_nothing");
+    let (relay, relay_store) = token_relay();
     let counselor = Phone::new("Dana", Role::Counselor);
     let client = Phone::new("Sam", Role::Client);
     let plan = plan_for(&counselor, &client, "Sleep plan");
@@ -362,4 +371,165 @@ fn an_unenrolled_js_app_writes_nothing_the_relay_or_a_device_keeps() {
     assert_eq!(counselor.store.plan(plan).unwrap().title, "Sleep plan");
     assert_eq!(client.store.plan(plan).unwrap().title, "Sleep plan");
     assert!(counselor.store.refused_changes(None).unwrap().is_empty());
+}
+
+/// Runs `node client.mjs` as the JS app holding `token`, writing a check-in (its note `note`)
+/// on `goal` by `by` under `actor`; returns whether the relay acknowledged it.
+fn js_check_in(
+    port: &str,
+    plan: alliance_core::PlanId,
+    (goal, by): (alliance_core::GoalId, alliance_core::MemberId),
+    (note, actor): (&str, DeviceId),
+    token: &str,
+) -> bool {
+    let output = Command::new("node")
+        .args([
+            "client.mjs",
+            port,
+            &plan_url(plan.as_uuid()),
+            note,
+            &actor.to_string(),
+        ])
+        .current_dir(js_dir())
+        .env("ALLIANCE_TOKEN", token)
+        .env("ALLIANCE_JS_CHECKIN", format!("{goal} {by}"))
+        .env("ALLIANCE_JS_TIMEOUT_MS", "4000")
+        .output()
+        .expect("run node client.mjs");
+    String::from_utf8_lossy(&output.stdout).contains(r#"{"edited":true}"#)
+}
+
+fn notes(store: &alliance_core::Alliance, plan: alliance_core::PlanId) -> Vec<String> {
+    store
+        .plan(plan)
+        .unwrap()
+        .goals
+        .iter()
+        .flat_map(|g| g.checkins.iter().map(|c| c.note.clone()))
+        .collect()
+}
+
+/// A JS automerge-repo app enrolled as the client's keyless device, with its own token, in a
+/// plan that pins the relay's key (SECURITY.md §6, Peers that cannot sign): the relay vouches
+/// for its own check-in, which the counselor's device keeps; the same app cannot write under
+/// the actor of the client's other (keyless) device, nor under the counselor's (keyed) one —
+/// nothing forged is stored on the relay or on any device.
+#[test]
+fn a_js_client_enrolled_as_a_device_writes_its_own_changes_vouched_and_no_one_elses() {
+    require_js!("a_js_client_enrolled_as_a_device_writes_its_own_changes_vouched_and_no_one_elses");
+    let (relay, relay_store) = token_relay();
+    let relay_key = relay_store.relay_public_key().unwrap();
+    let counselor = Phone::new("Dana", Role::Counselor);
+    let client = Phone::new("Sam", Role::Client);
+    let plan = plan_for(&counselor, &client, "Sleep plan");
+    let goal = counselor.store.propose_goal(plan, "Rest").unwrap();
+    counselor.store.pin_relay_key(plan, &relay_key).unwrap();
+    let web = DeviceId::new();
+    counselor
+        .store
+        .enroll_device(
+            plan,
+            &NewDevice {
+                device: web,
+                member: client.me.member_id,
+                new_member: None,
+                label: "web".into(),
+            },
+        )
+        .unwrap();
+    let devices = counselor.store.plan(plan).unwrap().devices;
+    let keyless = |d: DeviceId| {
+        devices
+            .iter()
+            .any(|x| x.device_id == d && x.public_key.is_none())
+    };
+    assert!(keyless(web) && keyless(client.me.device_id), "{devices:?}");
+    let issue = |device| {
+        counselor
+            .store
+            .issue_device_token(plan, device, None)
+            .unwrap()
+    };
+    let (counselor_token, web_token, client_token) = (
+        issue(counselor.me.device_id),
+        issue(web),
+        issue(client.me.device_id),
+    );
+    let sync_with = |phone: &Phone, token: &str| {
+        let options = alliance_core::sync::SyncOptions {
+            token: Some(token.to_string()),
+            ..sync_support::options(&[plan])
+        };
+        alliance_core::sync::sync_once_blocking(phone.store.clone(), &relay.url(), &options)
+            .unwrap();
+    };
+    sync_with(&counselor, &counselor_token);
+    let port = relay.local_addr().port().to_string();
+    let sam = client.me.member_id;
+
+    // Its own check-in: vouched by the relay, kept by the relay and the counselor's device,
+    // which accepts it only with the pinned relay's voucher.
+    assert!(js_check_in(
+        &port,
+        plan,
+        (goal, sam),
+        ("from the web", web),
+        &web_token
+    ));
+    assert_eq!(notes(&relay_store, plan), ["from the web"]);
+    sync_with(&counselor, &counselor_token);
+    assert_eq!(notes(&counselor.store, plan), ["from the web"]);
+    assert!(counselor
+        .store
+        .refused_changes(Some(plan))
+        .unwrap()
+        .is_empty());
+
+    // Under the client's other device's actor (keyless): refused at the relay as unvouched.
+    assert!(!js_check_in(
+        &port,
+        plan,
+        (goal, sam),
+        ("forged as the phone", client.me.device_id),
+        &web_token
+    ));
+    // Under the counselor's actor (keyed): refused as forged.
+    let output = Command::new("node")
+        .args([
+            "client.mjs",
+            &port,
+            &plan_url(plan.as_uuid()),
+            "Forged as the counselor",
+            &counselor.me.device_id.to_string(),
+        ])
+        .current_dir(js_dir())
+        .env("ALLIANCE_TOKEN", &web_token)
+        .env("ALLIANCE_JS_TIMEOUT_MS", "4000")
+        .output()
+        .expect("run node client.mjs");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(r#"{"edited":true}"#));
+
+    let refused = relay_store.refused_changes(Some(plan)).unwrap();
+    let rule_for = |device: DeviceId| {
+        refused
+            .iter()
+            .find(|(_, r)| r.device_id == device.to_string())
+            .map(|(_, r)| r.rule.clone())
+    };
+    assert_eq!(
+        rule_for(client.me.device_id).as_deref(),
+        Some(alliance_core::authorship::voucher::UNVOUCHED),
+        "{refused:?}"
+    );
+    assert_eq!(
+        rule_for(counselor.me.device_id).as_deref(),
+        Some(alliance_core::authorship::FORGED),
+        "{refused:?}"
+    );
+    sync_with(&counselor, &counselor_token);
+    sync_with(&client, &client_token);
+    for store in [&relay_store, &counselor.store, &client.store] {
+        assert_eq!(notes(store, plan), ["from the web"]);
+        assert_eq!(store.plan(plan).unwrap().title, "Sleep plan");
+    }
 }

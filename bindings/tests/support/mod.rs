@@ -24,9 +24,13 @@ pub struct World {
 }
 
 pub fn world() -> World {
+    world_with(Alliance::open_in_memory().unwrap())
+}
+
+/// [`world`] with this store (without identity) as the client's.
+pub fn world_with(client: Arc<Alliance>) -> World {
     block_on(async {
         let counselor = Alliance::open_in_memory().unwrap();
-        let client = Alliance::open_in_memory().unwrap();
         counselor
             .init_identity("Dana".into(), Role::Counselor, None)
             .await

@@ -107,11 +107,7 @@ impl Alliance {
                     return Err(Error::not_allowed("this device was revoked from the plan"))
                 }
                 Some(device) if device.member_id == me.member_id => {}
-                _ => {
-                    return Err(Error::not_allowed(
-                        "only devices enrolled in a plan write to it",
-                    ))
-                }
+                _ => return Err(inner.not_enrolled(&model)),
             }
             let now = clock::now_ms();
             let mut out = None;

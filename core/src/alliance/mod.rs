@@ -81,6 +81,10 @@ struct Inner {
     sessions: HashMap<(PlanId, SyncPeer), sync::State>,
     /// Hashes of changes refused per plan, loaded on first use.
     refused: HashMap<PlanId, HashSet<ChangeHash>>,
+    /// Changes a conversation sent without their proof (signature or voucher), refused for
+    /// it: not kept against the change (it may come again with its proof), but settled for
+    /// the rest of that conversation, so that neither side asks for it again.
+    unproven: HashMap<(PlanId, SyncPeer), HashSet<ChangeHash>>,
     /// Changes received before their dependencies, per plan: judged once those arrive.
     held: HeldChanges,
     /// What peers' changes may cost this store.
@@ -241,6 +245,7 @@ impl Alliance {
                 docs: HashMap::new(),
                 sessions: HashMap::new(),
                 refused: HashMap::new(),
+                unproven: HashMap::new(),
                 held: HeldChanges::default(),
                 budgets: Budgets::default(),
                 indexed_devices: HashMap::new(),
@@ -542,18 +547,26 @@ pub struct SyncReceipt {
     /// This device's own changes taken out and replayed because the peer holds other changes
     /// with their actor and seq: a restored or copied store was used (see `docs/design.md`).
     pub set_aside: Vec<SetAsideChange>,
+    /// Another copy of this store wrote under this device's identity: this store took a new
+    /// device id and key, and its own edits wait until it is enrolled again (see
+    /// [`Alliance::copied_identity`]).
+    pub copied_identity: bool,
 }
 
 mod audit;
+mod copied;
 mod edits;
 mod held;
 mod incoming;
 mod mirror;
 mod operations;
+mod relay_voucher;
+mod set_aside;
 mod signing;
 mod storage;
 mod syncing;
 mod vouch;
+pub use copied::{CopiedIdentity, COPIED};
 use held::HeldChanges;
 pub use held::HeldCount;
 pub use mirror::ListedDevice;

@@ -3,7 +3,7 @@
 //! the transaction that stores it, signatures put beside outgoing sync messages and taken from
 //! incoming ones for the judge.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use automerge::sync;
 use automerge::{ActorId, Automerge, Change, ChangeHash};
@@ -110,17 +110,37 @@ pub(super) fn may_record_key(
 }
 
 /// The signatures that came with `incoming` (records naming other changes are dropped, so a
-/// peer cannot fill memory with them), added to those kept for `plan`'s held changes.
-pub(super) fn keep_incoming(kept: &mut Signatures, records: Vec<Record>, incoming: &[Change]) {
+/// peer cannot fill memory with them), added to those kept for `plan`'s held changes. When a
+/// change comes again with another record (a second peer, or a tampering one), the record
+/// that proves it in `doc` as it stands is kept, and the first one when neither or both do.
+pub(super) fn keep_incoming(
+    kept: &mut Signatures,
+    records: Vec<Record>,
+    incoming: &[Change],
+    doc: &Automerge,
+) {
     if records.is_empty() {
         return;
     }
-    let wanted: HashSet<ChangeHash> = incoming.iter().map(Change::hash).collect();
-    kept.extend(
-        records
-            .into_iter()
-            .filter(|(hash, _)| wanted.contains(hash)),
-    );
+    let wanted: HashMap<ChangeHash, &Change> = incoming.iter().map(|c| (c.hash(), c)).collect();
+    for (hash, signature) in records {
+        let Some(change) = wanted.get(&hash) else {
+            continue;
+        };
+        match kept.get(&hash) {
+            None => {
+                kept.insert(hash, signature);
+            }
+            Some(first) if *first == signature => {}
+            Some(first) => {
+                if !crate::rules::remote::proves(doc, change, *first)
+                    && crate::rules::remote::proves(doc, change, signature)
+                {
+                    kept.insert(hash, signature);
+                }
+            }
+        }
+    }
 }
 
 /// Whether an incoming change under this device's own actor is this device's (another copy

@@ -44,9 +44,7 @@ impl Inner {
             self.indexed_devices.remove(plan);
         }
         self.known_heads = rows;
-        if self.identity.is_none() {
-            self.identity = self.store.read(store::load_identity)?;
-        }
+        self.reload_identity()?;
         self.seen_version = Some(version);
         changed.sort();
         changed.dedup();
@@ -128,6 +126,7 @@ impl Inner {
             let records = self.store.read(|tx| store::list_refusals(tx, Some(plan)))?;
             let hashes = records
                 .iter()
+                .filter(|(_, r)| !crate::authorship::lacks_proof(&r.rule))
                 .filter_map(|(_, r)| r.change_hash.parse().ok())
                 .collect();
             self.refused.insert(plan, hashes);

@@ -1,6 +1,7 @@
-//! Sync messages in and out of a store: generating them, judging and merging what peers send,
-//! own changes refused elsewhere or set aside after a copied store, and sync state per peer.
+//! Sync messages in and out of a store: generating them, judging and merging what peers send
+//! (own changes set aside live in `set_aside.rs`), and sync state per peer.
 
+use super::set_aside::own_fork;
 use super::*;
 
 impl Alliance {
@@ -100,7 +101,10 @@ impl Alliance {
         // Held changes wait outside Automerge, which therefore never asks for what they
         // lack (a peer's Bloom filter false positive can skip a change while sending its
         // successors): ask for it here, or the peers resend the successors forever.
-        let held_deps = inner.held.missing_deps(plan);
+        let mut held_deps = inner.held.missing_deps(plan);
+        if let Some(unproven) = inner.unproven.get(&(plan, peer.clone())) {
+            held_deps.retain(|dep| !unproven.contains(dep));
+        }
         let open = inner.open_or_empty(plan)?;
         let mut state = state;
         let mut message = open.doc.automerge().generate_sync_message(&mut state);
@@ -171,13 +175,15 @@ impl Alliance {
             // conversation sent it.
             let held_before = inner.held.before(plan);
             let in_flight_before = inner.in_flight.get(&plan).cloned();
-            let received = Self::receive_in(inner, plan, &peer, message, (screened, signatures))
-                .and_then(|received| match voucher {
-                    Some(voucher) => {
-                        vouch::check(inner, plan, &listed_before, voucher).map(|()| received)
-                    }
-                    None => Ok(received),
-                });
+            let token = voucher.map(|v| v.token_hash.as_str());
+            let received =
+                Self::receive_in(inner, plan, &peer, message, (screened, signatures, token))
+                    .and_then(|received| match voucher {
+                        Some(voucher) => {
+                            vouch::check(inner, plan, &listed_before, voucher).map(|()| received)
+                        }
+                        None => Ok(received),
+                    });
             if received.is_err() {
                 inner.held.restore(held_before);
                 match in_flight_before {
@@ -202,13 +208,30 @@ impl Alliance {
         plan: PlanId,
         peer: &SyncPeer,
         mut message: sync::Message,
-        (screened, signatures): (incoming::Screened, Vec<crate::authorship::carrier::Record>),
+        (screened, signatures, token): (
+            incoming::Screened,
+            Vec<crate::authorship::carrier::Record>,
+            Option<&str>,
+        ),
     ) -> Result<(SyncReceipt, bool)> {
+        // A relay vouches for what a token's own keyless device pushes (SECURITY.md §6).
+        let vouching = match token {
+            Some(token) if !message.changes.is_empty() => {
+                inner.vouching_key()?.map(|key| (key, token))
+            }
+            _ => None,
+        };
         let mut kept_signatures = inner.in_flight.remove(&plan).unwrap_or_default();
         let mut state = load_session(inner, plan, peer)?;
         let mut known_refused = inner.refused_hashes(plan)?;
+        // Put back at the end: `open` below holds `inner` until then.
+        let mut unproven = inner
+            .unproven
+            .remove(&(plan, peer.clone()))
+            .unwrap_or_default();
         let budgets = inner.budgets;
         let own_actor = inner.identity.as_ref().map(|me| me.device_id.actor());
+        let own_changes = inner.own_changes(plan)?;
         // Changes that arrived before their dependencies get another chance now.
         let mut earlier = if message.changes.is_empty() {
             None
@@ -242,11 +265,33 @@ impl Alliance {
                     ));
                 }
             }
+            let sent_now = incoming.len();
             if let Some(earlier) = earlier.as_mut() {
                 incoming.extend(earlier.changes());
             }
-            signing::keep_incoming(&mut kept_signatures, signatures, &incoming);
-            if let Some(actor) = &own_actor {
+            signing::keep_incoming(
+                &mut kept_signatures,
+                signatures,
+                &incoming,
+                open.doc.automerge(),
+            );
+            // Only what this message carries: never a change held from another peer.
+            if let Some((key, token)) = &vouching {
+                let devices = open.doc.device_access();
+                let doc = open.doc.automerge();
+                relay_voucher::vouch_own(
+                    doc,
+                    &devices,
+                    (key, token),
+                    &incoming[..sent_now],
+                    &mut kept_signatures,
+                );
+            }
+            // This device's actor, and those it left to another copy of its store.
+            let own_actors = own_changes
+                .iter()
+                .flat_map(|own| std::iter::once(&own.me).chain(&own.former));
+            for actor in own_actors {
                 // A forgery under this device's actor is no sign of another copy: it is left
                 // to the judge, which refuses it (SECURITY.md §6).
                 let genuine = signing::genuinely_own(open.doc.automerge(), actor, &kept_signatures);
@@ -257,9 +302,10 @@ impl Alliance {
                     .collect();
                 if let Some(drop) = own_fork(open.doc.automerge(), &own, actor) {
                     let (base, left_out) = rebase::without(open.doc.automerge(), &drop)?;
-                    *open.doc.automerge_mut() = base.with_actor(actor.clone());
+                    let me = open.doc.automerge().get_actor().clone();
+                    *open.doc.automerge_mut() = base.with_actor(me);
                     open.rewrite = true;
-                    forked = left_out;
+                    forked.extend(left_out);
                     before_heads = open.doc.heads();
                     // What this conversation believed shared may name changes taken out.
                     state = sync::State::new();
@@ -322,10 +368,17 @@ impl Alliance {
         }
         // The peer holds changes we refused: count them as settled so that neither side
         // keeps asking for or offering them in this session.
+        unproven.extend(
+            refused
+                .iter()
+                .filter(|r| crate::authorship::lacks_proof(&r.rule))
+                .map(|r| r.hash),
+        );
         let all_refused: HashSet<ChangeHash> = known_refused
             .iter()
             .copied()
             .chain(refused.iter().map(|r| r.hash))
+            .chain(unproven.iter().copied())
             .collect();
         if state
             .their_heads
@@ -335,10 +388,11 @@ impl Alliance {
             state.their_heads = Some(open.doc.heads());
         }
         let now = clock::now_ms();
-        let set_aside = if forked.is_empty() {
-            Vec::new()
-        } else {
-            replay_own(open, own_actor.as_ref(), &forked, FORKED, now)?
+        // Own changes another copy of this store took the numbers of wait for this device's
+        // new identity; waiting ones are replayed once the plan enrolls it.
+        let settled = match &own_changes {
+            Some(own) => copied::settle(open, own, forked, now)?,
+            None => copied::Settled::default(),
         };
         let has_content = !open.doc.heads().is_empty();
         // Signatures of the changes let in are stored beside them; those of held changes wait.
@@ -363,6 +417,9 @@ impl Alliance {
         }
         let encoded = state.encode();
         inner.sessions.insert((plan, peer.clone()), state);
+        if !unproven.is_empty() {
+            inner.unproven.insert((plan, peer.clone()), unproven);
+        }
         let records: Vec<RefusedChange> = refused
             .iter()
             .map(|r| RefusedChange {
@@ -381,10 +438,8 @@ impl Alliance {
             for record in &records {
                 store::record_refusal(tx, plan, record)?;
             }
-            for (record, bytes) in &set_aside {
-                store::record_set_aside(tx, plan, record, bytes)?;
-            }
-            if !set_aside.is_empty() {
+            settled.record(tx, plan)?;
+            if !settled.set_aside.is_empty() {
                 // Other conversations' states may name the changes taken out.
                 store::delete_plan_sync_states(tx, &doc_id)?;
             }
@@ -402,106 +457,32 @@ impl Alliance {
             inner.store.write(write_records)?;
             false
         };
-        if !set_aside.is_empty() {
+        if settled.retire {
+            inner.retire_identity(now)?;
+        }
+        if !settled.set_aside.is_empty() {
             inner
                 .sessions
                 .retain(|(p, who), _| *p != plan || who == peer);
         }
         if let Some(set) = inner.refused.get_mut(&plan) {
-            set.extend(refused.iter().map(|r| r.hash));
+            set.extend(
+                refused
+                    .iter()
+                    .filter(|r| !crate::authorship::lacks_proof(&r.rule))
+                    .map(|r| r.hash),
+            );
         }
         let receipt = SyncReceipt {
             refused: records,
-            set_aside: set_aside.into_iter().map(|(record, _)| record).collect(),
+            set_aside: settled
+                .set_aside
+                .into_iter()
+                .map(|(record, _)| record)
+                .collect(),
+            copied_identity: settled.retire,
         };
         Ok((receipt, changed))
-    }
-
-    /// A peer refused some of this device's own changes of `plan` (`refusals`: change hash in
-    /// hex, rule), as a relay tells a device in its `refused` notice. Each refused change is
-    /// taken out of the plan here too, kept with its bytes (see [`Alliance::set_aside_changes`]),
-    /// and every later own change built on it is replayed as a new change that does not
-    /// depend on it, so later edits are not lost behind it. Hashes that are not this device's
-    /// changes in the plan, and refusals that only say "builds on a refused change", are
-    /// ignored. Returns what was set aside; observers hear of the plan when it changed.
-    pub fn own_changes_refused(
-        &self,
-        plan: PlanId,
-        refusals: &[(String, String)],
-    ) -> Result<Vec<SetAsideChange>> {
-        let set_aside = self.writing(|inner| {
-            let Some(me) = inner.identity.clone() else {
-                return Ok(Vec::new());
-            };
-            let actor = me.device_id.actor();
-            let open = inner.open(plan)?;
-            let rules: HashMap<ChangeHash, &str> = refusals
-                .iter()
-                .filter(|(_, rule)| rule != remote::BUILDS_ON_REFUSED)
-                .filter_map(|(hash, rule)| Some((hash.parse().ok()?, rule.as_str())))
-                .filter(|(hash, _)| {
-                    open.doc
-                        .automerge()
-                        .get_change_by_hash(hash)
-                        .is_some_and(|c| c.actor_id() == &actor)
-                })
-                .collect();
-            if rules.is_empty() {
-                return Ok(Vec::new());
-            }
-            let roots: HashSet<ChangeHash> = rules.keys().copied().collect();
-            let (base, left_out) = rebase::without(open.doc.automerge(), &roots)?;
-            *open.doc.automerge_mut() = base.with_actor(actor.clone());
-            open.rewrite = true;
-            let later: Vec<Change> = left_out
-                .iter()
-                .filter(|c| !roots.contains(&c.hash()))
-                .cloned()
-                .collect();
-            let now = clock::now_ms();
-            let mut set_aside = replay_own(open, Some(&actor), &later, BUILT_ON_REFUSED, now)?;
-            for change in left_out.iter().filter(|c| roots.contains(&c.hash())) {
-                let rule = rules.get(&change.hash()).copied().unwrap_or_default();
-                let record = SetAsideChange {
-                    change_hash: change.hash().to_string(),
-                    reason: format!("refused by a peer: {rule}"),
-                    replayed_as: None,
-                    recorded_at: now,
-                };
-                set_aside.push((record, change.raw_bytes().to_vec()));
-            }
-            let doc_id = plan.to_string();
-            inner.persist(plan, |tx| {
-                for (record, bytes) in &set_aside {
-                    store::record_set_aside(tx, plan, record, bytes)?;
-                }
-                store::delete_plan_sync_states(tx, &doc_id)?;
-                Ok(())
-            })?;
-            inner.sessions.retain(|(p, _), _| *p != plan);
-            Ok(set_aside.into_iter().map(|(record, _)| record).collect())
-        })?;
-        if !set_aside.is_empty() {
-            self.notify(plan);
-        }
-        Ok(set_aside)
-    }
-
-    /// This device's own changes it took out of `plan` (a forked history, or changes a peer
-    /// refused), oldest first, with the change that replays each where there is one.
-    pub fn set_aside_changes(&self, plan: PlanId) -> Result<Vec<SetAsideChange>> {
-        self.inner
-            .lock()
-            .store
-            .read(|tx| store::list_set_aside(tx, plan))
-    }
-
-    /// Changes from peers that the role rules refused, for one plan or all (`None`).
-    pub fn refused_changes(&self, plan: Option<PlanId>) -> Result<Vec<(PlanId, RefusedChange)>> {
-        self.inner
-            .lock()
-            .store
-            .read(|tx| store::list_refusals(tx, plan))
     }
 
     /// Forgets the in-memory sync sessions of this conversation with `peer` (call on
@@ -511,6 +492,7 @@ impl Alliance {
         let peer = peer.into();
         let mut inner = self.inner.lock();
         inner.sessions.retain(|(_, p), _| *p != peer);
+        inner.unproven.retain(|(_, p), _| *p != peer);
         inner.held.drop_conversation(&peer);
         inner.drop_unstored_docs();
     }
@@ -549,6 +531,7 @@ impl Alliance {
         let peer = peer.into();
         let mut inner = self.inner.lock();
         inner.sessions.retain(|(_, p), _| p.key != peer.key);
+        inner.unproven.retain(|(_, p), _| p.key != peer.key);
         inner.held.drop_key(&peer.key);
         inner.drop_unstored_docs();
         inner
@@ -556,65 +539,6 @@ impl Alliance {
             .write(|tx| store::delete_sync_states(tx, &peer.key))?;
         Ok(())
     }
-}
-
-/// The own changes to take out of `doc` when `incoming` holds changes of this device's
-/// `actor` that it does not have, with a seq it has already used: another copy of this store
-/// (a restored backup, a copied device) wrote them. None when there is no such fork: own
-/// changes past the last seq here are simply this device's history coming back.
-pub(super) fn own_fork(
-    doc: &Automerge,
-    incoming: &[Change],
-    actor: &ActorId,
-) -> Option<HashSet<ChangeHash>> {
-    let theirs: Vec<u64> = incoming
-        .iter()
-        .filter(|c| c.actor_id() == actor && doc.get_change_by_hash(&c.hash()).is_none())
-        .map(Change::seq)
-        .collect();
-    if theirs.is_empty() {
-        return None;
-    }
-    let last = rebase::last_seq(doc, actor);
-    let from = theirs.into_iter().filter(|seq| *seq <= last).min()?;
-    Some(
-        doc.get_changes(&[])
-            .iter()
-            .filter(|c| c.actor_id() == actor && c.seq() >= from)
-            .map(Change::hash)
-            .collect(),
-    )
-}
-
-/// Replays the own changes among `left_out` (taken out of `open`'s document) as new changes
-/// and returns a record, with the original bytes, for every change in `left_out`.
-pub(super) fn replay_own(
-    open: &mut OpenDoc,
-    actor: Option<&ActorId>,
-    left_out: &[Change],
-    reason: &str,
-    now: i64,
-) -> Result<Vec<(SetAsideChange, Vec<u8>)>> {
-    let own: Vec<Change> = left_out
-        .iter()
-        .filter(|c| Some(c.actor_id()) == actor)
-        .cloned()
-        .collect();
-    let done = rebase::replay(open.doc.automerge_mut(), &own)?;
-    open.rewrite = true;
-    let replayed: HashMap<ChangeHash, ChangeHash> = done.replayed.into_iter().collect();
-    Ok(left_out
-        .iter()
-        .map(|change| {
-            let record = SetAsideChange {
-                change_hash: change.hash().to_string(),
-                reason: reason.to_owned(),
-                replayed_as: replayed.get(&change.hash()).map(ToString::to_string),
-                recorded_at: now,
-            };
-            (record, change.raw_bytes().to_vec())
-        })
-        .collect())
 }
 
 pub(super) fn load_session(

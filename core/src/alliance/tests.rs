@@ -869,6 +869,97 @@ fn an_own_change_a_peer_refuses_is_set_aside_and_later_edits_still_arrive() {
         .is_empty());
 }
 
+/// The counselor's two latest changes of a plan (the first the dependency of the second), and a
+/// way to build a sync message from the counselor that carries exactly the given changes with
+/// their signatures, as a sender does.
+struct TwoChanges {
+    dependency: ChangeHash,
+    later: ChangeHash,
+    bytes: HashMap<ChangeHash, Vec<u8>>,
+    signatures: Vec<crate::authorship::carrier::Record>,
+    template: sync::Message,
+}
+
+impl TwoChanges {
+    /// A clinical statement, then an objective, written on the counselor's device.
+    fn written(w: &World) -> Self {
+        let statement = GoalEdit {
+            clinical_statement: Some("Delayed sleep phase".into()),
+            ..GoalEdit::default()
+        };
+        w.counselor.edit_goal(w.plan, w.goal, &statement).unwrap();
+        let dependency = heads(&w.counselor, w.plan)[0];
+        let objective = crate::model::NewObjective {
+            text: "Lights out by 23:30".into(),
+            ..crate::model::NewObjective::default()
+        };
+        w.counselor
+            .add_objective(w.plan, w.goal, &objective)
+            .unwrap();
+        let later = heads(&w.counselor, w.plan)[0];
+        let mut inner = w.counselor.inner.lock();
+        let doc = inner.open(w.plan).unwrap().doc.automerge().clone();
+        let bytes = [dependency, later]
+            .into_iter()
+            .map(|hash| {
+                (
+                    hash,
+                    doc.get_change_by_hash(&hash).unwrap().raw_bytes().to_vec(),
+                )
+            })
+            .collect();
+        let doc_id = w.plan.to_string();
+        let signatures = inner
+            .store
+            .read(|tx| store::load_signatures(tx, &doc_id, None))
+            .unwrap();
+        let template = doc.generate_sync_message(&mut sync::State::new()).unwrap();
+        Self {
+            dependency,
+            later,
+            bytes,
+            signatures,
+            template,
+        }
+    }
+
+    fn message(&self, changes: &[ChangeHash]) -> Vec<u8> {
+        let records: Vec<_> = self
+            .signatures
+            .iter()
+            .filter(|(hash, _)| changes.contains(hash))
+            .copied()
+            .collect();
+        self.message_with(changes, &records)
+    }
+
+    /// The changes with records that are not their signatures (a peer that tampers with
+    /// what it forwards).
+    fn tampered(&self, changes: &[ChangeHash]) -> Vec<u8> {
+        let garbage: Vec<_> = changes
+            .iter()
+            .map(|hash| (*hash, crate::authorship::Signature([7; 64])))
+            .collect();
+        self.message_with(changes, &garbage)
+    }
+
+    fn message_with(
+        &self,
+        changes: &[ChangeHash],
+        records: &[crate::authorship::carrier::Record],
+    ) -> Vec<u8> {
+        let message = sync::Message {
+            changes: changes
+                .iter()
+                .map(|hash| self.bytes[hash].clone())
+                .collect::<Vec<_>>()
+                .into(),
+            ..self.template.clone()
+        };
+        crate::authorship::carrier::wrap(message.encode(), records)
+    }
+}
+
 /// A change that arrives before its dependency waits, and so does its signature, even when a
 /// message without changes comes in between (a peer's Bloom filter false positive makes this
 /// order: the dependency comes later, on request). The waiting signature was once dropped by
@@ -876,77 +967,18 @@ fn an_own_change_a_peer_refuses_is_set_aside_and_later_edits_still_arrive() {
 #[test]
 fn a_held_change_keeps_its_signature_across_a_message_without_changes() {
     let w = world();
-    let statement = GoalEdit {
-        clinical_statement: Some("Delayed sleep phase".into()),
-        ..GoalEdit::default()
-    };
-    w.counselor.edit_goal(w.plan, w.goal, &statement).unwrap();
-    let dependency = heads(&w.counselor, w.plan);
-    let objective = crate::model::NewObjective {
-        text: "Lights out by 23:30".into(),
-        ..crate::model::NewObjective::default()
-    };
-    w.counselor
-        .add_objective(w.plan, w.goal, &objective)
-        .unwrap();
-    let later = heads(&w.counselor, w.plan);
-
-    // The counselor's two changes and their signatures, to be sent one at a time.
-    let (bytes_of, signatures) = {
-        let mut inner = w.counselor.inner.lock();
-        let doc = inner.open(w.plan).unwrap().doc.automerge().clone();
-        let bytes_of =
-            move |hash: &ChangeHash| doc.get_change_by_hash(hash).unwrap().raw_bytes().to_vec();
-        let doc_id = w.plan.to_string();
-        let signatures = inner
-            .store
-            .read(|tx| store::load_signatures(tx, &doc_id, None))
-            .unwrap();
-        (bytes_of, signatures)
-    };
-    let message = |changes: Vec<Vec<u8>>| {
-        let mut state = sync::State::new();
-        let first = w
-            .counselor
-            .inner
-            .lock()
-            .open(w.plan)
-            .unwrap()
-            .doc
-            .automerge()
-            .generate_sync_message(&mut state)
-            .unwrap();
-        // As a sender does: the signatures of the changes carried, no others.
-        let carried: Vec<ChangeHash> = changes
-            .iter()
-            .map(|bytes| Change::from_bytes(bytes.clone()).unwrap().hash())
-            .collect();
-        let records: Vec<_> = signatures
-            .iter()
-            .filter(|(hash, _)| carried.contains(hash))
-            .copied()
-            .collect();
-        let message = sync::Message {
-            changes: changes.into(),
-            ..first
-        };
-        crate::authorship::carrier::wrap(message.encode(), &records)
-    };
-
+    let two = TwoChanges::written(&w);
     let peer = "counselor-phone";
-    let first = w
-        .client
-        .receive_sync_message(w.plan, peer, &message(vec![bytes_of(&later[0])]))
-        .unwrap();
-    assert!(first.refused.is_empty(), "{:?}", first.refused);
-    let quiet = w
-        .client
-        .receive_sync_message(w.plan, peer, &message(Vec::new()))
-        .unwrap();
-    assert!(quiet.refused.is_empty(), "{:?}", quiet.refused);
+    for message in [two.message(&[two.later]), two.message(&[])] {
+        let receipt = w
+            .client
+            .receive_sync_message(w.plan, peer, &message)
+            .unwrap();
+        assert!(receipt.refused.is_empty(), "{:?}", receipt.refused);
+    }
     let last = w
         .client
-        .receive_sync_message(w.plan, peer, &message(vec![bytes_of(&dependency[0])]))
+        .receive_sync_message(w.plan, peer, &two.message(&[two.dependency]))
         .unwrap();
     assert!(
         last.refused.is_empty(),
@@ -956,5 +988,69 @@ fn a_held_change_keeps_its_signature_across_a_message_without_changes() {
     let goal = w.client.plan(w.plan).unwrap().goal(w.goal).unwrap().clone();
     assert_eq!(goal.clinical_statement, "Delayed sleep phase");
     assert_eq!(goal.objectives.len(), 1, "the held change was let in");
-    assert_eq!(heads(&w.client, w.plan), later);
+    assert_eq!(heads(&w.client, w.plan), vec![two.later]);
+}
+
+/// A genuine change that a tampering peer delivers first, with a record that is not its
+/// signature, is refused as unsigned then; it is still let in when it comes with its
+/// signature (a refusal for a missing signature says nothing about the change itself, and
+/// once kept every later delivery was refused).
+#[test]
+fn a_genuine_change_delivered_first_without_its_signature_gets_in_with_it_later() {
+    let w = world();
+    let two = TwoChanges::written(&w);
+    let both = [two.dependency, two.later];
+    let tampered = w
+        .client
+        .receive_sync_message(w.plan, "tampering-peer", &two.tampered(&both))
+        .unwrap();
+    assert_eq!(tampered.refused.len(), 1, "{:?}", tampered.refused);
+    assert_eq!(tampered.refused[0].rule, crate::authorship::FORGED);
+    assert_eq!(heads(&w.client, w.plan).len(), 1);
+    assert!(w
+        .client
+        .plan(w.plan)
+        .unwrap()
+        .goal(w.goal)
+        .unwrap()
+        .objectives
+        .is_empty());
+
+    let genuine = w
+        .client
+        .receive_sync_message(w.plan, "counselor-phone", &two.message(&both))
+        .unwrap();
+    assert!(genuine.refused.is_empty(), "{:?}", genuine.refused);
+    assert_eq!(heads(&w.client, w.plan), vec![two.later]);
+    assert_eq!(
+        w.client
+            .plan(w.plan)
+            .unwrap()
+            .goal(w.goal)
+            .unwrap()
+            .objectives
+            .len(),
+        1
+    );
+}
+
+/// A change waiting for its dependency keeps the signature it came with: a tampering peer
+/// that sends the same change again with another record does not replace it.
+#[test]
+fn a_held_change_keeps_the_record_it_came_with() {
+    let w = world();
+    let two = TwoChanges::written(&w);
+    let peer = "counselor-phone";
+    w.client
+        .receive_sync_message(w.plan, peer, &two.message(&[two.later]))
+        .unwrap();
+    w.client
+        .receive_sync_message(w.plan, "tampering-peer", &two.tampered(&[two.later]))
+        .unwrap();
+    let last = w
+        .client
+        .receive_sync_message(w.plan, peer, &two.message(&[two.dependency]))
+        .unwrap();
+    assert!(last.refused.is_empty(), "{:?}", last.refused);
+    assert_eq!(heads(&w.client, w.plan), vec![two.later]);
 }

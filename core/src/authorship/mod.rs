@@ -4,10 +4,12 @@
 //!
 //! - [`DeviceKey`] / [`PublicKey`] / [`Signature`]: the key pair and what it makes;
 //! - [`Enrollment`]: the device id and public key as one string (the QR code a counselor scans);
-//! - [`carrier`]: how signatures travel beside an Automerge sync message.
+//! - [`carrier`]: how signatures travel beside an Automerge sync message;
+//! - [`voucher`]: the relay's signature for the changes of a device that cannot sign.
 
 pub mod carrier;
 mod enrollment;
+pub mod voucher;
 
 use std::fmt;
 
@@ -22,6 +24,14 @@ pub use enrollment::Enrollment;
 /// The rule a change is refused for when it names an enrolled device with a registered key
 /// but carries no valid signature by that key: a forgery.
 pub const FORGED: &str = "is not signed by the key of the device it names";
+
+/// Whether a change was refused for lacking its proof (its author's signature, or the relay's
+/// voucher), which says nothing of the change itself: the same change may come again with its
+/// proof and is then let in. Such refusals are recorded but not kept against the change, and
+/// what builds on it waits for it instead of being refused with it (SECURITY.md §6).
+pub fn lacks_proof(rule: &str) -> bool {
+    rule == FORGED || rule == voucher::UNVOUCHED
+}
 
 /// Bytes in a public key.
 pub const PUBLIC_KEY_LEN: usize = 32;

@@ -20,6 +20,11 @@ pub fn is_plan<R: ReadDoc>(doc: &R) -> bool {
     get_string(doc, &ROOT, k::PLAN_ID).is_some()
 }
 
+/// The relay key a plan pins (`relay_key`, 64 hex digits), if any: unparsed.
+pub fn relay_key<R: ReadDoc>(doc: &R) -> Option<String> {
+    get_string(doc, &ROOT, k::RELAY_KEY)
+}
+
 /// The light catalog facts of a plan, without reading its goals.
 pub struct Summary {
     pub plan_id: PlanId,

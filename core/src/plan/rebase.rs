@@ -62,6 +62,17 @@ pub struct Replayed {
 /// heads as dependencies. References between the replayed operations follow them to their new
 /// ids; references to anything else stay as they were.
 pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
+    let Some(first) = changes.first() else {
+        return Ok(Replayed::default());
+    };
+    let actor = first.actor_id().clone();
+    replay_as(doc, changes, &actor)
+}
+
+/// [`replay`] of one actor's `changes` as new changes of `into` (another actor, or the same):
+/// how a device that left a copied identity moves its own edits to its new one
+/// (`docs/design.md`, "A copied identity").
+pub fn replay_as(doc: &mut Automerge, changes: &[Change], into: &ActorId) -> Result<Replayed> {
     let mut out = Replayed::default();
     let Some(first) = changes.first() else {
         return Ok(out);
@@ -72,7 +83,7 @@ pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
             "replayed changes of several actors".into(),
         ));
     }
-    let mut seq = last_seq(doc, &actor);
+    let mut seq = last_seq(doc, into);
     let mut max_op = doc
         .get_changes(&[])
         .iter()
@@ -101,7 +112,7 @@ pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
         }
         let follow = |id: &OpId| -> OpId {
             match attempt.get(&id.0) {
-                Some(new) if id.1 == actor => OpId(*new, actor.clone()),
+                Some(new) if id.1 == actor => OpId(*new, into.clone()),
                 _ => id.clone(),
             }
         };
@@ -115,6 +126,7 @@ pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
             let pred: Vec<OpId> = op.pred.iter().map(follow).collect();
             op.pred = SortedVec::from(pred);
         }
+        expanded.actor_id = into.clone();
         expanded.seq = seq + 1;
         expanded.start_op = NonZeroU64::new(new_start).unwrap_or(NonZeroU64::MIN);
         expanded.deps = doc.get_heads();
@@ -126,7 +138,7 @@ pub fn replay(doc: &mut Automerge, changes: &[Change]) -> Result<Replayed> {
         match scratch.apply_changes([rewritten]) {
             Ok(()) if scratch.get_change_by_hash(&hash).is_some() => {
                 *doc = scratch.with_actor(doc.get_actor().clone());
-                held.add(&actor, new_start, ops);
+                held.add(into, new_start, ops);
                 seq += 1;
                 max_op = new_start + ops.max(1) - 1;
                 moved = attempt;
@@ -305,6 +317,33 @@ mod tests {
             .apply_changes(rebuilt.get_changes(&original.get_heads()))
             .unwrap();
         assert_eq!(original.get_heads(), rebuilt.get_heads());
+    }
+
+    /// A device that left a copied identity moves its edits to its new actor: the text it
+    /// inserted (each character built on the one before) reads the same, under the new actor.
+    #[test]
+    fn changes_replayed_as_another_actor_keep_their_meaning() {
+        let old = ActorId::random();
+        let mut doc = Automerge::new().with_actor(old.clone());
+        let mut tx = doc.transaction();
+        let text = tx.put_object(ROOT, "words", ObjType::Text).unwrap();
+        tx.commit();
+        let base = doc.fork();
+        let mut tx = doc.transaction();
+        tx.splice_text(&text, 0, 0, "walk").unwrap();
+        tx.commit();
+        let mut tx = doc.transaction();
+        tx.splice_text(&text, 4, 0, " daily").unwrap();
+        tx.commit();
+        let mine: Vec<Change> = doc.get_changes(&base.get_heads());
+        let new = ActorId::random();
+        let mut moved = base.fork().with_actor(new.clone());
+        let done = replay_as(&mut moved, &mine, &new).unwrap();
+        assert!(done.failed.is_empty(), "{done:?}");
+        assert_eq!(done.replayed.len(), 2);
+        assert_eq!(text_of(&moved, "words"), "walk daily");
+        assert_eq!(last_seq(&moved, &new), 2);
+        assert_eq!(last_seq(&moved, &old), 1);
     }
 
     #[test]

@@ -9,6 +9,9 @@ pub const REVIEW_ON: &str = "review_on";
 pub const MEMBERS: &str = "members";
 pub const DEVICES: &str = "devices";
 pub const GOALS: &str = "goals";
+/// The Ed25519 public key (64 hex digits) of the relay that vouches for the changes of this
+/// plan's devices without a key (`crate::authorship::voucher`); counselor-written.
+pub const RELAY_KEY: &str = "relay_key";
 
 pub const ROLE: &str = "role";
 pub const NAME: &str = "name";

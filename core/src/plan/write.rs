@@ -68,6 +68,11 @@ pub fn set_title(tx: &mut Tx<'_>, title: &str) -> Result<()> {
     set_text(tx, &ROOT, k::TITLE, title)
 }
 
+/// Pins the relay that vouches for the plan's devices without a key (`relay_key`).
+pub fn set_relay_key(tx: &mut Tx<'_>, key: &crate::authorship::PublicKey) -> Result<()> {
+    put_if_changed(tx, &ROOT, k::RELAY_KEY, key.to_string())
+}
+
 pub fn set_review_on(tx: &mut Tx<'_>, date: &str) -> Result<()> {
     put_if_changed(tx, &ROOT, k::REVIEW_ON, date)
 }

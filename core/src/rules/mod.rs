@@ -36,6 +36,8 @@ pub enum Edit<'a> {
     Title,
     /// The plan's review date.
     ReviewOn,
+    /// The key of the relay that vouches for devices without a key.
+    RelayKey,
     /// A new member of the plan (or a member's name or role).
     Member,
     /// Enroll a device for `member`.
@@ -91,6 +93,7 @@ pub fn check(plan: &Plan, author: MemberId, edit: Edit<'_>) -> Result<()> {
     let writes: Vec<(Vec<&str>, bool, Value<'_>)> = match edit {
         Edit::Title => vec![(vec![k::TITLE], false, Value::Characters)],
         Edit::ReviewOn => vec![(vec![k::REVIEW_ON], false, Value::Other)],
+        Edit::RelayKey => vec![(vec![k::RELAY_KEY], false, Value::Other)],
         Edit::Member => vec![(vec![k::MEMBERS, ANY], false, Value::Other)],
         Edit::EnrollDevice { member } => {
             owner = id(member);

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, ScalarValue};
 
+use crate::authorship::voucher::{self, UNVOUCHED};
 use crate::authorship::{PublicKey, Signature, FORGED};
 use crate::budgets::{Budgets, DOCUMENT_TOO_LARGE, TOO_MANY_OPERATIONS};
 use crate::model::validate::{self, MAX_LABEL, MAX_TEXT};
@@ -167,7 +168,11 @@ pub fn judge_within(
                     }
                 },
                 Err(rule) => {
-                    refused.insert(hash);
+                    // A change without its proof may come again with it: what builds on it
+                    // waits (held, its dependency missing) rather than being refused with it.
+                    if !crate::authorship::lacks_proof(&rule) {
+                        refused.insert(hash);
+                    }
                     judgement.refused.push(refusal(&work, &change, &rule));
                 }
             }
@@ -253,6 +258,21 @@ pub fn refusal_of(
         rule: rule.to_owned(),
         at,
     }
+}
+
+/// Whether `signature` is the proof `change` needs in `doc` as it stands: its author's
+/// signature when the plan records the author's key, the pinned relay's voucher for a keyless
+/// device, anything when neither applies (a device trusted by its actor). For choosing
+/// between two records of one change; the judge still decides.
+pub(crate) fn proves(doc: &Automerge, change: &Change, signature: Signature) -> bool {
+    let Ok(plan) = read_plan(doc) else {
+        return false;
+    };
+    let Some(device) = DeviceId::from_actor(change.actor_id()) else {
+        return false;
+    };
+    let one: Signatures = HashMap::from([(change.hash(), signature)]);
+    change::judge_signature(doc, &plan, device, change, &one).is_ok()
 }
 
 mod change;

@@ -147,6 +147,7 @@ pub static FIELDS: &[Field] = &[
     creation(&[k::PLAN_ID], Str, STRUCTURE, STRUCTURE),
     creation(&[k::CREATED_AT], Int, STRUCTURE, STRUCTURE),
     creation(&[k::TITLE], Text, Who::Counselor("the plan's title"), Who::Counselor("the plan's title")),
+    row(&[k::RELAY_KEY], Str, Who::Counselor("the plan's relay key"), Who::Counselor("the plan's relay key")),
     row(&[k::REVIEW_ON], Str, Who::Counselor("the plan's review date"), Who::Counselor("the plan's review date")),
     creation(&[k::MEMBERS], Map, STRUCTURE, STRUCTURE),
     creation(&[k::DEVICES], Map, STRUCTURE, STRUCTURE),
@@ -416,6 +417,14 @@ mod tests {
         assert!(judge_at(client(), &owner, true, Value::Str("m-counselor"), None).is_err());
         assert!(judge_at(counselor(), &owner, true, Value::Str("m-client"), None).is_ok());
         assert!(judge_at(client(), &owner, false, Value::Str("m-client"), None).is_err());
+
+        let relay = [k::RELAY_KEY];
+        assert!(judge_at(counselor(), &relay, false, Value::Str("k"), None).is_ok());
+        assert_eq!(
+            judge_at(client(), &relay, false, Value::Str("k"), None),
+            Err("only a counselor writes the plan's relay key".into())
+        );
+        assert!(field(&relay).is_some_and(|f| !f.at_creation));
 
         let weight = [k::GOALS, "g", k::GAS, k::WEIGHT];
         let default = Value::Number(DEFAULT_GAS_WEIGHT);

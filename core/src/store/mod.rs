@@ -3,6 +3,7 @@
 
 mod audit;
 mod backup;
+mod copied;
 mod documents;
 mod encryption;
 mod file_lock;
@@ -284,6 +285,7 @@ impl Store {
 
 pub use audit::{append_audit, list_audit, parse_kind, verify_audit};
 pub use backup::restore;
+pub use copied::{mark_replayed, plans_waiting, retire_identity, retired_devices, waiting_changes};
 pub use documents::{
     all_document_heads, append_chunk, document_heads, document_sizes, fill_document_heads,
     has_document, insert_document, last_chunk_seq, list_plans, load_document, load_document_parts,

@@ -91,10 +91,10 @@ impl Who {
 
     /// Records, once per plan and connection, that the device read (`Read`: was sent changes)
     /// or wrote (`Write`: its changes were stored) `document`. A failure to record fails the
-    /// connection: no access goes unrecorded.
-    pub(crate) async fn accessed(
+    /// connection: no access goes unrecorded. Blocks on the store (call it off the reactor).
+    pub(crate) fn accessed(
         &mut self,
-        store: &Arc<dyn SyncStore>,
+        store: &dyn SyncStore,
         document: DocumentId,
         kind: AuditKind,
     ) -> Result<(), SyncError> {
@@ -105,13 +105,14 @@ impl Who {
             plan_id: Some(PlanId::from(document.as_uuid()).to_string()),
             ..self.entry(kind, "ok")
         };
-        record(store, entry).await
+        store.record_audit(&entry)
     }
 
-    /// Records that the role rules refused changes of `document` (their rule names).
-    pub(crate) async fn changes_refused(
+    /// Records that the role rules refused changes of `document` (their rule names), logging
+    /// a failure to record. Blocks on the store (call it off the reactor).
+    pub(crate) fn changes_refused(
         &self,
-        store: &Arc<dyn SyncStore>,
+        store: &dyn SyncStore,
         document: DocumentId,
         rules: Vec<String>,
     ) {
@@ -123,7 +124,9 @@ impl Who {
             detail: Some(rules.join(",")),
             ..self.entry(AuditKind::ChangeRefused, "refused")
         };
-        best_effort(store, entry).await;
+        if let Err(error) = store.record_audit(&entry) {
+            warn!(%error, "could not append to the audit trail");
+        }
     }
 }
 

@@ -12,7 +12,6 @@ pub mod connection;
 pub mod doc_id;
 mod drain;
 pub use crate::sync_error as error;
-mod exchange;
 pub mod heads;
 pub mod metrics;
 pub mod protocol;

@@ -152,6 +152,14 @@ public final class Alliance: Sendable {
         }
     }
 
+    /// Whether this store found another copy of itself (a restored backup, a copied phone) using
+    /// its identity and took a new one; nil when it never did. Show its enrollment code until a
+    /// counselor enrolls it again; its own edits wait until then, and writes to the plans it is
+    /// not enrolled in throw `AllianceError.copiedIdentity`.
+    public func copiedIdentity() async throws -> CopiedIdentity? {
+        try await translate { try await ffi.copiedIdentity() }
+    }
+
     /// Issues a relay token for a device enrolled in the plan (counselor), to show once and hand
     /// to the device in person; the plan keeps only its hash. `reuse` records a token the device
     /// already holds for its other plans. Issuing again replaces the device's token for this

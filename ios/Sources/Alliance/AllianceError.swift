@@ -19,6 +19,11 @@ public enum AllianceError: Error, Sendable, Equatable {
     /// The store is open in another Alliance or process, so it cannot be rekeyed now; nothing
     /// changed. Close the other one and try again.
     case storeInUse
+    /// Another copy of this store (a restored backup, a copied phone) uses this device's former
+    /// identity, so the store took a new one: show `enrollmentCode` for a counselor to enroll
+    /// it. Its own edits wait and are replayed once it is enrolled; nothing was written. See
+    /// `Alliance.copiedIdentity()`.
+    case copiedIdentity(enrollmentCode: String)
     /// The database could not be read or written, or its data is damaged or too new.
     case storage(String)
     /// Syncing failed; local work is kept and goes out on the next session.
@@ -37,6 +42,7 @@ extension AllianceError {
         case .Closed: self = .closed
         case .WrongKey: self = .wrongKey
         case .StoreInUse: self = .storeInUse
+        case let .CopiedIdentity(reason: _, enrollmentCode: code): self = .copiedIdentity(enrollmentCode: code)
         case let .Storage(reason): self = .storage(reason)
         case let .Sync(reason): self = .sync(reason)
         }

@@ -8,6 +8,7 @@ import Foundation
 public typealias Role = AllianceBindings.Role
 public typealias GoalStatus = AllianceBindings.GoalStatus
 public typealias Identity = AllianceBindings.Identity
+public typealias CopiedIdentity = AllianceBindings.CopiedIdentity
 public typealias PlanSummary = AllianceBindings.PlanSummary
 public typealias Plan = AllianceBindings.Plan
 public typealias Member = AllianceBindings.Member

@@ -87,7 +87,7 @@ final class AllianceTests: XCTestCase {
         }
     }
 
-    private enum Kind { case notAllowed, notFound, invalidInput, notInitialized, wrongKey, storeInUse, storage, sync, closed }
+    private enum Kind { case notAllowed, notFound, invalidInput, notInitialized, wrongKey, storeInUse, copiedIdentity, storage, sync, closed }
 
     private func kind(_ error: AllianceError) -> Kind {
         switch error {
@@ -97,6 +97,7 @@ final class AllianceTests: XCTestCase {
         case .notInitialized: return .notInitialized
         case .wrongKey: return .wrongKey
         case .storeInUse: return .storeInUse
+        case .copiedIdentity: return .copiedIdentity
         case .storage: return .storage
         case .sync: return .sync
         case .closed: return .closed

@@ -54,7 +54,7 @@ pub(super) fn judge_one(
     let member = plan
         .member_of_device(device)
         .ok_or_else(|| "the author is not a device enrolled in this plan".to_owned())?;
-    judge_signature(&plan, device, change, signatures)?;
+    judge_signature(work, &plan, device, change, signatures)?;
     // Revoked in the author's own view: made after the device knew of it. A change concurrent
     // with the revocation (made offline before it arrived) is judged as before.
     if plan.device(device).is_some_and(|d| d.revoked_at.is_some()) {
@@ -281,23 +281,25 @@ pub(super) fn judge_creation(
     }
     // The creation records its author's key itself: it must already carry its signature.
     if let Some(device) = DeviceId::from_actor(change.actor_id()) {
-        judge_signature(&plan, device, change, signatures)?;
+        judge_signature(&scratch, &plan, device, change, signatures)?;
     }
     judge_creation_ops(change)
 }
 
-/// A change of a device whose public key `plan` records (the author's view) must carry a
-/// valid signature by that key over its hash; a device with no recorded key (enrolled by id
-/// alone: older plans, peers that cannot sign) is trusted by its actor id as before
-/// (SECURITY.md §6).
+/// A change of a device whose public key `plan` records (the author's view, `view`) must
+/// carry a valid signature by that key over its hash. A device with no recorded key (enrolled
+/// by id alone: older plans, peers that cannot sign) needs, when the plan pins a relay key, that
+/// relay's voucher ([`crate::authorship::voucher`]); in a plan that pins none it is trusted by
+/// its actor id as before (SECURITY.md §6).
 pub(super) fn judge_signature(
+    view: &Automerge,
     plan: &crate::model::Plan,
     device: DeviceId,
     change: &Change,
     signatures: &Signatures,
 ) -> Rule {
     let Some(key) = plan.device(device).and_then(|d| d.public_key.as_deref()) else {
-        return Ok(());
+        return judge_voucher(view, device, change, signatures);
     };
     // The rules let only a valid key into `public_key`; one that does not parse proves nothing.
     let key = PublicKey::parse(key).map_err(|_| FORGED.to_owned())?;
@@ -343,6 +345,26 @@ pub(super) fn judge_creation_references(change: &Change) -> Rule {
         }
     }
     Ok(())
+}
+
+/// A keyless device's change in a plan that pins a relay key (in its author's view): accepted
+/// only with that relay's voucher for it and its device.
+fn judge_voucher(
+    view: &Automerge,
+    device: DeviceId,
+    change: &Change,
+    signatures: &Signatures,
+) -> Rule {
+    let Some(relay) = crate::plan::read::relay_key(view) else {
+        return Ok(());
+    };
+    // The rules let only a valid key into `relay_key`; one that does not parse vouches nothing.
+    let relay = PublicKey::parse(&relay).map_err(|_| UNVOUCHED.to_owned())?;
+    let hash = change.hash();
+    match signatures.get(&hash) {
+        Some(voucher) if voucher::verifies(&relay, &hash, device, voucher) => Ok(()),
+        _ => refuse(UNVOUCHED),
+    }
 }
 
 /// Every operation of a plan's creation change: it writes only paths the role table lets a

@@ -86,6 +86,10 @@ pub(super) fn judge_value(parts: &[&str], op: &Op) -> Rule {
             "role",
         ),
         [k::DEVICES, _, k::LABEL] => (label("device label"), "device label"),
+        [k::RELAY_KEY] => (
+            str_value(op).is_some_and(|key| crate::authorship::PublicKey::parse(key).is_ok()),
+            "relay key",
+        ),
         [k::DEVICES, _, k::PUBLIC_KEY] => (
             str_value(op).is_some_and(|key| crate::authorship::PublicKey::parse(key).is_ok()),
             "public key",

@@ -1,7 +1,6 @@
 //! The device side of sync: connect to a relay (or any automerge-repo server), sync every plan
 //! this store holds or wants, keep syncing while connected, reconnect with backoff.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,23 +9,21 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::connection::{websocket_config, Connection, Traffic};
 use super::doc_id::DocumentId;
 use super::error::SyncError;
-use super::exchange::Exchange;
-use super::heads::{DocumentProgress, HeadsDigest, SyncEnvelope};
-use super::protocol::{
-    check_selected_version, ChangeRefusal, DocumentMessage, HeadsDigests, Message, PeerId,
-    PeerMetadata, DEFAULT_MAX_FRAME_BYTES, PROTOCOL_V1,
-};
+use super::protocol::{ChangeRefusal, Message, DEFAULT_MAX_FRAME_BYTES};
 use super::store::SyncStore;
 use super::tls::client_connector;
 use super::token::{redact, url_with_token};
 
 mod options;
+pub(crate) mod session;
 mod watch_mode;
+
+use session::ClientSession;
 
 pub use options::{OwnChangesRefused, SyncObserver, SyncOptions, SyncProgress, SyncSummary};
 pub use watch_mode::{spawn_watch, SyncHandle};
@@ -56,377 +53,65 @@ pub(crate) const PUSH_WINDOW: usize = 32;
 /// window anyway (a server may have nothing to say about some plans).
 const PUSH_QUIET: Duration = Duration::from_millis(500);
 
-/// One open conversation with a server.
-struct Session<S> {
+/// A [`ClientSession`] over a WebSocket: moves its frames, keeps its timers, and runs each of
+/// its steps on the blocking pool (its store is SQLite).
+struct Driven<S> {
     conn: Connection<S>,
-    exchange: Exchange,
-    me: PeerId,
-    remote: PeerId,
-    documents: BTreeMap<DocumentId, DocumentProgress>,
-    updated: BTreeSet<DocumentId>,
-    /// Plans the server says enroll this device (discovery): asked for like held ones.
-    enrolled: Vec<DocumentId>,
-    /// The server keeps no storage: sync state with it is dropped when the session ends.
-    ephemeral_server: bool,
-    /// The server speaks the heads-digest extension too (see `docs/sync.md`).
-    heads_digest: bool,
-    /// Own changes the server refused in this session (its `alliance-refused` notices).
-    refused: Vec<OwnChangesRefused>,
-    /// How many of `refused` were handed to a watch-mode observer.
-    refused_reported: usize,
-    /// Plans waiting for their first push of the session (see [`PUSH_WINDOW`]).
-    queued: VecDeque<DocumentId>,
-    /// Plans pushed from `queued` that the server has not said anything about yet: at most
-    /// `push_window` while `queued` is drained.
-    opening: BTreeSet<DocumentId>,
-    /// [`SyncOptions::push_window`].
-    push_window: usize,
+    /// Locked by one step at a time, on the blocking pool, and briefly by the driver to read
+    /// its state between steps.
+    session: Arc<Mutex<ClientSession>>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    /// Sends `join`, waits for `peer`, and picks the key sync state is kept under.
-    async fn handshake(
-        mut conn: Connection<S>,
-        store: Arc<dyn SyncStore>,
-        storage_id: String,
-        options: &SyncOptions,
-    ) -> Result<Self, SyncError> {
-        let me = PeerId::new(format!("alliance-device-{}", random_suffix()));
-        conn.send(&Message::Join {
-            sender_id: me.clone(),
-            peer_metadata: Some(PeerMetadata {
-                storage_id: Some(storage_id),
-                is_ephemeral: false,
-                enrolled_documents: Vec::new(),
-                heads_digest: options.heads_digest,
-                refused_notices: true,
-            }),
-            supported_protocol_versions: Some(vec![PROTOCOL_V1.to_string()]),
-        })
-        .await?;
-        let deadline = Instant::now() + options.handshake_timeout;
-        loop {
-            let message = tokio::time::timeout_at(deadline, conn.recv())
-                .await
-                .map_err(|_| SyncError::Timeout("the server's `peer` message"))?
-                .ok_or(SyncError::Closed)??;
-            match message {
-                Message::Peer {
-                    sender_id,
-                    peer_metadata,
-                    selected_protocol_version,
-                    ..
-                } => {
-                    check_selected_version(&selected_protocol_version)?;
-                    let metadata = peer_metadata.unwrap_or_default();
-                    let heads_digest = options.heads_digest && metadata.heads_digest;
-                    // Sync state is worth keeping only with a peer that keeps its own.
-                    let (key, ephemeral_server) = match metadata.storage_id {
-                        Some(storage_id) if !metadata.is_ephemeral => (storage_id, false),
-                        _ => (sender_id.to_string(), true),
-                    };
-                    debug!(server = %sender_id, "sync session open");
-                    return Ok(Self {
-                        conn,
-                        exchange: Exchange::new(store, &key),
-                        me,
-                        remote: sender_id,
-                        documents: BTreeMap::new(),
-                        updated: BTreeSet::new(),
-                        enrolled: metadata.enrolled_documents,
-                        ephemeral_server,
-                        heads_digest,
-                        refused: Vec::new(),
-                        refused_reported: 0,
-                        queued: VecDeque::new(),
-                        opening: BTreeSet::new(),
-                        push_window: options.push_window.max(1),
-                    });
-                }
-                Message::Error { message, .. } => return Err(SyncError::Remote(message)),
-                Message::Unknown { message_type, .. } => {
-                    debug!(%message_type, "ignored before handshake")
-                }
-                other => {
-                    return Err(SyncError::UnexpectedMessage(
-                        other.message_type().to_string(),
-                    ))
-                }
-            }
-        }
-    }
-
-    /// Starts syncing every document the store holds or wants, the plans the server says
-    /// enroll this device, and `options.also_request`. With a server that speaks the
-    /// heads-digest extension, documents whose heads it reports equal are settled at once.
-    async fn start(&mut self, options: &SyncOptions) -> Result<(), SyncError> {
-        let mut documents = self.exchange.documents().await?;
-        for document in self.enrolled.iter().chain(&options.also_request) {
-            if !documents.contains(document) {
-                documents.push(*document);
-            }
-        }
-        let matched = if self.heads_digest {
-            self.compare_heads(&documents, options.handshake_timeout)
-                .await?
-        } else {
-            BTreeSet::new()
-        };
-        for document in documents {
-            let progress = self.documents.entry(document).or_default();
-            if matched.contains(&document) {
-                progress.matched = true;
-            } else {
-                self.queued.push_back(document);
-            }
-        }
-        self.push_queued().await
-    }
-
-    /// Pushes queued plans while fewer than `push_window` messages wait for an answer.
-    async fn push_queued(&mut self) -> Result<(), SyncError> {
-        while self.opening.len() < self.push_window {
-            let Some(document) = self.queued.pop_front() else {
-                break;
-            };
-            if self.push(document).await? {
-                self.opening.insert(document);
-            }
+impl<S: AsyncRead + AsyncWrite + Unpin> Driven<S> {
+    /// Runs one step of the session off the reactor and sends what it returns.
+    async fn step(
+        &mut self,
+        work: impl FnOnce(&mut ClientSession) -> Result<Vec<Message>, SyncError> + Send + 'static,
+    ) -> Result<(), SyncError> {
+        let session = Arc::clone(&self.session);
+        let out = tokio::task::spawn_blocking(move || work(&mut session.lock()))
+            .await
+            .map_err(|_| SyncError::Transport("store task failed".into()))??;
+        for message in out {
+            self.conn.send(&message).await?;
         }
         Ok(())
     }
 
+    fn session(&self) -> parking_lot::MutexGuard<'_, ClientSession> {
+        self.session.lock()
+    }
+
     /// The next message from the server, by `deadline`. While plans wait to be pushed, a
-    /// server quiet for [`PUSH_QUIET`] returns `Ok(None)`: the caller pushes the next window
-    /// of them (the server may have nothing to say about some plans). Cancel-safe.
+    /// server quiet for [`PUSH_QUIET`] returns `Ok(None)`: the caller tells the session
+    /// ([`ClientSession::quiet`]). Cancel-safe.
     async fn next_message(&mut self, deadline: Instant) -> Result<Option<Message>, SyncError> {
-        let wait = if self.queued.is_empty() {
-            deadline
-        } else {
+        let wait = if self.session().waits_to_push() {
             deadline.min(Instant::now() + PUSH_QUIET)
+        } else {
+            deadline
         };
         match tokio::time::timeout_at(wait, self.conn.recv()).await {
-            Ok(Some(message)) => {
-                if let Ok(message) = &message {
-                    if let Some(document) = message.document_id() {
-                        self.opening.remove(&document);
-                    }
-                }
-                message.map(Some)
-            }
+            Ok(Some(message)) => message.map(Some),
             Ok(None) => Err(SyncError::Closed),
-            Err(_) if wait < deadline => {
-                self.opening.clear();
-                Ok(None)
-            }
-            Err(_) => Err(SyncError::Timeout("every plan to be in sync")),
+            Err(_) if wait < deadline => Ok(None),
+            Err(_) => Err(SyncError::Timeout(self.session().awaiting())),
         }
     }
 
-    /// The heads-digest extension: sends one frame with a digest of the heads of every
-    /// document held here, waits for the server's list of those that differ, and returns the
-    /// others (equal on both sides). Documents without a digest are not sent (synced as usual).
-    async fn compare_heads(
-        &mut self,
-        documents: &[DocumentId],
-        timeout: Duration,
-    ) -> Result<BTreeSet<DocumentId>, SyncError> {
-        let entries: Vec<(DocumentId, HeadsDigest)> = self
-            .exchange
-            .heads_digests(documents.to_vec())
-            .await?
-            .into_iter()
-            .filter_map(|(document, digest)| Some((document, digest?)))
-            .collect();
-        if entries.is_empty() {
-            return Ok(BTreeSet::new());
-        }
-        self.conn
-            .send(&Message::HeadsDigests {
-                sender_id: self.me.clone(),
-                target_id: self.remote.clone(),
-                digests: HeadsDigests::new(&entries),
-            })
-            .await?;
-        let deadline = Instant::now() + timeout;
-        loop {
-            let message = tokio::time::timeout_at(deadline, self.conn.recv())
-                .await
-                .map_err(|_| SyncError::Timeout("the server's answer to the heads digest"))?
-                .ok_or(SyncError::Closed)??;
-            if let Message::HeadsDiffer {
-                documents: differ, ..
-            } = message
-            {
-                let differ: BTreeSet<DocumentId> = differ.into_iter().collect();
-                debug!(
-                    sent = entries.len(),
-                    differ = differ.len(),
-                    "heads digests compared"
-                );
-                return Ok(entries
-                    .into_iter()
-                    .map(|(document, _)| document)
-                    .filter(|document| !differ.contains(document))
-                    .collect());
-            }
-            self.handle(message).await?;
+    /// Waits for one message by `deadline` and acts on it (or on the quiet).
+    async fn turn(&mut self, deadline: Instant) -> Result<(), SyncError> {
+        match self.next_message(deadline).await? {
+            Some(message) => self.step(move |session| session.receive(message)).await,
+            None => self.step(ClientSession::quiet).await,
         }
     }
 
-    /// Sends the next sync message for a document, if there is one.
-    /// Returns whether a message was sent.
-    async fn push(&mut self, document: DocumentId) -> Result<bool, SyncError> {
-        let progress = self.documents.entry(document).or_default();
-        let Some((data, envelope)) = self.exchange.generate(document).await? else {
-            return Ok(false);
-        };
-        progress.sent(&envelope);
-        let message = DocumentMessage {
-            sender_id: self.me.clone(),
-            target_id: self.remote.clone(),
-            document_id: document,
-            data,
-        };
-        // Like automerge-repo: a peer with nothing of the document asks for it.
-        let message = if envelope.heads.is_empty() {
-            Message::Request(message)
-        } else {
-            Message::Sync(message)
-        };
-        self.conn.send(&message).await?;
-        Ok(true)
-    }
-
-    /// Acts on one message from the server.
-    async fn handle(&mut self, message: Message) -> Result<(), SyncError> {
-        match message {
-            Message::Sync(message) | Message::Request(message) => {
-                let document = message.document_id;
-                let envelope = SyncEnvelope::read(&message.data)?;
-                let ours = self.documents.contains_key(&document)
-                    || self.exchange.has_document(document).await?;
-                if !ours {
-                    // A server offering documents nobody here asked for: decline.
-                    debug!(%document, "declined an unrequested document");
-                    return self
-                        .conn
-                        .send(&Message::DocUnavailable {
-                            sender_id: self.me.clone(),
-                            target_id: self.remote.clone(),
-                            document_id: document,
-                        })
-                        .await;
-                }
-                self.exchange.receive(document, message.data).await?;
-                self.documents
-                    .entry(document)
-                    .or_default()
-                    .received(&envelope);
-                if envelope.carries_changes {
-                    self.updated.insert(document);
-                }
-                self.push(document).await.map(drop)
-            }
-            Message::DocUnavailable { document_id, .. } => {
-                if let Some(progress) = self.documents.get_mut(&document_id) {
-                    progress.unavailable = true;
-                }
-                Ok(())
-            }
-            Message::Refused {
-                document_id,
-                refused,
-                ..
-            } => self.refused(document_id, refused).await,
-            Message::Error { message, .. } => Err(SyncError::Remote(message)),
-            Message::Leave { .. } => Err(SyncError::Closed),
-            Message::Ephemeral { .. }
-            | Message::Join { .. }
-            | Message::Peer { .. }
-            | Message::HeadsDigests { .. }
-            | Message::HeadsDiffer { .. }
-            | Message::Unknown { .. } => {
-                debug!(message_type = message.message_type(), "ignored");
-                Ok(())
-            }
-        }
-    }
-
-    /// The server refused changes of our last message about `document`: the store sets its own
-    /// aside (replaying later ones), and the document is offered again as it now stands. A
-    /// notice about a document not synced in this session is ignored.
-    async fn refused(
-        &mut self,
-        document: DocumentId,
-        refused: Vec<ChangeRefusal>,
-    ) -> Result<(), SyncError> {
-        if !self.documents.contains_key(&document) {
-            debug!(%document, "ignored a refused notice about a document not synced");
-            return Ok(());
-        }
-        let changes = self.exchange.own_changes_refused(document, refused).await?;
-        if changes.is_empty() {
-            return Ok(());
-        }
-        info!(%document, changes = changes.len(), "the server refused own changes; set aside");
-        self.refused.push(OwnChangesRefused { document, changes });
-        self.push(document).await.map(drop)
-    }
-
-    /// Refusals not yet handed to a watch-mode observer.
-    fn unreported_refusals(&mut self) -> Vec<OwnChangesRefused> {
-        let new = self.refused[self.refused_reported..].to_vec();
-        self.refused_reported = self.refused.len();
-        new
-    }
-
-    fn all_settled(&self) -> bool {
-        self.documents.values().all(DocumentProgress::is_settled)
-    }
-
-    fn progress(&self, last_error: Option<String>) -> SyncProgress {
-        SyncProgress {
-            connected: true,
-            plans_total: self.documents.len(),
-            plans_synced: self
-                .documents
-                .values()
-                .filter(|p| p.is_settled() && !p.unavailable)
-                .count(),
-            last_error,
-        }
-    }
-
-    fn summary(&self) -> SyncSummary {
-        SyncSummary {
-            documents_total: self.documents.len(),
-            documents_synced: self
-                .documents
-                .values()
-                .filter(|p| p.is_settled() && !p.unavailable)
-                .count(),
-            documents_updated: self.updated.iter().copied().collect(),
-            documents_unavailable: self
-                .documents
-                .iter()
-                .filter(|(_, p)| p.unavailable)
-                .map(|(id, _)| *id)
-                .collect(),
-            traffic: self.conn.traffic(),
-            refused: self.refused.clone(),
-        }
-    }
-
-    /// Closes the socket and forgets the in-memory sync session (and, with a server that
-    /// keeps nothing, the persisted sync state too).
+    /// Closes the socket and ends the conversation in the store.
     async fn finish(&mut self) {
         self.conn.close(None).await;
-        if self.ephemeral_server {
-            self.exchange.forget().await;
-        } else {
-            self.exchange.end().await;
-        }
+        let session = Arc::clone(&self.session);
+        let _ = tokio::task::spawn_blocking(move || session.lock().end()).await;
     }
 }
 
@@ -434,7 +119,7 @@ async fn connect(
     store: &Arc<dyn SyncStore>,
     url: &str,
     options: &SyncOptions,
-) -> Result<Session<impl AsyncRead + AsyncWrite + Unpin>, SyncError> {
+) -> Result<Driven<impl AsyncRead + AsyncWrite + Unpin>, SyncError> {
     check_server_url(url)?;
     let storage_id = {
         let store = Arc::clone(store);
@@ -466,7 +151,23 @@ async fn connect(
         other => other,
     })?;
     let conn = Connection::new(socket, options.max_frame_bytes);
-    Session::handshake(conn, Arc::clone(store), storage_id, options).await
+    let (session, join) = ClientSession::new(Arc::clone(store), storage_id, options);
+    let mut driven = Driven {
+        conn,
+        session: Arc::new(Mutex::new(session)),
+    };
+    driven.conn.send(&join).await?;
+    // The server's `peer`, then (with the heads digest) its answer to the digests.
+    let deadline = Instant::now() + options.handshake_timeout;
+    while !driven.session().is_syncing() {
+        let awaiting = driven.session().awaiting();
+        let message = tokio::time::timeout_at(deadline, driven.conn.recv())
+            .await
+            .map_err(|_| SyncError::Timeout(awaiting))?
+            .ok_or(SyncError::Closed)??;
+        driven.step(move |session| session.receive(message)).await?;
+    }
+    Ok(driven)
 }
 
 /// Syncs every document with the server until both sides have the same heads for each (or
@@ -476,27 +177,20 @@ pub async fn sync_once(
     url: &str,
     options: &SyncOptions,
 ) -> Result<SyncSummary, SyncError> {
-    let mut session = connect(&store, url, options).await?;
-    let result = settle(&mut session, options).await;
-    session.finish().await;
-    result.map(|()| session.summary())
+    let mut driven = connect(&store, url, options).await?;
+    let result = settle(&mut driven, options).await;
+    let summary = driven.session().summary(driven.conn.traffic());
+    driven.finish().await;
+    result.map(|()| summary)
 }
 
 async fn settle<S: AsyncRead + AsyncWrite + Unpin>(
-    session: &mut Session<S>,
+    driven: &mut Driven<S>,
     options: &SyncOptions,
 ) -> Result<(), SyncError> {
     let deadline = Instant::now() + options.settle_timeout;
-    // A server that reads nothing while this device sends cannot hold the session past the
-    // deadline either.
-    tokio::time::timeout_at(deadline, session.start(options))
-        .await
-        .map_err(|_| SyncError::Timeout("every plan to be in sync"))??;
-    while !session.all_settled() || !session.queued.is_empty() {
-        if let Some(message) = session.next_message(deadline).await? {
-            session.handle(message).await?;
-        }
-        session.push_queued().await?;
+    while !driven.session().all_settled() || driven.session().waits_to_push() {
+        driven.turn(deadline).await?;
     }
     Ok(())
 }

@@ -176,27 +176,28 @@ async fn watch_session(
     changes: &mut mpsc::UnboundedReceiver<DocumentId>,
     stop: &mut watch::Receiver<bool>,
 ) -> (SessionEnd, bool) {
-    let mut session = tokio::select! {
-        session = connect(store, url, options) => match session {
-            Ok(session) => session,
+    let mut driven = tokio::select! {
+        driven = connect(store, url, options) => match driven {
+            Ok(driven) => driven,
             Err(error) => return (SessionEnd::Failed(error), false),
         },
         _ = stop.changed() => return (SessionEnd::Stopped, false),
     };
-    info!(server = %session.remote, "connected");
+    if let Some(server) = driven.session().remote() {
+        info!(%server, "connected");
+    }
     // Everything is synced from scratch on connect: queued notifications are stale.
     while changes.try_recv().is_ok() {}
     let mut last_error = reporter.latest().last_error;
     let keepalive = options.keepalive.filter(|every| !every.is_zero());
     let mut pings = keepalive.map(|every| tokio::time::interval_at(Instant::now() + every, every));
     let end = async {
-        session.start(options).await?;
         loop {
-            reporter.refused(session.unreported_refusals());
-            if session.all_settled() {
+            reporter.refused(driven.session().unreported_refusals());
+            if driven.session().all_settled() {
                 last_error = None;
             }
-            reporter.report(session.progress(last_error.clone()));
+            reporter.report(driven.session().progress(last_error.clone()));
             let next_ping = async {
                 match pings.as_mut() {
                     Some(pings) => pings.tick().await,
@@ -206,21 +207,21 @@ async fn watch_session(
             // A watch session never times out waiting: its keepalive notices a dead server.
             let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
             tokio::select! {
-                message = session.next_message(far) => {
-                    if let Some(message) = message? {
-                        session.handle(message).await?;
+                message = driven.next_message(far) => {
+                    match message? {
+                        Some(message) => driven.step(move |s| s.receive(message)).await?,
+                        None => driven.step(ClientSession::quiet).await?,
                     }
-                    session.push_queued().await?;
                 }
                 Some(document) = changes.recv() => {
-                    session.push(document).await?;
+                    driven.step(move |s| s.local_change(document)).await?;
                 }
                 _ = next_ping => {
                     let every = keepalive.unwrap_or_default();
-                    if session.conn.last_heard().elapsed() > every * 2 {
+                    if driven.conn.last_heard().elapsed() > every * 2 {
                         return Err(SyncError::Timeout("the server to answer a keepalive ping"));
                     }
-                    session.conn.ping().await?;
+                    driven.conn.ping().await?;
                 }
                 _ = stop.changed() => return Ok(()),
             }
@@ -228,8 +229,8 @@ async fn watch_session(
     }
     .await;
     // Notices handled just before the session failed are reported all the same.
-    reporter.refused(session.unreported_refusals());
-    session.finish().await;
+    reporter.refused(driven.session().unreported_refusals());
+    driven.finish().await;
     match end {
         Ok(()) => (SessionEnd::Stopped, true),
         Err(error) => (SessionEnd::Failed(error), true),

@@ -557,5 +557,44 @@ fun main(args: Array<String>) {
         assertEquals(emptyList<RefusedChange>(), w.counselor.syncWith(w.client).refused, "told once")
     }
 
+    suite.test("a copied phone is told CopiedIdentity; enrolled again from its new code, every edit lands") {
+        val counselor = openStore()
+        val phone = File(folder, "store-${opened++}.db")
+        var client = Alliance.open(phone.path, testKey)
+        counselor.initIdentity("Dana", Role.COUNSELOR)
+        val sam = client.initIdentity("Sam", Role.CLIENT)
+        val planId = counselor.createPlan("Sleep and work", "Sam", clientMemberId = sam.memberId)
+        counselor.enrollDeviceFromCode(planId, client.enrollmentCode(), sam.memberId, "Sam's phone")
+        val goalId = counselor.proposeGoal(planId, "Be asleep before midnight")
+        counselor.syncWith(client)
+        // The phone's store, closed, copied to a second phone; both are used.
+        client.close()
+        val second = File(folder, "store-${opened++}.db")
+        phone.copyTo(second)
+        client = Alliance.open(phone.path, testKey)
+        val copy = Alliance.open(second.path, testKey)
+        client.checkIn(planId, goalId, NewCheckIn(gasLevel = 0, note = "original"))
+        copy.checkIn(planId, goalId, NewCheckIn(gasLevel = 1, note = "copy"))
+        client.syncWith(counselor)
+        copy.syncWith(counselor)
+        val known = copy.copiedIdentity() ?: fail("the copy was not told")
+        assertEquals(sam.deviceId, known.formerDeviceId)
+        assertTrue(known.deviceId != sam.deviceId, "a new device id")
+        assertEquals(listOf(planId), known.waitingPlanIds)
+        assertEquals(null, client.copiedIdentity(), "the original keeps its identity")
+        val refused = assertThrows<AllianceException.CopiedIdentity> {
+            copy.checkIn(planId, goalId, NewCheckIn(gasLevel = 2, note = "later"))
+        }
+        assertEquals(known.enrollmentCode, refused.enrollmentCode)
+        counselor.enrollDeviceFromCode(planId, refused.enrollmentCode, sam.memberId, "Sam's second phone")
+        counselor.syncWith(copy)
+        counselor.syncWith(client)
+        for (store in listOf(client, copy, counselor)) {
+            val notes = store.readPlan(planId).goal(goalId)!!.checkins.map { it.note }.sorted()
+            assertEquals(listOf("copy", "original"), notes)
+        }
+        listOf(client, copy, counselor).forEach { it.close() }
+    }
+
     suite.runAndExit(args)
 }

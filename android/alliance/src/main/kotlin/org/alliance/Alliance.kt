@@ -129,6 +129,14 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
     ) = translate { ffi.enrollDeviceFromCode(planId, code, memberId, label, newMember) }
 
     /**
+     * Whether this store found another copy of itself (a restored backup, a copied phone) using
+     * its identity and took a new one; null when it never did. Show its enrollment code until
+     * a counselor enrolls it again; its own edits wait until then, and writes to the plans it
+     * is not enrolled in throw [AllianceException.CopiedIdentity].
+     */
+    suspend fun copiedIdentity(): CopiedIdentity? = translate { ffi.copiedIdentity() }
+
+    /**
      * Issues a relay token for a device enrolled in the plan (counselor), to show once and hand to
      * the device in person; the plan keeps only its hash. [reuse] records a token the device
      * already holds for its other plans. Issuing again replaces the device's token for this plan.

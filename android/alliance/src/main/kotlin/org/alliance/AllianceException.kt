@@ -35,6 +35,15 @@ sealed class AllianceException(message: String, cause: Throwable? = null) : Exce
     class StoreInUse(message: String = "the store is open elsewhere: close it and try again", cause: Throwable? = null) :
         AllianceException(message, cause)
 
+    /**
+     * Another copy of this store (a restored backup, a copied phone) uses this device's former
+     * identity, so the store took a new one: show [enrollmentCode] for a counselor to enroll it.
+     * Its own edits wait and are replayed once it is enrolled; nothing was written. See
+     * [Alliance.copiedIdentity].
+     */
+    class CopiedIdentity(val enrollmentCode: String, message: String, cause: Throwable? = null) :
+        AllianceException(message, cause)
+
     /** The database could not be read or written, or its data is damaged or too new. */
     class Storage(message: String, cause: Throwable? = null) : AllianceException(message, cause)
 
@@ -55,6 +64,7 @@ internal fun ApiException.toAllianceException(): AllianceException = when (this)
     is ApiException.Closed -> AllianceException.Closed()
     is ApiException.WrongKey -> AllianceException.WrongKey()
     is ApiException.StoreInUse -> AllianceException.StoreInUse()
+    is ApiException.CopiedIdentity -> AllianceException.CopiedIdentity(enrollmentCode, reason)
     is ApiException.Storage -> AllianceException.Storage(reason)
     is ApiException.Sync -> AllianceException.Sync(reason)
 }

@@ -10,6 +10,7 @@ package org.alliance
 typealias Role = org.alliance.ffi.Role
 typealias GoalStatus = org.alliance.ffi.GoalStatus
 typealias Identity = org.alliance.ffi.Identity
+typealias CopiedIdentity = org.alliance.ffi.CopiedIdentity
 typealias PlanSummary = org.alliance.ffi.PlanSummary
 typealias Plan = org.alliance.ffi.Plan
 typealias Member = org.alliance.ffi.Member

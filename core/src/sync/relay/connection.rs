@@ -1,0 +1,307 @@
+//! One connection to the relay from its WebSocket upgrade to its end: the token, the `join`,
+//! then the joined peer's session driven until it leaves, misbehaves, or the relay stops.
+
+use super::peer_session::{answer_join, PeerSession};
+use super::*;
+use crate::SyncPeer;
+
+enum Ending {
+    /// The peer left or the relay stopped.
+    Done,
+    /// The peer misbehaved: it is told why and disconnected.
+    Refused(SyncError),
+    /// The relay drains: the peer is told it is going away.
+    GoingAway,
+}
+
+pub(super) async fn serve<S>(
+    stream: S,
+    remote: SocketAddr,
+    id: u64,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let config = websocket_config(shared.options.max_frame_bytes);
+    // The token arrives in the request target; it is kept out of every log line.
+    let mut presented: Option<String> = None;
+    // tungstenite's callback signature fixes its (large) error type.
+    #[allow(clippy::result_large_err)]
+    let capture = |request: &tokio_tungstenite::tungstenite::handshake::server::Request,
+                   response| {
+        presented = request
+            .uri()
+            .path_and_query()
+            .and_then(|target| token_from_query(target.as_str()))
+            .map(str::to_string);
+        Ok(response)
+    };
+    let handshake = tokio::time::timeout(
+        shared.options.handshake_timeout,
+        tokio_tungstenite::accept_hdr_async_with_config(stream, capture, Some(config)),
+    );
+    let socket = match handshake.await {
+        Ok(Ok(socket)) => socket,
+        Ok(Err(error)) => {
+            debug!(%remote, %error, "websocket upgrade failed");
+            return;
+        }
+        Err(_) => {
+            debug!(%remote, "websocket upgrade timed out");
+            return;
+        }
+    };
+    let mut conn = Connection::new(socket, shared.options.max_frame_bytes);
+    let mut who = Who::new(remote, presented.as_deref());
+    let access = authenticate(&shared, presented.as_deref()).await;
+    who.authenticated(&shared.store, access.as_ref().err())
+        .await;
+    let access = match access {
+        Ok(access) => access,
+        Err(error) => {
+            // Nothing is read from this peer: it is told why and closed.
+            refuse(&mut conn, &shared, None, &who, &error).await;
+            return;
+        }
+    };
+    let peer = match join(&mut conn, &shared, access.as_ref()).await {
+        Ok(peer) => peer,
+        Err(error) => {
+            refuse(&mut conn, &shared, None, &who, &error).await;
+            return;
+        }
+    };
+    who.joined(&peer.key);
+    shared.options.metrics.with(|m| m.device_joined());
+    let conversation = SyncPeer::conversation(&peer.key);
+    let mut session = Some(PeerSession {
+        id,
+        peer: peer.clone(),
+        conversation: conversation.clone(),
+        shared: Arc::clone(&shared),
+        documents: HashSet::new(),
+        access,
+        digests_compared: false,
+        who,
+        out: Vec::new(),
+    });
+    info!(connection = id, peer = %peer.id, "peer joined");
+    let mut events = shared.events.subscribe();
+    let idle = shared.options.idle_timeout;
+    let mut idle_deadline = tokio::time::Instant::now() + idle;
+    let mut draining = shared.drain.clone();
+    let mut reported = Traffic::default();
+    let ending = loop {
+        reported = shared
+            .options
+            .metrics
+            .traffic_since(conn.traffic(), reported);
+        let last_heard = conn.last_heard();
+        let step = tokio::select! {
+            message = conn.recv() => match message {
+                None => Ok(false),
+                Some(Err(error)) => Err(error),
+                Some(Ok(message)) => {
+                    idle_deadline = tokio::time::Instant::now() + idle;
+                    step(&mut conn, &mut session, move |s| s.handle(message)).await
+                }
+            },
+            _ = tokio::time::sleep_until(idle_deadline) => {
+                // Keepalive pings count: only a peer that sent nothing at all is idle.
+                let heard_until = conn.last_heard() + idle;
+                if heard_until > tokio::time::Instant::now() {
+                    idle_deadline = heard_until;
+                    Ok(true)
+                } else {
+                    Err(SyncError::Limit(format!("idle for {} s", idle.as_secs())))
+                }
+            }
+            event = events.recv() => match event {
+                Ok(event) => step(&mut conn, &mut session, move |s| s.relay(event))
+                    .await
+                    .map(|()| true),
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    debug!(connection = id, missed, "caught up after lagging");
+                    step(&mut conn, &mut session, PeerSession::push_all)
+                        .await
+                        .map(|()| true)
+                }
+                Err(broadcast::error::RecvError::Closed) => Ok(false),
+            },
+            _ = stop.changed() => Ok(false),
+            _ = drain::settled(&mut draining, last_heard) => break Ending::GoingAway,
+        };
+        match step {
+            Ok(true) => {}
+            Ok(false) => break Ending::Done,
+            Err(SyncError::Closed) => break Ending::Done,
+            // A phone losing signal drops the socket without a close frame: not misbehaviour.
+            Err(SyncError::Transport(reason)) => {
+                info!(connection = id, %reason, "connection lost");
+                break Ending::Done;
+            }
+            Err(error) => break Ending::Refused(error),
+        }
+    };
+    match ending {
+        Ending::Done => conn.close(None).await,
+        Ending::GoingAway => conn.close_going_away().await,
+        Ending::Refused(error) => {
+            let lost;
+            let who = match &session {
+                Some(session) => &session.who,
+                None => {
+                    lost = Who::new(remote, None);
+                    &lost
+                }
+            };
+            refuse(&mut conn, &shared, Some(&peer.id), who, &error).await
+        }
+    }
+    let traffic = conn.traffic();
+    shared.options.metrics.traffic_since(traffic, reported);
+    shared.options.metrics.with(|m| m.device_left());
+    let store = Arc::clone(&shared.store);
+    let ephemeral = peer.ephemeral;
+    let ended = tokio::task::spawn_blocking(move || {
+        if ephemeral {
+            store.forget_peer(&conversation)
+        } else {
+            store.end_sync_session(&conversation);
+            Ok(())
+        }
+    })
+    .await;
+    if let Ok(Err(error)) = ended {
+        warn!(%error, "could not forget an ephemeral peer's sync state");
+    }
+    log_end(id, &peer.id, &traffic);
+}
+
+/// Runs one step of the peer's session on the blocking pool (its store is SQLite), then sends
+/// what the step gathered, even when it failed (a refused notice goes out before the error).
+async fn step<S, T: Send + 'static>(
+    conn: &mut Connection<S>,
+    session: &mut Option<PeerSession>,
+    work: impl FnOnce(&mut PeerSession) -> Result<T, SyncError> + Send + 'static,
+) -> Result<T, SyncError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut taken = session.take().ok_or(SyncError::Closed)?;
+    let (taken, result, out) = tokio::task::spawn_blocking(move || {
+        let result = work(&mut taken);
+        let out = std::mem::take(&mut taken.out);
+        (taken, result, out)
+    })
+    .await
+    .map_err(|_| SyncError::Transport("store task failed".into()))?;
+    *session = Some(taken);
+    for message in out {
+        conn.send(&message).await?;
+    }
+    result
+}
+
+fn log_end(id: u64, peer: &PeerId, traffic: &Traffic) {
+    info!(
+        connection = id,
+        %peer,
+        frames_in = traffic.frames_received,
+        frames_out = traffic.frames_sent,
+        "peer left"
+    );
+}
+
+/// Tells a misbehaving peer why it is disconnected, and logs it.
+async fn refuse<S>(
+    conn: &mut Connection<S>,
+    shared: &Shared,
+    peer: Option<&PeerId>,
+    who: &Who,
+    error: &SyncError,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+    shared.options.metrics.with(|m| m.refused(rule_of(error)));
+    who.refused(&shared.store, error).await;
+    let remote = who.remote();
+    warn!(%remote, peer = ?peer.map(PeerId::as_str), %error, "closing connection");
+    if !matches!(error, SyncError::Closed | SyncError::Transport(_)) {
+        let _ = conn
+            .send(&Message::Error {
+                sender_id: Some(shared.peer_id.clone()),
+                target_id: peer.cloned(),
+                message: error.to_string(),
+            })
+            .await;
+    }
+    conn.close(Some(&error.to_string())).await;
+}
+
+/// Who joined, and the key their sync state is kept under.
+#[derive(Clone)]
+pub(super) struct JoinedPeer {
+    pub(super) id: PeerId,
+    pub(super) key: String,
+    /// The peer keeps nothing between sessions: its sync state is dropped when it leaves.
+    pub(super) ephemeral: bool,
+    /// The peer speaks the heads-digest extension (it said so in `join`).
+    pub(super) heads_digest: bool,
+    /// The peer understands refused notices (it said so in `join`).
+    pub(super) refused_notices: bool,
+}
+
+/// Checks the presented token when tokens are required: None when they are not.
+async fn authenticate(
+    shared: &Arc<Shared>,
+    presented: Option<&str>,
+) -> Result<Option<Access>, SyncError> {
+    if !shared.options.require_token {
+        return Ok(None);
+    }
+    let token = presented.ok_or(SyncError::Unauthorized("no token presented"))?;
+    check_token(token)?;
+    let hash = token_hash(token);
+    let documents = {
+        let shared = Arc::clone(shared);
+        let hash = hash.clone();
+        tokio::task::spawn_blocking(move || documents_of_token(&shared, &hash))
+            .await
+            .map_err(|_| SyncError::Transport("store task failed".into()))??
+    };
+    if documents.is_empty() && !shared.options.open_enrollment {
+        return Err(SyncError::Unauthorized("unknown or revoked token"));
+    }
+    let slot = TokenSlot::take(shared, &hash)?;
+    Ok(Some(Access {
+        hash,
+        documents,
+        _slot: slot,
+    }))
+}
+
+/// Waits for `join` and answers `peer` (see [`answer_join`]).
+async fn join<S>(
+    conn: &mut Connection<S>,
+    shared: &Arc<Shared>,
+    access: Option<&Access>,
+) -> Result<JoinedPeer, SyncError>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let message = tokio::time::timeout(shared.options.handshake_timeout, conn.recv())
+        .await
+        .map_err(|_| SyncError::Timeout("the peer's `join` message"))?
+        .ok_or(SyncError::Closed)??;
+    let opened = access.map(|access| access.documents.clone());
+    let shared = Arc::clone(shared);
+    let (peer, answer) =
+        tokio::task::spawn_blocking(move || answer_join(&shared, opened.as_ref(), message))
+            .await
+            .map_err(|_| SyncError::Transport("store task failed".into()))??;
+    conn.send(&answer).await?;
+    Ok(peer)
+}
