@@ -232,24 +232,34 @@ fn visible_at(work: &Automerge, exid: &automerge::ObjId, prop: impl Into<Prop>) 
         .collect()
 }
 
-/// What one change's references were found to be: texts' characters, and the plan's
-/// changes when an operation had to be looked up among them (read once per change).
+/// What one change's references were found to be: texts' characters, and where the plan's
+/// changes number their operations when one had to be looked up (read once per change, from
+/// the change graph: metadata only).
 #[derive(Default)]
 pub(super) struct Found<'a> {
     texts: HashMap<&'a ObjectId, Elements>,
-    changes: Option<Vec<Change>>,
+    /// Each change's author, first and last operation number, and hash.
+    changes: Option<Vec<(ActorId, u64, u64, ChangeHash)>>,
 }
 
 impl Found<'_> {
-    /// The operation `id` of the plan `work`, decoded.
+    /// The operation `id` of the plan `work`, decoded (only the change holding it is).
     fn stored(&mut self, work: &Automerge, id: &OpId) -> Option<Op> {
-        let changes = self.changes.get_or_insert_with(|| work.get_changes(&[]));
-        let change = changes.iter().find(|c| {
-            let first = c.start_op().get();
-            c.actor_id() == &id.1 && first <= id.0 && id.0 < first.saturating_add(c.len() as u64)
-        })?;
-        let at = usize::try_from(id.0 - change.start_op().get()).ok()?;
-        change.decode().operations.get(at).cloned()
+        let changes = self.changes.get_or_insert_with(|| {
+            work.get_changes_meta(&[])
+                .into_iter()
+                .map(|m| (m.actor.into_owned(), m.start_op, m.max_op, m.hash))
+                .collect()
+        });
+        let (_, first, _, hash) = changes
+            .iter()
+            .find(|(actor, first, last, _)| actor == &id.1 && *first <= id.0 && id.0 <= *last)?;
+        let at = usize::try_from(id.0 - first).ok()?;
+        work.get_change_by_hash(hash)?
+            .decode()
+            .operations
+            .get(at)
+            .cloned()
     }
 }
 
