@@ -85,3 +85,25 @@ pub fn unsigned(message: &[u8]) -> &[u8] {
         .expect("a signature envelope")
         .1
 }
+
+/// Syncs `a` and `b` about `plan` through their sync-message API until both are quiet (a
+/// relay's store, which has no identity for an in-person session, included).
+pub fn exchange(a: &Alliance, b: &Alliance, plan: PlanId) {
+    for _ in 0..50 {
+        let mut quiet = true;
+        if let Some(m) = a.generate_sync_message(plan, "b").expect("message for b") {
+            quiet = false;
+            b.receive_sync_message(plan, "a", &m).expect("b receives");
+        }
+        if let Some(m) = b.generate_sync_message(plan, "a").expect("message for a") {
+            quiet = false;
+            a.receive_sync_message(plan, "b", &m).expect("a receives");
+        }
+        if quiet {
+            a.end_sync_session("b");
+            b.end_sync_session("a");
+            return;
+        }
+    }
+    panic!("stores did not settle");
+}

@@ -25,6 +25,7 @@ impl HeldCount {
 }
 
 /// One held change and the conversation that sent it.
+#[derive(Clone)]
 struct Held {
     change: Change,
     from: SyncPeer,
@@ -34,6 +35,12 @@ struct Held {
 #[derive(Default)]
 pub(crate) struct HeldChanges {
     by_plan: HashMap<PlanId, Vec<Held>>,
+}
+
+/// What a plan held before a message was read: put back when that message fails.
+pub(crate) struct Before {
+    plan: PlanId,
+    held: Option<Vec<Held>>,
 }
 
 /// Held changes taken out of a plan to be judged again, with who sent each.
@@ -49,6 +56,23 @@ impl Taken {
 }
 
 impl HeldChanges {
+    /// What `plan` holds now, to [`HeldChanges::restore`] if the message about to be read
+    /// fails: a failed message (another conversation's, maybe) changes nothing held.
+    pub(crate) fn before(&self, plan: PlanId) -> Before {
+        Before {
+            plan,
+            held: self.by_plan.get(&plan).cloned(),
+        }
+    }
+
+    /// Puts back what the plan held before a message that failed.
+    pub(crate) fn restore(&mut self, before: Before) {
+        match before.held {
+            Some(held) => self.by_plan.insert(before.plan, held),
+            None => self.by_plan.remove(&before.plan),
+        };
+    }
+
     /// Takes every change held for `plan`, to be judged again with newly arrived ones.
     pub(crate) fn take(&mut self, plan: PlanId) -> Taken {
         let held = self.by_plan.remove(&plan).unwrap_or_default();

@@ -68,19 +68,22 @@ pub(crate) fn screen(message: &sync::Message, budgets: &Budgets) -> Result<Scree
                     screened.oversized.push(change);
                 }
                 Outline::Change(_) => {
-                    let change = Change::from_bytes(chunk.to_vec())
-                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                    let change = unwinding(|| {
+                        Change::from_bytes(chunk.to_vec())
+                            .map_err(|e| Error::SyncMessage(e.to_string()))
+                    })?;
                     screened.changes.push(change);
                 }
                 Outline::Many { operations } if operations > budgets.operations_per_document => {
                     return Err(too_large(budgets));
                 }
                 Outline::Many { .. } if chunk.get(chunks::TYPE_AT) == Some(&chunks::BUNDLE) => {
-                    let bundle = automerge::Bundle::try_from(chunk)
-                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
-                    let bundled = bundle
-                        .to_changes()
-                        .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                    let bundled = unwinding(|| {
+                        automerge::Bundle::try_from(chunk)
+                            .map_err(|e| Error::SyncMessage(e.to_string()))?
+                            .to_changes()
+                            .map_err(|e| Error::SyncMessage(e.to_string()))
+                    })?;
                     screened.changes.extend(bundled);
                 }
                 Outline::Many { .. } => screened.documents.push(chunk.to_vec()),
@@ -88,6 +91,17 @@ pub(crate) fn screen(message: &sync::Message, budgets: &Budgets) -> Result<Scree
         }
     }
     Ok(screened)
+}
+
+/// Runs Automerge's reading of a peer's bytes, which panics on some malformed input (an
+/// operation counter past 32 bits): such a panic becomes [`Error::SyncMessage`]. `read` only
+/// parses, or loads into a scratch copy, so nothing shared is left half-changed.
+fn unwinding<T>(read: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(read)).unwrap_or_else(|_| {
+        Err(Error::SyncMessage(
+            "a change Automerge cannot read (malformed operation numbers)".into(),
+        ))
+    })
 }
 
 fn too_large(budgets: &Budgets) -> Error {
@@ -137,9 +151,14 @@ fn document_chunk_changes(
     own_actor: Option<&ActorId>,
 ) -> Result<Vec<Change>> {
     let mut scratch = doc.fork();
-    let first_error = match scratch.load_incremental(chunk) {
+    let loaded = unwinding(|| {
+        scratch
+            .load_incremental(chunk)
+            .map_err(|e| Error::SyncMessage(e.to_string()))
+    });
+    let first_error = match loaded {
         Ok(_) => return Ok(doc.get_changes_added(&scratch)),
-        Err(error) => Error::SyncMessage(error.to_string()),
+        Err(error) => error,
     };
     let Some(actor) = own_actor else {
         return Err(first_error);
@@ -159,7 +178,7 @@ fn document_chunk_changes(
             .collect();
         let (base, _) = rebase::without(doc, &drop)?;
         let mut scratch = base.fork();
-        if scratch.load_incremental(chunk).is_ok() {
+        if unwinding(|| Ok(scratch.load_incremental(chunk).is_ok()))? {
             return Ok(base.get_changes_added(&scratch));
         }
     }

@@ -283,9 +283,12 @@ impl Alliance {
     fn writing<T>(&self, f: impl FnOnce(&mut Inner) -> Result<T>) -> Result<T> {
         let (out, outside) = {
             let mut guard = self.inner.lock();
-            let inner = &mut *guard;
-            inner.store.begin_locked()?;
-            inner.written.clear();
+            guard.store.begin_locked()?;
+            guard.written.clear();
+            // A panic inside `f` (Automerge on a crafted change) must not leave the write
+            // transaction open: every later write would fail, and other processes would wait.
+            let mut unwinding = storage::Unwinding::armed(&mut guard);
+            let inner = unwinding.inner();
             let result = inner
                 .catch_up()
                 .and_then(|outside| f(inner).map(|out| (out, outside)));
@@ -296,7 +299,7 @@ impl Alliance {
                     Err(error)
                 }
             };
-            match result {
+            let ended = match result {
                 Ok((out, outside)) => {
                     inner.written.clear();
                     (Ok(out), outside)
@@ -305,7 +308,9 @@ impl Alliance {
                     inner.forget_written();
                     (Err(error), Vec::new())
                 }
-            }
+            };
+            unwinding.disarm();
+            ended
         };
         for plan in outside {
             self.notify(plan);

@@ -51,6 +51,20 @@ impl Inner {
         Ok(changed)
     }
 
+    /// After a panic inside a write: rolls back the transaction it left open and forgets
+    /// every in-memory copy (any of them may hold what the panic interrupted); documents and
+    /// sync states reload from the file on next use.
+    fn after_panic(&mut self) {
+        self.store.abandon();
+        self.docs.clear();
+        self.sessions.clear();
+        self.refused.clear();
+        self.indexed_devices.clear();
+        self.written.clear();
+        self.received.clear();
+        self.seen_version = None;
+    }
+
     /// After a rolled-back transaction: forgets what memory holds of the plans it wrote, and
     /// compares with the file again on next use.
     pub(super) fn forget_written(&mut self) {
@@ -360,6 +374,36 @@ impl Inner {
                 self.sessions.retain(|(p, _), _| *p != plan);
                 Err(error)
             }
+        }
+    }
+}
+
+/// Guards a write transaction (see `Alliance::writing`): dropped while still armed — a panic
+/// unwinding through the write — it rolls the transaction back and forgets what memory holds.
+pub(super) struct Unwinding<'a> {
+    inner: &'a mut Inner,
+    armed: bool,
+}
+
+impl<'a> Unwinding<'a> {
+    pub(super) fn armed(inner: &'a mut Inner) -> Self {
+        Self { inner, armed: true }
+    }
+
+    pub(super) fn inner(&mut self) -> &mut Inner {
+        self.inner
+    }
+
+    /// The write ended (committed or rolled back): nothing to undo.
+    pub(super) fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Unwinding<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.inner.after_panic();
         }
     }
 }

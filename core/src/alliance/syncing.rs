@@ -171,6 +171,10 @@ impl Alliance {
                 Some(_) => vouch::listed(inner, plan),
                 None => Vec::new(),
             };
+            // A message that fails leaves what waits for a dependency as it was, whichever
+            // conversation sent it.
+            let held_before = inner.held.before(plan);
+            let in_flight_before = inner.in_flight.get(&plan).cloned();
             let token = voucher.map(|v| v.token_hash.as_str());
             let received =
                 Self::receive_in(inner, plan, &peer, message, (screened, signatures, token))
@@ -181,6 +185,11 @@ impl Alliance {
                         None => Ok(received),
                     });
             if received.is_err() {
+                inner.held.restore(held_before);
+                match in_flight_before {
+                    Some(signatures) => inner.in_flight.insert(plan, signatures),
+                    None => inner.in_flight.remove(&plan),
+                };
                 inner.docs.remove(&plan);
                 inner.sessions.remove(&(plan, peer.clone()));
             }

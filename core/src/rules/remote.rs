@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use automerge::legacy::{Key, ObjectId, Op, OpType};
+use automerge::legacy::{ElementId, Key, ObjectId, Op, OpId, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, Prop, ReadDoc, ScalarValue};
 
 use crate::authorship::voucher::{self, UNVOUCHED};

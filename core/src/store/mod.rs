@@ -219,6 +219,15 @@ impl Store {
         Ok(())
     }
 
+    /// Rolls back whatever transaction a panic left open on this connection (a write that
+    /// never reached [`Store::end_locked`]), so the next one can begin.
+    pub fn abandon(&mut self) {
+        self.depth = 0;
+        if !self.conn.is_autocommit() {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
     /// Ends what [`Store::begin_locked`] began: commits when `commit`, rolls back otherwise.
     pub fn end_locked(&mut self, commit: bool) -> Result<()> {
         if self.depth != 1 {
