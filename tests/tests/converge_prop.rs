@@ -85,9 +85,9 @@ enum Op {
         b: usize,
         lost: Vec<bool>,
     },
-    /// One message on a connection that stays open between edits (its sync state kept),
-    /// perhaps lost: changes then arrive ahead of what they build on, and messages without
-    /// changes come in between.
+    /// One message on a connection that stays open between edits (its sync state kept):
+    /// changes then arrive ahead of what they build on, and messages without changes come in
+    /// between. A lost one takes the connection down with it.
     Message {
         from: usize,
         to: usize,
@@ -345,6 +345,13 @@ fn apply(replicas: &[Replica; 3], plan: PlanId, op: &Op) {
         Op::Sync { a, b, lost } => sync_pair(&replicas[*a], &replicas[*b], plan, lost),
         Op::Message { from, to, lost } => {
             send(&replicas[*from], &replicas[*to], plan, *lost);
+            if *lost {
+                // Within a connection messages arrive in order or not at all (Automerge's
+                // sync protocol counts what it sent as delivered): a lost one means the link
+                // went down.
+                replicas[*from].store.end_sync_session(replicas[*to].peer_key());
+                replicas[*to].store.end_sync_session(replicas[*from].peer_key());
+            }
         }
         Op::Hangup { a, b } => {
             replicas[*a].store.end_sync_session(replicas[*b].peer_key());
