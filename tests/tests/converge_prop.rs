@@ -349,8 +349,12 @@ fn apply(replicas: &[Replica; 3], plan: PlanId, op: &Op) {
                 // Within a connection messages arrive in order or not at all (Automerge's
                 // sync protocol counts what it sent as delivered): a lost one means the link
                 // went down.
-                replicas[*from].store.end_sync_session(replicas[*to].peer_key());
-                replicas[*to].store.end_sync_session(replicas[*from].peer_key());
+                replicas[*from]
+                    .store
+                    .end_sync_session(replicas[*to].peer_key());
+                replicas[*to]
+                    .store
+                    .end_sync_session(replicas[*from].peer_key());
             }
         }
         Op::Hangup { a, b } => {
