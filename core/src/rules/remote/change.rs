@@ -147,10 +147,6 @@ impl Elements {
 
 const DANGLING: &str = "names an object, character or value the plan does not hold";
 
-fn id_key(id: &OpId) -> String {
-    format!("{}@{}", id.0, id.1.to_hex_string())
-}
-
 fn exid_key(id: &automerge::ObjId) -> Option<String> {
     match id {
         automerge::ObjId::Id(counter, actor, _) => Some(format!("{counter}@{actor}")),
@@ -196,7 +192,7 @@ pub(super) fn judge_references<'a>(
                     return refuse(DANGLING);
                 };
                 let text = found.texts.entry(&op.obj).or_default();
-                match text.index_of(work, exid, &id_key(element)) {
+                match text.index_of(work, exid, &obj_key(element)) {
                     Some(index) if !op.insert => visible_at(work, exid, index),
                     Some(_) => Vec::new(),
                     // Not among the visible characters (one put over): looked up among the
@@ -215,7 +211,7 @@ pub(super) fn judge_references<'a>(
     let element = op.key.to_opid();
     for p in op.pred.iter() {
         let known =
-            Some(p) == element.as_ref() || visible.contains(&id_key(p)) || same_key(p, found);
+            Some(p) == element.as_ref() || visible.contains(&obj_key(p)) || same_key(p, found);
         if !known {
             return refuse(DANGLING);
         }
@@ -324,7 +320,6 @@ pub(super) fn judge_signature(
 /// is one it makes itself, earlier in the change. Checked before the change is applied to
 /// anything, as Automerge panics on a reference to what its document lacks.
 pub(super) fn judge_creation_references(change: &Change) -> Rule {
-    const DANGLING: &str = "names an object, character or value the plan does not hold";
     let expanded = change.decode();
     let actor = change.actor_id();
     let start = change.start_op().get();
