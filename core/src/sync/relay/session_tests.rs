@@ -52,17 +52,13 @@ impl Link {
             ClientSession::new(device_store, storage_id, &SyncOptions::default());
         let events = shared.events.subscribe();
         let (peer, answer) = answer_join(shared, None, join).unwrap();
-        let relay = PeerSession {
+        let relay = PeerSession::new(
             id,
-            conversation: crate::SyncPeer::conversation(&peer.key),
             peer,
-            shared: Arc::clone(shared),
-            documents: HashSet::new(),
-            access: None,
-            digests_compared: false,
-            who: Who::new("127.0.0.1:9".parse().unwrap(), None),
-            out: Vec::new(),
-        };
+            Arc::clone(shared),
+            None,
+            Who::new("127.0.0.1:9".parse().unwrap(), None),
+        );
         let first = device.receive(answer).unwrap();
         Self {
             device,
