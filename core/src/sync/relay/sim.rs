@@ -239,7 +239,7 @@ enum End {
     /// The token checked (or none required), `join` not yet read.
     Authenticated { access: Option<Access>, who: Who },
     /// The peer joined: its session runs.
-    Joined { session: Box<PeerSession> },
+    Joined { session: PeerSession },
     /// Closed by either side.
     Closed,
 }
@@ -285,9 +285,7 @@ impl SimConnection {
                         self.out.push_back(SimFrame::of(&answer));
                         let session =
                             PeerSession::new(self.id, peer, Arc::clone(&self.shared), access, who);
-                        self.end = End::Joined {
-                            session: Box::new(session),
-                        };
+                        self.end = End::Joined { session };
                     }
                     Err(error) => self.refuse(None, &who, &error),
                 }
