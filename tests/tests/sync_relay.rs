@@ -438,7 +438,7 @@ impl SyncObserver for Recorder {
 fn watch_mode_tells_the_observer_and_keeps_syncing() {
     let (relay, relay_store) = relay_in_memory();
     let url = relay.url();
-    let (counselor, client, plan, goal) = client_holding_a_refused_change(&url);
+    let (counselor, client, plan, goal) = client_holding_a_refused_change(url.as_str());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -490,7 +490,7 @@ fn watch_mode_tells_the_observer_and_keeps_syncing() {
         .all(|p| p.last_error.is_none()));
     runtime.block_on(handle.stop());
     assert_eq!(recorder.refused.items().len(), 1, "told once");
-    counselor.sync(&url, &[]);
+    counselor.sync(url.as_str(), &[]);
     assert_eq!(
         counselor.store.plan(plan).unwrap(),
         client.store.plan(plan).unwrap()

@@ -470,13 +470,11 @@ fn relay_refuses_bad_input_and_keeps_serving_others() {
     watch.close();
 }
 
-#[test]
-fn bad_input_leaves_an_alliance_relay_unchanged() {
+/// A counselor's store with one plan, synced once with `relay`: who she is, and the plan.
+fn counselor_synced_with(relay: &SimRelay) -> (crate::Identity, crate::PlanId) {
     use crate::{Alliance, NewPlan, Role};
-    let relay_store = Arc::new(Alliance::open_in_memory().unwrap());
-    let relay = relay(relay_store.clone());
     let counselor = Arc::new(Alliance::open_in_memory().unwrap());
-    counselor.init("Dana", Role::Counselor, None).unwrap();
+    let me = counselor.init("Dana", Role::Counselor, None).unwrap();
     let plan = counselor
         .create_plan(&NewPlan {
             title: "Plan".into(),
@@ -487,6 +485,15 @@ fn bad_input_leaves_an_alliance_relay_unchanged() {
     relay
         .sync_once(counselor.clone(), &SyncOptions::default())
         .unwrap();
+    (me, plan)
+}
+
+#[test]
+fn bad_input_leaves_an_alliance_relay_unchanged() {
+    use crate::Alliance;
+    let relay_store = Arc::new(Alliance::open_in_memory().unwrap());
+    let relay = relay(relay_store.clone());
+    let (_, plan) = counselor_synced_with(&relay);
     let saved = relay_store.saved_document(plan).unwrap();
     let document = DocumentId::from_uuid(plan.as_uuid());
 
@@ -509,24 +516,13 @@ fn bad_input_leaves_an_alliance_relay_unchanged() {
 /// that keeps storage does.
 #[test]
 fn ephemeral_peers_leave_no_sync_state_behind() {
-    use crate::{Alliance, NewPlan, Role};
+    use crate::Alliance;
     use automerge::sync::{State, SyncDoc};
     let folder = tempfile::tempdir().unwrap();
     let db = folder.path().join("relay.db");
     let relay_store = Arc::new(Alliance::open(&db).unwrap());
     let relay = relay(relay_store.clone());
-    let counselor = Arc::new(Alliance::open_in_memory().unwrap());
-    let me = counselor.init("Dana", Role::Counselor, None).unwrap();
-    let plan = counselor
-        .create_plan(&NewPlan {
-            title: "Plan".into(),
-            client_name: "Sam".into(),
-            ..NewPlan::default()
-        })
-        .unwrap();
-    relay
-        .sync_once(counselor.clone(), &SyncOptions::default())
-        .unwrap();
+    let (me, plan) = counselor_synced_with(&relay);
     let peers = || -> Vec<String> {
         let conn = rusqlite::Connection::open(&db).unwrap();
         let mut statement = conn

@@ -60,7 +60,7 @@ impl Phone {
     }
 }
 
-/// Where a phone syncs: a relay on a loopback socket (its URL), or one on the simulated network
+/// Where a phone syncs: a relay on a loopback socket (its URL, a `str`), or one on the simulated network
 /// (`alliance_core::sync::relay::sim`: the same sessions, no socket).
 pub trait Server {
     fn sync_once(
@@ -71,16 +71,6 @@ pub trait Server {
 }
 
 impl Server for str {
-    fn sync_once(
-        &self,
-        store: Arc<Alliance>,
-        options: &SyncOptions,
-    ) -> Result<SyncSummary, SyncError> {
-        sync_once_blocking(store, self, options)
-    }
-}
-
-impl Server for String {
     fn sync_once(
         &self,
         store: Arc<Alliance>,
