@@ -569,3 +569,44 @@ pub fn settle(devices: &mut [SimDevice]) -> Result<(), SyncError> {
     }
     Err(SyncError::Timeout("the simulated network to settle"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(document: Option<DocumentId>) -> SimFrame {
+        SimFrame {
+            document,
+            bytes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn reordering_keeps_each_plans_frames_and_frames_about_no_plan_in_order() {
+        let (a, b) = (
+            DocumentId::from_uuid(uuid::Uuid::new_v4()),
+            DocumentId::from_uuid(uuid::Uuid::new_v4()),
+        );
+        let waiting = [
+            frame(Some(a)),
+            frame(Some(a)),
+            frame(Some(b)),
+            frame(None),
+            frame(Some(b)),
+        ];
+        let mut picked = HashSet::new();
+        for seed in 0..64 {
+            let mut faults = Faults::reordering(seed);
+            for _ in 0..8 {
+                picked.insert(faults.pick(&waiting));
+            }
+        }
+        // The first of `a` and the first of `b`, never a later one or one past the plan-less frame.
+        assert_eq!(picked, HashSet::from([0, 2]));
+        assert_eq!(Faults::none().pick(&waiting), 0);
+        assert_eq!(
+            Faults::reordering(7).pick(&[frame(None), frame(Some(a))]),
+            0
+        );
+    }
+}
