@@ -1,9 +1,9 @@
-//! Hostile peers, as an attacker on loopback would be: a token holder (or, under open
-//! enrollment, anyone) sending chains of changes built on one never sent, change bombs, plan
-//! creations that write more than the skeleton, plans planted on someone else's token, and
-//! text with control characters — at the relay, and from a fake relay at a device. Each test
-//! checks that memory stays bounded (peak resident memory, and the counts the store reports),
-//! that other connections keep working, and that nothing of the attack is stored.
+//! Hostile peers, as an attacker would be: a token holder (or, under open enrollment, anyone)
+//! sending chains of changes built on one never sent, change bombs, plan creations that write
+//! more than the skeleton, plans planted on someone else's token, and text with control
+//! characters — at the relay, and from a fake relay at a device. Each test checks that memory
+//! stays bounded (peak resident memory, and the counts the store reports), that other
+//! connections keep working, and that nothing of the attack is stored.
 //!
 //! Relays and devices meet on the simulated network (`alliance_core::sync::relay::sim`): the
 //! real sessions and stores, every frame encoded and decoded, no socket.

@@ -60,8 +60,8 @@ impl Phone {
     }
 }
 
-/// Where a phone syncs: a relay on a loopback socket (its URL, a `str`), or one on the simulated network
-/// (`alliance_core::sync::relay::sim`: the same sessions, no socket).
+/// Where a phone syncs: a relay on a loopback socket (its URL, a `str`), or one on the
+/// simulated network (`alliance_core::sync::relay::sim`: the same sessions, no socket).
 pub trait Server {
     fn sync_once(
         &self,
