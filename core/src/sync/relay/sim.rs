@@ -7,7 +7,7 @@
 //! connection slots, answers `join`, runs each message through the peer's session, refuses a
 //! misbehaving peer with an `error` frame and closes, passes each connection's news to the
 //! others through the relay's event channel, and ends the conversation in the store when the
-//! connection goes. The device end is a [`ClientSession`] driven as `client/mod.rs` drives it.
+//! connection goes. The device end is a `ClientSession` driven as `client/mod.rs` drives it.
 //! Only the transport and the timers are left out: WebSocket framing, TLS, handshake, settle,
 //! idle and keepalive timers, reconnects — the socket tests listed in `docs/sync.md` keep those.
 //!
