@@ -339,8 +339,12 @@ fn judge(
                 taken.state = sync::State::new();
             }
         }
-        let judgement = remote::judge_within(
-            open.doc.automerge(),
+        // The document is this receive's own while it is taken out: the judge applies the
+        // accepted changes to it in place, with no copy (should anything fail, it is dropped
+        // and reloads from SQLite).
+        let doc = std::mem::take(open.doc.automerge_mut());
+        let judgement = remote::judge_into(
+            doc,
             plan,
             incoming,
             &taken.known_refused,
@@ -350,14 +354,11 @@ fn judge(
         received.extend(judgement.accepted.iter().map(Change::hash));
         still_held = judgement.held;
         refused.extend(judgement.refused);
-        match judgement.applied {
-            Some(mut applied) if !judgement.accepted.is_empty() => {
-                applied.set_actor(open.doc.automerge().get_actor().clone());
-                *open.doc.automerge_mut() = applied;
-                adopted = true;
-            }
-            _ => {}
-        }
+        let applied = judgement
+            .applied
+            .ok_or_else(|| Error::Malformed("the judge kept the plan's document".into()))?;
+        *open.doc.automerge_mut() = applied;
+        adopted = !judgement.accepted.is_empty();
         message.changes = Vec::<Vec<u8>>::new().into();
     }
     let state = &mut taken.state;
