@@ -98,6 +98,8 @@ impl Alliance {
         description: &str,
         edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
+        let lane = self.lanes.of(plan);
+        let in_lane = lane.lock();
         let out = self.writing(|inner| {
             let me = inner.identity()?;
             let open = inner.open(plan)?;
@@ -120,6 +122,8 @@ impl Alliance {
             }
             Ok((out, change.is_some()))
         })?;
+        // Observers are told once the lane is free: one may edit the plan at once.
+        drop(in_lane);
         let (out, changed) = out;
         if changed {
             self.notify(plan);
