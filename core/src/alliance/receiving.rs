@@ -339,12 +339,8 @@ fn judge(
                 taken.state = sync::State::new();
             }
         }
-        // The document is this receive's own while it is taken out: the judge applies the
-        // accepted changes to it in place, with no copy (should anything fail, it is dropped
-        // and reloads from SQLite).
-        let doc = std::mem::take(open.doc.automerge_mut());
-        let judgement = remote::judge_into(
-            doc,
+        let judgement = remote::judge_within(
+            open.doc.automerge(),
             plan,
             incoming,
             &taken.known_refused,
@@ -354,11 +350,14 @@ fn judge(
         received.extend(judgement.accepted.iter().map(Change::hash));
         still_held = judgement.held;
         refused.extend(judgement.refused);
-        let applied = judgement
-            .applied
-            .ok_or_else(|| Error::Malformed("the judge kept the plan's document".into()))?;
-        *open.doc.automerge_mut() = applied;
-        adopted = !judgement.accepted.is_empty();
+        match judgement.applied {
+            Some(mut applied) if !judgement.accepted.is_empty() => {
+                applied.set_actor(open.doc.automerge().get_actor().clone());
+                *open.doc.automerge_mut() = applied;
+                adopted = true;
+            }
+            _ => {}
+        }
         message.changes = Vec::<Vec<u8>>::new().into();
     }
     let state = &mut taken.state;
