@@ -276,6 +276,8 @@ pub(crate) fn proves(doc: &Automerge, change: &Change, signature: Signature) -> 
 }
 
 mod change;
+mod references;
 mod values;
 use change::*;
+use references::*;
 use values::*;
