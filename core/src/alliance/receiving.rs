@@ -19,7 +19,9 @@ pub(super) static RETRIES: std::sync::atomic::AtomicUsize = std::sync::atomic::A
 /// the signature records that came with it.
 #[derive(Clone)]
 struct Incoming {
+    /// The message with its changes taken out (they are in `screened`).
     message: sync::Message,
+    carries_changes: bool,
     screened: incoming::Screened,
     signatures: Vec<crate::authorship::carrier::Record>,
 }
@@ -73,8 +75,12 @@ impl Alliance {
         // the others (`docs/design.md`, Hostile input).
         let budgets = self.budgets();
         let screened = incoming::screen(&message, &budgets)?;
+        let carries_changes = !message.changes.is_empty();
+        let mut message = message;
+        message.changes = Vec::<Vec<u8>>::new().into();
         let incoming = Incoming {
             message,
+            carries_changes,
             screened,
             signatures,
         };
@@ -205,7 +211,7 @@ fn take(
     };
     // A relay vouches for what a token's own keyless device pushes (SECURITY.md §6).
     let vouching = match voucher {
-        Some(_) if !incoming.message.changes.is_empty() => inner.vouching_key()?,
+        Some(_) if incoming.carries_changes => inner.vouching_key()?,
         _ => None,
     };
     let held_before = inner.held.before(plan);
@@ -221,7 +227,7 @@ fn take(
         .unwrap_or_default();
     let own_changes = inner.own_changes(plan)?;
     // Changes that arrived before their dependencies get another chance now.
-    let earlier = if incoming.message.changes.is_empty() {
+    let earlier = if !incoming.carries_changes {
         None
     } else {
         Some(inner.held.take(plan))
@@ -258,12 +264,13 @@ fn judge(
     token: Option<&str>,
 ) -> Result<Judged> {
     let Incoming {
-        mut message,
+        message,
+        carries_changes,
         screened,
         signatures,
     } = incoming;
     #[cfg(test)]
-    super::lanes_tests::pass(plan, !message.changes.is_empty());
+    super::lanes_tests::pass(plan, carries_changes);
     let budgets = taken.budgets;
     let open = &mut taken.out.open;
     let mut still_held = Vec::new();
@@ -276,7 +283,7 @@ fn judge(
     // document instead of applying them a second time.
     let mut adopted = false;
     let mut before_heads = open.doc.heads();
-    if !message.changes.is_empty() {
+    if carries_changes {
         let (mut incoming, oversized) =
             screened.changes_in(open.doc.automerge(), taken.own_actor.as_ref(), &budgets)?;
         // Changes refused before they were decoded: recorded like any refusal, and everything
@@ -358,7 +365,6 @@ fn judge(
             }
             _ => {}
         }
-        message.changes = Vec::<Vec<u8>>::new().into();
     }
     let state = &mut taken.state;
     let last_sent_heads = state.last_sent_heads.clone();
