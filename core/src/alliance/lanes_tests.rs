@@ -202,3 +202,80 @@ fn a_write_by_another_connection_during_a_judge_is_kept_with_the_received_change
 fn retries() -> usize {
     super::receiving::RETRIES.load(std::sync::atomic::Ordering::Relaxed)
 }
+
+#[test]
+fn plans_synced_and_edited_from_many_threads_and_two_connections_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("client.db");
+    let p = pair(Alliance::open(&path).unwrap());
+    let widget = Arc::new(Alliance::open(&path).unwrap());
+    let plans: Vec<(PlanId, GoalId)> = (0..4)
+        .map(|n| {
+            let plan = new_plan(&p, &format!("Plan {n}"));
+            let goal = p.client.propose_goal(plan, "Walk every day").unwrap();
+            sync_plan(&p.counselor, &p.client, plan).unwrap();
+            (plan, goal)
+        })
+        .collect();
+    const ROUNDS: usize = 12;
+    let check_in = |store: &Alliance, plan, goal, note: String| {
+        store
+            .check_in(
+                plan,
+                goal,
+                &NewCheckIn {
+                    note,
+                    ..Default::default()
+                },
+            )
+            .unwrap()
+    };
+    thread::scope(|scope| {
+        // One syncing thread per plan, all at once.
+        for &(plan, _) in &plans {
+            let (c, k) = (&p.counselor, &p.client);
+            scope.spawn(move || {
+                for _ in 0..ROUNDS {
+                    sync_plan(c, k, plan).unwrap();
+                }
+            });
+        }
+        // Edits on every plan meanwhile: the counselor, the client's app and its widget.
+        for (who, store) in [
+            ("counselor", &p.counselor),
+            ("client", &p.client),
+            ("widget", &widget),
+        ] {
+            let plans = &plans;
+            scope.spawn(move || {
+                for round in 0..ROUNDS {
+                    for &(plan, goal) in plans {
+                        check_in(store, plan, goal, format!("{who} {round}"));
+                    }
+                }
+            });
+        }
+    });
+    for &(plan, _) in &plans {
+        sync_plan(&p.counselor, &p.client, plan).unwrap();
+    }
+    let fresh = Alliance::open(&path).unwrap();
+    for &(plan, goal) in &plans {
+        for store in [&*p.counselor, &*p.client, &*widget, &fresh] {
+            let read = store.plan(plan).unwrap();
+            let goal = read.goals.iter().find(|g| g.goal_id == goal).unwrap();
+            let mut notes: Vec<&str> = goal.checkins.iter().map(|c| c.note.as_str()).collect();
+            notes.sort_unstable();
+            let mut expected: Vec<String> = ["counselor", "client", "widget"]
+                .iter()
+                .flat_map(|who| (0..ROUNDS).map(move |round| format!("{who} {round}")))
+                .collect();
+            expected.sort_unstable();
+            assert_eq!(
+                notes, expected,
+                "every check-in of plan {plan} on every store"
+            );
+        }
+    }
+    assert_eq!(p.client.integrity_check().unwrap(), Vec::<String>::new());
+}
