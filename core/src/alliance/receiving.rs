@@ -170,15 +170,12 @@ impl PutBack {
     /// The plan moved on while the message was judged: everything is as before it, and the
     /// message is judged again.
     fn restore(self, inner: &mut Inner, plan: PlanId, peer: &SyncPeer) {
-        inner.held.restore(self.held);
-        match self.in_flight {
-            Some(signatures) => inner.in_flight.insert(plan, signatures),
-            None => inner.in_flight.remove(&plan),
-        };
-        if let Some(state) = self.state {
+        let (state, unproven) = (self.state, self.unproven);
+        restore_waiting(inner, plan, self.held, self.in_flight);
+        if let Some(state) = state {
             inner.sessions.insert((plan, peer.clone()), state);
         }
-        match self.unproven {
+        match unproven {
             Some(unproven) => inner.unproven.insert((plan, peer.clone()), unproven),
             None => inner.unproven.remove(&(plan, peer.clone())),
         };
@@ -187,14 +184,25 @@ impl PutBack {
     /// The message failed: what waits for a dependency stays as it was, whichever
     /// conversation sent it, and the plan and this conversation reload from SQLite.
     fn after_failure(self, inner: &mut Inner, plan: PlanId, peer: &SyncPeer) {
-        inner.held.restore(self.held);
-        match self.in_flight {
-            Some(signatures) => inner.in_flight.insert(plan, signatures),
-            None => inner.in_flight.remove(&plan),
-        };
+        restore_waiting(inner, plan, self.held, self.in_flight);
         inner.docs.remove(&plan);
         inner.sessions.remove(&(plan, peer.clone()));
     }
+}
+
+/// Puts back the changes held for a dependency and the signatures waiting beside them as they
+/// were before a receive took them.
+fn restore_waiting(
+    inner: &mut Inner,
+    plan: PlanId,
+    held: held::Before,
+    in_flight: Option<remote::Signatures>,
+) {
+    inner.held.restore(held);
+    match in_flight {
+        Some(signatures) => inner.in_flight.insert(plan, signatures),
+        None => inner.in_flight.remove(&plan),
+    };
 }
 
 /// Takes out of memory what receiving a message about `plan` from `peer` needs.
