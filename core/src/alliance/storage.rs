@@ -38,6 +38,10 @@ impl Inner {
                 .filter(|id| !rows.contains_key(*id))
                 .filter_map(|id| PlanId::parse(id).ok()),
         );
+        // Another connection wrote: it may have compacted a document without moving its heads.
+        for open in self.docs.values_mut() {
+            open.stored_sizes = None;
+        }
         for plan in &changed {
             self.docs.remove(plan);
             self.refused.remove(plan);
@@ -296,15 +300,29 @@ impl Inner {
         };
         let result = self.store.write(|tx| {
             store::save_signatures(tx, &doc_id, &own_signatures)?;
+            // The stored sizes after this write, when known without reading them.
+            let mut sizes_after = open.stored_sizes;
             if changed {
                 if open.stored {
                     // A document that lost changes (see `rewrite`) is replaced whole; otherwise
                     // the new changes are appended, and compacted once the chunks outgrow the
-                    // snapshot.
+                    // snapshot. The sizes that decide it are read once per document and then
+                    // kept in memory (see `OpenDoc::stored_sizes`).
                     let compact = open.rewrite || {
                         let bytes = open.doc.save_after(&open.saved_heads);
                         let head_bytes = heads_bytes(&heads);
-                        let sizes = store::append_chunk(tx, &doc_id, &bytes, &head_bytes, now)?;
+                        let before = match open.stored_sizes {
+                            Some(sizes) => sizes,
+                            None => store::document_sizes(tx, &doc_id)?
+                                .ok_or_else(|| Error::not_found("plan", plan))?,
+                        };
+                        store::append_chunk(tx, &doc_id, &bytes, &head_bytes, now)?;
+                        let sizes = DocumentSizes {
+                            chunk_bytes: before.chunk_bytes.saturating_add(bytes.len()),
+                            chunk_count: before.chunk_count.saturating_add(1),
+                            ..before
+                        };
+                        sizes_after = Some(sizes);
                         sizes.chunk_bytes > sizes.snapshot_len
                     };
                     if compact {
@@ -312,6 +330,8 @@ impl Inner {
                         let snapshot = open.doc.save();
                         let head_bytes = heads_bytes(&heads);
                         store::replace_snapshot(tx, &doc_id, &snapshot, &head_bytes, now, merged)?;
+                        // Read again by the next write.
+                        sizes_after = None;
                     }
                 } else {
                     store::insert_document(
@@ -350,10 +370,10 @@ impl Inner {
             if verify && changed {
                 verify_stored_heads(tx, &doc_id, &heads)?;
             }
-            Ok(())
+            Ok(sizes_after)
         });
         match result {
-            Ok(()) => {
+            Ok(sizes_after) => {
                 if changed {
                     self.known_heads.insert(doc_id, Some(heads_bytes(&heads)));
                     self.written.insert(plan);
@@ -363,6 +383,7 @@ impl Inner {
                     open.stored |= changed;
                     open.rewrite = false;
                     open.pending_set_aside.clear();
+                    open.stored_sizes = sizes_after;
                 }
                 if let Some(devices) = devices {
                     self.indexed_devices.insert(plan, devices);

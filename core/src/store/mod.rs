@@ -139,6 +139,14 @@ impl Store {
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // One plan per statement, whatever is bound: otherwise SQLite re-prepares a cached
+        // statement on every new bound value wherever it compares a parameter with a constant
+        // (`coalesce(max(seq), 0) + 1 … WHERE doc_id = ?1` did, on every edit: a parse and plan
+        // each time).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         schema::migrate(&mut conn)?;
         Ok(Self {
             conn,
