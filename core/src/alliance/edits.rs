@@ -123,7 +123,7 @@ impl Alliance {
                 return Ok((out, false));
             }
             open.edit_view = view.after(writes, open.doc.heads());
-            inner.persist_with(plan, writes.catalog(), |_| Ok(()))?;
+            inner.persist_edit(plan, writes.catalog())?;
             Ok((out, true))
         })?;
         let (out, changed) = out;

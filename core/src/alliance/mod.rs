@@ -582,6 +582,8 @@ pub use mirror::ListedDevice;
 mod unchecked;
 
 #[cfg(test)]
+mod edit_view_tests;
+#[cfg(test)]
 mod read_model_tests;
 #[cfg(test)]
 mod tests;

@@ -267,15 +267,33 @@ impl Inner {
     }
 
     /// [`Inner::persist`], told whether the change may touch what the catalog lists.
+    pub(super) fn persist_with(
+        &mut self,
+        plan: PlanId,
+        catalog: Catalog,
+        extra: impl FnOnce(&rusqlite::Connection) -> Result<()>,
+    ) -> Result<bool> {
+        self.persist_in(plan, (catalog, false), extra)
+    }
+
+    /// Stores a local edit of a plan (see `Alliance::edit_scoped`): [`Inner::persist_with`]
+    /// written straight into the transaction [`Alliance::writing`] opened, without a savepoint
+    /// of its own. On an error the caller returns it, and the whole transaction rolls back.
+    pub(super) fn persist_edit(&mut self, plan: PlanId, catalog: Catalog) -> Result<bool> {
+        self.persist_in(plan, (catalog, true), |_| Ok(()))
+    }
+
+    /// [`Inner::persist_with`]; `edit`: a local edit of a plan, stored without a savepoint (see
+    /// [`Inner::persist_edit`]).
     ///
     /// Callers hold SQLite's write lock and caught up with the file first (see
     /// [`Alliance::writing`]), so the document in memory is the stored one plus what this
     /// call writes: compaction merges exactly the chunks stored, and the heads column is the
     /// heads of what is stored, in the same transaction.
-    pub(super) fn persist_with(
+    fn persist_in(
         &mut self,
         plan: PlanId,
-        catalog: Catalog,
+        (catalog, edit): (Catalog, bool),
         extra: impl FnOnce(&rusqlite::Connection) -> Result<()>,
     ) -> Result<bool> {
         let now = clock::now_ms();
@@ -285,7 +303,8 @@ impl Inner {
         let heads = open.doc.heads();
         let changed = heads != open.saved_heads || open.rewrite;
         let doc_id = plan.to_string();
-        let is_plan = open.doc.is_plan();
+        // A local edit ran on a plan (its rules read the plan's id) and no edit removes it.
+        let is_plan = edit || open.doc.is_plan();
         let refresh = catalog == Catalog::Refresh || open.rewrite;
         let devices = if is_plan && changed && refresh {
             Some(open.doc.device_access()).filter(|d| self.indexed_devices.get(&plan) != Some(d))
@@ -298,7 +317,7 @@ impl Inner {
         } else {
             Vec::new()
         };
-        let result = self.store.write(|tx| {
+        let write = |tx: &rusqlite::Connection| {
             store::save_signatures(tx, &doc_id, &own_signatures)?;
             // The stored sizes after this write, when known without reading them.
             let mut sizes_after = open.stored_sizes;
@@ -371,7 +390,12 @@ impl Inner {
                 verify_stored_heads(tx, &doc_id, &heads)?;
             }
             Ok(sizes_after)
-        });
+        };
+        let result = if edit {
+            self.store.write_in_place(write)
+        } else {
+            self.store.write(write)
+        };
         match result {
             Ok(sizes_after) => {
                 if changed {

@@ -121,18 +121,6 @@ pub fn append_chunk(
     heads: &[u8],
     now: i64,
 ) -> Result<()> {
-    record_chunk_probe(conn, doc_id, bytes, heads, now)?;
-    insert_chunk_probe(conn, doc_id, bytes)
-}
-
-#[inline(never)]
-fn record_chunk_probe(
-    conn: &Connection,
-    doc_id: &str,
-    bytes: &[u8],
-    heads: &[u8],
-    now: i64,
-) -> Result<()> {
     let updated = conn
         .prepare_cached(
             "UPDATE documents SET chunk_bytes = chunk_bytes + ?2, updated_at = ?3, heads = ?4
@@ -142,11 +130,6 @@ fn record_chunk_probe(
     if updated == 0 {
         return Err(Error::not_found("document", doc_id));
     }
-    Ok(())
-}
-
-#[inline(never)]
-fn insert_chunk_probe(conn: &Connection, doc_id: &str, bytes: &[u8]) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO chunks (doc_id, seq, bytes)
          VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM chunks WHERE doc_id = ?1), ?2)",

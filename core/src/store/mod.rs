@@ -178,6 +178,17 @@ impl Store {
         self.run_in("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", |conn| f(conn))
     }
 
+    /// [`Store::write`], but inside a transaction already open on this connection `f` runs
+    /// in it directly, without a savepoint: what `f` wrote before an error stays until that
+    /// transaction rolls back, so the caller must end it with a rollback on any error `f`
+    /// returns (as `Alliance`'s local edits do: their error ends the write).
+    pub fn write_in_place<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.depth > 0 {
+            return f(&self.conn);
+        }
+        self.write(f)
+    }
+
     /// [`Store::write`], but only if SQLite's write lock is free now: when another connection
     /// or process holds it, returns `Ok(None)` at once instead of waiting for it. For writes
     /// that may be skipped (a read model kept by a read), so a read never waits for a writer.
