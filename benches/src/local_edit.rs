@@ -184,6 +184,15 @@ pub fn child(path: &Path, times: &str) -> Result<()> {
         device.store.propose_goal(plan, "Sleep through the night")?;
     }
     let device = Device::reopen(path)?;
+    let (plan, goal) = first_goal(&device)?;
+    for n in 0..times.parse::<usize>()? {
+        edit(&device, plan, goal, n)?;
+    }
+    Ok(())
+}
+
+/// The first plan stored on `device` and its first goal.
+fn first_goal(device: &Device) -> Result<(PlanId, GoalId)> {
     let plan = *device.store.plan_ids()?.first().ok_or("no plan")?;
     let goal = device
         .store
@@ -192,10 +201,7 @@ pub fn child(path: &Path, times: &str) -> Result<()> {
         .first()
         .ok_or("no goal")?
         .goal_id;
-    for n in 0..times.parse::<usize>()? {
-        edit(&device, plan, goal, n)?;
-    }
-    Ok(())
+    Ok((plan, goal))
 }
 
 /// Makes `times` floor edits (see [`floor_edit`]) of the first plan of the device stored at
@@ -203,14 +209,7 @@ pub fn child(path: &Path, times: &str) -> Result<()> {
 /// profilers, to set against [`child`].
 pub fn floor_child(path: &Path, times: &str) -> Result<()> {
     let device = Device::reopen(path)?;
-    let plan = *device.store.plan_ids()?.first().ok_or("no plan")?;
-    let goal = device
-        .store
-        .plan(plan)?
-        .goals
-        .first()
-        .ok_or("no goal")?
-        .goal_id;
+    let (plan, goal) = first_goal(&device)?;
     let (mut doc, _) = heads(&device, plan)?;
     doc.set_actor(ActorId::random());
     let mut bare = Bare::open(&path.with_extension("floor.db"))?;

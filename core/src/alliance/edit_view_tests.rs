@@ -2,41 +2,10 @@
 //! are never stale: a status an edit wrote, a peer's revocation and another connection's write
 //! all reach the next edit's rules.
 
+use super::tests::world_with;
 use super::*;
 use crate::local_sync::sync_stores;
 use crate::model::GoalStatus;
-
-struct Pair {
-    counselor: Alliance,
-    client: Alliance,
-    plan: PlanId,
-    goal: GoalId,
-}
-
-fn pair(counselor: Alliance) -> Pair {
-    let client = Alliance::open_in_memory().unwrap();
-    counselor.init("Dana", Role::Counselor, None).unwrap();
-    let sam = client.init("Sam", Role::Client, None).unwrap();
-    let plan = counselor
-        .create_plan(&NewPlan {
-            title: "Plan".into(),
-            client_name: "Sam".into(),
-            client_member: Some(sam.member_id),
-            client_device: Some(sam.device_id),
-        })
-        .unwrap();
-    sync_stores(&counselor, &client).unwrap();
-    let goal = counselor
-        .propose_goal(plan, "Sleep before midnight")
-        .unwrap();
-    sync_stores(&counselor, &client).unwrap();
-    Pair {
-        counselor,
-        client,
-        plan,
-        goal,
-    }
-}
 
 fn words(text: &str) -> GoalEdit {
     GoalEdit {
@@ -66,7 +35,7 @@ fn unchanged<T>(store: &Alliance, plan: PlanId, op: impl FnOnce() -> Result<T>) 
 /// active, the status the rules read is the new one, and going back to proposed is refused.
 #[test]
 fn an_edit_that_writes_a_status_is_judged_by_it_next_time() {
-    let p = pair(Alliance::open_in_memory().unwrap());
+    let p = world_with(Alliance::open_in_memory().unwrap());
     let c = &p.counselor;
     c.edit_goal(p.plan, p.goal, &words("Sleep by eleven"))
         .unwrap();
@@ -106,7 +75,7 @@ fn mood(mood: u8) -> NewCheckIn {
 /// client's next check-in is refused, though its previous one was judged before it.
 #[test]
 fn a_revocation_received_reaches_the_next_edit() {
-    let p = pair(Alliance::open_in_memory().unwrap());
+    let p = world_with(Alliance::open_in_memory().unwrap());
     p.client.check_in(p.plan, p.goal, &mood(3)).unwrap();
     sync_stores(&p.counselor, &p.client).unwrap();
     let device = p.client.identity().unwrap().device_id;
@@ -127,7 +96,7 @@ fn a_revocation_received_reaches_the_next_edit() {
 fn another_connections_write_reaches_the_next_edit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
-    let p = pair(Alliance::open(&path).unwrap());
+    let p = world_with(Alliance::open(&path).unwrap());
     let first = &p.counselor;
     let second = Alliance::open(&path).unwrap();
     for n in 0..40 {
@@ -156,5 +125,4 @@ fn another_connections_write_reaches_the_next_edit() {
         matches!(reworded, Err(Error::NotAllowed { .. })),
         "{reworded:?}"
     );
-    drop(p.client);
 }
