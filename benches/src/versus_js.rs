@@ -73,25 +73,46 @@ pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
     phase("pushed");
     sync(&client, &client_url, &ids)?;
     phase("fetched");
-    for (plan, goal) in &plans {
-        for n in 0..edits {
-            if n.is_multiple_of(2) {
-                counselor.store.check_in(*plan, *goal, &daily_checkin(n))?;
-                client.store.edit_goal(*plan, *goal, &words_edit(n))?;
-            } else {
-                counselor
-                    .store
-                    .edit_goal(*plan, *goal, &statement_edit(n))?;
-                client.store.check_in(*plan, *goal, &daily_checkin(n))?;
+    // The two devices edit at the same time and sync at the same time, as the JS side's two
+    // repos do in one event loop: the relay serves both connections at once.
+    both(
+        || {
+            for (plan, goal) in &plans {
+                for n in 0..edits {
+                    if n.is_multiple_of(2) {
+                        counselor.store.check_in(*plan, *goal, &daily_checkin(n))?;
+                    } else {
+                        counselor
+                            .store
+                            .edit_goal(*plan, *goal, &statement_edit(n))?;
+                    }
+                }
             }
-        }
-    }
+            Ok(())
+        },
+        || {
+            for (plan, goal) in &plans {
+                for n in 0..edits {
+                    if n.is_multiple_of(2) {
+                        client.store.edit_goal(*plan, *goal, &words_edit(n))?;
+                    } else {
+                        client.store.check_in(*plan, *goal, &daily_checkin(n))?;
+                    }
+                }
+            }
+            Ok(())
+        },
+    )?;
     phase("edited");
-    sync(&counselor, &url, &[])?;
-    phase("counselor synced");
-    sync(&client, &client_url, &[])?;
-    phase("client synced");
-    sync(&counselor, &url, &[])?;
+    // Each pushes its edits and takes what the relay holds; the second round brings each what
+    // the other pushed after it had looked.
+    for round in ["first", "second"] {
+        both(
+            || sync(&counselor, &url, &[]).map(|_| ()),
+            || sync(&client, &client_url, &[]).map(|_| ()),
+        )?;
+        phase(&format!("{round} sync round"));
+    }
     let elapsed = started.elapsed().as_secs_f64();
     for plan in &ids {
         let a = Automerge::load(&counselor.store.saved_document(*plan)?)?.get_heads();
@@ -105,6 +126,26 @@ pub fn devices_child(port: &str, dir: &Path) -> Result<()> {
         ("peak_kib", own_peak_kib()? as f64),
         ("cpu_s", cpu_seconds("self")?),
     ]);
+    Ok(())
+}
+
+/// Runs `a` and `b` on two threads and waits for both.
+fn both(
+    a: impl FnOnce() -> Result<()> + Send,
+    b: impl FnOnce() -> Result<()> + Send,
+) -> Result<()> {
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(a);
+        let b = scope.spawn(b);
+        (a.join(), b.join())
+    });
+    for done in [a, b] {
+        match done {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error),
+            Err(_) => return Err("a device's thread panicked".into()),
+        }
+    }
     Ok(())
 }
 

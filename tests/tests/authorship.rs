@@ -1,7 +1,7 @@
 //! Authenticated authorship (SECURITY.md §6): a tampered app writes raw Automerge changes under
 //! another enrolled device's actor — bypassing the API, as the tamper corpus does — and sends
-//! them through the relay (over the network, with its own valid token) and in person (in
-//! process). Each forgery is refused as forged: nothing forged is stored on any replica, the
+//! them through the relay (on the simulated network, with its own valid token) and in person
+//! (in process). Each forgery is refused as forged: nothing forged is stored on any replica, the
 //! refusal is recorded with its rule, and the genuine edits land everywhere. A forgery that
 //! takes the sequence number of an unsynced genuine change loses to it in either arrival order.
 
@@ -16,9 +16,8 @@ use std::time::Duration;
 use alliance_core::authorship::{carrier, FORGED};
 use alliance_core::local_sync::sync_stores;
 use alliance_core::plan::{write, PlanDoc};
-use alliance_core::sync::{
-    sync_once_blocking, BackgroundRelay, RelayOptions, SyncOptions, SyncSummary,
-};
+use alliance_core::sync::relay::sim::SimRelay;
+use alliance_core::sync::{RelayOptions, SyncOptions, SyncSummary};
 use alliance_core::{
     Alliance, CheckInId, GoalEdit, GoalId, GoalStatus, NewCheckIn, NewDevice, NewObjective,
     NewPlan, PlanId, Role,
@@ -355,9 +354,11 @@ fn forgeries_in_person_are_refused_and_genuine_edits_land_everywhere() {
     }
 }
 
-/// A relay that requires tokens, seeded in process with the plan; tokens for both devices.
+/// A relay that requires tokens, seeded in process with the plan; tokens for both devices. On
+/// the simulated network (`alliance_core::sync::relay::sim`): the relay's real sessions, no
+/// socket.
 struct Relay {
-    relay: BackgroundRelay,
+    relay: SimRelay,
     store: Arc<Alliance>,
     counselor_token: String,
     client_token: String,
@@ -376,8 +377,7 @@ fn relay_for(w: &World) -> Relay {
     let store = Arc::new(Alliance::open_in_memory().unwrap());
     sync_stores_into(&w.counselor.store, &store, w.plan);
     assert!(store.has_plan(w.plan).unwrap());
-    let relay = BackgroundRelay::start(
-        "127.0.0.1:0",
+    let relay = SimRelay::new(
         store.clone(),
         RelayOptions {
             require_token: true,
@@ -404,12 +404,9 @@ impl Relay {
 
     /// One sync of an honest device through the relay.
     fn sync(&self, w: &World, phone: &Phone) -> SyncSummary {
-        sync_once_blocking(
-            phone.store.clone(),
-            &self.relay.url(),
-            &self.options(w, phone),
-        )
-        .unwrap()
+        self.relay
+            .sync_once(phone.store.clone(), &self.options(w, phone))
+            .unwrap()
     }
 
     fn options(&self, w: &World, phone: &Phone) -> SyncOptions {
@@ -425,7 +422,9 @@ impl Relay {
     fn push_forged(&self, w: &World, forger: &Phone, forged: &Change) {
         let hostile = HostileStore::new(forger.store.clone());
         hostile.queue(w.plan, vec![forged.raw_bytes().to_vec()]);
-        let _ = sync_once_blocking(hostile.clone(), &self.relay.url(), &self.options(w, forger));
+        let _ = self
+            .relay
+            .sync_once(hostile.clone(), &self.options(w, forger));
         assert_eq!(hostile.pending(), 0, "the forged change was not sent");
     }
 }

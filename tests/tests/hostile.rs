@@ -1,9 +1,12 @@
-//! Hostile peers, as an attacker on loopback would be: a token holder (or, under open
-//! enrollment, anyone) sending chains of changes built on one never sent, change bombs, plan
-//! creations that write more than the skeleton, plans planted on someone else's token, and
-//! text with control characters — at the relay, and from a fake relay at a device. Each test
-//! checks that memory stays bounded (peak resident memory, and the counts the store reports),
-//! that other connections keep working, and that nothing of the attack is stored.
+//! Hostile peers, as an attacker would be: a token holder (or, under open enrollment, anyone)
+//! sending chains of changes built on one never sent, change bombs, plan creations that write
+//! more than the skeleton, plans planted on someone else's token, and text with control
+//! characters — at the relay, and from a fake relay at a device. Each test checks that memory
+//! stays bounded (peak resident memory, and the counts the store reports), that other
+//! connections keep working, and that nothing of the attack is stored.
+//!
+//! Relays and devices meet on the simulated network (`alliance_core::sync::relay::sim`): the
+//! real sessions and stores, every frame encoded and decoded, no socket.
 
 mod sync_support;
 
@@ -15,9 +18,8 @@ use alliance_core::budgets::{
     OPERATIONS_PER_CHANGE, TOO_MANY_OPERATIONS,
 };
 use alliance_core::plan::expansion::{outline, Outline};
-use alliance_core::sync::{
-    sync_once_blocking, token_hash, BackgroundRelay, RelayOptions, SyncOptions,
-};
+use alliance_core::sync::relay::sim::SimRelay;
+use alliance_core::sync::{token_hash, RelayOptions, SyncOptions};
 use alliance_core::{Alliance, Error, GoalEdit, NewCheckIn, NewPlan, PlanId, Role, SyncPeer};
 use alliance_tests::hostile::{
     change_bomb, held_chain, message_with, next_numbers, peak_memory, reset_peak_memory,
@@ -56,10 +58,9 @@ fn with_token(token: &str, wanted: &[PlanId]) -> SyncOptions {
     }
 }
 
-fn auth_relay(open_enrollment: bool) -> (BackgroundRelay, Arc<Alliance>) {
+fn auth_relay(open_enrollment: bool) -> (SimRelay, Arc<Alliance>) {
     let store = Arc::new(Alliance::open_in_memory().expect("relay store"));
-    let relay = BackgroundRelay::start(
-        "127.0.0.1:0",
+    let relay = SimRelay::new(
         store.clone(),
         RelayOptions {
             require_token: true,
@@ -71,9 +72,14 @@ fn auth_relay(open_enrollment: bool) -> (BackgroundRelay, Arc<Alliance>) {
     (relay, store)
 }
 
+/// A fake relay serving `store` (no tokens).
+fn fake_relay(store: Arc<HostileStore>) -> SimRelay {
+    SimRelay::new(store, RelayOptions::default()).expect("fake relay")
+}
+
 /// A counselor's plan with the client's phone, a goal, tokens for both, on the relay and on
 /// the phone.
-fn clinic(url: &str, relay_store: &Alliance) -> Clinic {
+fn clinic(relay: &SimRelay, relay_store: &Alliance) -> Clinic {
     let clinic = Clinic::new();
     let Clinic {
         counselor,
@@ -85,20 +91,18 @@ fn clinic(url: &str, relay_store: &Alliance) -> Clinic {
     let plan = *plan;
     // Seeded in process, as an operator would with enrollment closed.
     push_in_process(&counselor.store, relay_store, plan);
-    sync_once_blocking(
-        counselor.store.clone(),
-        url,
-        &with_token(counselor_token, &[]),
-    )
-    .expect("counselor's first sync");
-    sync_once_blocking(client.store.clone(), url, &with_token(client_token, &[]))
+    relay
+        .sync_once(counselor.store.clone(), &with_token(counselor_token, &[]))
+        .expect("counselor's first sync");
+    relay
+        .sync_once(client.store.clone(), &with_token(client_token, &[]))
         .expect("client's first sync");
     clinic
 }
 
 /// An honest edit by the client reaches the counselor through the relay: other connections
 /// keep working.
-fn honest_sync_still_works(c: &Clinic, url: &str, note: &str) {
+fn honest_sync_still_works(c: &Clinic, relay: &SimRelay, note: &str) {
     let goal = c.client.store.plan(c.plan).unwrap().goals[0].goal_id;
     c.client
         .store
@@ -111,18 +115,15 @@ fn honest_sync_still_works(c: &Clinic, url: &str, note: &str) {
             },
         )
         .unwrap();
-    sync_once_blocking(
-        c.client.store.clone(),
-        url,
-        &with_token(&c.client_token, &[]),
-    )
-    .expect("client syncs");
-    sync_once_blocking(
-        c.counselor.store.clone(),
-        url,
-        &with_token(&c.counselor_token, &[]),
-    )
-    .expect("counselor syncs");
+    relay
+        .sync_once(c.client.store.clone(), &with_token(&c.client_token, &[]))
+        .expect("client syncs");
+    relay
+        .sync_once(
+            c.counselor.store.clone(),
+            &with_token(&c.counselor_token, &[]),
+        )
+        .expect("counselor syncs");
     let plan = c.counselor.store.plan(c.plan).unwrap();
     assert!(
         plan.goals[0]
@@ -228,8 +229,7 @@ fn held_changes_are_bounded_per_connection_and_plan_and_dropped_when_it_ends() {
 fn a_relay_bounds_held_changes_from_a_token_holder_and_from_strangers() {
     let _one = one_at_a_time();
     let (relay, relay_store) = auth_relay(true);
-    let url = relay.url();
-    let c = clinic(&url, &relay_store);
+    let c = clinic(&relay, &relay_store);
     let heads = heads_of(&relay_store, c.plan);
     let saved = relay_store.saved_document(c.plan).unwrap();
     let actor = c.client.me.device_id.actor();
@@ -243,7 +243,8 @@ fn a_relay_bounds_held_changes_from_a_token_holder_and_from_strangers() {
             c.plan,
             held_chain(&saved, &actor, HELD_CHANGES_PER_CONVERSATION * 3, round),
         );
-        let error = sync_once_blocking(attacker.clone(), &url, &with_token(&c.client_token, &[]))
+        let error = relay
+            .sync_once(attacker.clone(), &with_token(&c.client_token, &[]))
             .unwrap_err()
             .to_string();
         assert!(
@@ -271,7 +272,7 @@ fn a_relay_bounds_held_changes_from_a_token_holder_and_from_strangers() {
             fake,
             held_chain(&fake_saved, &eve, HELD_CHANGES_PER_CONVERSATION * 3, round),
         );
-        let _ = sync_once_blocking(stranger.clone(), &url, &with_token(&random, &[]));
+        let _ = relay.sync_once(stranger.clone(), &with_token(&random, &[]));
         assert_eq!(relay_store.held_changes().changes, 0);
     }
     assert!(
@@ -286,23 +287,21 @@ fn a_relay_bounds_held_changes_from_a_token_holder_and_from_strangers() {
     copy.import_json(&c.counselor.store.export_json(c.plan).unwrap())
         .unwrap();
     let busy = HostileStore::new(copy);
-    let during = {
-        let (busy, url, token) = (busy.clone(), url.clone(), c.client_token.clone());
-        let (saved, actor, plan) = (saved.clone(), actor.clone(), c.plan);
-        std::thread::spawn(move || {
+    std::thread::scope(|scope| {
+        let during = scope.spawn(|| {
             for round in 100..106 {
                 busy.queue(
-                    plan,
+                    c.plan,
                     held_chain(&saved, &actor, HELD_CHANGES_PER_CONVERSATION * 3, round),
                 );
-                let _ = sync_once_blocking(busy.clone(), &url, &with_token(&token, &[]));
+                let _ = relay.sync_once(busy.clone(), &with_token(&c.client_token, &[]));
             }
-        })
-    };
-    honest_sync_still_works(&c, &url, "while chains arrive");
-    during.join().unwrap();
+        });
+        honest_sync_still_works(&c, &relay, "while chains arrive");
+        during.join().unwrap();
+    });
     assert_eq!(relay_store.held_changes().changes, 0);
-    honest_sync_still_works(&c, &url, "after the chains");
+    honest_sync_still_works(&c, &relay, "after the chains");
     assert_memory_bounded(start, "held chains at the relay");
 }
 
@@ -310,8 +309,7 @@ fn a_relay_bounds_held_changes_from_a_token_holder_and_from_strangers() {
 fn a_device_bounds_held_changes_from_a_fake_relay() {
     let _one = one_at_a_time();
     let (relay, relay_store) = auth_relay(false);
-    let url = relay.url();
-    let c = clinic(&url, &relay_store);
+    let c = clinic(&relay, &relay_store);
     let start = reset_peak_memory();
     // A fake relay holding the plan sends the client's phone, on every connection, changes
     // built on one it never sends.
@@ -321,8 +319,7 @@ fn a_device_bounds_held_changes_from_a_fake_relay() {
         .unwrap();
     let saved = fake_store.saved_document(c.plan).unwrap();
     let fake = HostileStore::new(fake_store);
-    let fake_relay = BackgroundRelay::start("127.0.0.1:0", fake.clone(), RelayOptions::default())
-        .expect("fake relay");
+    let fake_relay = fake_relay(fake.clone());
     let heads = heads_of(&c.client.store, c.plan);
     let actor = c.counselor.me.device_id.actor();
     for round in 0..6 {
@@ -330,7 +327,8 @@ fn a_device_bounds_held_changes_from_a_fake_relay() {
             c.plan,
             held_chain(&saved, &actor, HELD_CHANGES_PER_CONVERSATION * 3, round),
         );
-        let error = sync_once_blocking(c.client.store.clone(), &fake_relay.url(), &options(&[]))
+        let error = fake_relay
+            .sync_once(c.client.store.clone(), &options(&[]))
             .unwrap_err()
             .to_string();
         assert!(
@@ -349,7 +347,7 @@ fn a_device_bounds_held_changes_from_a_fake_relay() {
         "nothing of it is stored"
     );
     drop(fake_relay);
-    honest_sync_still_works(&c, &url, "after the fake relay's chains");
+    honest_sync_still_works(&c, &relay, "after the fake relay's chains");
     assert_memory_bounded(start, "held chains at a device");
 }
 
@@ -384,8 +382,7 @@ fn a_bomb_is_built_as_automerge_reads_it() {
 fn a_change_bomb_is_refused_as_a_rule_on_a_relay_and_a_device() {
     let _one = one_at_a_time();
     let (relay, relay_store) = auth_relay(false);
-    let url = relay.url();
-    let c = clinic(&url, &relay_store);
+    let c = clinic(&relay, &relay_store);
     let heads = heads_of(&relay_store, c.plan);
     let start = reset_peak_memory();
     let actor = c.client.me.device_id.actor();
@@ -400,7 +397,7 @@ fn a_change_bomb_is_refused_as_a_rule_on_a_relay_and_a_device() {
     // At the relay, from the client's own token.
     let attacker = HostileStore::new(c.client.store.clone());
     attacker.queue(c.plan, vec![bomb.clone()]);
-    let _ = sync_once_blocking(attacker.clone(), &url, &with_token(&c.client_token, &[]));
+    let _ = relay.sync_once(attacker.clone(), &with_token(&c.client_token, &[]));
     assert_eq!(attacker.pending(), 0, "the bomb was sent");
     let refused = relay_store.refused_changes(Some(c.plan)).unwrap();
     assert!(
@@ -414,7 +411,7 @@ fn a_change_bomb_is_refused_as_a_rule_on_a_relay_and_a_device() {
         heads,
         "nothing of it is stored"
     );
-    honest_sync_still_works(&c, &url, "after the bomb");
+    honest_sync_still_works(&c, &relay, "after the bomb");
 
     // At a device, from a fake relay that holds the plan.
     let fake_store = Arc::new(Alliance::open_in_memory().unwrap());
@@ -436,10 +433,9 @@ fn a_change_bomb_is_refused_as_a_rule_on_a_relay_and_a_device() {
             1_000_000_000,
         )],
     );
-    let fake_relay = BackgroundRelay::start("127.0.0.1:0", fake.clone(), RelayOptions::default())
-        .expect("fake relay");
+    let fake_relay = fake_relay(fake.clone());
     let before = heads_of(&c.client.store, c.plan);
-    let _ = sync_once_blocking(c.client.store.clone(), &fake_relay.url(), &options(&[]));
+    let _ = fake_relay.sync_once(c.client.store.clone(), &options(&[]));
     assert_eq!(fake.pending(), 0, "the bomb was sent");
     let refused = c.client.store.refused_changes(Some(c.plan)).unwrap();
     assert!(
@@ -450,7 +446,7 @@ fn a_change_bomb_is_refused_as_a_rule_on_a_relay_and_a_device() {
     assert!(before.iter().all(|h| after.contains(h)));
     assert_eq!(c.client.store.held_changes().changes, 0);
     drop(fake_relay);
-    honest_sync_still_works(&c, &url, "after the fake relay");
+    honest_sync_still_works(&c, &relay, "after the fake relay");
     assert_memory_bounded(start, "change bombs");
 }
 
@@ -609,8 +605,7 @@ fn forged_creation(c: &Clinic) -> (PlanId, Automerge) {
 fn a_creation_change_writes_only_the_skeleton_on_relay_device_and_import() {
     let _one = one_at_a_time();
     let (relay, relay_store) = auth_relay(true);
-    let url = relay.url();
-    let c = clinic(&url, &relay_store);
+    let c = clinic(&relay, &relay_store);
     let (plan, doc) = forged_creation(&c);
     let start = reset_peak_memory();
 
@@ -663,13 +658,8 @@ fn a_creation_change_writes_only_the_skeleton_on_relay_device_and_import() {
     let other_device = c.counselor.another();
     let fake = HostileStore::new(Arc::new(Alliance::open_in_memory().unwrap()));
     fake.queue(plan, creation.clone());
-    let fake_relay = BackgroundRelay::start("127.0.0.1:0", fake.clone(), RelayOptions::default())
-        .expect("fake relay");
-    let _ = sync_once_blocking(
-        other_device.store.clone(),
-        &fake_relay.url(),
-        &options(&[plan]),
-    );
+    let fake_relay = fake_relay(fake.clone());
+    let _ = fake_relay.sync_once(other_device.store.clone(), &options(&[plan]));
     assert_eq!(fake.pending(), 0, "the forged creation was sent");
     assert!(!other_device.store.has_plan(plan).unwrap());
     let refused = other_device.store.refused_changes(Some(plan)).unwrap();
@@ -697,7 +687,7 @@ fn a_creation_change_writes_only_the_skeleton_on_relay_device_and_import() {
         "{error}"
     );
     assert!(!c.client.store.has_plan(plan).unwrap());
-    honest_sync_still_works(&c, &url, "after the forged creation");
+    honest_sync_still_works(&c, &relay, "after the forged creation");
     assert_memory_bounded(start, "forged creation");
 }
 
@@ -707,8 +697,7 @@ fn a_creation_change_writes_only_the_skeleton_on_relay_device_and_import() {
 fn no_device_plants_plans_on_another_token_and_revocation_reaches_the_relay() {
     let _one = one_at_a_time();
     let (relay, relay_store) = auth_relay(true);
-    let url = relay.url();
-    let c = clinic(&url, &relay_store);
+    let c = clinic(&relay, &relay_store);
     let start = reset_peak_memory();
     let counselor_hash = token_hash(&c.counselor_token);
     // Every member's copy of the plan holds every device's token hash in `devices`:
@@ -749,7 +738,8 @@ fn no_device_plants_plans_on_another_token_and_revocation_reaches_the_relay() {
         planter
             .issue_device_token(plan, me, Some(&c.client_token))
             .unwrap();
-        let error = sync_once_blocking(planter.clone(), &url, &with_token(&c.client_token, &[]))
+        let error = relay
+            .sync_once(planter.clone(), &with_token(&c.client_token, &[]))
             .unwrap_err()
             .to_string();
         assert!(error.contains("cannot vouch"), "{error}");
@@ -773,31 +763,29 @@ fn no_device_plants_plans_on_another_token_and_revocation_reaches_the_relay() {
         })
         .unwrap();
     let random = alliance_core::sync::generate_token();
-    let error = sync_once_blocking(stranger.clone(), &url, &with_token(&random, &[]))
+    let error = relay
+        .sync_once(stranger.clone(), &with_token(&random, &[]))
         .unwrap_err()
         .to_string();
     assert!(error.contains("must list the token"), "{error}");
     assert!(!relay_store.has_plan(unlisted).unwrap());
 
     // The counselor keeps syncing, and her revocation of the client reaches the relay.
-    honest_sync_still_works(&c, &url, "after the planting");
+    honest_sync_still_works(&c, &relay, "after the planting");
     c.counselor
         .store
         .revoke_device(c.plan, c.client.me.device_id)
         .unwrap();
-    sync_once_blocking(
-        c.counselor.store.clone(),
-        &url,
-        &with_token(&c.counselor_token, &[]),
-    )
-    .expect("the counselor's revocation syncs");
-    let error = sync_once_blocking(
-        c.client.store.clone(),
-        &url,
-        &with_token(&c.client_token, &[]),
-    )
-    .unwrap_err()
-    .to_string();
+    relay
+        .sync_once(
+            c.counselor.store.clone(),
+            &with_token(&c.counselor_token, &[]),
+        )
+        .expect("the counselor's revocation syncs");
+    let error = relay
+        .sync_once(c.client.store.clone(), &with_token(&c.client_token, &[]))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("not authorized"), "{error}");
     assert_memory_bounded(start, "planted plans");
 }
@@ -806,8 +794,7 @@ fn no_device_plants_plans_on_another_token_and_revocation_reaches_the_relay() {
 fn a_counselor_may_reuse_a_clients_token_in_her_next_plan() {
     let _one = one_at_a_time();
     let (relay, relay_store) = auth_relay(true);
-    let url = relay.url();
-    let c = clinic(&url, &relay_store);
+    let c = clinic(&relay, &relay_store);
     let second = plan_for(&c.counselor, &c.client, "Second plan");
     c.counselor
         .store
@@ -817,19 +804,16 @@ fn a_counselor_may_reuse_a_clients_token_in_her_next_plan() {
         .store
         .issue_device_token(second, c.client.me.device_id, Some(&c.client_token))
         .unwrap();
-    sync_once_blocking(
-        c.counselor.store.clone(),
-        &url,
-        &with_token(&c.counselor_token, &[]),
-    )
-    .expect("the counselor vouches for her client's token");
+    relay
+        .sync_once(
+            c.counselor.store.clone(),
+            &with_token(&c.counselor_token, &[]),
+        )
+        .expect("the counselor vouches for her client's token");
     assert!(relay_store.has_plan(second).unwrap());
-    sync_once_blocking(
-        c.client.store.clone(),
-        &url,
-        &with_token(&c.client_token, &[]),
-    )
-    .expect("the client syncs both plans");
+    relay
+        .sync_once(c.client.store.clone(), &with_token(&c.client_token, &[]))
+        .expect("the client syncs both plans");
     assert!(c.client.store.has_plan(second).unwrap());
 }
 
@@ -837,8 +821,7 @@ fn a_counselor_may_reuse_a_clients_token_in_her_next_plan() {
 fn a_colleague_sharing_a_plan_cannot_plant_plans_on_a_counselors_token() {
     let _one = one_at_a_time();
     let (relay, relay_store) = auth_relay(true);
-    let url = relay.url();
-    let c = clinic(&url, &relay_store);
+    let c = clinic(&relay, &relay_store);
     // A second counselor joins the plan with a token of her own.
     let colleague = Phone::new("Lee", Role::Counselor);
     c.counselor
@@ -858,18 +841,15 @@ fn a_colleague_sharing_a_plan_cannot_plant_plans_on_a_counselors_token() {
         .store
         .issue_device_token(c.plan, colleague.me.device_id, None)
         .unwrap();
-    sync_once_blocking(
-        c.counselor.store.clone(),
-        &url,
-        &with_token(&c.counselor_token, &[]),
-    )
-    .unwrap();
-    sync_once_blocking(
-        colleague.store.clone(),
-        &url,
-        &with_token(&colleague_token, &[]),
-    )
-    .unwrap();
+    relay
+        .sync_once(
+            c.counselor.store.clone(),
+            &with_token(&c.counselor_token, &[]),
+        )
+        .unwrap();
+    relay
+        .sync_once(colleague.store.clone(), &with_token(&colleague_token, &[]))
+        .unwrap();
     // She is a counselor where Dana's token is listed, yet cannot vouch for it.
     let plan = colleague
         .store
@@ -889,16 +869,13 @@ fn a_colleague_sharing_a_plan_cannot_plant_plans_on_a_counselors_token() {
             .issue_device_token(plan, device, Some(token))
             .unwrap();
     }
-    let error = sync_once_blocking(
-        colleague.store.clone(),
-        &url,
-        &with_token(&colleague_token, &[]),
-    )
-    .unwrap_err()
-    .to_string();
+    let error = relay
+        .sync_once(colleague.store.clone(), &with_token(&colleague_token, &[]))
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("cannot vouch"), "{error}");
     assert!(!relay_store.has_plan(plan).unwrap());
-    honest_sync_still_works(&c, &url, "after the colleague");
+    honest_sync_still_works(&c, &relay, "after the colleague");
 }
 
 #[test]
@@ -906,8 +883,7 @@ fn a_token_that_does_not_open_a_plan_gets_one_answer_whether_or_not_it_is_held()
     let _one = one_at_a_time();
     for open_enrollment in [true, false] {
         let (relay, relay_store) = auth_relay(open_enrollment);
-        let url = relay.url();
-        let c = clinic(&url, &relay_store);
+        let c = clinic(&relay, &relay_store);
         let nobody = PlanId::new();
         // A token that opens another plan only (a second clinic's client).
         let other = Phone::new("Lee", Role::Counselor);
@@ -918,16 +894,14 @@ fn a_token_that_does_not_open_a_plan_gets_one_answer_whether_or_not_it_is_held()
             .issue_device_token(other_plan, other.me.device_id, None)
             .unwrap();
         push_in_process(&other.store, &relay_store, other_plan);
-        sync_once_blocking(other.store.clone(), &url, &with_token(&other_token, &[])).unwrap();
+        relay
+            .sync_once(other.store.clone(), &with_token(&other_token, &[]))
+            .unwrap();
         let answers: Vec<String> = [c.plan, nobody]
             .iter()
             .map(|wanted| {
                 let asker = Phone::of_member("Lee", Role::Counselor, Some(other.me.member_id));
-                match sync_once_blocking(
-                    asker.store.clone(),
-                    &url,
-                    &with_token(&other_token, &[*wanted]),
-                ) {
+                match relay.sync_once(asker.store.clone(), &with_token(&other_token, &[*wanted])) {
                     Ok(summary) => format!("unavailable {}", summary.documents_unavailable.len()),
                     Err(error) => error.to_string(),
                 }
@@ -943,8 +917,7 @@ fn a_token_that_does_not_open_a_plan_gets_one_answer_whether_or_not_it_is_held()
 fn control_characters_are_refused_locally_and_remotely() {
     let _one = one_at_a_time();
     let (relay, relay_store) = auth_relay(false);
-    let url = relay.url();
-    let c = clinic(&url, &relay_store);
+    let c = clinic(&relay, &relay_store);
     let goal = c.client.store.plan(c.plan).unwrap().goals[0].goal_id;
     for words in [
         "agreement: \u{1b}[2Kagreed",
@@ -985,7 +958,7 @@ fn control_characters_are_refused_locally_and_remotely() {
         .collect();
     let attacker = HostileStore::new(c.client.store.clone());
     attacker.queue(c.plan, raw.clone());
-    let _ = sync_once_blocking(attacker, &url, &with_token(&c.client_token, &[]));
+    let _ = relay.sync_once(attacker, &with_token(&c.client_token, &[]));
     let refused = relay_store.refused_changes(Some(c.plan)).unwrap();
     assert!(
         refused
@@ -1012,5 +985,5 @@ fn control_characters_are_refused_locally_and_remotely() {
         .client_words
         .chars()
         .all(|ch| !ch.is_control()));
-    honest_sync_still_works(&c, &url, "after the escape codes");
+    honest_sync_still_works(&c, &relay, "after the escape codes");
 }

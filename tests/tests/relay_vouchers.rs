@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use alliance_core::authorship::voucher::{self, UNVOUCHED};
 use alliance_core::authorship::{carrier, DeviceKey};
-use alliance_core::sync::{sync_once_blocking, BackgroundRelay, RelayOptions, SyncOptions};
+use alliance_core::sync::relay::sim::SimRelay;
+use alliance_core::sync::{RelayOptions, SyncOptions};
 use alliance_core::{Alliance, PlanId, Role};
 use alliance_tests::{client, counselor, enroll, plan_with_client, Device};
 use automerge::sync;
@@ -172,8 +173,9 @@ fn only_a_counselor_pins_the_relay_key_and_only_a_relay_has_one() {
     assert_eq!(client.store.pinned_relay_key(plan).unwrap(), Some(key));
 }
 
-/// A relay on an in-memory store with its key, requiring tokens or not.
-fn relay_with_key(require_token: bool) -> (BackgroundRelay, Arc<Alliance>) {
+/// A relay on an in-memory store with its key, requiring tokens or not, on the simulated
+/// network (`alliance_core::sync::relay::sim`: the relay's real sessions, no socket).
+fn relay_with_key(require_token: bool) -> (SimRelay, Arc<Alliance>) {
     let store = Arc::new(Alliance::open_in_memory().unwrap());
     store.relay_public_key().unwrap();
     let options = RelayOptions {
@@ -181,17 +183,17 @@ fn relay_with_key(require_token: bool) -> (BackgroundRelay, Arc<Alliance>) {
         open_enrollment: require_token,
         ..RelayOptions::default()
     };
-    let relay = BackgroundRelay::start("127.0.0.1:0", store.clone(), options).unwrap();
+    let relay = SimRelay::new(store.clone(), options).unwrap();
     (relay, store)
 }
 
-fn sync_through(phone: &Phone, relay: &BackgroundRelay, token: Option<&str>, plan: PlanId) {
+fn sync_through(phone: &Phone, relay: &SimRelay, token: Option<&str>, plan: PlanId) {
     let options = SyncOptions {
         token: token.map(str::to_string),
         handshake_timeout: Duration::from_secs(20),
         ..sync_support::options(&[plan])
     };
-    let _ = sync_once_blocking(phone.store.clone(), &relay.url(), &options);
+    let _ = relay.sync_once(phone.store.clone(), &options);
 }
 
 /// Through the network: a keyless counselor tablet (enrolled by id) in a plan that pins the

@@ -1,24 +1,24 @@
 //! Discovery: a device enrolled in a plan by its counselor finds the plan on its first sync
-//! through the relay, without anyone typing the plan's id.
+//! through the relay, without anyone typing the plan's id. On the simulated network
+//! (`alliance_core::sync::relay::sim`): the relay's and devices' sessions, no socket.
 
 mod sync_support;
 
 use alliance_core::{NewDevice, Role};
-use sync_support::{plan_for, relay_at, relay_in_memory, Phone};
+use sync_support::{plan_for, sim_relay_at, sim_relay_in_memory, Phone};
 
 #[test]
 fn an_enrolled_client_phone_finds_its_plan_on_first_sync() {
-    let (relay, relay_store) = relay_in_memory();
-    let url = relay.url();
+    let (relay, relay_store) = sim_relay_in_memory();
     let counselor = Phone::new("Dana", Role::Counselor);
     let client = Phone::new("Sam", Role::Client);
     let plan = plan_for(&counselor, &client, "Sleep plan");
     counselor.store.propose_goal(plan, "Sleep better").unwrap();
-    counselor.sync(&url, &[]);
+    counselor.sync(&relay, &[]);
 
     // The client's phone knows nothing but its own identity.
     assert!(client.store.plan_ids().unwrap().is_empty());
-    let summary = client.sync(&url, &[]);
+    let summary = client.sync(&relay, &[]);
     assert_eq!((summary.documents_total, summary.documents_synced), (1, 1));
     assert_eq!(client.store.plan_ids().unwrap(), vec![plan]);
     assert_eq!(
@@ -33,8 +33,8 @@ fn an_enrolled_client_phone_finds_its_plan_on_first_sync() {
         .store
         .propose_goal(plan, "Walk every morning")
         .unwrap();
-    client.sync(&url, &[]);
-    counselor.sync(&url, &[]);
+    client.sync(&relay, &[]);
+    counselor.sync(&relay, &[]);
     assert_eq!(counselor.store.plan(plan).unwrap().goals.len(), 2);
 }
 
@@ -50,10 +50,10 @@ fn devices_enrolled_later_find_the_plan_and_strangers_find_nothing() {
     let plan = plan_for(&counselor, &client, "Plan");
     let other_plan = plan_for(&counselor, &stranger, "Lee's plan");
     {
-        let (relay, _) = relay_at(&db);
-        counselor.sync(&relay.url(), &[]);
+        let (relay, _) = sim_relay_at(&db);
+        counselor.sync(&relay, &[]);
         // Not enrolled yet: the laptop is offered nothing.
-        let before = laptop.sync(&relay.url(), &[]);
+        let before = laptop.sync(&relay, &[]);
         assert_eq!(before.documents_total, 0);
         assert!(laptop.store.plan_ids().unwrap().is_empty());
     }
@@ -72,12 +72,11 @@ fn devices_enrolled_later_find_the_plan_and_strangers_find_nothing() {
         )
         .unwrap();
     // A restarted relay still knows which plans enroll which devices.
-    let (relay, _) = relay_at(&db);
-    let url = relay.url();
-    counselor.sync(&url, &[]);
-    laptop.sync(&url, &[]);
-    tablet.sync(&url, &[]);
-    stranger.sync(&url, &[]);
+    let (relay, _) = sim_relay_at(&db);
+    counselor.sync(&relay, &[]);
+    laptop.sync(&relay, &[]);
+    tablet.sync(&relay, &[]);
+    stranger.sync(&relay, &[]);
     assert_eq!(laptop.store.plan_ids().unwrap(), vec![plan]);
     assert_eq!(tablet.store.plan_ids().unwrap(), vec![plan]);
     assert_eq!(stranger.store.plan_ids().unwrap(), vec![other_plan]);
@@ -87,8 +86,8 @@ fn devices_enrolled_later_find_the_plan_and_strangers_find_nothing() {
     );
     // The laptop is a counselor device of the plan: its edits are kept everywhere.
     laptop.store.set_title(plan, "Plan, revised").unwrap();
-    laptop.sync(&url, &[]);
-    tablet.sync(&url, &[]);
+    laptop.sync(&relay, &[]);
+    tablet.sync(&relay, &[]);
     assert_eq!(tablet.store.plan(plan).unwrap().title, "Plan, revised");
     assert!(tablet.store.refused_changes(None).unwrap().is_empty());
 }

@@ -138,7 +138,7 @@ fn a_js_client_reads_and_edits_a_plan_through_the_relay() {
             },
         )
         .unwrap();
-    counselor.sync(&relay.url(), &[]);
+    counselor.sync(relay.url().as_str(), &[]);
 
     let port = relay.local_addr().port().to_string();
     let url = plan_url(plan.as_uuid());
@@ -151,7 +151,7 @@ fn a_js_client_reads_and_edits_a_plan_through_the_relay() {
     assert_eq!(lines.get(1).map(String::as_str), Some(r#"{"edited":true}"#));
     assert_eq!(relay_store.plan(plan).unwrap().title, "Sleep and mornings");
 
-    let summary = counselor.sync(&relay.url(), &[]);
+    let summary = counselor.sync(relay.url().as_str(), &[]);
     assert_eq!(summary.documents_updated.len(), 1);
     assert_eq!(
         counselor.store.plan(plan).unwrap().title,
@@ -309,7 +309,7 @@ fn a_js_automerge_repo_server_carries_the_plan_but_not_its_signatures() {
         .unwrap();
 
     // The JS server takes the signed frames and stores the plan.
-    let pushed = counselor.sync(&server.url(), &[]);
+    let pushed = counselor.sync(server.url().as_str(), &[]);
     assert_eq!(pushed.documents_synced, 1);
     let lines = js_client(&[&server.port.to_string(), &plan_url(plan.as_uuid())]);
     assert_eq!(
@@ -341,7 +341,7 @@ fn an_unenrolled_js_app_writes_nothing_the_relay_or_a_device_keeps() {
     let counselor = Phone::new("Dana", Role::Counselor);
     let client = Phone::new("Sam", Role::Client);
     let plan = plan_for(&counselor, &client, "Sleep plan");
-    counselor.sync(&relay.url(), &[]);
+    counselor.sync(relay.url().as_str(), &[]);
 
     // A random actor, enrolled by nobody, edits the title.
     let port = relay.local_addr().port().to_string();
@@ -366,8 +366,8 @@ fn an_unenrolled_js_app_writes_nothing_the_relay_or_a_device_keeps() {
     assert!(refused
         .iter()
         .all(|(_, r)| r.rule.contains("not a device enrolled")));
-    counselor.sync(&relay.url(), &[]);
-    client.sync(&relay.url(), &[plan]);
+    counselor.sync(relay.url().as_str(), &[]);
+    client.sync(relay.url().as_str(), &[plan]);
     assert_eq!(counselor.store.plan(plan).unwrap().title, "Sleep plan");
     assert_eq!(client.store.plan(plan).unwrap().title, "Sleep plan");
     assert!(counselor.store.refused_changes(None).unwrap().is_empty());

@@ -1,4 +1,6 @@
-//! Devices syncing through `alliance relay` over loopback WebSockets.
+//! Devices syncing through a relay: convergence, restarts, idle reconnects, refused notices on
+//! the simulated network (`alliance_core::sync::relay::sim`: the relay's and devices' sessions,
+//! no socket); watch mode's observer over a loopback WebSocket (its driver).
 
 mod sync_support;
 
@@ -6,16 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use alliance_core::sync::{
-    spawn_alliance_watch, sync_once_blocking, DocumentId, OwnChangesRefused, SyncObserver,
-    SyncOptions, SyncProgress,
+    spawn_alliance_watch, DocumentId, OwnChangesRefused, SyncObserver, SyncOptions, SyncProgress,
 };
 use alliance_core::{Alliance, GoalEdit, GoalId, GoalStatus, NewCheckIn, PlanId, Role};
-use sync_support::{options, plan_for, relay_at, relay_in_memory, Phone};
+use sync_support::{
+    options, plan_for, relay_in_memory, sim_relay_at, sim_relay_in_memory, Phone, Server,
+};
 
 #[test]
 fn two_devices_converge_after_offline_edits_on_both_sides() {
-    let (relay, relay_store) = relay_in_memory();
-    let url = relay.url();
+    let (relay, relay_store) = sim_relay_in_memory();
     let counselor = Phone::new("Dana", Role::Counselor);
     let client = Phone::new("Sam", Role::Client);
     let plan = plan_for(&counselor, &client, "Sleep plan");
@@ -24,10 +26,10 @@ fn two_devices_converge_after_offline_edits_on_both_sides() {
         .propose_goal(plan, "Sleep through the night")
         .unwrap();
 
-    let first = counselor.sync(&url, &[]);
+    let first = counselor.sync(&relay, &[]);
     assert_eq!((first.documents_total, first.documents_synced), (1, 1));
     assert!(relay_store.has_plan(plan).unwrap());
-    let received = client.sync(&url, &[plan]);
+    let received = client.sync(&relay, &[plan]);
     assert_eq!(received.documents_updated.len(), 1);
     assert_eq!(
         client.store.plan(plan).unwrap(),
@@ -66,9 +68,9 @@ fn two_devices_converge_after_offline_edits_on_both_sides() {
         )
         .unwrap();
 
-    client.sync(&url, &[]);
-    counselor.sync(&url, &[]);
-    client.sync(&url, &[]);
+    client.sync(&relay, &[]);
+    counselor.sync(&relay, &[]);
+    client.sync(&relay, &[]);
 
     let theirs = counselor.store.plan(plan).unwrap();
     let ours = client.store.plan(plan).unwrap();
@@ -93,17 +95,16 @@ fn three_devices_converge_in_any_order() {
         [2, 1, 0],
     ];
     for order in orders {
-        let (relay, _) = relay_in_memory();
-        let url = relay.url();
+        let (relay, _) = sim_relay_in_memory();
         let phone = Phone::new("Dana", Role::Counselor);
         let laptop = phone.another();
         let client = Phone::new("Sam", Role::Client);
         let plan = plan_for(&phone, &client, "Plan");
         phone.enroll(plan, &laptop);
         let goal = phone.store.propose_goal(plan, "Cut down drinking").unwrap();
-        phone.sync(&url, &[]);
-        laptop.sync(&url, &[plan]);
-        client.sync(&url, &[plan]);
+        phone.sync(&relay, &[]);
+        laptop.sync(&relay, &[plan]);
+        client.sync(&relay, &[plan]);
 
         // Concurrent edits on all three, including the same goal's status and words.
         phone
@@ -144,7 +145,7 @@ fn three_devices_converge_in_any_order() {
         let devices = [&phone, &laptop, &client];
         for _round in 0..2 {
             for index in order {
-                devices[index].sync(&url, &[]);
+                devices[index].sync(&relay, &[]);
             }
         }
         let expected = phone.store.plan(plan).unwrap();
@@ -175,15 +176,15 @@ fn a_relay_restarted_between_syncs_loses_nothing() {
     let plan = plan_for(&counselor, &client, "Plan");
     counselor.store.propose_goal(plan, "Find a job").unwrap();
 
-    let (relay, store) = relay_at(&db);
-    counselor.sync(&relay.url(), &[]);
-    relay.stop();
+    let (relay, store) = sim_relay_at(&db);
+    counselor.sync(&relay, &[]);
+    drop(relay);
     drop(store);
 
     // A new process over the same file, on another port.
-    let (relay, store) = relay_at(&db);
+    let (relay, store) = sim_relay_at(&db);
     assert!(store.has_plan(plan).unwrap());
-    let summary = client.sync(&relay.url(), &[plan]);
+    let summary = client.sync(&relay, &[plan]);
     assert!(summary.documents_unavailable.is_empty());
     assert_eq!(
         client.store.plan(plan).unwrap(),
@@ -191,12 +192,12 @@ fn a_relay_restarted_between_syncs_loses_nothing() {
     );
 
     client.store.propose_goal(plan, "Call my sister").unwrap();
-    client.sync(&relay.url(), &[]);
-    relay.stop();
+    client.sync(&relay, &[]);
+    drop(relay);
     drop(store);
 
-    let (relay, _store) = relay_at(&db);
-    counselor.sync(&relay.url(), &[]);
+    let (relay, _store) = sim_relay_at(&db);
+    counselor.sync(&relay, &[]);
     assert_eq!(counselor.store.plan(plan).unwrap().goals.len(), 2);
     assert_eq!(
         client.store.plan(plan).unwrap(),
@@ -206,8 +207,7 @@ fn a_relay_restarted_between_syncs_loses_nothing() {
 
 #[test]
 fn reconnecting_with_nothing_new_exchanges_a_few_small_messages() {
-    let (relay, _) = relay_in_memory();
-    let url = relay.url();
+    let (relay, _) = sim_relay_in_memory();
     let counselor = Phone::new("Dana", Role::Counselor);
     let client = Phone::new("Sam", Role::Client);
     let plans: Vec<_> = (0..30)
@@ -219,12 +219,12 @@ fn reconnecting_with_nothing_new_exchanges_a_few_small_messages() {
             plan
         })
         .collect();
-    let first = counselor.sync(&url, &[]);
+    let first = counselor.sync(&relay, &[]);
     assert_eq!(first.documents_synced, plans.len());
 
     // Both sides speak the heads digest: `join` + one digest frame out, `peer` + one answer
     // back, whatever the number of plans.
-    let idle = counselor.sync(&url, &[]);
+    let idle = counselor.sync(&relay, &[]);
     assert_eq!(idle.documents_synced, plans.len());
     assert!(idle.documents_updated.is_empty());
     assert_eq!(idle.traffic.frames_sent, 2, "{:?}", idle.traffic);
@@ -242,7 +242,9 @@ fn reconnecting_with_nothing_new_exchanges_a_few_small_messages() {
         heads_digest: false,
         ..options(&[])
     };
-    let per_plan = sync_once_blocking(counselor.store.clone(), &url, &options).expect("sync");
+    let per_plan = relay
+        .sync_once(counselor.store.clone(), &options)
+        .expect("sync");
     assert_eq!(per_plan.documents_synced, plans.len());
     assert!(per_plan.documents_updated.is_empty());
     // `join` + one message per plan out, `peer` + one answer per plan back.
@@ -274,10 +276,10 @@ fn reconnecting_with_nothing_new_exchanges_a_few_small_messages() {
 
 #[test]
 fn a_plan_the_relay_does_not_have_is_reported_unavailable() {
-    let (relay, relay_store) = relay_in_memory();
+    let (relay, relay_store) = sim_relay_in_memory();
     let client = Phone::new("Sam", Role::Client);
     let unknown = alliance_core::PlanId::new();
-    let summary = client.sync(&relay.url(), &[unknown]);
+    let summary = client.sync(&relay, &[unknown]);
     assert_eq!(summary.documents_unavailable.len(), 1);
     assert!(!client.store.has_plan(unknown).unwrap());
     assert!(!relay_store.has_plan(unknown).unwrap());
@@ -309,7 +311,9 @@ fn notes(store: &Alliance, plan: PlanId, goal: GoalId) -> Vec<String> {
 /// A counselor's plan with one goal on the relay and on the client's phone; then the phone
 /// writes a status change only a counselor may make (as a build with other rules would, or a
 /// client whose role changed meanwhile) and, built on it, an honest check-in.
-fn client_holding_a_refused_change(url: &str) -> (Phone, Phone, PlanId, GoalId) {
+fn client_holding_a_refused_change<S: Server + ?Sized>(
+    server: &S,
+) -> (Phone, Phone, PlanId, GoalId) {
     let counselor = Phone::new("Dana", Role::Counselor);
     let client = Phone::new("Sam", Role::Client);
     let plan = plan_for(&counselor, &client, "Plan");
@@ -317,8 +321,8 @@ fn client_holding_a_refused_change(url: &str) -> (Phone, Phone, PlanId, GoalId) 
         .store
         .propose_goal(plan, "Sleep before midnight")
         .unwrap();
-    counselor.sync(url, &[]);
-    client.sync(url, &[plan]);
+    counselor.sync(server, &[]);
+    client.sync(server, &[plan]);
     client
         .store
         .edit_goal_unchecked(
@@ -339,11 +343,10 @@ fn client_holding_a_refused_change(url: &str) -> (Phone, Phone, PlanId, GoalId) 
 
 #[test]
 fn a_device_told_its_change_was_refused_sets_it_aside_and_its_later_check_in_arrives() {
-    let (relay, relay_store) = relay_in_memory();
-    let url = relay.url();
-    let (counselor, client, plan, goal) = client_holding_a_refused_change(&url);
+    let (relay, relay_store) = sim_relay_in_memory();
+    let (counselor, client, plan, goal) = client_holding_a_refused_change(&relay);
 
-    let summary = client.sync(&url, &[]);
+    let summary = client.sync(&relay, &[]);
     // The relay told the device, naming the plan and the rule; nothing else was reported.
     let document = DocumentId::from_uuid(plan.as_uuid());
     assert_eq!(summary.refused.len(), 1, "{:?}", summary.refused);
@@ -370,7 +373,7 @@ fn a_device_told_its_change_was_refused_sets_it_aside_and_its_later_check_in_arr
     assert_eq!(on_relay.goals[0].status, GoalStatus::Proposed);
     assert_eq!(client.store.plan(plan).unwrap(), on_relay);
     // …and a second device.
-    counselor.sync(&url, &[]);
+    counselor.sync(&relay, &[]);
     assert_eq!(notes(&counselor.store, plan, goal), ["walked"]);
     assert_eq!(counselor.store.plan(plan).unwrap(), on_relay);
 
@@ -384,9 +387,9 @@ fn a_device_told_its_change_was_refused_sets_it_aside_and_its_later_check_in_arr
         .store
         .check_in(plan, goal, &check_in("slept"))
         .unwrap();
-    let again = client.sync(&url, &[]);
+    let again = client.sync(&relay, &[]);
     assert!(again.refused.is_empty(), "{:?}", again.refused);
-    counselor.sync(&url, &[]);
+    counselor.sync(&relay, &[]);
     assert_eq!(notes(&counselor.store, plan, goal), ["slept", "walked"]);
     assert_eq!(
         relay_store.refused_changes(Some(plan)).unwrap().len(),
@@ -435,7 +438,7 @@ impl SyncObserver for Recorder {
 fn watch_mode_tells_the_observer_and_keeps_syncing() {
     let (relay, relay_store) = relay_in_memory();
     let url = relay.url();
-    let (counselor, client, plan, goal) = client_holding_a_refused_change(&url);
+    let (counselor, client, plan, goal) = client_holding_a_refused_change(url.as_str());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -487,7 +490,7 @@ fn watch_mode_tells_the_observer_and_keeps_syncing() {
         .all(|p| p.last_error.is_none()));
     runtime.block_on(handle.stop());
     assert_eq!(recorder.refused.items().len(), 1, "told once");
-    counselor.sync(&url, &[]);
+    counselor.sync(url.as_str(), &[]);
     assert_eq!(
         counselor.store.plan(plan).unwrap(),
         client.store.plan(plan).unwrap()

@@ -80,6 +80,8 @@ impl Alliance {
         description: &str,
         edit: impl FnOnce(&EditModel<'_>, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
+        let lane = self.lanes.of(plan);
+        let in_lane = lane.lock();
         let out = self.writing(|inner| {
             let me = inner.identity()?;
             let open = inner.open(plan)?;
@@ -126,6 +128,8 @@ impl Alliance {
             inner.persist_edit(plan, writes.catalog())?;
             Ok((out, true))
         })?;
+        // Observers are told once the lane is free: one may edit the plan at once.
+        drop(in_lane);
         let (out, changed) = out;
         if changed {
             self.notify(plan);

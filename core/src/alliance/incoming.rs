@@ -17,6 +17,7 @@ use crate::plan::{chunks, rebase};
 const MAX_OVERSIZED_PER_MESSAGE: usize = 16;
 
 /// A sync message's chunks, measured and parsed outside the store lock.
+#[derive(Clone)]
 pub(crate) struct Screened {
     /// Change and bundle chunks, parsed.
     changes: Vec<Change>,

@@ -66,10 +66,14 @@ pub struct NewDevice {
     pub label: String,
 }
 
-/// One device's store of plans. Cheap to share (`Arc<Alliance>`): every method takes `&self`
-/// and serializes on one internal lock, so calls from many threads never interleave writes.
+/// One device's store of plans. Cheap to share (`Arc<Alliance>`): every method takes `&self`.
+/// Writes serialize on the store lock, so calls from many threads never interleave them; a
+/// sync step or an edit of one plan also holds that plan's lane, and judges and makes sync
+/// messages without the store lock, so one plan's sync does not wait behind another's
+/// (`docs/design.md`, "Per-plan lanes").
 pub struct Alliance {
     inner: Mutex<Inner>,
+    lanes: lanes::Lanes,
     observers: Mutex<Vec<Arc<dyn PlanObserver>>>,
 }
 
@@ -264,6 +268,7 @@ impl Alliance {
                 in_flight: HashMap::new(),
                 received: HashSet::new(),
             }),
+            lanes: lanes::Lanes::default(),
             observers: Mutex::new(Vec::new()),
         })
     }
@@ -565,8 +570,10 @@ mod copied;
 mod edits;
 mod held;
 mod incoming;
+mod lanes;
 mod mirror;
 mod operations;
+mod receiving;
 mod relay_voucher;
 mod set_aside;
 mod signing;
@@ -583,6 +590,8 @@ mod unchecked;
 
 #[cfg(test)]
 mod edit_view_tests;
+#[cfg(test)]
+mod lanes_tests;
 #[cfg(test)]
 mod read_model_tests;
 #[cfg(test)]

@@ -93,15 +93,42 @@ pub fn judge_within(
     budgets: &Budgets,
     signatures: &Signatures,
 ) -> Judgement {
+    let fresh = incoming.iter().any(|c| !has_change(doc, &c.hash()));
+    if !fresh {
+        return Judgement::default();
+    }
+    judge_into(
+        doc.fork(),
+        plan_id,
+        incoming,
+        known_refused,
+        budgets,
+        signatures,
+    )
+}
+
+/// [`judge_within`] on a document the caller gives up (one taken out of memory for the
+/// judge): the accepted changes are applied to it in place, with no copy of the document,
+/// and it comes back in [`Judgement::applied`] — always `Some`, whether or not any change
+/// was accepted.
+pub fn judge_into(
+    doc: Automerge,
+    plan_id: PlanId,
+    incoming: Vec<Change>,
+    known_refused: &HashSet<ChangeHash>,
+    budgets: &Budgets,
+    signatures: &Signatures,
+) -> Judgement {
     let mut judgement = Judgement::default();
+    let mut work = doc;
     let mut pending: Vec<Change> = incoming
         .into_iter()
-        .filter(|c| !has_change(doc, &c.hash()))
+        .filter(|c| !has_change(&work, &c.hash()))
         .collect();
     if pending.is_empty() {
+        judgement.applied = Some(work);
         return judgement;
     }
-    let mut work = doc.fork();
     // The author's view (see `judge_in_authors_view`) last built, kept one change ahead so
     // the next change of the same chain is judged without forking the document again.
     let mut view: Option<Automerge> = None;

@@ -67,6 +67,11 @@ impl Who {
         store: &Arc<dyn SyncStore>,
         error: Option<&SyncError>,
     ) {
+        best_effort(store, self.authentication(error)).await;
+    }
+
+    /// The entry saying the connection authenticated (`error` None) or was denied.
+    pub(crate) fn authentication(&self, error: Option<&SyncError>) -> NewAuditEntry {
         let mut entry = match error {
             None => self.entry(AuditKind::Auth, "ok"),
             Some(error) => NewAuditEntry {
@@ -77,16 +82,20 @@ impl Who {
         if let Some(SyncError::Unauthorized(reason)) = error {
             entry.detail = Some(format!("unauthorized: {reason}"));
         }
-        best_effort(store, entry).await;
+        entry
     }
 
     /// Records that the connection was closed for breaking a rule.
     pub(crate) async fn refused(&self, store: &Arc<dyn SyncStore>, error: &SyncError) {
-        let entry = NewAuditEntry {
+        best_effort(store, self.refusal(error)).await;
+    }
+
+    /// The entry saying the connection was closed for breaking a rule.
+    pub(crate) fn refusal(&self, error: &SyncError) -> NewAuditEntry {
+        NewAuditEntry {
             detail: Some(rule_of(error).to_string()),
             ..self.entry(AuditKind::Refusal, "closed")
-        };
-        best_effort(store, entry).await;
+        }
     }
 
     /// Records, once per plan and connection, that the device read (`Read`: was sent changes)

@@ -25,6 +25,8 @@ mod memory_store;
 #[cfg(test)]
 mod ops_tests;
 #[cfg(test)]
+mod sim_tests;
+#[cfg(test)]
 mod tests;
 
 pub use alliance_store::{receipt_refusals, spawn_alliance_watch, vouched_error, watch_blocking};

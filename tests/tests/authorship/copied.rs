@@ -236,16 +236,17 @@ fn a_copied_phone_used_in_person_gets_a_new_identity_and_every_edit_lands_everyw
 
 /// One sync through the relay with `token`.
 fn sync_with(relay: &Relay, w: &World, store: &Arc<Alliance>, token: &str) -> SyncSummary {
-    sync_once_blocking(
-        store.clone(),
-        &relay.relay.url(),
-        &SyncOptions {
-            token: Some(token.to_owned()),
-            handshake_timeout: Duration::from_secs(20),
-            ..options(&[w.plan])
-        },
-    )
-    .unwrap()
+    relay
+        .relay
+        .sync_once(
+            store.clone(),
+            &SyncOptions {
+                token: Some(token.to_owned()),
+                handshake_timeout: Duration::from_secs(20),
+                ..options(&[w.plan])
+            },
+        )
+        .unwrap()
 }
 
 #[test]

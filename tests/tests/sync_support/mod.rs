@@ -6,8 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alliance_core::sync::relay::sim::SimRelay;
 use alliance_core::sync::{
-    sync_once_blocking, BackgroundRelay, DocumentId, RelayOptions, SyncOptions, SyncSummary,
+    sync_once_blocking, BackgroundRelay, DocumentId, RelayOptions, SyncError, SyncOptions,
+    SyncSummary,
 };
 use alliance_core::{Alliance, Identity, MemberId, NewDevice, NewPlan, PlanId, Role};
 
@@ -36,8 +38,10 @@ impl Phone {
     }
 
     /// Syncs with the server until every plan it holds (and `wanted`) is settled.
-    pub fn sync(&self, url: &str, wanted: &[PlanId]) -> SyncSummary {
-        sync_once_blocking(self.store.clone(), url, &options(wanted)).expect("sync")
+    pub fn sync<S: Server + ?Sized>(&self, server: &S, wanted: &[PlanId]) -> SyncSummary {
+        server
+            .sync_once(self.store.clone(), &options(wanted))
+            .expect("sync")
     }
 
     /// Enrolls `other` (a device of a member already in the plan) from this device.
@@ -53,6 +57,36 @@ impl Phone {
                 },
             )
             .expect("enroll");
+    }
+}
+
+/// Where a phone syncs: a relay on a loopback socket (its URL, a `str`), or one on the
+/// simulated network (`alliance_core::sync::relay::sim`: the same sessions, no socket).
+pub trait Server {
+    fn sync_once(
+        &self,
+        store: Arc<Alliance>,
+        options: &SyncOptions,
+    ) -> Result<SyncSummary, SyncError>;
+}
+
+impl Server for str {
+    fn sync_once(
+        &self,
+        store: Arc<Alliance>,
+        options: &SyncOptions,
+    ) -> Result<SyncSummary, SyncError> {
+        sync_once_blocking(store, self, options)
+    }
+}
+
+impl Server for SimRelay {
+    fn sync_once(
+        &self,
+        store: Arc<Alliance>,
+        options: &SyncOptions,
+    ) -> Result<SyncSummary, SyncError> {
+        SimRelay::sync_once(self, store, options)
     }
 }
 
@@ -86,6 +120,21 @@ pub fn relay_at(db: &Path) -> (BackgroundRelay, Arc<Alliance>) {
     let store = Arc::new(Alliance::open(db).expect("relay store"));
     let relay = BackgroundRelay::start("127.0.0.1:0", store.clone(), RelayOptions::default())
         .expect("relay");
+    (relay, store)
+}
+
+/// A relay on the simulated network over a store kept in `db` (a new one over the same file
+/// is a restarted relay).
+pub fn sim_relay_at(db: &Path) -> (SimRelay, Arc<Alliance>) {
+    let store = Arc::new(Alliance::open(db).expect("relay store"));
+    let relay = SimRelay::new(store.clone(), RelayOptions::default()).expect("relay");
+    (relay, store)
+}
+
+/// A relay on the simulated network over an in-memory store.
+pub fn sim_relay_in_memory() -> (SimRelay, Arc<Alliance>) {
+    let store = Arc::new(Alliance::open_in_memory().expect("relay store"));
+    let relay = SimRelay::new(store.clone(), RelayOptions::default()).expect("relay");
     (relay, store)
 }
 

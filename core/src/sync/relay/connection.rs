@@ -75,17 +75,13 @@ pub(super) async fn serve<S>(
     who.joined(&peer.key);
     shared.options.metrics.with(|m| m.device_joined());
     let conversation = SyncPeer::conversation(&peer.key);
-    let mut session = Some(PeerSession {
+    let mut session = Some(PeerSession::new(
         id,
-        peer: peer.clone(),
-        conversation: conversation.clone(),
-        shared: Arc::clone(&shared),
-        documents: HashSet::new(),
+        peer.clone(),
+        Arc::clone(&shared),
         access,
-        digests_compared: false,
         who,
-        out: Vec::new(),
-    });
+    ));
     info!(connection = id, peer = %peer.id, "peer joined");
     let mut events = shared.events.subscribe();
     let idle = shared.options.idle_timeout;
@@ -165,12 +161,7 @@ pub(super) async fn serve<S>(
     let store = Arc::clone(&shared.store);
     let ephemeral = peer.ephemeral;
     let ended = tokio::task::spawn_blocking(move || {
-        if ephemeral {
-            store.forget_peer(&conversation)
-        } else {
-            store.end_sync_session(&conversation);
-            Ok(())
-        }
+        end_conversation(store.as_ref(), &conversation, ephemeral)
     })
     .await;
     if let Ok(Err(error)) = ended {
@@ -224,21 +215,48 @@ async fn refuse<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    shared.counters.refused.fetch_add(1, Ordering::Relaxed);
-    shared.options.metrics.with(|m| m.refused(rule_of(error)));
+    let told = refusal(shared, peer, error);
     who.refused(&shared.store, error).await;
     let remote = who.remote();
     warn!(%remote, peer = ?peer.map(PeerId::as_str), %error, "closing connection");
-    if !matches!(error, SyncError::Closed | SyncError::Transport(_)) {
-        let _ = conn
-            .send(&Message::Error {
-                sender_id: Some(shared.peer_id.clone()),
-                target_id: peer.cloned(),
-                message: error.to_string(),
-            })
-            .await;
+    if let Some(told) = told {
+        let _ = conn.send(&told).await;
     }
     conn.close(Some(&error.to_string())).await;
+}
+
+/// Counts a refusal in the relay's counters and metrics, and gives the `error` message that
+/// tells the peer why it is disconnected (none for a connection that is gone already).
+pub(super) fn refusal(
+    shared: &Shared,
+    peer: Option<&PeerId>,
+    error: &SyncError,
+) -> Option<Message> {
+    shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+    shared.options.metrics.with(|m| m.refused(rule_of(error)));
+    if matches!(error, SyncError::Closed | SyncError::Transport(_)) {
+        return None;
+    }
+    Some(Message::Error {
+        sender_id: Some(shared.peer_id.clone()),
+        target_id: peer.cloned(),
+        message: error.to_string(),
+    })
+}
+
+/// Ends a peer's conversation in the store once its connection is gone: an ephemeral peer's
+/// sync state is deleted, a peer that keeps storage keeps its persisted part. Blocks.
+pub(super) fn end_conversation(
+    store: &dyn SyncStore,
+    conversation: &SyncPeer,
+    ephemeral: bool,
+) -> Result<(), SyncError> {
+    if ephemeral {
+        store.forget_peer(conversation)
+    } else {
+        store.end_sync_session(conversation);
+        Ok(())
+    }
 }
 
 /// Who joined, and the key their sync state is kept under.
@@ -254,8 +272,24 @@ pub(super) struct JoinedPeer {
     pub(super) refused_notices: bool,
 }
 
-/// Checks the presented token when tokens are required: None when they are not.
+/// Checks the presented token when tokens are required (see [`authenticate_blocking`]).
 async fn authenticate(
+    shared: &Arc<Shared>,
+    presented: Option<&str>,
+) -> Result<Option<Access>, SyncError> {
+    let shared = Arc::clone(shared);
+    let presented = presented.map(str::to_string);
+    tokio::task::spawn_blocking(move || authenticate_blocking(&shared, presented.as_deref()))
+        .await
+        .map_err(|_| SyncError::Transport("store task failed".into()))?
+}
+
+/// Checks the presented token when tokens are required: None when they are not. Takes one of
+/// the token's connection slots. Blocks on the store.
+///
+/// Errors: no token, a malformed one, one that opens no plan (unless enrollment is open)
+/// ([`SyncError::Unauthorized`]), too many connections with it ([`SyncError::Limit`]).
+pub(super) fn authenticate_blocking(
     shared: &Arc<Shared>,
     presented: Option<&str>,
 ) -> Result<Option<Access>, SyncError> {
@@ -265,13 +299,7 @@ async fn authenticate(
     let token = presented.ok_or(SyncError::Unauthorized("no token presented"))?;
     check_token(token)?;
     let hash = token_hash(token);
-    let documents = {
-        let shared = Arc::clone(shared);
-        let hash = hash.clone();
-        tokio::task::spawn_blocking(move || documents_of_token(&shared, &hash))
-            .await
-            .map_err(|_| SyncError::Transport("store task failed".into()))??
-    };
+    let documents = documents_of_token(shared, &hash)?;
     if documents.is_empty() && !shared.options.open_enrollment {
         return Err(SyncError::Unauthorized("unknown or revoked token"));
     }

@@ -448,5 +448,8 @@ async fn accept_loop(
 /// Why a connection ended.
 mod connection;
 mod peer_session;
+#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
+pub mod sim;
 
 use connection::serve;

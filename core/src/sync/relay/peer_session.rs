@@ -28,6 +28,28 @@ pub(super) struct PeerSession {
 }
 
 impl PeerSession {
+    /// The session of connection `id` with a peer that joined, with what its token opens
+    /// (None without tokens).
+    pub(super) fn new(
+        id: u64,
+        peer: JoinedPeer,
+        shared: Arc<Shared>,
+        access: Option<Access>,
+        who: Who,
+    ) -> Self {
+        Self {
+            id,
+            conversation: SyncPeer::conversation(&peer.key),
+            peer,
+            shared,
+            documents: HashSet::new(),
+            access,
+            digests_compared: false,
+            who,
+            out: Vec::new(),
+        }
+    }
+
     /// Acts on one message; `Ok(false)` ends the connection quietly.
     pub(super) fn handle(&mut self, message: Message) -> Result<bool, SyncError> {
         match message {
