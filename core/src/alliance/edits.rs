@@ -512,7 +512,7 @@ impl Writes {
 /// to the document (a sync, a rewrite, another process's write) moves the heads and the next
 /// edit reads it again; a local edit that writes only inside one goal ([`Writes::InGoal`],
 /// [`Writes::GoalStatus`]) cannot change members, devices or another goal's status, so the view
-/// moves to the heads after it.
+/// moves to the heads after it (`docs/design.md`, A local edit).
 pub(super) struct EditView {
     /// The document heads this view was read at (or carried to).
     heads: Vec<ChangeHash>,
