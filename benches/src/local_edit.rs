@@ -184,6 +184,15 @@ pub fn child(path: &Path, times: &str) -> Result<()> {
         device.store.propose_goal(plan, "Sleep through the night")?;
     }
     let device = Device::reopen(path)?;
+    let (plan, goal) = first_goal(&device)?;
+    for n in 0..times.parse::<usize>()? {
+        edit(&device, plan, goal, n)?;
+    }
+    Ok(())
+}
+
+/// The first plan stored on `device` and its first goal.
+fn first_goal(device: &Device) -> Result<(PlanId, GoalId)> {
     let plan = *device.store.plan_ids()?.first().ok_or("no plan")?;
     let goal = device
         .store
@@ -192,8 +201,22 @@ pub fn child(path: &Path, times: &str) -> Result<()> {
         .first()
         .ok_or("no goal")?
         .goal_id;
+    Ok((plan, goal))
+}
+
+/// Makes `times` floor edits (see [`floor_edit`]) of the first plan of the device stored at
+/// `path`, on a copy of its document, into a bare store beside it: the floor's target for
+/// profilers, to set against [`child`].
+pub fn floor_child(path: &Path, times: &str) -> Result<()> {
+    let device = Device::reopen(path)?;
+    let (plan, goal) = first_goal(&device)?;
+    let (mut doc, _) = heads(&device, plan)?;
+    doc.set_actor(ActorId::random());
+    let mut bare = Bare::open(&path.with_extension("floor.db"))?;
+    let doc_id = plan.to_string();
+    let by = device.me.member_id;
     for n in 0..times.parse::<usize>()? {
-        edit(&device, plan, goal, n)?;
+        floor_edit(&mut doc, &mut bare, (&doc_id, goal, by), n)?;
     }
     Ok(())
 }

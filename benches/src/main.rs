@@ -38,6 +38,7 @@ fn main() {
         ["memory", action, db] => memory::child(action, Path::new(db)),
         ["open-plan", db, plan, times] => open_plan::child(Path::new(db), plan, times),
         ["edit-plan", db, times] => local_edit::child(Path::new(db), times),
+        ["edit-floor", db, times] => local_edit::floor_child(Path::new(db), times),
         _ => Err("usage: alliance-bench (no arguments; see scripts/bench)".into()),
     };
     if let Err(error) = outcome {

@@ -57,53 +57,48 @@ impl Alliance {
         Ok(plan)
     }
 
-    /// Runs one local edit: reads the plan, lets `edit` check the rules and write operations
-    /// in one Automerge change, then stores it in one SQLite transaction. If `edit` fails,
-    /// nothing is written anywhere. The model `edit` sees holds the plan's members and devices
-    /// but no goal (see [`Alliance::edit_in_goal`]): reading a whole plan on every edit would
-    /// cost more than the edit.
+    /// Runs one local edit: lets `edit` check the rules against the plan's members and
+    /// devices (kept in memory across edits, see [`EditView`]) and write operations in one
+    /// Automerge change, then stores it in one SQLite transaction. If `edit` fails, nothing is
+    /// written anywhere. The model `edit` sees holds no goal (see [`Alliance::edit_scoped`]):
+    /// reading a whole plan on every edit would cost more than the edit.
     pub(super) fn edit<T>(
         &self,
         plan: PlanId,
         description: &str,
-        edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
+        edit: impl FnOnce(&EditModel<'_>, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
-        self.edit_scoped(plan, (None, false), Catalog::Refresh, description, edit)
+        self.edit_scoped((plan, Reads::Roles, Writes::Plan), description, edit)
     }
 
-    /// [`Alliance::edit`] of one goal: the model holds that goal too, with its check-ins when
-    /// `checkins` is set.
-    pub(super) fn edit_in_goal<T>(
-        &self,
-        (plan, goal, checkins): (PlanId, GoalId, bool),
-        description: &str,
-        edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
-    ) -> Result<T> {
-        self.edit_scoped(
-            plan,
-            (Some(goal), checkins),
-            Catalog::Touch,
-            description,
-            edit,
-        )
-    }
-
-    /// The edit of [`Alliance::edit`], reading `goal` (with its check-ins when `checkins`) for
-    /// the rules, and told what the change may do to the plan's catalog row.
+    /// The edit of [`Alliance::edit`], told what its rules read of a goal (`reads`) and what
+    /// it may write (`writes`: what the change may do to the plan's catalog row, and which of
+    /// the [`EditView`] stays current after it).
     pub(super) fn edit_scoped<T>(
         &self,
-        plan: PlanId,
-        (goal, checkins): (Option<GoalId>, bool),
-        catalog: Catalog,
+        (plan, reads, writes): (PlanId, Reads, Writes),
         description: &str,
-        edit: impl FnOnce(&Plan, &Identity, &mut Transaction<'_>) -> Result<T>,
+        edit: impl FnOnce(&EditModel<'_>, &Identity, &mut Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         let lane = self.lanes.of(plan);
         let in_lane = lane.lock();
         let out = self.writing(|inner| {
             let me = inner.identity()?;
             let open = inner.open(plan)?;
-            let model = open.doc.read_for_edit(goal, checkins)?;
+            let mut view = EditView::current(open.edit_view.take(), &open.doc)?;
+            let mut status = None;
+            let whole = match reads {
+                Reads::Roles => None,
+                Reads::Status(goal) => {
+                    status = view.status(&open.doc, goal).map(|s| (goal, s));
+                    None
+                }
+                Reads::Goal(goal, checkins) => Some(open.doc.read_for_edit(Some(goal), checkins)?),
+            };
+            let model = EditModel {
+                plan: whole.as_ref().unwrap_or(&view.roles),
+                status,
+            };
             match model.device(me.device_id) {
                 Some(device) if device.revoked_at.is_some() => {
                     return Err(Error::not_allowed("this device was revoked from the plan"))
@@ -116,11 +111,22 @@ impl Alliance {
             let change = open.doc.change(description, now, |tx| {
                 out = Some(edit(&model, &me, tx)?);
                 Ok(())
-            })?;
-            if change.is_some() {
-                inner.persist_with(plan, catalog, |_| Ok(()))?;
+            });
+            let change = match change {
+                Ok(change) => change,
+                Err(error) => {
+                    // Nothing was applied: the view is still current.
+                    open.edit_view = Some(view);
+                    return Err(error);
+                }
+            };
+            if change.is_none() {
+                open.edit_view = Some(view);
+                return Ok((out, false));
             }
-            Ok((out, change.is_some()))
+            open.edit_view = view.after(writes, open.doc.heads());
+            inner.persist_edit(plan, writes.catalog())?;
+            Ok((out, true))
         })?;
         // Observers are told once the lane is free: one may edit the plan at once.
         drop(in_lane);
@@ -266,21 +272,27 @@ impl Alliance {
     pub fn edit_goal(&self, plan: PlanId, goal: GoalId, edit: &GoalEdit) -> Result<()> {
         validate::goal_edit(edit)?;
         let description = describe_goal_edit(edit);
-        self.edit_in_goal((plan, goal, false), &description, |model, me, tx| {
-            let current = model.goal(goal)?;
+        let writes = match edit.status {
+            Some(_) => Writes::GoalStatus(goal),
+            None => Writes::InGoal(goal),
+        };
+        let scope = (plan, Reads::Status(goal), writes);
+        self.edit_scoped(scope, &description, |model, me, tx| {
+            let current = model.status(goal)?;
             rules::check(
                 model,
                 me.member_id,
                 Edit::EditGoal {
-                    goal: current,
+                    goal,
+                    status: current,
                     edit,
                 },
             )?;
             if let Some(status) = edit.status {
-                if !current.status.can_become(status) {
+                if !current.can_become(status) {
                     return Err(Error::invalid(
                         "status",
-                        format!("a goal does not go from {} to {status}", current.status),
+                        format!("a goal does not go from {current} to {status}"),
                     ));
                 }
             }
@@ -297,9 +309,9 @@ impl Alliance {
     ) -> Result<ObjectiveId> {
         validate::objective(objective)?;
         let id = ObjectiveId::new();
-        let scope = (plan, goal, false);
-        self.edit_in_goal(scope, "added an objective", |model, me, tx| {
-            model.goal(goal)?;
+        let scope = (plan, Reads::Status(goal), Writes::InGoal(goal));
+        self.edit_scoped(scope, "added an objective", |model, me, tx| {
+            model.status(goal)?;
             rules::check(model, me.member_id, Edit::Objective)?;
             write::add_objective(tx, goal, id, objective)?;
             Ok(id)
@@ -315,9 +327,9 @@ impl Alliance {
     ) -> Result<InterventionId> {
         validate::intervention(intervention)?;
         let id = InterventionId::new();
-        let scope = (plan, goal, false);
-        self.edit_in_goal(scope, "added an intervention", |model, me, tx| {
-            model.goal(goal)?;
+        let scope = (plan, Reads::Status(goal), Writes::InGoal(goal));
+        self.edit_scoped(scope, "added an intervention", |model, me, tx| {
+            model.status(goal)?;
             if let Some(owner) = intervention.owner {
                 if model.member(owner).is_none() {
                     return Err(Error::not_found("member", owner));
@@ -337,8 +349,9 @@ impl Alliance {
             GasEdit::Weight(_) => "set a GAS weight",
             GasEdit::Baseline(_) => "set a GAS baseline",
         };
-        self.edit_in_goal((plan, goal, false), description, |model, me, tx| {
-            model.goal(goal)?;
+        let scope = (plan, Reads::Status(goal), Writes::InGoal(goal));
+        self.edit_scoped(scope, description, |model, me, tx| {
+            model.status(goal)?;
             rules::check(model, me.member_id, Edit::Gas(edit))?;
             write::set_gas(tx, goal, edit)
         })
@@ -346,7 +359,8 @@ impl Alliance {
 
     /// Records this member's agreement to the goal's current content.
     pub fn agree(&self, plan: PlanId, goal: GoalId) -> Result<()> {
-        self.edit_in_goal((plan, goal, false), "agreed to a goal", |model, me, tx| {
+        let scope = (plan, Reads::Goal(goal, false), Writes::InGoal(goal));
+        self.edit_scoped(scope, "agreed to a goal", |model, me, tx| {
             let current = model.goal(goal)?;
             rules::check(
                 model,
@@ -384,9 +398,13 @@ impl Alliance {
         };
         // Only a correction reads the goal and its check-ins (to find the one it corrects); a
         // new check-in of a goal that does not exist fails when it is written.
-        let scope = (checkin.corrects.map(|_| goal), checkin.corrects.is_some());
-        // A check-in changes no catalog field (title, members, devices, goal count).
-        self.edit_scoped(plan, scope, Catalog::Touch, description, |model, me, tx| {
+        let reads = match checkin.corrects {
+            Some(_) => Reads::Goal(goal, true),
+            None => Reads::Roles,
+        };
+        // A check-in writes only inside its goal (no catalog field, member, device or status).
+        let scope = (plan, reads, Writes::InGoal(goal));
+        self.edit_scoped(scope, description, |model, me, tx| {
             let corrects = match checkin.corrects {
                 Some(original) => Some(
                     model
@@ -452,4 +470,120 @@ pub(super) fn describe_goal_edit(edit: &GoalEdit) -> String {
         fields.push(format!("status → {status}"));
     }
     format!("edited a goal: {}", fields.join(", "))
+}
+
+/// What a local edit's rules read of the plan besides its members and devices.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Reads {
+    /// No goal.
+    Roles,
+    /// That the goal exists, and its status ([`EditModel::status`]).
+    Status(GoalId),
+    /// The whole goal ([`Plan::goal`]), with its check-ins when set: read from the document.
+    Goal(GoalId, bool),
+}
+
+/// What a local edit may write.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Writes {
+    /// Anything: the plan's catalog row and device index are recomputed, and the
+    /// [`EditView`] is read again by the next edit.
+    Plan,
+    /// Only inside this existing goal (its words, GAS scale, objectives, interventions,
+    /// agreements, check-ins), not its status: no catalog field (title, members, devices, goal
+    /// count) changes, and the [`EditView`] stays current.
+    InGoal(GoalId),
+    /// [`Writes::InGoal`], the goal's status included: the view forgets that status.
+    GoalStatus(GoalId),
+}
+
+impl Writes {
+    fn catalog(self) -> Catalog {
+        match self {
+            Writes::Plan => Catalog::Refresh,
+            Writes::InGoal(_) | Writes::GoalStatus(_) => Catalog::Touch,
+        }
+    }
+}
+
+/// What the role rules of local edits read of a plan — its members and devices, and the status
+/// of each goal an edit named — kept in memory across edits ([`OpenDoc::edit_view`]), so that an
+/// edit reads nothing of the document for its rules. It is current at `heads`: any other change
+/// to the document (a sync, a rewrite, another process's write) moves the heads and the next
+/// edit reads it again; a local edit that writes only inside one goal ([`Writes::InGoal`],
+/// [`Writes::GoalStatus`]) cannot change members, devices or another goal's status, so the view
+/// moves to the heads after it (`docs/design.md`, A local edit).
+pub(super) struct EditView {
+    /// The document heads this view was read at (or carried to).
+    heads: Vec<ChangeHash>,
+    /// The plan with its members and devices and no goal (see [`PlanDoc::read_for_edit`]).
+    roles: Plan,
+    /// The status of each existing goal an edit named.
+    statuses: HashMap<GoalId, crate::model::GoalStatus>,
+}
+
+impl EditView {
+    /// `cached` when it is current for `doc`, otherwise read from `doc`.
+    fn current(cached: Option<Self>, doc: &PlanDoc) -> Result<Self> {
+        let heads = doc.heads();
+        match cached {
+            Some(view) if view.heads == heads => Ok(view),
+            _ => Ok(Self {
+                roles: doc.read_for_edit(None, false)?,
+                heads,
+                statuses: HashMap::new(),
+            }),
+        }
+    }
+
+    /// The status of `goal` (None when the plan has no such goal), read once per view.
+    fn status(&mut self, doc: &PlanDoc, goal: GoalId) -> Option<crate::model::GoalStatus> {
+        if let Some(status) = self.statuses.get(&goal) {
+            return Some(*status);
+        }
+        let status = doc.goal_status(goal)?;
+        self.statuses.insert(goal, status);
+        Some(status)
+    }
+
+    /// The view after a local change that wrote `writes` and left the document at `heads`:
+    /// None when it may no longer be current.
+    fn after(mut self, writes: Writes, heads: Vec<ChangeHash>) -> Option<Self> {
+        match writes {
+            Writes::Plan => return None,
+            Writes::InGoal(_) => {}
+            Writes::GoalStatus(goal) => {
+                self.statuses.remove(&goal);
+            }
+        }
+        self.heads = heads;
+        Some(self)
+    }
+}
+
+/// What a local edit judges by: a plan holding the members and devices (and the goal the edit
+/// reads whole, [`Reads::Goal`]; otherwise no goal), and the status of the goal named by
+/// [`Reads::Status`].
+pub(super) struct EditModel<'a> {
+    plan: &'a Plan,
+    status: Option<(GoalId, crate::model::GoalStatus)>,
+}
+
+impl EditModel<'_> {
+    /// The status of `goal`. Errors: [`Error::NotFound`] when the plan has no such goal (or
+    /// the edit read neither it nor its status).
+    pub(super) fn status(&self, goal: GoalId) -> Result<crate::model::GoalStatus> {
+        match self.status {
+            Some((id, status)) if id == goal => Ok(status),
+            _ => self.plan.goal(goal).map(|g| g.status),
+        }
+    }
+}
+
+impl std::ops::Deref for EditModel<'_> {
+    type Target = Plan;
+
+    fn deref(&self) -> &Plan {
+        self.plan
+    }
 }

@@ -57,10 +57,12 @@ impl Inner {
     pub(super) fn check_out(&mut self, plan: PlanId) -> Result<CheckedOut> {
         self.open_or_empty(plan)?;
         let stamp = self.stamp(plan);
-        let open = self
+        let mut open = self
             .docs
             .remove(&plan)
             .ok_or_else(|| Error::not_found("plan", plan))?;
+        // Out of memory, it misses what `catch_up` forgets: its stored sizes are read again.
+        open.stored_sizes = None;
         Ok(CheckedOut { open, stamp })
     }
 

@@ -139,6 +139,11 @@ struct OpenDoc {
     model: Option<(Vec<ChangeHash>, Plan)>,
     /// The heads of the read model SQLite holds for this plan, as far as this connection knows.
     kept_model_heads: Option<Vec<ChangeHash>>,
+    /// What local edits' role rules read, kept across edits (see [`edits::EditView`]).
+    edit_view: Option<edits::EditView>,
+    /// The stored sizes that decide compaction, as this connection last wrote or read them
+    /// (see [`Inner::persist_with`]); None when not known.
+    stored_sizes: Option<DocumentSizes>,
 }
 
 impl OpenDoc {
@@ -152,6 +157,8 @@ impl OpenDoc {
             pending_set_aside: Vec::new(),
             model: None,
             kept_model_heads: None,
+            edit_view: None,
+            stored_sizes: None,
         }
     }
 
@@ -581,6 +588,8 @@ pub use mirror::ListedDevice;
 #[cfg(any(test, feature = "test-support"))]
 mod unchecked;
 
+#[cfg(test)]
+mod edit_view_tests;
 #[cfg(test)]
 mod lanes_tests;
 #[cfg(test)]

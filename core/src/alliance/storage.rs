@@ -38,6 +38,10 @@ impl Inner {
                 .filter(|id| !rows.contains_key(*id))
                 .filter_map(|id| PlanId::parse(id).ok()),
         );
+        // Another connection wrote: it may have compacted a document without moving its heads.
+        for open in self.docs.values_mut() {
+            open.stored_sizes = None;
+        }
         for plan in &changed {
             self.docs.remove(plan);
             self.refused.remove(plan);
@@ -263,15 +267,33 @@ impl Inner {
     }
 
     /// [`Inner::persist`], told whether the change may touch what the catalog lists.
+    pub(super) fn persist_with(
+        &mut self,
+        plan: PlanId,
+        catalog: Catalog,
+        extra: impl FnOnce(&rusqlite::Connection) -> Result<()>,
+    ) -> Result<bool> {
+        self.persist_in(plan, (catalog, false), extra)
+    }
+
+    /// Stores a local edit of a plan (see `Alliance::edit_scoped`): [`Inner::persist_with`]
+    /// written straight into the transaction [`Alliance::writing`] opened, without a savepoint
+    /// of its own. On an error the caller returns it, and the whole transaction rolls back.
+    pub(super) fn persist_edit(&mut self, plan: PlanId, catalog: Catalog) -> Result<bool> {
+        self.persist_in(plan, (catalog, true), |_| Ok(()))
+    }
+
+    /// [`Inner::persist_with`]; `edit`: a local edit of a plan, stored without a savepoint (see
+    /// [`Inner::persist_edit`]).
     ///
     /// Callers hold SQLite's write lock and caught up with the file first (see
     /// [`Alliance::writing`]), so the document in memory is the stored one plus what this
     /// call writes: compaction merges exactly the chunks stored, and the heads column is the
     /// heads of what is stored, in the same transaction.
-    pub(super) fn persist_with(
+    fn persist_in(
         &mut self,
         plan: PlanId,
-        catalog: Catalog,
+        (catalog, edit): (Catalog, bool),
         extra: impl FnOnce(&rusqlite::Connection) -> Result<()>,
     ) -> Result<bool> {
         let now = clock::now_ms();
@@ -281,7 +303,8 @@ impl Inner {
         let heads = open.doc.heads();
         let changed = heads != open.saved_heads || open.rewrite;
         let doc_id = plan.to_string();
-        let is_plan = open.doc.is_plan();
+        // A local edit ran on a plan (its rules read the plan's id) and no edit removes it.
+        let is_plan = edit || open.doc.is_plan();
         let refresh = catalog == Catalog::Refresh || open.rewrite;
         let devices = if is_plan && changed && refresh {
             Some(open.doc.device_access()).filter(|d| self.indexed_devices.get(&plan) != Some(d))
@@ -294,17 +317,31 @@ impl Inner {
         } else {
             Vec::new()
         };
-        let result = self.store.write(|tx| {
+        let write = |tx: &rusqlite::Connection| {
             store::save_signatures(tx, &doc_id, &own_signatures)?;
+            // The stored sizes after this write, when known without reading them.
+            let mut sizes_after = open.stored_sizes;
             if changed {
                 if open.stored {
                     // A document that lost changes (see `rewrite`) is replaced whole; otherwise
                     // the new changes are appended, and compacted once the chunks outgrow the
-                    // snapshot.
+                    // snapshot. The sizes that decide it are read once per document and then
+                    // kept in memory (see `OpenDoc::stored_sizes`).
                     let compact = open.rewrite || {
                         let bytes = open.doc.save_after(&open.saved_heads);
                         let head_bytes = heads_bytes(&heads);
-                        let sizes = store::append_chunk(tx, &doc_id, &bytes, &head_bytes, now)?;
+                        let before = match open.stored_sizes {
+                            Some(sizes) => sizes,
+                            None => store::document_sizes(tx, &doc_id)?
+                                .ok_or_else(|| Error::not_found("plan", plan))?,
+                        };
+                        store::append_chunk(tx, &doc_id, &bytes, &head_bytes, now)?;
+                        let sizes = DocumentSizes {
+                            chunk_bytes: before.chunk_bytes.saturating_add(bytes.len()),
+                            chunk_count: before.chunk_count.saturating_add(1),
+                            ..before
+                        };
+                        sizes_after = Some(sizes);
                         sizes.chunk_bytes > sizes.snapshot_len
                     };
                     if compact {
@@ -312,6 +349,8 @@ impl Inner {
                         let snapshot = open.doc.save();
                         let head_bytes = heads_bytes(&heads);
                         store::replace_snapshot(tx, &doc_id, &snapshot, &head_bytes, now, merged)?;
+                        // Read again by the next write.
+                        sizes_after = None;
                     }
                 } else {
                     store::insert_document(
@@ -350,10 +389,15 @@ impl Inner {
             if verify && changed {
                 verify_stored_heads(tx, &doc_id, &heads)?;
             }
-            Ok(())
-        });
+            Ok(sizes_after)
+        };
+        let result = if edit {
+            self.store.write_in_place(write)
+        } else {
+            self.store.write(write)
+        };
         match result {
-            Ok(()) => {
+            Ok(sizes_after) => {
                 if changed {
                     self.known_heads.insert(doc_id, Some(heads_bytes(&heads)));
                     self.written.insert(plan);
@@ -363,6 +407,7 @@ impl Inner {
                     open.stored |= changed;
                     open.rewrite = false;
                     open.pending_set_aside.clear();
+                    open.stored_sizes = sizes_after;
                 }
                 if let Some(devices) = devices {
                     self.indexed_devices.insert(plan, devices);

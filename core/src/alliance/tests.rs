@@ -3,15 +3,19 @@
 use super::*;
 use crate::model::{AgreementState, GoalStatus};
 
-struct World {
-    counselor: Alliance,
-    client: Alliance,
-    plan: PlanId,
-    goal: GoalId,
+pub(super) struct World {
+    pub(super) counselor: Alliance,
+    pub(super) client: Alliance,
+    pub(super) plan: PlanId,
+    pub(super) goal: GoalId,
 }
 
 fn world() -> World {
-    let counselor = Alliance::open_in_memory().unwrap();
+    world_with(Alliance::open_in_memory().unwrap())
+}
+
+/// [`world`] with the counselor's store given (a file, say).
+pub(super) fn world_with(counselor: Alliance) -> World {
     let client = Alliance::open_in_memory().unwrap();
     counselor.init("Dana", Role::Counselor, None).unwrap();
     let sam = client.init("Sam", Role::Client, None).unwrap();

@@ -11,8 +11,13 @@ impl Alliance {
     /// be enrolled in the plan). A client's status change is written here, and refused by peers.
     #[doc(hidden)]
     pub fn edit_goal_unchecked(&self, plan: PlanId, goal: GoalId, edit: &GoalEdit) -> Result<()> {
-        self.edit_in_goal((plan, goal, false), "edited a goal", |model, _, tx| {
-            model.goal(goal)?;
+        let writes = match edit.status {
+            Some(_) => super::edits::Writes::GoalStatus(goal),
+            None => super::edits::Writes::InGoal(goal),
+        };
+        let scope = (plan, super::edits::Reads::Status(goal), writes);
+        self.edit_scoped(scope, "edited a goal", |model, _, tx| {
+            model.status(goal)?;
             write::edit_goal(tx, goal, edit)
         })
     }

@@ -83,6 +83,12 @@ impl PlanDoc {
         read::read_plan_for_edit(&self.doc, goal, with_checkins)
     }
 
+    /// The status of `goal`, None when the plan has no such goal (see
+    /// [`read::read_goal_status`]).
+    pub fn goal_status(&self, goal: GoalId) -> Option<crate::model::GoalStatus> {
+        read::read_goal_status(&self.doc, goal)
+    }
+
     /// The catalog facts, without reading goals.
     pub fn summary(&self) -> Result<Summary> {
         read::read_summary(&self.doc)

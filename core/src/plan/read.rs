@@ -219,6 +219,18 @@ pub fn read_plan_for_edit<R: ReadDoc>(
     read_plan_with(doc, Some(goal), with_checkins)
 }
 
+/// The status of `goal`, read as [`read_plan`] reads it (a missing or unknown value is
+/// `proposed`); None when the plan has no such goal. Three map lookups: what the role rules of
+/// an edit that names a goal read of it (see `Alliance::edit_scoped`).
+pub fn read_goal_status<R: ReadDoc>(doc: &R, goal: GoalId) -> Option<GoalStatus> {
+    let obj = goal_obj(doc, goal).ok()?;
+    Some(
+        get_string(doc, &obj, k::STATUS)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(GoalStatus::Proposed),
+    )
+}
+
 /// `only`: None reads every goal; Some(goal) reads only that goal (or none).
 fn read_plan_with<R: ReadDoc>(
     doc: &R,

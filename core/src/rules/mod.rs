@@ -26,7 +26,7 @@ pub mod remote;
 pub mod table;
 
 use crate::error::{Error, Result};
-use crate::model::{CheckIn, GasEdit, Goal, GoalEdit, MemberId, Plan};
+use crate::model::{CheckIn, GasEdit, GoalEdit, GoalId, GoalStatus, MemberId, Plan};
 use crate::plan::schema as k;
 
 /// A write someone wants to make, described by what it touches.
@@ -48,8 +48,12 @@ pub enum Edit<'a> {
     Revoke,
     /// A new goal.
     ProposeGoal,
-    /// Change fields of an existing goal.
-    EditGoal { goal: &'a Goal, edit: &'a GoalEdit },
+    /// Change fields of the existing goal `goal`, whose status is `status`.
+    EditGoal {
+        goal: GoalId,
+        status: GoalStatus,
+        edit: &'a GoalEdit,
+    },
     /// A new objective of a goal.
     Objective,
     /// A new intervention of a goal.
@@ -83,7 +87,7 @@ pub fn check(plan: &Plan, author: MemberId, edit: Edit<'_>) -> Result<()> {
     // (path, made by this edit, value): what the edit writes, one entry per field the role
     // table has a say on.
     let (key, status) = match edit {
-        Edit::EditGoal { goal, .. } => (goal.goal_id.to_string(), Some(goal.status)),
+        Edit::EditGoal { goal, status, .. } => (goal.to_string(), Some(status)),
         _ => (ANY.to_owned(), None),
     };
     let owner;

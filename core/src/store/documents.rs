@@ -2,7 +2,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{PlanId, PlanSummary};
 
 /// A document's bytes as stored: the snapshot followed by every chunk, loadable in one go.
@@ -112,32 +112,30 @@ pub fn insert_document(
     Ok(())
 }
 
-/// Appends one incremental chunk and records the document's heads after it; returns the sizes
-/// after it, for the compaction decision.
+/// Appends one incremental chunk (numbered after the document's last one) and records the
+/// document's heads after it. Errors: [`Error::NotFound`] when no document `doc_id` is stored.
 pub fn append_chunk(
     conn: &Connection,
     doc_id: &str,
     bytes: &[u8],
     heads: &[u8],
     now: i64,
-) -> Result<DocumentSizes> {
-    let (snapshot_len, chunk_bytes, next_seq): (i64, i64, i64) = conn
+) -> Result<()> {
+    let updated = conn
         .prepare_cached(
             "UPDATE documents SET chunk_bytes = chunk_bytes + ?2, updated_at = ?3, heads = ?4
-             WHERE doc_id = ?1
-             RETURNING length(snapshot), chunk_bytes,
-                       (SELECT coalesce(max(seq), 0) + 1 FROM chunks WHERE doc_id = ?1)",
+             WHERE doc_id = ?1",
         )?
-        .query_row(params![doc_id, bytes.len() as i64, now, heads], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-        })?;
-    conn.prepare_cached("INSERT INTO chunks (doc_id, seq, bytes) VALUES (?1, ?2, ?3)")?
-        .execute(params![doc_id, next_seq, bytes])?;
-    Ok(DocumentSizes {
-        snapshot_len: stored_len(snapshot_len),
-        chunk_bytes: stored_len(chunk_bytes),
-        chunk_count: stored_len(next_seq),
-    })
+        .execute(params![doc_id, bytes.len() as i64, now, heads])?;
+    if updated == 0 {
+        return Err(Error::not_found("document", doc_id));
+    }
+    conn.prepare_cached(
+        "INSERT INTO chunks (doc_id, seq, bytes)
+         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM chunks WHERE doc_id = ?1), ?2)",
+    )?
+    .execute(params![doc_id, bytes])?;
+    Ok(())
 }
 
 /// Compaction: a new snapshot replaces the old one and the chunks it merged, those up to

@@ -139,6 +139,14 @@ impl Store {
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", true)?;
+        // One plan per statement, whatever is bound: otherwise SQLite re-prepares a cached
+        // statement on every new bound value wherever it compares a parameter with a constant
+        // (`coalesce(max(seq), 0) + 1 … WHERE doc_id = ?1` did, on every edit: a parse and plan
+        // each time).
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )?;
         schema::migrate(&mut conn)?;
         Ok(Self {
             conn,
@@ -168,6 +176,17 @@ impl Store {
             });
         }
         self.run_in("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK", |conn| f(conn))
+    }
+
+    /// [`Store::write`], but inside a transaction already open on this connection `f` runs
+    /// in it directly, without a savepoint: what `f` wrote before an error stays until that
+    /// transaction rolls back, so the caller must end it with a rollback on any error `f`
+    /// returns (as `Alliance`'s local edits do: their error ends the write).
+    pub fn write_in_place<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        if self.depth > 0 {
+            return f(&self.conn);
+        }
+        self.write(f)
     }
 
     /// [`Store::write`], but only if SQLite's write lock is free now: when another connection
