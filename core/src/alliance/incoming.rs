@@ -119,13 +119,13 @@ impl Screened {
     pub(crate) fn changes_in(
         self,
         doc: &Automerge,
-        own_actor: Option<&ActorId>,
+        own_actors: &[ActorId],
         budgets: &Budgets,
     ) -> Result<(Vec<Change>, Vec<ChangeOutline>)> {
         let mut changes = self.changes;
         let mut oversized = self.oversized;
         for chunk in &self.documents {
-            for change in document_chunk_changes(doc, chunk, own_actor)? {
+            for change in document_chunk_changes(doc, chunk, own_actors)? {
                 if change.len() as u64 > budgets.operations_per_change {
                     oversized.push(ChangeOutline {
                         hash: change.hash(),
@@ -143,13 +143,14 @@ impl Screened {
 }
 
 /// The changes in a whole-document chunk that `doc` does not have, read through a scratch
-/// copy of `doc`. When the chunk holds changes of this device's own actor with seq numbers
-/// `doc` already used (another copy of this store wrote them), the copy cannot take them: it
-/// is then made without this device's latest own changes, one more at a time, until it can.
+/// copy of `doc`. When the chunk holds changes of one of this device's own actors (its current
+/// one or one it left to another copy of its store) with seq numbers `doc` already used (the
+/// other copy wrote them), the copy cannot take them: it is then made without that actor's
+/// latest own changes, one more at a time, until it can.
 fn document_chunk_changes(
     doc: &Automerge,
     chunk: &[u8],
-    own_actor: Option<&ActorId>,
+    own_actors: &[ActorId],
 ) -> Result<Vec<Change>> {
     let mut scratch = doc.fork();
     let loaded = unwinding(|| {
@@ -161,27 +162,59 @@ fn document_chunk_changes(
         Ok(_) => return Ok(doc.get_changes_added(&scratch)),
         Err(error) => error,
     };
-    let Some(actor) = own_actor else {
-        return Err(first_error);
-    };
-    let last = rebase::last_seq(doc, actor);
-    let own: Vec<(u64, ChangeHash)> = doc
-        .get_changes(&[])
-        .iter()
-        .filter(|c| c.actor_id() == actor)
-        .map(|c| (c.seq(), c.hash()))
-        .collect();
-    for from in (1..=last).rev().take(64) {
-        let drop: HashSet<ChangeHash> = own
+    for actor in own_actors {
+        let last = rebase::last_seq(doc, actor);
+        let own: Vec<(u64, ChangeHash)> = doc
+            .get_changes(&[])
             .iter()
-            .filter(|(seq, _)| *seq >= from)
-            .map(|(_, hash)| *hash)
+            .filter(|c| c.actor_id() == actor)
+            .map(|c| (c.seq(), c.hash()))
             .collect();
-        let (base, _) = rebase::without(doc, &drop)?;
-        let mut scratch = base.fork();
-        if unwinding(|| Ok(scratch.load_incremental(chunk).is_ok()))? {
-            return Ok(base.get_changes_added(&scratch));
+        for from in (1..=last).rev().take(64) {
+            let drop: HashSet<ChangeHash> = own
+                .iter()
+                .filter(|(seq, _)| *seq >= from)
+                .map(|(_, hash)| *hash)
+                .collect();
+            let (base, _) = rebase::without(doc, &drop)?;
+            let mut scratch = base.fork();
+            if unwinding(|| Ok(scratch.load_incremental(chunk).is_ok()))? {
+                return Ok(base.get_changes_added(&scratch));
+            }
         }
     }
     Err(first_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use automerge::transaction::Transactable;
+
+    use super::*;
+
+    fn edit(doc: &mut Automerge, key: &str) {
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, key, 1_i64).unwrap();
+        tx.commit();
+    }
+
+    #[test]
+    fn a_whole_document_colliding_with_a_former_identitys_change_is_read() {
+        // Two copies of one store wrote seq 2 of one actor; this copy has since taken a new
+        // identity (`current`), and the other copy's document arrives whole.
+        let former = ActorId::random();
+        let current = ActorId::random();
+        let mut ours = Automerge::new().with_actor(former.clone());
+        edit(&mut ours, "one");
+        let mut theirs = ours.fork().with_actor(former.clone());
+        edit(&mut ours, "four");
+        edit(&mut theirs, "two");
+        let chunk = theirs.save();
+        let two = theirs.get_last_local_change().unwrap().hash();
+
+        let read = document_chunk_changes(&ours, &chunk, &[current.clone(), former]).unwrap();
+        assert_eq!(read.iter().map(Change::hash).collect::<Vec<_>>(), vec![two]);
+        // Only the current actor tried: the collision is an error, as before this was fixed.
+        assert!(document_chunk_changes(&ours, &chunk, &[current]).is_err());
+    }
 }

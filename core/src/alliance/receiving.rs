@@ -34,7 +34,6 @@ struct Taken {
     known_refused: HashSet<ChangeHash>,
     unproven: HashSet<ChangeHash>,
     budgets: Budgets,
-    own_actor: Option<ActorId>,
     own_changes: Option<copied::OwnChanges>,
     /// Changes that arrived before their dependencies, judged again with this message.
     earlier: Option<held::Taken>,
@@ -247,7 +246,6 @@ fn take(
         known_refused,
         unproven,
         budgets: inner.budgets,
-        own_actor: inner.identity.as_ref().map(|me| me.device_id.actor()),
         own_changes,
         earlier,
         vouching,
@@ -292,8 +290,15 @@ fn judge(
     let mut adopted = false;
     let mut before_heads = open.doc.heads();
     if carries_changes {
+        // This device's actor, and those it left to another copy of its store.
+        let own_actors: Vec<ActorId> = taken
+            .own_changes
+            .iter()
+            .flat_map(|own| std::iter::once(&own.me).chain(&own.former))
+            .cloned()
+            .collect();
         let (mut incoming, oversized) =
-            screened.changes_in(open.doc.automerge(), taken.own_actor.as_ref(), &budgets)?;
+            screened.changes_in(open.doc.automerge(), &own_actors, &budgets)?;
         // Changes refused before they were decoded: recorded like any refusal, and everything
         // built on them is refused with them.
         for change in oversized {
@@ -328,12 +333,7 @@ fn judge(
                 &mut taken.kept_signatures,
             );
         }
-        // This device's actor, and those it left to another copy of its store.
-        let own_actors = taken
-            .own_changes
-            .iter()
-            .flat_map(|own| std::iter::once(&own.me).chain(&own.former));
-        for actor in own_actors {
+        for actor in &own_actors {
             // A forgery under this device's actor is no sign of another copy: it is left to
             // the judge, which refuses it (SECURITY.md §6).
             let genuine =
