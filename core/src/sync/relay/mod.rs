@@ -255,7 +255,8 @@ pub fn run_relay_blocking(
     options: RelayOptions,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), SyncError> {
-    // The store serialises its work behind one lock: a few blocking threads suffice, and
+    // The store judges each plan's messages in that plan's lane and commits behind one lock
+    // (docs/design.md, "Per-plan lanes"): a few blocking threads keep the cores busy, and
     // tokio's default (512, each with its own stack) would cost memory under load.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
