@@ -72,13 +72,10 @@ impl Inner {
     }
 
     /// Puts a document taken out back in memory, when nothing wrote the plan meanwhile;
-    /// otherwise it is dropped (the plan reloads from SQLite on next use). Returns whether it
-    /// was put back.
-    pub(super) fn check_in(&mut self, plan: PlanId, out: CheckedOut) -> bool {
-        if !self.still_current(plan, &out) {
-            return false;
+    /// otherwise it is dropped (the plan reloads from SQLite on next use).
+    pub(super) fn check_in(&mut self, plan: PlanId, out: CheckedOut) {
+        if self.still_current(plan, &out) {
+            self.docs.insert(plan, out.open);
         }
-        self.docs.insert(plan, out.open);
-        true
     }
 }

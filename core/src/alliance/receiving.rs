@@ -106,10 +106,24 @@ impl Alliance {
         token: Option<&str>,
     ) -> Result<(SyncReceipt, bool)> {
         for _ in 0..UNLOCKED_ATTEMPTS {
-            let (taken, put_back) =
+            let (mut taken, put_back) =
                 self.reading(|inner| take(inner, plan, peer, incoming, voucher))?;
-            let (taken, put_back, judged) =
-                self.judge_unlocked(plan, peer, taken, put_back, incoming.clone(), token)?;
+            // Without the store lock. On failure, or a panic inside Automerge, what was taken
+            // out is put back as a failed message leaves it.
+            let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                judge(plan, &mut taken, incoming.clone(), token)
+            }));
+            let judged = match judged {
+                Ok(Ok(judged)) => judged,
+                Ok(Err(error)) => {
+                    put_back.after_failure(&mut self.inner.lock(), plan, peer);
+                    return Err(error);
+                }
+                Err(panic) => {
+                    put_back.after_failure(&mut self.inner.lock(), plan, peer);
+                    std::panic::resume_unwind(panic)
+                }
+            };
             let committed = self.writing(|inner| {
                 if !inner.still_current(plan, &taken.out) {
                     #[cfg(test)]
@@ -134,34 +148,6 @@ impl Alliance {
                 }
             }
         })
-    }
-
-    /// [`judge`] outside the store lock. On failure, or a panic inside Automerge, what was
-    /// taken out is put back as a failed message leaves it.
-    #[allow(clippy::type_complexity)]
-    fn judge_unlocked(
-        &self,
-        plan: PlanId,
-        peer: &SyncPeer,
-        mut taken: Taken,
-        put_back: PutBack,
-        incoming: Incoming,
-        token: Option<&str>,
-    ) -> Result<(Taken, PutBack, Judged)> {
-        let judged = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            judge(plan, &mut taken, incoming, token)
-        }));
-        match judged {
-            Ok(Ok(judged)) => Ok((taken, put_back, judged)),
-            Ok(Err(error)) => {
-                put_back.after_failure(&mut self.inner.lock(), plan, peer);
-                Err(error)
-            }
-            Err(panic) => {
-                put_back.after_failure(&mut self.inner.lock(), plan, peer);
-                std::panic::resume_unwind(panic)
-            }
-        }
     }
 }
 
@@ -469,12 +455,12 @@ fn commit_checked(
     inner: &mut Inner,
     plan: PlanId,
     peer: &SyncPeer,
-    taken: Taken,
+    mut taken: Taken,
     put_back: PutBack,
     judged: Judged,
     voucher: Option<&crate::token::TokenVoucher>,
 ) -> Result<(SyncReceipt, bool)> {
-    let listed_before = taken.listed_before.clone();
+    let listed_before = std::mem::take(&mut taken.listed_before);
     let committed = commit(inner, plan, peer, taken, judged).and_then(|done| match voucher {
         Some(voucher) => vouch::check(inner, plan, &listed_before, voucher).map(|()| done),
         None => Ok(done),
