@@ -194,6 +194,9 @@ impl Inner {
             device_id: DeviceId::new(),
             ..old.clone()
         };
+        // What waits for its signature was made under the identity being left: its key signs
+        // it now, or never.
+        self.sign_waiting(None)?;
         let key = DeviceKey::generate()?;
         self.store
             .write(|tx| store::retire_identity(tx, old.device_id, &new, &key, now))?;

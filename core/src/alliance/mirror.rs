@@ -89,9 +89,9 @@ impl Alliance {
         hashes: &[ChangeHash],
     ) -> Result<Vec<(ChangeHash, Vec<u8>)>> {
         let doc_id = plan.to_string();
-        let records = self
-            .inner
-            .lock()
+        let mut inner = self.inner.lock();
+        inner.sign_waiting(Some(&doc_id))?;
+        let records = inner
             .store
             .read(|tx| store::load_signatures(tx, &doc_id, Some(hashes)))?;
         Ok(records

@@ -1,7 +1,7 @@
 //! Signed changes in the store (SECURITY.md §6, `crate::authorship`): this device's key made
-//! with its identity (or on first open of an older store), every change it makes signed in
-//! the transaction that stores it, signatures put beside outgoing sync messages and taken from
-//! incoming ones for the judge.
+//! with its identity (or on first open of an older store), every change it makes listed as
+//! unsigned in the transaction that stores it and signed before it first leaves the store,
+//! signatures put beside outgoing sync messages and taken from incoming ones for the judge.
 
 use std::collections::HashMap;
 
@@ -44,12 +44,13 @@ impl Inner {
         })
     }
 
-    /// Signatures by this device of its own changes in `open` that are not stored yet
-    /// (everything of its own when the document is rewritten or new): what the write of
-    /// `open` records beside them. Changes that came from a peer (`self.received`) are never
-    /// signed here, even under this device's actor: they are not this process's to vouch for.
-    pub(super) fn sign_own(&self, open: &OpenDoc) -> Vec<Record> {
-        let (Some(key), Some(me)) = (&self.key, &self.identity) else {
+    /// This device's own changes in `open` that are not stored yet (everything of its own when
+    /// the document is rewritten or new): what the write of `open` records as waiting for its
+    /// signature, which [`Inner::sign_waiting`] makes before the change leaves the store.
+    /// Changes that came from a peer (`self.received`) are never listed here, even under this
+    /// device's actor: they are not this process's to vouch for.
+    pub(super) fn own_unsigned(&self, open: &OpenDoc) -> Vec<ChangeHash> {
+        let (Some(_), Some(me)) = (&self.key, &self.identity) else {
             return Vec::new();
         };
         let actor = me.device_id.actor();
@@ -63,8 +64,38 @@ impl Inner {
             .get_changes_meta(since)
             .iter()
             .filter(|meta| *meta.actor == actor && !self.received.contains(&meta.hash))
-            .map(|meta| (meta.hash, key.sign(&meta.hash)))
+            .map(|meta| meta.hash)
             .collect()
+    }
+
+    /// Signs this device's changes that wait for their signature — of the plan `doc_id`, or of
+    /// every plan when None — with its key, and records the signatures in one transaction
+    /// (SECURITY.md §6, "Signed changes"). Called before anything reads signatures to send or
+    /// export them, and before the device leaves its key. With nothing waiting it costs one
+    /// read; a store without a key (a relay) has nothing waiting.
+    pub(super) fn sign_waiting(&mut self, doc_id: Option<&str>) -> Result<()> {
+        if self.key.is_none() {
+            return Ok(());
+        }
+        let waiting = self.store.read(|tx| store::load_unsigned(tx, doc_id))?;
+        let Some(key) = &self.key else {
+            return Ok(());
+        };
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        let mut by_plan: HashMap<String, Vec<Record>> = HashMap::new();
+        for (doc, hash) in waiting {
+            by_plan
+                .entry(doc)
+                .or_default()
+                .push((hash, key.sign(&hash)));
+        }
+        self.store.write(|tx| {
+            by_plan
+                .iter()
+                .try_for_each(|(doc, records)| store::save_signed(tx, doc, records))
+        })
     }
 
     /// `message` (about `plan`) encoded, with the recorded signatures of the changes it carries
@@ -75,7 +106,11 @@ impl Inner {
         message: sync::Message,
     ) -> Result<Vec<u8>> {
         let doc_id = plan.to_string();
-        let records = match carrier::carried(&message) {
+        let carried = carrier::carried(&message);
+        if !matches!(&carried, Carried::Changes(hashes) if hashes.is_empty()) {
+            self.sign_waiting(Some(&doc_id))?;
+        }
+        let records = match carried {
             Carried::Changes(hashes) if hashes.is_empty() => Vec::new(),
             Carried::Changes(hashes) => self
                 .store
@@ -195,8 +230,9 @@ impl super::Alliance {
     /// The recorded signatures of a plan's changes (for its JSON export).
     pub(crate) fn change_signatures(&self, plan: PlanId) -> Result<Vec<Record>> {
         let doc_id = plan.to_string();
-        self.inner
-            .lock()
+        let mut inner = self.inner.lock();
+        inner.sign_waiting(Some(&doc_id))?;
+        inner
             .store
             .read(|tx| store::load_signatures(tx, &doc_id, None))
     }
@@ -213,7 +249,7 @@ impl super::Alliance {
 #[cfg(test)]
 mod tests {
     use crate::model::Role;
-    use crate::store::schema;
+    use crate::store::{self, schema};
     use crate::Alliance;
 
     /// A key recorded through the API is one every peer accepts: a client enrolling its own
@@ -289,8 +325,10 @@ mod tests {
         {
             // Back to schema 9: the key table is gone, as in a store from before.
             let conn = rusqlite::Connection::open(&path).unwrap();
-            conn.execute_batch("DROP TABLE device_key; DROP TABLE change_signatures;")
-                .unwrap();
+            conn.execute_batch(
+                "DROP TABLE device_key; DROP TABLE change_signatures; DROP TABLE unsigned_changes;",
+            )
+            .unwrap();
             conn.pragma_update(None, "user_version", 9).unwrap();
         }
         let reopened = Alliance::open(&path).unwrap();
@@ -306,5 +344,136 @@ mod tests {
         // A store without identity (a relay) makes no key.
         let relay = Alliance::open(&dir.path().join("relay.db")).unwrap();
         assert!(relay.enrollment().is_err());
+    }
+
+    /// A counselor and a client sharing a plan that records the counselor's key, synced once;
+    /// the counselor on a file (so a second connection can open it).
+    fn keyed_pair(path: &std::path::Path) -> (Alliance, Alliance, crate::PlanId) {
+        let counselor = Alliance::open(path).unwrap();
+        let client = Alliance::open_in_memory().unwrap();
+        counselor.init("Dana", Role::Counselor, None).unwrap();
+        let sam = client.init("Sam", Role::Client, None).unwrap();
+        let plan = counselor
+            .create_plan(&crate::NewPlan {
+                title: "Plan".into(),
+                client_name: "Sam".into(),
+                client_member: Some(sam.member_id),
+                client_device: Some(sam.device_id),
+            })
+            .unwrap();
+        crate::local_sync::sync_stores(&counselor, &client).unwrap();
+        (counselor, client, plan)
+    }
+
+    /// What waits for its signature on `alliance`'s store for `plan`, and the signatures
+    /// recorded for those changes.
+    fn waiting_and_signed(
+        alliance: &Alliance,
+        plan: crate::PlanId,
+    ) -> (
+        Vec<automerge::ChangeHash>,
+        Vec<crate::authorship::carrier::Record>,
+    ) {
+        let doc_id = plan.to_string();
+        alliance
+            .inner
+            .lock()
+            .store
+            .read(|tx| {
+                let waiting: Vec<_> = store::load_unsigned(tx, Some(&doc_id))?
+                    .into_iter()
+                    .map(|(_, hash)| hash)
+                    .collect();
+                let signed = store::load_signatures(tx, &doc_id, Some(&waiting))?;
+                Ok((waiting, signed))
+            })
+            .unwrap()
+    }
+
+    /// A local edit stores its change as waiting for its signature, without signing it (the
+    /// edit path does no Ed25519); the first sync signs it, the peer — which requires the
+    /// counselor's signature — accepts it, and nothing waits afterwards.
+    #[test]
+    fn an_edit_is_signed_when_it_first_leaves_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let (counselor, client, plan) = keyed_pair(&dir.path().join("counselor.db"));
+        counselor.set_title(plan, "Sleep and work").unwrap();
+        let (waiting, signed) = waiting_and_signed(&counselor, plan);
+        assert_eq!(waiting.len(), 1, "the edit's change waits");
+        assert!(signed.is_empty(), "and is not signed yet");
+        let report = crate::local_sync::sync_stores(&counselor, &client).unwrap();
+        assert!(report.refused.is_empty(), "{:?}", report.refused);
+        assert_eq!(client.plan(plan).unwrap().title, "Sleep and work");
+        let key = counselor.enrollment().unwrap().public_key;
+        let (still, _) = waiting_and_signed(&counselor, plan);
+        assert!(still.is_empty(), "{still:?}");
+        let records = counselor
+            .inner
+            .lock()
+            .store
+            .read(|tx| store::load_signatures(tx, &plan.to_string(), Some(&waiting)))
+            .unwrap();
+        assert_eq!(records.len(), 1);
+        assert!(key.verifies(&records[0].0, &records[0].1));
+    }
+
+    /// Another connection on the same file (the app's widget, the CLI) sends what this one
+    /// left waiting, signed with the store's key; the export signs what waits too.
+    #[test]
+    fn another_connection_signs_what_waits_and_so_does_the_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counselor.db");
+        let (counselor, client, plan) = keyed_pair(&path);
+        counselor.set_title(plan, "Sleep and work").unwrap();
+        let widget = Alliance::open(&path).unwrap();
+        let report = crate::local_sync::sync_stores(&widget, &client).unwrap();
+        assert!(report.refused.is_empty(), "{:?}", report.refused);
+        assert_eq!(client.plan(plan).unwrap().title, "Sleep and work");
+        assert!(waiting_and_signed(&counselor, plan).0.is_empty());
+
+        counselor
+            .set_title(plan, "Sleep, work and friends")
+            .unwrap();
+        let (waiting, _) = waiting_and_signed(&counselor, plan);
+        assert_eq!(waiting.len(), 1);
+        let exported = widget.change_signatures(plan).unwrap();
+        let key = counselor.enrollment().unwrap().public_key;
+        let record = exported.iter().find(|(hash, _)| *hash == waiting[0]);
+        assert!(matches!(record, Some((hash, sig)) if key.verifies(hash, sig)));
+        assert!(waiting_and_signed(&counselor, plan).0.is_empty());
+    }
+
+    /// A device that leaves its identity to another copy first signs what waits with the key
+    /// it leaves: the change was made under that identity, and no other key can sign it.
+    #[test]
+    fn leaving_an_identity_signs_what_waits_with_the_key_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let (counselor, client, plan) = keyed_pair(&dir.path().join("counselor.db"));
+        counselor.set_title(plan, "Sleep and work").unwrap();
+        let old_key = counselor.enrollment().unwrap().public_key;
+        let (waiting, _) = waiting_and_signed(&counselor, plan);
+        assert_eq!(waiting.len(), 1);
+        counselor
+            .inner
+            .lock()
+            .retire_identity(crate::clock::now_ms())
+            .unwrap();
+        assert_ne!(counselor.enrollment().unwrap().public_key, old_key);
+        let records = counselor
+            .inner
+            .lock()
+            .store
+            .read(|tx| store::load_signatures(tx, &plan.to_string(), Some(&waiting)))
+            .unwrap();
+        assert_eq!(records.len(), 1, "signed before the key was left");
+        assert!(old_key.verifies(&records[0].0, &records[0].1));
+        // That is the key every peer's copy of the plan records for the device it left.
+        let recorded = client.plan(plan).unwrap().devices;
+        assert!(
+            recorded
+                .iter()
+                .any(|d| d.public_key.as_deref() == Some(old_key.to_string().as_str())),
+            "{recorded:?}"
+        );
     }
 }

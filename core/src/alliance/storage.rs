@@ -312,13 +312,13 @@ impl Inner {
             None
         };
         let verify = self.verify_writes;
-        let own_signatures = if changed {
-            self.sign_own(open)
+        let own_unsigned = if changed {
+            self.own_unsigned(open)
         } else {
             Vec::new()
         };
         let write = |tx: &rusqlite::Connection| {
-            store::save_signatures(tx, &doc_id, &own_signatures)?;
+            store::save_unsigned(tx, &doc_id, &own_unsigned)?;
             // The stored sizes after this write, when known without reading them.
             let mut sizes_after = open.stored_sizes;
             if changed {

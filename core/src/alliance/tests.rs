@@ -924,6 +924,8 @@ impl TwoChanges {
             })
             .collect();
         let doc_id = w.plan.to_string();
+        // As a sender does before it reads them (`docs/design.md`, A local edit).
+        inner.sign_waiting(Some(&doc_id)).unwrap();
         let signatures = inner
             .store
             .read(|tx| store::load_signatures(tx, &doc_id, None))

@@ -17,6 +17,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/008_plan_read_models.sql"),
     include_str!("migrations/009_audit.sql"),
     include_str!("migrations/010_authorship.sql"),
+    include_str!("migrations/011_unsigned_changes.sql"),
 ];
 
 /// The schema version this build writes.

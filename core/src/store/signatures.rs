@@ -1,5 +1,6 @@
-//! This device's signing key and the change signatures kept beside each plan's document
-//! (migration 010; `crate::authorship`).
+//! This device's signing key, the change signatures kept beside each plan's document
+//! (migration 010; `crate::authorship`), and this device's changes waiting for their
+//! signature (migration 011).
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -34,6 +35,56 @@ pub fn save_signatures(conn: &Connection, doc_id: &str, signatures: &[Record]) -
     )?;
     for (hash, signature) in signatures {
         statement.execute(params![doc_id, &hash.0[..], &signature.0[..]])?;
+    }
+    Ok(())
+}
+
+/// Records this device's new changes of a plan as waiting for their signature (ones already
+/// waiting or signed are kept as they are).
+pub fn save_unsigned(
+    conn: &Connection,
+    doc_id: &str,
+    hashes: &[automerge::ChangeHash],
+) -> Result<()> {
+    let mut statement = conn.prepare_cached(
+        "INSERT OR IGNORE INTO unsigned_changes (doc_id, change_hash) VALUES (?1, ?2)",
+    )?;
+    for hash in hashes {
+        statement.execute(params![doc_id, &hash.0[..]])?;
+    }
+    Ok(())
+}
+
+/// This device's changes waiting for their signature: of one plan, or of every plan when
+/// `doc_id` is None; as (document id, change hash).
+pub fn load_unsigned(
+    conn: &Connection,
+    doc_id: Option<&str>,
+) -> Result<Vec<(String, automerge::ChangeHash)>> {
+    let mut statement = conn.prepare_cached(
+        "SELECT doc_id, change_hash FROM unsigned_changes WHERE ?1 IS NULL OR doc_id = ?1",
+    )?;
+    let rows = statement.query_map(params![doc_id], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (doc, hash) = row?;
+        // A row is written only from a change hash; one of another length is not a change.
+        if let Ok(hash) = automerge::ChangeHash::try_from(hash.as_slice()) {
+            out.push((doc, hash));
+        }
+    }
+    Ok(out)
+}
+
+/// Records the signatures of waiting changes of a plan and takes them off the waiting list.
+pub fn save_signed(conn: &Connection, doc_id: &str, signatures: &[Record]) -> Result<()> {
+    save_signatures(conn, doc_id, signatures)?;
+    let mut statement =
+        conn.prepare_cached("DELETE FROM unsigned_changes WHERE doc_id = ?1 AND change_hash = ?2")?;
+    for (hash, _) in signatures {
+        statement.execute(params![doc_id, &hash.0[..]])?;
     }
     Ok(())
 }
