@@ -30,7 +30,7 @@ fn stored_bytes(path: &Path, plan: PlanId) -> Result<Vec<u8>> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let doc_id = plan.to_string();
     let mut bytes: Vec<u8> = conn.query_row(
-        "SELECT snapshot FROM documents WHERE doc_id = ?1",
+        "SELECT snapshot FROM document_snapshots WHERE doc_id = ?1",
         [&doc_id],
         |row| row.get(0),
     )?;

@@ -318,18 +318,17 @@ mod tests {
     fn a_store_from_before_signed_changes_gets_a_key_on_open_and_keeps_it() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.db");
-        let identity = {
-            let store = Alliance::open(&path).unwrap();
-            store.init("Dana", Role::Counselor, None).unwrap()
+        // A store at schema 9, before signed changes: an identity and no key table.
+        let identity = crate::model::Identity {
+            member_id: crate::model::MemberId::new(),
+            device_id: crate::model::DeviceId::new(),
+            name: "Dana".into(),
+            role: Role::Counselor,
         };
         {
-            // Back to schema 9: the key table is gone, as in a store from before.
-            let conn = rusqlite::Connection::open(&path).unwrap();
-            conn.execute_batch(
-                "DROP TABLE device_key; DROP TABLE change_signatures; DROP TABLE unsigned_changes;",
-            )
-            .unwrap();
-            conn.pragma_update(None, "user_version", 9).unwrap();
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            schema::migrate_to(&mut conn, 9).unwrap();
+            store::save_identity(&conn, &identity, 1).unwrap();
         }
         let reopened = Alliance::open(&path).unwrap();
         assert_eq!(

@@ -30,7 +30,9 @@ fn stored_len(count: i64) -> usize {
 pub fn load_document(conn: &Connection, doc_id: &str) -> Result<Option<StoredDocument>> {
     let row: Option<(Vec<u8>, i64)> = conn
         .query_row(
-            "SELECT snapshot, chunk_bytes FROM documents WHERE doc_id = ?1",
+            "SELECT s.snapshot, d.chunk_bytes
+             FROM documents d JOIN document_snapshots s ON s.doc_id = d.doc_id
+             WHERE d.doc_id = ?1",
             [doc_id],
             |row| Ok((row.get(0)?, row.get(1)?)),
         )
@@ -63,7 +65,7 @@ pub type DocumentParts = (Vec<u8>, Vec<Vec<u8>>);
 pub fn load_document_parts(conn: &Connection, doc_id: &str) -> Result<Option<DocumentParts>> {
     let snapshot: Option<Vec<u8>> = conn
         .query_row(
-            "SELECT snapshot FROM documents WHERE doc_id = ?1",
+            "SELECT snapshot FROM document_snapshots WHERE doc_id = ?1",
             [doc_id],
             |row| row.get(0),
         )
@@ -82,8 +84,8 @@ pub fn load_document_parts(conn: &Connection, doc_id: &str) -> Result<Option<Doc
 pub fn document_sizes(conn: &Connection, doc_id: &str) -> Result<Option<DocumentSizes>> {
     Ok(conn
         .query_row(
-            "SELECT length(snapshot), chunk_bytes,
-                    (SELECT count(*) FROM chunks WHERE doc_id = ?1)
+            "SELECT (SELECT length(snapshot) FROM document_snapshots WHERE doc_id = ?1),
+                    chunk_bytes, (SELECT count(*) FROM chunks WHERE doc_id = ?1)
              FROM documents WHERE doc_id = ?1",
             [doc_id],
             |row| {
@@ -104,11 +106,14 @@ pub fn insert_document(
     heads: &[u8],
     now: i64,
 ) -> Result<()> {
-    conn.execute(
-        "INSERT INTO documents (doc_id, snapshot, snapshot_heads, heads, chunk_bytes, updated_at)
-         VALUES (?1, ?2, ?3, ?3, 0, ?4)",
-        params![doc_id, snapshot, heads, now],
-    )?;
+    conn.prepare_cached(
+        "INSERT INTO documents (doc_id, heads, chunk_bytes, updated_at) VALUES (?1, ?2, 0, ?3)",
+    )?
+    .execute(params![doc_id, heads, now])?;
+    conn.prepare_cached(
+        "INSERT INTO document_snapshots (doc_id, snapshot, snapshot_heads) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![doc_id, snapshot, heads])?;
     Ok(())
 }
 
@@ -152,12 +157,19 @@ pub fn replace_snapshot(
     conn.prepare_cached("DELETE FROM chunks WHERE doc_id = ?1 AND seq <= ?2")?
         .execute(params![doc_id, merged_up_to])?;
     conn.prepare_cached(
-        "UPDATE documents SET snapshot = ?2, snapshot_heads = ?3, heads = ?3,
-            chunk_bytes = (SELECT coalesce(sum(length(bytes)), 0) FROM chunks WHERE doc_id = ?1),
-            updated_at = ?4
-         WHERE doc_id = ?1",
+        "UPDATE document_snapshots SET snapshot = ?2, snapshot_heads = ?3 WHERE doc_id = ?1",
     )?
-    .execute(params![doc_id, snapshot, heads, now])?;
+    .execute(params![doc_id, snapshot, heads])?;
+    let updated = conn
+        .prepare_cached(
+            "UPDATE documents SET heads = ?2, updated_at = ?3,
+            chunk_bytes = (SELECT coalesce(sum(length(bytes)), 0) FROM chunks WHERE doc_id = ?1)
+         WHERE doc_id = ?1",
+        )?
+        .execute(params![doc_id, heads, now])?;
+    if updated == 0 {
+        return Err(Error::not_found("document", doc_id));
+    }
     Ok(())
 }
 
@@ -270,8 +282,7 @@ pub fn document_heads(
     for batch in doc_ids.chunks(500) {
         let placeholders = vec!["?"; batch.len()].join(",");
         let mut statement = conn.prepare_cached(&format!(
-            "SELECT doc_id, heads FROM documents INDEXED BY documents_heads
-             WHERE doc_id IN ({placeholders})"
+            "SELECT doc_id, heads FROM documents WHERE doc_id IN ({placeholders})"
         ))?;
         let rows = statement.query_map(rusqlite::params_from_iter(batch), |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, Option<Vec<u8>>>(1)?))

@@ -18,6 +18,7 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/009_audit.sql"),
     include_str!("migrations/010_authorship.sql"),
     include_str!("migrations/011_unsigned_changes.sql"),
+    include_str!("migrations/012_document_snapshots.sql"),
 ];
 
 /// The schema version this build writes.
@@ -82,6 +83,56 @@ mod tests {
             assert_eq!(user_version(&old).unwrap(), VERSION);
             assert_eq!(schema_of(&old), schema_of(&fresh));
         }
+    }
+
+    /// Migration 012 moves every snapshot into its own row: what a document reads as, its
+    /// sizes and its heads are the same before and after, and the next write appends to it.
+    #[test]
+    fn moving_snapshots_apart_keeps_every_document_as_it_was() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate_to(&mut conn, 11).unwrap();
+        for (doc, snapshot, chunk) in [
+            ("a", vec![1u8; 30_000], vec![2u8; 40]),
+            ("b", vec![3; 9], vec![]),
+        ] {
+            conn.execute(
+                "INSERT INTO documents (doc_id, snapshot, snapshot_heads, heads, chunk_bytes, updated_at)
+                 VALUES (?1, ?2, x'aa', x'bb', ?3, 7)",
+                rusqlite::params![doc, snapshot, chunk.len() as i64],
+            )
+            .unwrap();
+            if !chunk.is_empty() {
+                conn.execute(
+                    "INSERT INTO chunks (doc_id, seq, bytes) VALUES (?1, 1, ?2)",
+                    rusqlite::params![doc, chunk],
+                )
+                .unwrap();
+            }
+        }
+        migrate(&mut conn).unwrap();
+        let a = crate::store::documents::load_document(&conn, "a")
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.bytes, [vec![1u8; 30_000], vec![2u8; 40]].concat());
+        assert_eq!((a.snapshot_len, a.chunk_bytes), (30_000, 40));
+        let sizes = crate::store::documents::document_sizes(&conn, "b")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (sizes.snapshot_len, sizes.chunk_bytes, sizes.chunk_count),
+            (9, 0, 0)
+        );
+        let heads =
+            crate::store::documents::document_heads(&conn, &["a".into(), "b".into()]).unwrap();
+        assert!(
+            heads.iter().all(|(_, h)| h.as_deref() == Some(&[0xbb][..])),
+            "{heads:?}"
+        );
+        crate::store::documents::append_chunk(&conn, "b", &[4, 4], &[0xcc], 8).unwrap();
+        let b = crate::store::documents::load_document(&conn, "b")
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.bytes, vec![3, 3, 3, 3, 3, 3, 3, 3, 3, 4, 4]);
     }
 
     #[test]
