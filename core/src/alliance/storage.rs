@@ -361,10 +361,11 @@ impl Inner {
                         now,
                     )?;
                 }
-                // A goal's own edit (words, a check-in…) changes no catalog field: only the
-                // time is updated, unless the plan has no catalog row yet.
-                let touched = is_plan && !refresh && store::touch_plan_summary(tx, plan, now)?;
-                if is_plan && !touched {
+                // A goal's own edit (words, a check-in…) changes no catalog field, and the
+                // catalog's time is the document's: nothing to write, unless the plan has no
+                // catalog row yet.
+                let listed = is_plan && !refresh && store::has_plan_summary(tx, plan)?;
+                if is_plan && !listed {
                     let summary = open.doc.summary()?;
                     store::upsert_plan_summary(
                         tx,

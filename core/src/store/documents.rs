@@ -211,12 +211,14 @@ pub fn upsert_plan_summary(conn: &Connection, summary: &PlanSummary) -> Result<(
     Ok(())
 }
 
-/// Sets a listed plan's update time; false when the plan has no catalog row.
-pub fn touch_plan_summary(conn: &Connection, plan: PlanId, updated_at: i64) -> Result<bool> {
-    let rows = conn
-        .prepare_cached("UPDATE plans SET updated_at = ?2 WHERE plan_id = ?1")?
-        .execute(params![plan.to_string(), updated_at])?;
-    Ok(rows > 0)
+/// Whether a plan has its catalog row. Its update time needs no write of its own: the catalog
+/// lists the time of the document's last write (see [`list_plans`]).
+pub fn has_plan_summary(conn: &Connection, plan: PlanId) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM plans WHERE plan_id = ?1")?
+        .query_row([plan.to_string()], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 fn summary_from_row(row: &Row<'_>) -> rusqlite::Result<(String, PlanSummaryRow)> {
@@ -242,8 +244,10 @@ struct PlanSummaryRow {
 
 pub fn list_plans(conn: &Connection) -> Result<Vec<PlanSummary>> {
     let mut statement = conn.prepare_cached(
-        "SELECT plan_id, title, review_on, client_name, goal_count, updated_at
-         FROM plans ORDER BY title COLLATE NOCASE, plan_id",
+        "SELECT p.plan_id, p.title, p.review_on, p.client_name, p.goal_count,
+                coalesce(d.updated_at, p.updated_at)
+         FROM plans p LEFT JOIN documents d ON d.doc_id = p.plan_id
+         ORDER BY p.title COLLATE NOCASE, p.plan_id",
     )?;
     let rows = statement.query_map([], summary_from_row)?;
     let mut out = Vec::new();

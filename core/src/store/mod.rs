@@ -307,8 +307,8 @@ pub use backup::restore;
 pub use copied::{mark_replayed, plans_waiting, retire_identity, retired_devices, waiting_changes};
 pub use documents::{
     all_document_heads, append_chunk, document_heads, document_sizes, fill_document_heads,
-    has_document, insert_document, last_chunk_seq, list_plans, load_document, load_document_parts,
-    plan_ids, replace_snapshot, touch_plan_summary, upsert_plan_summary,
+    has_document, has_plan_summary, insert_document, last_chunk_seq, list_plans, load_document,
+    load_document_parts, plan_ids, replace_snapshot, upsert_plan_summary,
 };
 pub use identity::{load_identity, save_identity};
 pub use meta::load_store_id;
