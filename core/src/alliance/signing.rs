@@ -74,24 +74,25 @@ impl Inner {
     /// export them, and before the device leaves its key. With nothing waiting it costs one
     /// read; a store without a key (a relay) has nothing waiting.
     pub(super) fn sign_waiting(&mut self, doc_id: Option<&str>) -> Result<()> {
-        if self.key.is_none() {
-            return Ok(());
-        }
-        let waiting = self.store.read(|tx| store::load_unsigned(tx, doc_id))?;
         let Some(key) = &self.key else {
             return Ok(());
         };
-        if waiting.is_empty() {
-            return Ok(());
+        // The common case, nothing waiting, without the write lock.
+        if let Some(doc_id) = doc_id {
+            if !self.store.read(|tx| store::has_unsigned(tx, doc_id))? {
+                return Ok(());
+            }
         }
-        let mut by_plan: HashMap<String, Vec<Record>> = HashMap::new();
-        for (doc, hash) in waiting {
-            by_plan
-                .entry(doc)
-                .or_default()
-                .push((hash, key.sign(&hash)));
-        }
+        // Read, signed and cleared in one write transaction: no other connection adds to the
+        // list between the read and the clearing.
         self.store.write(|tx| {
+            let mut by_plan: HashMap<String, Vec<Record>> = HashMap::new();
+            for (doc, hash) in store::load_unsigned(tx, doc_id)? {
+                let records = by_plan.entry(doc).or_default();
+                if !records.iter().any(|(signed, _)| *signed == hash) {
+                    records.push((hash, key.sign(&hash)));
+                }
+            }
             by_plan
                 .iter()
                 .try_for_each(|(doc, records)| store::save_signed(tx, doc, records))

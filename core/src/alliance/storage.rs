@@ -318,7 +318,9 @@ impl Inner {
             Vec::new()
         };
         let write = |tx: &rusqlite::Connection| {
-            store::save_unsigned(tx, &doc_id, &own_unsigned)?;
+            // Where this write lists its own changes as waiting for their signature: in the
+            // chunk it appends, or apart when the document is written whole.
+            let mut listed_in_chunk = false;
             // The stored sizes after this write, when known without reading them.
             let mut sizes_after = open.stored_sizes;
             if changed {
@@ -335,7 +337,8 @@ impl Inner {
                             None => store::document_sizes(tx, &doc_id)?
                                 .ok_or_else(|| Error::not_found("plan", plan))?,
                         };
-                        store::append_chunk(tx, &doc_id, &bytes, &head_bytes, now)?;
+                        store::append_chunk(tx, &doc_id, &bytes, &head_bytes, now, &own_unsigned)?;
+                        listed_in_chunk = true;
                         let sizes = DocumentSizes {
                             chunk_bytes: before.chunk_bytes.saturating_add(bytes.len()),
                             chunk_count: before.chunk_count.saturating_add(1),
@@ -382,6 +385,9 @@ impl Inner {
                         store::set_plan_devices(tx, plan, devices)?;
                     }
                 }
+            }
+            if !listed_in_chunk {
+                store::save_unsigned(tx, &doc_id, &own_unsigned)?;
             }
             for (record, bytes) in &open.pending_set_aside {
                 store::record_set_aside(tx, plan, record, bytes)?;

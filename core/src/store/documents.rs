@@ -118,13 +118,15 @@ pub fn insert_document(
 }
 
 /// Appends one incremental chunk (numbered after the document's last one) and records the
-/// document's heads after it. Errors: [`Error::NotFound`] when no document `doc_id` is stored.
+/// document's heads after it; `unsigned`: this device's changes in it that wait for their
+/// signature. Errors: [`Error::NotFound`] when no document `doc_id` is stored.
 pub fn append_chunk(
     conn: &Connection,
     doc_id: &str,
     bytes: &[u8],
     heads: &[u8],
     now: i64,
+    unsigned: &[automerge::ChangeHash],
 ) -> Result<()> {
     let updated = conn
         .prepare_cached(
@@ -135,11 +137,13 @@ pub fn append_chunk(
     if updated == 0 {
         return Err(Error::not_found("document", doc_id));
     }
+    let unsigned = (!unsigned.is_empty())
+        .then(|| unsigned.iter().flat_map(|hash| hash.0).collect::<Vec<u8>>());
     conn.prepare_cached(
-        "INSERT INTO chunks (doc_id, seq, bytes)
-         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM chunks WHERE doc_id = ?1), ?2)",
+        "INSERT INTO chunks (doc_id, seq, bytes, unsigned)
+         VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM chunks WHERE doc_id = ?1), ?2, ?3)",
     )?
-    .execute(params![doc_id, bytes])?;
+    .execute(params![doc_id, bytes, unsigned])?;
     Ok(())
 }
 
@@ -154,6 +158,18 @@ pub fn replace_snapshot(
     now: i64,
     merged_up_to: i64,
 ) -> Result<()> {
+    // The changes of merged chunks that wait for their signature keep waiting, listed apart.
+    conn.prepare_cached(
+        "WITH RECURSIVE waiting (rest, hash) AS (
+             SELECT unsigned, NULL FROM chunks
+             WHERE doc_id = ?1 AND seq <= ?2 AND unsigned IS NOT NULL
+             UNION ALL
+             SELECT substr(rest, 33), substr(rest, 1, 32) FROM waiting WHERE length(rest) >= 32
+         )
+         INSERT OR IGNORE INTO unsigned_changes (doc_id, change_hash)
+         SELECT ?1, hash FROM waiting WHERE hash IS NOT NULL",
+    )?
+    .execute(params![doc_id, merged_up_to])?;
     conn.prepare_cached("DELETE FROM chunks WHERE doc_id = ?1 AND seq <= ?2")?
         .execute(params![doc_id, merged_up_to])?;
     conn.prepare_cached(

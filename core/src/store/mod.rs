@@ -319,8 +319,8 @@ pub use read_models::{load_read_model, save_read_model};
 pub use refusals::{list_refusals, record_refusal};
 pub use set_aside::{list_set_aside, record_set_aside};
 pub use signatures::{
-    load_device_key, load_signatures, load_unsigned, save_device_key, save_signatures, save_signed,
-    save_unsigned,
+    has_unsigned, load_device_key, load_signatures, load_unsigned, save_device_key,
+    save_signatures, save_signed, save_unsigned,
 };
 pub use sync_state::{
     delete_plan_sync_states, delete_sync_states, load_sync_state, save_sync_state,

@@ -128,7 +128,7 @@ mod tests {
             heads.iter().all(|(_, h)| h.as_deref() == Some(&[0xbb][..])),
             "{heads:?}"
         );
-        crate::store::documents::append_chunk(&conn, "b", &[4, 4], &[0xcc], 8).unwrap();
+        crate::store::documents::append_chunk(&conn, "b", &[4, 4], &[0xcc], 8, &[]).unwrap();
         let b = crate::store::documents::load_document(&conn, "b")
             .unwrap()
             .unwrap();
