@@ -402,7 +402,7 @@ impl Alliance {
             .await
     }
 
-    /// Compacts up to `max_plans` plans whose stored changes outgrew their snapshot (each saved
+    /// Compacts up to `max_plans` plans whose stored changes outgrew half their snapshot (each saved
     /// whole as its new snapshot), and returns how many it compacted. Edits and syncs only
     /// append; a shell calls this after a sync it carried itself (`sync_with`, messages over
     /// Bluetooth) or when the app goes idle. `start_sync` compacts on its own.

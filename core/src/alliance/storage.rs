@@ -324,7 +324,7 @@ impl Inner {
             if changed {
                 if open.stored {
                     // A document that lost changes (see `rewrite`) is replaced whole; otherwise
-                    // the new changes are appended. Chunks that outgrew the snapshot are left
+                    // the new changes are appended. Chunks that outgrew half the snapshot are left
                     // to `Alliance::compact_due`, and compacted here only past its hard cap
                     // (see `compaction::Policy`). The sizes that decide it are read once per
                     // document and then kept in memory (see `OpenDoc::stored_sizes`).

@@ -1,18 +1,18 @@
-//! Which stored documents are due for compaction: those whose chunks outgrew their snapshot
-//! (`docs/design.md`, "Compaction").
+//! Which stored documents are due for compaction: those whose chunks outgrew half their
+//! snapshot (`docs/design.md`, "Compaction").
 
 use rusqlite::Connection;
 
 use crate::error::Result;
 
-/// Ids of up to `limit` documents whose chunks hold more bytes than their snapshot, the most
-/// outgrown first. Reads only the `documents` rows (`length()` of a blob reads its header).
+/// Ids of up to `limit` documents whose chunks hold more than half as many bytes as their
+/// snapshot, the most outgrown first. Reads only the `documents` rows (`length()` of a blob reads its header).
 pub fn documents_due_for_compaction(conn: &Connection, limit: usize) -> Result<Vec<String>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut statement = conn.prepare_cached(
         "SELECT doc_id FROM documents
-         WHERE chunk_bytes > length(snapshot)
-         ORDER BY chunk_bytes - length(snapshot) DESC, doc_id
+         WHERE chunk_bytes * 2 > length(snapshot)
+         ORDER BY chunk_bytes * 2 - length(snapshot) DESC, doc_id
          LIMIT ?1",
     )?;
     let rows = statement.query_map([limit], |row| row.get(0))?;

@@ -304,7 +304,7 @@ public final class Alliance: Sendable {
     /// Most plans compacted after one sync; the rest wait for the next.
     static let compactAfterSync: UInt32 = 64
 
-    /// Compacts up to `maxPlans` plans whose stored changes outgrew their snapshot; returns how
+    /// Compacts up to `maxPlans` plans whose stored changes outgrew half their snapshot; returns how
     /// many. Edits and syncs only append: call it when the app goes idle, or after carrying sync
     /// messages itself. `startSync` and `sync(with:)` compact on their own.
     @discardableResult

@@ -231,7 +231,7 @@ impl ClientSession {
         self.compact();
     }
 
-    /// Compacts up to [`COMPACT_AFTER_SESSION`] plans whose chunks outgrew their snapshot,
+    /// Compacts up to [`COMPACT_AFTER_SESSION`] plans whose chunks outgrew half their snapshot,
     /// off the sync path (`docs/design.md`, "Compaction"): after a session, or when a watch
     /// session's burst of messages is over. A failure is logged; the plans stay as stored.
     pub(crate) fn compact(&self) {

@@ -269,7 +269,7 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
     }
 
     /**
-     * Compacts up to [maxPlans] plans whose stored changes outgrew their snapshot; returns how
+     * Compacts up to [maxPlans] plans whose stored changes outgrew half their snapshot; returns how
      * many. Edits and syncs only append: call it when the app goes idle, or after carrying sync
      * messages itself. [startSync] and [syncWith] compact on their own.
      */
