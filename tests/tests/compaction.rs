@@ -1,14 +1,16 @@
 //! Compaction off the sync path: a relay compacts the plans a connection's burst of messages
 //! left due once the burst is over, and a device compacts what its edits and a sync left due
-//! when the sync ends (`docs/design.md`, "Compaction").
+//! when the sync ends, or in watch mode when its burst is over (`docs/design.md`, "Compaction").
 
 mod sync_support;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alliance_core::store::DocumentSizes;
+use alliance_core::sync::{spawn_alliance_watch, SyncProgress};
 use alliance_core::{Alliance, NewCheckIn, PlanId, Role};
-use sync_support::{plan_for, relay_in_memory, sim_relay_in_memory, Phone};
+use sync_support::{options, plan_for, relay_in_memory, sim_relay_in_memory, Phone};
 
 fn check_in(store: &Alliance, plan: PlanId, goal: alliance_core::GoalId, n: usize) {
     store
@@ -121,4 +123,55 @@ fn a_device_compacts_what_its_edits_left_when_a_sync_ends() {
         assert_eq!(fresh.goals[0].checkins.len(), n);
         assert_eq!(fresh, counselor.store.plan(plan).unwrap());
     }
+}
+
+/// A device in watch mode stays connected, so no session ends: once a second passes with no
+/// message and no local edit, it compacts what its edits left due, and the relay has them all.
+#[test]
+fn a_device_in_watch_mode_compacts_once_its_burst_is_over() {
+    let (relay, relay_store) = relay_in_memory();
+    let url = relay.url();
+    let counselor = Phone::new("Dana", Role::Counselor);
+    let client = Phone::new("Sam", Role::Client);
+    let plan = plan_for(&counselor, &client, "Sleep plan");
+    let goal = counselor.store.propose_goal(plan, "Walk more").unwrap();
+    counselor.sync(url.as_str(), &[]);
+    let first = counselor.store.document_sizes(plan).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let handle = {
+        let _inside = runtime.enter();
+        let quiet = |_: &SyncProgress| {};
+        spawn_alliance_watch(counselor.store.clone(), &url, options(&[]), Arc::new(quiet))
+    };
+    let mut n = 0;
+    loop {
+        check_in(&counselor.store, plan, goal, n);
+        n += 1;
+        let sizes = counselor.store.document_sizes(plan).unwrap();
+        if sizes.chunk_bytes > sizes.snapshot_len || sizes.snapshot_len != first.snapshot_len {
+            break;
+        }
+        assert!(n < 500, "500 check-ins never outgrew the snapshot");
+    }
+    let after = sizes_once(&counselor.store, plan, |s| {
+        s.chunk_count == 0 && s.snapshot_len > first.snapshot_len
+    });
+    assert!(
+        after.chunk_count == 0 && after.snapshot_len > first.snapshot_len,
+        "watch mode never compacted: {first:?} then {after:?}"
+    );
+    let until = Instant::now() + Duration::from_secs(30);
+    while relay_store.plan_heads(&[plan]).unwrap() != counselor.store.plan_heads(&[plan]).unwrap()
+        && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    runtime.block_on(handle.stop());
+    let read = relay_store.plan(plan).unwrap();
+    assert_eq!(read.goals[0].checkins.len(), n);
+    assert_eq!(read, counselor.store.plan_from_document(plan).unwrap());
 }

@@ -308,7 +308,7 @@ public final class Alliance: Sendable {
     /// many. Edits and syncs only append: call it when the app goes idle, or after carrying sync
     /// messages itself. `startSync` and `sync(with:)` compact on their own.
     @discardableResult
-    public func compactDue(maxPlans: Int = Int(Alliance.compactAfterSync)) async throws -> Int {
+    public func compactDue(maxPlans: Int = 64) async throws -> Int {
         try await translate { Int(try await ffi.compactDue(maxPlans: UInt32(clamping: maxPlans))) }
     }
 

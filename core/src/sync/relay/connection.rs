@@ -131,7 +131,8 @@ pub(super) async fn serve<S>(
             _ = tokio::time::sleep_until(burst_over.unwrap_or(idle_deadline)),
                 if burst_over.is_some() => {
                 burst_over = None;
-                compact_after_burst(&shared).await;
+                // Off this connection's loop: its next message does not wait for it.
+                tokio::spawn(compact_after_burst(Arc::clone(&shared)));
                 Ok(true)
             }
             _ = stop.changed() => Ok(false),
@@ -178,7 +179,7 @@ pub(super) async fn serve<S>(
     }
     log_end(id, &peer.id, &traffic);
     if burst_over.is_some() {
-        compact_after_burst(&shared).await;
+        compact_after_burst(shared).await;
     }
 }
 
@@ -189,7 +190,7 @@ pub(super) const COMPACT_PER_BURST: usize = 32;
 
 /// Compacts what a burst of messages left due, on the blocking pool, off the sync path
 /// (`docs/design.md`, "Compaction"). A failure is logged: the plans stay as they are stored.
-async fn compact_after_burst(shared: &Arc<Shared>) {
+async fn compact_after_burst(shared: Arc<Shared>) {
     let store = Arc::clone(&shared.store);
     let compacted = tokio::task::spawn_blocking(move || store.compact_due(COMPACT_PER_BURST)).await;
     match compacted {
