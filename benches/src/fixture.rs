@@ -139,11 +139,20 @@ pub fn plan_of_years(path: &Path, years: usize) -> Result<YearPlan> {
             other += 1;
         }
         if day % 7 == 6 {
-            sync_stores(&counselor.store, &client.store)?;
+            synced(&counselor, &client)?;
         }
     }
-    sync_stores(&counselor.store, &client.store)?;
+    synced(&counselor, &client)?;
     Ok(YearPlan { plan, goals })
+}
+
+/// A weekly sync of the two devices, then what an app does after a sync: compact what the
+/// week's edits and the sync appended (`docs/design.md`, "Compaction").
+fn synced(counselor: &Device, client: &Device) -> Result<()> {
+    sync_stores(&counselor.store, &client.store)?;
+    counselor.store.compact_due(usize::MAX)?;
+    client.store.compact_due(usize::MAX)?;
+    Ok(())
 }
 
 fn other_edit(

@@ -402,6 +402,19 @@ impl Alliance {
             .await
     }
 
+    /// Compacts up to `max_plans` plans whose stored changes outgrew half their snapshot (each saved
+    /// whole as its new snapshot), and returns how many it compacted. Edits and syncs only
+    /// append; a shell calls this after a sync it carried itself (`sync_with`, messages over
+    /// Bluetooth) or when the app goes idle. `start_sync` compacts on its own.
+    pub async fn compact_due(&self, max_plans: u32) -> Result<u32, ApiError> {
+        let max_plans = usize::try_from(max_plans).unwrap_or(usize::MAX);
+        self.run(move |store| {
+            let compacted = store.compact_due(max_plans)?;
+            Ok(u32::try_from(compacted).unwrap_or(u32::MAX))
+        })
+        .await
+    }
+
     /// The next sync message for `peer` about a plan, or none when the peer is up to date.
     /// For shells that carry messages themselves (Bluetooth, local network).
     pub async fn generate_sync_message(

@@ -18,6 +18,8 @@ use crate::{demo, network, operations, print};
 
 /// `--db` when not given.
 const DEFAULT_DB: &str = "./alliance.db";
+/// Most plans `alliance sync --with` compacts in each store after the sync.
+const COMPACT_AFTER_SYNC: usize = 64;
 
 /// Opens an existing store; a missing file is an error, never a new empty store.
 pub fn open_existing(store: &StoreFile) -> Result<Alliance> {
@@ -251,6 +253,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             } else if let Some(with) = &args.with {
                 let theirs = open_existing(&db.sibling(with))?;
                 let report = sync_stores(&mine, &theirs)?;
+                // What the sync appended is compacted now, off the edit path.
+                mine.compact_due(COMPACT_AFTER_SYNC)?;
+                theirs.compact_due(COMPACT_AFTER_SYNC)?;
                 println!(
                     "synced {} plan(s): {} messages, {} bytes",
                     report.plans.len(),

@@ -653,7 +653,7 @@ fn show_and_history_print_no_control_character_that_older_data_holds() {
         let db = rusqlite::Connection::open(&s.dana).unwrap();
         db.execute(
             "INSERT INTO chunks (doc_id, seq, bytes)
-             VALUES (?1, (SELECT max(seq) + 1 FROM chunks WHERE doc_id = ?1), ?2)",
+             VALUES (?1, (SELECT coalesce(max(seq), 0) + 1 FROM chunks WHERE doc_id = ?1), ?2)",
             rusqlite::params![s.plan, chunk],
         )
         .unwrap();

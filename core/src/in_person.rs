@@ -27,6 +27,9 @@ use crate::sync::DocumentId;
 /// The protocol version an in-person session speaks.
 const PROTOCOL_VERSION: &str = "1";
 
+/// Most plans compacted when an in-person session ends; the rest wait for the next.
+const COMPACT_AFTER_SESSION: usize = 64;
+
 /// One device's side of an in-person sync with one other device. `S` holds the store: an
 /// `Arc<Alliance>` for a shell's session, `&Alliance` for an in-process loop
 /// ([`crate::local_sync::sync_stores`]).
@@ -241,12 +244,18 @@ impl<S: Deref<Target = Alliance>> InPersonSession<S> {
     }
 
     /// Ends the session: forgets its in-memory sync state (what is persisted stays, so the
-    /// next session with this device sends only news). Also done on drop.
+    /// next session with this device sends only news), then compacts up to 64 plans the
+    /// session left due (`Alliance::compact_due`). Also done on drop.
     pub fn end(&mut self) {
         if !self.ended {
             self.ended = true;
             if let Some(peer) = self.peer {
                 self.store.end_sync_session(peer.to_string());
+            }
+            // What the session appended is compacted now, off the sync path (docs/design.md,
+            // Compaction); a failure leaves the plans as stored.
+            if let Err(error) = self.store.compact_due(COMPACT_AFTER_SESSION) {
+                tracing::warn!(%error, "compaction after an in-person session failed");
             }
         }
     }

@@ -201,6 +201,9 @@ fn sync_pair(a: &Replica, b: &Replica, plan: PlanId, lost: &[bool]) {
     }
     a.store.end_sync_session(b.peer_key());
     b.store.end_sync_session(a.peer_key());
+    // What a session's end does: compact what it left due (docs/design.md, Compaction).
+    a.store.compact_due(8).expect("compact");
+    b.store.compact_due(8).expect("compact");
 }
 
 /// Every pair over connections that stay open, nothing lost, until a whole pass exchanges
@@ -227,6 +230,9 @@ fn full_sync(replicas: &[Replica; 3], plan: PlanId) {
     for (a, b) in PAIRS {
         replicas[a].store.end_sync_session(replicas[b].peer_key());
         replicas[b].store.end_sync_session(replicas[a].peer_key());
+    }
+    for replica in replicas {
+        replica.store.compact_due(8).expect("compact");
     }
     if !quiet {
         let refused: Vec<_> = replicas

@@ -123,6 +123,7 @@ fn a_check_in_written_by_another_connection_survives_compaction_and_syncs() {
             .add_objective(s.plan, s.goal, &objective(&format!("step {n}")))
             .unwrap();
         sync_stores(&s.counselor, &watcher).unwrap();
+        watcher.compact_due(8).unwrap();
     }
     assert_eq!(notes(&watcher, s.plan), ["slept well"]);
     assert_eq!(notes(&s.counselor, s.plan), ["slept well"]);

@@ -91,7 +91,7 @@ fn a_revocation_received_reaches_the_next_edit() {
 }
 
 /// Two connections to one store file: what the second writes (a status) reaches the first
-/// one's next edit, and both keep compacting when the chunks outgrow the snapshot.
+/// one's next edit, and both compact (`Alliance::compact_due`) the chunks their edits left.
 #[test]
 fn another_connections_write_reaches_the_next_edit() {
     let dir = tempfile::tempdir().unwrap();
@@ -112,6 +112,7 @@ fn another_connections_write_reaches_the_next_edit() {
                 &words(&format!("Sleep by eleven, take {n}")),
             )
             .unwrap();
+        store.compact_due(4).unwrap();
         let sizes = other.document_sizes(p.plan).unwrap();
         assert!(sizes.chunk_bytes <= sizes.snapshot_len, "{n}: {sizes:?}");
     }

@@ -111,6 +111,8 @@ struct Inner {
     in_flight: HashMap<PlanId, remote::Signatures>,
     /// Changes the write under way took from a peer: never signed as this device's own.
     received: HashSet<ChangeHash>,
+    /// Plans due for compaction (see [`Alliance::compact_due`]).
+    due: compaction::Due,
 }
 
 /// What a write does to the plan's catalog row (`plans` table) and device index.
@@ -267,6 +269,7 @@ impl Alliance {
                 key,
                 in_flight: HashMap::new(),
                 received: HashSet::new(),
+                due: compaction::Due::default(),
             }),
             lanes: lanes::Lanes::default(),
             observers: Mutex::new(Vec::new()),
@@ -566,6 +569,7 @@ pub struct SyncReceipt {
 }
 
 mod audit;
+mod compaction;
 mod copied;
 mod edits;
 mod held;
@@ -588,6 +592,8 @@ pub use mirror::ListedDevice;
 #[cfg(any(test, feature = "test-support"))]
 mod unchecked;
 
+#[cfg(test)]
+mod compaction_tests;
 #[cfg(test)]
 mod edit_view_tests;
 #[cfg(test)]

@@ -326,9 +326,10 @@ impl Inner {
             if changed {
                 if open.stored {
                     // A document that lost changes (see `rewrite`) is replaced whole; otherwise
-                    // the new changes are appended, and compacted once the chunks outgrow the
-                    // snapshot. The sizes that decide it are read once per document and then
-                    // kept in memory (see `OpenDoc::stored_sizes`).
+                    // the new changes are appended. Chunks that outgrew half the snapshot are left
+                    // to `Alliance::compact_due`, and compacted here only past its hard cap
+                    // (see `compaction::Policy`). The sizes that decide it are read once per
+                    // document and then kept in memory (see `OpenDoc::stored_sizes`).
                     let compact = open.rewrite || {
                         let bytes = open.doc.save_after(&open.saved_heads);
                         let head_bytes = heads_bytes(&heads);
@@ -345,7 +346,7 @@ impl Inner {
                             ..before
                         };
                         sizes_after = Some(sizes);
-                        sizes.chunk_bytes > sizes.snapshot_len
+                        compaction::Policy::of(&sizes) == compaction::Policy::Inline
                     };
                     if compact {
                         let merged = store::last_chunk_seq(tx, &doc_id)?;
@@ -418,6 +419,11 @@ impl Inner {
                 }
                 if let Some(devices) = devices {
                     self.indexed_devices.insert(plan, devices);
+                }
+                if sizes_after
+                    .is_some_and(|s| compaction::Policy::of(&s) == compaction::Policy::Due)
+                {
+                    self.due.note(plan);
                 }
                 Ok(changed)
             }

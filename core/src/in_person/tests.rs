@@ -338,3 +338,38 @@ fn bad_frames_are_typed_errors_and_change_nothing() {
     }
     assert_eq!(p.counselor.plan(p.plan).unwrap(), before);
 }
+
+/// Check-ins past the threshold only append; the in-person session that carries them
+/// compacts them on both phones when it ends, and nothing is lost.
+#[test]
+fn a_session_compacts_what_it_carried_when_it_ends() {
+    let p = pair();
+    let (mut a, mut b) = (session(&p.counselor), session(&p.client));
+    run(&mut a, &mut b, |_| true, false);
+    a.end();
+    b.end();
+    let mut made = 0;
+    loop {
+        p.counselor
+            .check_in(p.plan, p.goal, &check_in(&format!("night {made}")))
+            .unwrap();
+        made += 1;
+        let sizes = p.counselor.document_sizes(p.plan).unwrap();
+        if sizes.chunk_bytes > sizes.snapshot_len {
+            break;
+        }
+        assert!(made < 400, "400 check-ins never outgrew the snapshot");
+    }
+    let (mut a, mut b) = (session(&p.counselor), session(&p.client));
+    run(&mut a, &mut b, |_| true, false);
+    // Not yet: the session compacts when it ends.
+    assert!(p.counselor.document_sizes(p.plan).unwrap().chunk_count > 0);
+    a.end();
+    b.end();
+    assert_eq!(p.counselor.document_sizes(p.plan).unwrap().chunk_count, 0);
+    let sizes = p.client.document_sizes(p.plan).unwrap();
+    assert!(sizes.chunk_bytes <= sizes.snapshot_len, "{sizes:?}");
+    let plan = p.counselor.plan_from_document(p.plan).unwrap();
+    assert_eq!(plan.goal(p.goal).unwrap().checkins.len(), made);
+    assert_eq!(p.client.plan_from_document(p.plan).unwrap(), plan);
+}

@@ -3,6 +3,7 @@
 
 mod audit;
 mod backup;
+mod compaction;
 mod copied;
 mod documents;
 mod encryption;
@@ -304,6 +305,7 @@ impl Store {
 
 pub use audit::{append_audit, list_audit, parse_kind, verify_audit};
 pub use backup::restore;
+pub use compaction::documents_due_for_compaction;
 pub use copied::{mark_replayed, plans_waiting, retire_identity, retired_devices, waiting_changes};
 pub use documents::{
     all_document_heads, append_chunk, document_heads, document_sizes, fill_document_heads,

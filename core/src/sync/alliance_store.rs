@@ -101,6 +101,10 @@ impl SyncStore for Alliance {
             .collect())
     }
 
+    fn compact_due(&self, max_documents: usize) -> Result<usize, SyncError> {
+        Alliance::compact_due(self, max_documents).map_err(SyncError::store)
+    }
+
     fn has_document(&self, document: DocumentId) -> Result<bool, SyncError> {
         self.has_plan(plan(document)).map_err(SyncError::store)
     }

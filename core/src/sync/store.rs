@@ -126,6 +126,14 @@ pub trait SyncStore: Send + Sync + 'static {
     /// Forgets the in-memory state of this conversation; called when its connection ends.
     fn end_sync_session(&self, peer: &SyncPeer);
 
+    /// Compacts up to `max_documents` documents whose storage grew by appending, off the
+    /// sync path: called when a burst of messages is over or a session ended. Returns how many
+    /// it compacted; a store that does not compact does nothing (the default). Blocks.
+    fn compact_due(&self, max_documents: usize) -> Result<usize, SyncError> {
+        let _ = max_documents;
+        Ok(0)
+    }
+
     /// Forgets everything kept about `peer`, persisted sync state included; called instead
     /// of [`SyncStore::end_sync_session`] when an ephemeral peer (one that keeps nothing
     /// between sessions) disconnects, so its rows do not pile up.

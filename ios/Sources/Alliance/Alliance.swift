@@ -292,7 +292,24 @@ public final class Alliance: Sendable {
     /// that made them).
     @discardableResult
     public func sync(with other: Alliance) async throws -> LocalSyncReport {
-        try await translate { try await ffi.syncWith(other: other.ffi) }
+        try await translate {
+            let report = try await ffi.syncWith(other: other.ffi)
+            // What the sync appended is compacted now, off the edit path.
+            _ = try await ffi.compactDue(maxPlans: Alliance.compactAfterSync)
+            _ = try await other.ffi.compactDue(maxPlans: Alliance.compactAfterSync)
+            return report
+        }
+    }
+
+    /// Most plans compacted after one sync; the rest wait for the next.
+    static let compactAfterSync: UInt32 = 64
+
+    /// Compacts up to `maxPlans` plans whose stored changes outgrew half their snapshot; returns how
+    /// many. Edits and syncs only append: call it when the app goes idle, or after carrying sync
+    /// messages itself. `startSync` and `sync(with:)` compact on their own.
+    @discardableResult
+    public func compactDue(maxPlans: Int = 64) async throws -> Int {
+        try await translate { Int(try await ffi.compactDue(maxPlans: UInt32(clamping: maxPlans))) }
     }
 
     /// Re-encrypts the store under `newKey` (32 bytes); the next `open` needs the new key.

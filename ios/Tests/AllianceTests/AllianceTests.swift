@@ -180,6 +180,22 @@ final class AllianceTests: XCTestCase {
         XCTAssertEqual(plan.goals.first?.checkins.count, 5)
     }
 
+    func testCheckInsOnlyAppendAndCompactDueMergesThemIntoTheSnapshot() async throws {
+        let (w, goalId) = try await worldWithGoal()
+        var made = 0
+        var compacted = 0
+        while compacted == 0 && made < 300 {
+            try await w.client.checkIn(planId: w.planId, goalId: goalId, NewCheckIn(gasLevel: 0, note: "night \(made)"))
+            made += 1
+            compacted = try await w.client.compactDue()
+        }
+        XCTAssertEqual(compacted, 1)
+        let again = try await w.client.compactDue()
+        XCTAssertEqual(again, 0)
+        let plan = try await w.client.readPlan(w.planId)
+        XCTAssertEqual(plan.goals.first?.checkins.count, made)
+    }
+
     func testCounselorCreatesPlanAndEnrollsClient() async throws {
         let w = try await world()
         let plan = try await w.counselor.readPlan(w.planId)

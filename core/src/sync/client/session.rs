@@ -41,6 +41,9 @@ enum Phase {
 }
 
 /// One device's conversation with one server.
+/// Most plans compacted after one session or burst; the rest wait for the next.
+const COMPACT_AFTER_SESSION: usize = 64;
+
 pub(crate) struct ClientSession {
     store: Arc<dyn SyncStore>,
     me: PeerId,
@@ -215,7 +218,8 @@ impl ClientSession {
     }
 
     /// Ends the conversation in the store: the in-memory sync state is dropped, and with a
-    /// server that keeps nothing, the persisted one too.
+    /// server that keeps nothing, the persisted one too. Then compacts what the session left
+    /// due (see [`ClientSession::compact`]).
     pub(crate) fn end(&self) {
         if self.ephemeral_server {
             if let Err(error) = self.store.forget_peer(&self.peer) {
@@ -223,6 +227,18 @@ impl ClientSession {
             }
         } else {
             self.store.end_sync_session(&self.peer);
+        }
+        self.compact();
+    }
+
+    /// Compacts up to [`COMPACT_AFTER_SESSION`] plans whose chunks outgrew half their snapshot,
+    /// off the sync path (`docs/design.md`, "Compaction"): after a session, or when a watch
+    /// session's burst of messages is over. A failure is logged; the plans stay as stored.
+    pub(crate) fn compact(&self) {
+        match self.store.compact_due(COMPACT_AFTER_SESSION) {
+            Ok(0) => {}
+            Ok(plans) => tracing::debug!(plans, "compacted after a sync"),
+            Err(error) => tracing::warn!(%error, "compaction after a sync failed"),
         }
     }
 

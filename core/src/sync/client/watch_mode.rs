@@ -116,6 +116,10 @@ impl Reporter {
     }
 }
 
+/// How long a watch session hears nothing and makes no local change before the burst counts
+/// as over and what it left due is compacted.
+const BURST_QUIET: Duration = Duration::from_secs(1);
+
 enum SessionEnd {
     Stopped,
     Failed(SyncError),
@@ -191,6 +195,8 @@ async fn watch_session(
     let mut last_error = reporter.latest().last_error;
     let keepalive = options.keepalive.filter(|every| !every.is_zero());
     let mut pings = keepalive.map(|every| tokio::time::interval_at(Instant::now() + every, every));
+    // When the server's burst of messages is over: the plans it brought are compacted then.
+    let mut burst_over: Option<Instant> = None;
     let end = async {
         loop {
             reporter.refused(driven.session().unreported_refusals());
@@ -209,11 +215,23 @@ async fn watch_session(
             tokio::select! {
                 message = driven.next_message(far) => {
                     match message? {
-                        Some(message) => driven.step(move |s| s.receive(message)).await?,
+                        Some(message) => {
+                            burst_over = Some(Instant::now() + BURST_QUIET);
+                            driven.step(move |s| s.receive(message)).await?
+                        }
                         None => driven.step(ClientSession::quiet).await?,
                     }
                 }
+                _ = tokio::time::sleep_until(burst_over.unwrap_or(far)), if burst_over.is_some() => {
+                    burst_over = None;
+                    driven.step(|s| {
+                        s.compact();
+                        Ok(Vec::new())
+                    })
+                    .await?;
+                }
                 Some(document) = changes.recv() => {
+                    burst_over = Some(Instant::now() + BURST_QUIET);
                     driven.step(move |s| s.local_change(document)).await?;
                 }
                 _ = next_ping => {

@@ -88,6 +88,8 @@ pub(super) async fn serve<S>(
     let mut idle_deadline = tokio::time::Instant::now() + idle;
     let mut draining = shared.drain.clone();
     let mut reported = Traffic::default();
+    // When this peer's burst of messages is over: its plans are compacted then.
+    let mut burst_over: Option<tokio::time::Instant> = None;
     let ending = loop {
         reported = shared
             .options
@@ -100,6 +102,7 @@ pub(super) async fn serve<S>(
                 Some(Err(error)) => Err(error),
                 Some(Ok(message)) => {
                     idle_deadline = tokio::time::Instant::now() + idle;
+                    burst_over = Some(tokio::time::Instant::now() + BURST_QUIET);
                     step(&mut conn, &mut session, move |s| s.handle(message)).await
                 }
             },
@@ -125,6 +128,13 @@ pub(super) async fn serve<S>(
                 }
                 Err(broadcast::error::RecvError::Closed) => Ok(false),
             },
+            _ = tokio::time::sleep_until(burst_over.unwrap_or(idle_deadline)),
+                if burst_over.is_some() => {
+                burst_over = None;
+                // Off this connection's loop: its next message does not wait for it.
+                tokio::spawn(compact_after_burst(Arc::clone(&shared)));
+                Ok(true)
+            }
             _ = stop.changed() => Ok(false),
             _ = drain::settled(&mut draining, last_heard) => break Ending::GoingAway,
         };
@@ -168,6 +178,27 @@ pub(super) async fn serve<S>(
         warn!(%error, "could not forget an ephemeral peer's sync state");
     }
     log_end(id, &peer.id, &traffic);
+    if burst_over.is_some() {
+        compact_after_burst(shared).await;
+    }
+}
+
+/// How long a peer sends nothing before its burst of messages counts as over.
+const BURST_QUIET: Duration = Duration::from_millis(250);
+/// Most plans compacted after one burst (`SyncStore::compact_due`): the rest wait for the next.
+pub(super) const COMPACT_PER_BURST: usize = 32;
+
+/// Compacts what a burst of messages left due, on the blocking pool, off the sync path
+/// (`docs/design.md`, "Compaction"). A failure is logged: the plans stay as they are stored.
+async fn compact_after_burst(shared: Arc<Shared>) {
+    let store = Arc::clone(&shared.store);
+    let compacted = tokio::task::spawn_blocking(move || store.compact_due(COMPACT_PER_BURST)).await;
+    match compacted {
+        Ok(Ok(0)) => {}
+        Ok(Ok(plans)) => debug!(plans, "compacted after a burst"),
+        Ok(Err(error)) => warn!(%error, "compaction after a burst failed"),
+        Err(_) => warn!("compaction after a burst stopped"),
+    }
 }
 
 /// Runs one step of the peer's session on the blocking pool (its store is SQLite), then sends

@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 
-use super::connection::{authenticate_blocking, end_conversation, refusal};
+use super::connection::{authenticate_blocking, end_conversation, refusal, COMPACT_PER_BURST};
 use super::peer_session::{answer_join, PeerSession};
 use super::*;
 use crate::sync::client::session::ClientSession;
@@ -396,6 +396,10 @@ impl SimConnection {
         );
         if let Err(error) = ended {
             warn!(%error, "could not forget an ephemeral peer's sync state");
+        }
+        // As `connection.rs` does once a connection's burst is over.
+        if let Err(error) = self.shared.store.compact_due(COMPACT_PER_BURST) {
+            warn!(%error, "compaction after a burst failed");
         }
     }
 }

@@ -142,6 +142,22 @@ fun main(args: Array<String>) {
         client.close()
     }
 
+    suite.test("check-ins only append, and compactDue merges them into the plan's snapshot") {
+        val (w, goalId) = worldWithGoal()
+        var made = 0
+        var compacted = 0
+        while (compacted == 0 && made < 300) {
+            w.client.checkIn(w.planId, goalId, NewCheckIn(gasLevel = 0, note = "night $made"))
+            made++
+            compacted = w.client.compactDue()
+        }
+        assertEquals(1, compacted)
+        assertEquals(0, w.client.compactDue())
+        assertEquals(made, w.client.readPlan(w.planId).goals.single().checkins.size)
+        w.counselor.close()
+        w.client.close()
+    }
+
     suite.test("counselor creates a plan and enrolls a client") {
         val w = world()
         val plan = w.counselor.readPlan(w.planId)

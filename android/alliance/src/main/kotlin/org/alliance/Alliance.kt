@@ -260,7 +260,21 @@ class Alliance private constructor(internal val ffi: FfiAlliance) : AutoCloseabl
      * report lists own changes either one refused of the other's (set aside by the device that made
      * them).
      */
-    suspend fun syncWith(other: Alliance): LocalSyncReport = translate { ffi.syncWith(other.ffi) }
+    suspend fun syncWith(other: Alliance): LocalSyncReport = translate {
+        val report = ffi.syncWith(other.ffi)
+        // What the sync appended is compacted now, off the edit path.
+        ffi.compactDue(COMPACT_AFTER_SYNC)
+        other.ffi.compactDue(COMPACT_AFTER_SYNC)
+        report
+    }
+
+    /**
+     * Compacts up to [maxPlans] plans whose stored changes outgrew half their snapshot; returns how
+     * many. Edits and syncs only append: call it when the app goes idle, or after carrying sync
+     * messages itself. [startSync] and [syncWith] compact on their own.
+     */
+    suspend fun compactDue(maxPlans: Int = COMPACT_AFTER_SYNC.toInt()): Int =
+        translate { ffi.compactDue(maxPlans.coerceAtLeast(0).toUInt()).toInt() }
 
     /**
      * Re-encrypts the store under [newKey] (32 bytes); the next [open] needs the new key. Throws
@@ -298,3 +312,6 @@ private class ProgressWatcher(
 
     override fun changesRefused(changes: List<RefusedChange>) = onRefused(changes)
 }
+
+/** Most plans compacted after one sync; the rest wait for the next. */
+private val COMPACT_AFTER_SYNC: UInt = 64u
