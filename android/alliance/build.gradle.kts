@@ -92,6 +92,8 @@ val cargoNdkBuild by tasks.registering(Exec::class) {
             addAll(listOf("cargo", "ndk"))
             rustAbis.forEach { addAll(listOf("-t", it)) }
             addAll(listOf("--platform", minApi.toString(), "-o", outDir.path))
+            // alliance-ffi on its own: alliance-core without its `relay` feature (a phone never
+            // serves), SQLite with .cargo/config.toml's LIBSQLITE3_FLAGS (BENCHMARKS.md, "Size").
             addAll(listOf("build", "-p", "alliance-ffi", "--lib", "--locked"))
             if (rustProfile != "debug") addAll(listOf("--profile", rustProfile))
         }

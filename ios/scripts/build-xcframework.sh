@@ -38,6 +38,8 @@ command -v rustup >/dev/null || missing "needs Rust through rustup (https://rust
 rustup target add "$DEVICE_TARGET" "${SIM_TARGETS[@]}"
 
 # 1. Static libraries for each Apple target, and a host build for uniffi to read the interface.
+#    alliance-ffi on its own, so alliance-core without its `relay` feature: a phone never serves;
+#    .cargo/config.toml's LIBSQLITE3_FLAGS applies here too (BENCHMARKS.md, "Size").
 for target in "$DEVICE_TARGET" "${SIM_TARGETS[@]}"; do
     cargo build --locked -p "$FFI_CRATE" --lib --target "$target" --profile "$CARGO_PROFILE"
 done

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use crate::alliance::{Alliance, PlanObserver};
-use crate::model::{DeviceId, PlanId};
+#[cfg(feature = "relay")]
+use crate::model::DeviceId;
+use crate::model::PlanId;
 use crate::{own_refusals, SyncPeer};
 
 use super::client::{self, SyncHandle, SyncObserver, SyncOptions};
@@ -11,7 +13,9 @@ use super::doc_id::DocumentId;
 use super::error::SyncError;
 use super::heads::{heads_digest, HeadsDigest};
 use super::protocol::ChangeRefusal;
-use super::store::{SyncStore, TokenVoucher, CANNOT_VOUCH, NOT_LISTED};
+use super::store::SyncStore;
+#[cfg(feature = "relay")]
+use super::store::{TokenVoucher, CANNOT_VOUCH, NOT_LISTED};
 
 fn plan(document: DocumentId) -> PlanId {
     PlanId::from(document.as_uuid())
@@ -34,6 +38,7 @@ fn document(plan: PlanId) -> DocumentId {
     DocumentId::from_uuid(plan.as_uuid())
 }
 
+#[cfg(feature = "relay")]
 /// The error of [`Alliance::receive_vouched`] as a relay reports it: a token refused its
 /// binding is an authorization failure, as the relay words them.
 pub fn vouched_error(error: crate::Error) -> SyncError {
@@ -56,6 +61,8 @@ impl SyncStore for Alliance {
         }
     }
 
+    // Only a relay asks for these (feature `relay`); the phone library keeps the defaults.
+    #[cfg(feature = "relay")]
     fn enrolled_documents(&self, storage_id: &str) -> Result<Vec<DocumentId>, SyncError> {
         let Ok(device) = DeviceId::parse(storage_id) else {
             return Ok(Vec::new());
@@ -68,6 +75,7 @@ impl SyncStore for Alliance {
             .collect())
     }
 
+    #[cfg(feature = "relay")]
     fn documents_of_token(&self, token_hash: &str) -> Result<Vec<DocumentId>, SyncError> {
         let mut out: Vec<DocumentId> = self
             .plans_of_token(token_hash)
@@ -128,6 +136,7 @@ impl SyncStore for Alliance {
         Ok(receipt_refusals(receipt))
     }
 
+    #[cfg(feature = "relay")]
     fn receive_vouched_sync_message(
         &self,
         document: DocumentId,
@@ -157,6 +166,7 @@ impl SyncStore for Alliance {
             .collect())
     }
 
+    #[cfg(feature = "relay")]
     fn record_audit(&self, entry: &crate::audit::NewAuditEntry) -> Result<(), SyncError> {
         Alliance::record_audit(self, entry)
             .map(|_| ())

@@ -73,11 +73,13 @@ impl MemoryStore {
     }
 
     /// The documents sync messages were generated for since the last call.
+    #[cfg(feature = "relay")]
     pub fn take_generated(&self) -> Vec<DocumentId> {
         std::mem::take(&mut self.inner.lock().generated)
     }
 
     /// Makes [`SyncStore::heads_digests`] answer "unknown" for every document.
+    #[cfg(feature = "relay")]
     pub fn without_digests(self) -> Self {
         self.inner.lock().no_digests = true;
         self

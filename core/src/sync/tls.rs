@@ -1,19 +1,27 @@
-//! TLS for the relay (`wss://`) and for devices connecting to one: rustls with the ring
-//! provider. Certificates and keys come as PEM; devices trust the Mozilla roots built in plus,
-//! optionally, one extra certificate (a clinic's own CA, or a test's self-signed one).
+//! TLS for the relay (`wss://`, feature `relay`) and for devices connecting to one: rustls with
+//! the ring provider. Certificates and keys come as PEM; devices trust the Mozilla roots built
+//! in plus, optionally, one extra certificate (a clinic's own CA, or a test's self-signed one).
 
+#[cfg(feature = "relay")]
 use std::fmt;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
+#[cfg(feature = "relay")]
+use rustls::pki_types::PrivateKeyDer;
+#[cfg(feature = "relay")]
 use rustls::server::{ClientHello, ResolvesServerCert};
+#[cfg(feature = "relay")]
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+#[cfg(feature = "relay")]
+use rustls::ServerConfig;
+use rustls::{ClientConfig, RootCertStore};
 use tokio_tungstenite::Connector;
 
 use super::error::SyncError;
 
+#[cfg(feature = "relay")]
 /// The relay's certificate chain and private key, both PEM.
 #[derive(Clone)]
 pub struct TlsIdentity {
@@ -21,6 +29,7 @@ pub struct TlsIdentity {
     pub private_key_pem: Vec<u8>,
 }
 
+#[cfg(feature = "relay")]
 impl fmt::Debug for TlsIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the key.
@@ -47,12 +56,14 @@ fn certificates(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'st
     Ok(certs)
 }
 
+#[cfg(feature = "relay")]
 /// The relay's certificate and key, replaceable while it serves (`SIGHUP`, see
 /// `docs/operations.md`): handshakes after a [`CertificateSlot::replace`] present the new
 /// certificate, and connections already open keep theirs.
 #[derive(Clone)]
 pub struct CertificateSlot(Arc<parking_lot::RwLock<Arc<CertifiedKey>>>);
 
+#[cfg(feature = "relay")]
 impl CertificateSlot {
     /// Checks `identity` (the key must match the certificate) and puts it in place.
     pub fn replace(&self, identity: &TlsIdentity) -> Result<(), SyncError> {
@@ -61,18 +72,21 @@ impl CertificateSlot {
     }
 }
 
+#[cfg(feature = "relay")]
 impl fmt::Debug for CertificateSlot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("CertificateSlot")
     }
 }
 
+#[cfg(feature = "relay")]
 impl ResolvesServerCert for CertificateSlot {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(Arc::clone(&self.0.read()))
     }
 }
 
+#[cfg(feature = "relay")]
 fn certified_key(identity: &TlsIdentity) -> Result<Arc<CertifiedKey>, SyncError> {
     let chain = certificates(&identity.cert_chain_pem, "certificate")?;
     let key = PrivateKeyDer::from_pem_slice(&identity.private_key_pem)
@@ -82,6 +96,7 @@ fn certified_key(identity: &TlsIdentity) -> Result<Arc<CertifiedKey>, SyncError>
     Ok(Arc::new(certified))
 }
 
+#[cfg(feature = "relay")]
 /// The relay's TLS settings with a certificate that can be replaced while it serves.
 pub(crate) fn reloadable_server_config(
     identity: &TlsIdentity,
