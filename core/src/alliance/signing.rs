@@ -349,20 +349,23 @@ mod tests {
     /// A counselor and a client sharing a plan that records the counselor's key, synced once;
     /// the counselor on a file (so a second connection can open it).
     fn keyed_pair(path: &std::path::Path) -> (Alliance, Alliance, crate::PlanId) {
-        let counselor = Alliance::open(path).unwrap();
-        let client = Alliance::open_in_memory().unwrap();
-        counselor.init("Dana", Role::Counselor, None).unwrap();
-        let sam = client.init("Sam", Role::Client, None).unwrap();
-        let plan = counselor
-            .create_plan(&crate::NewPlan {
-                title: "Plan".into(),
-                client_name: "Sam".into(),
-                client_member: Some(sam.member_id),
-                client_device: Some(sam.device_id),
-            })
-            .unwrap();
-        crate::local_sync::sync_stores(&counselor, &client).unwrap();
-        (counselor, client, plan)
+        let world = crate::alliance::tests::world_with(Alliance::open(path).unwrap());
+        (world.counselor, world.client, world.plan)
+    }
+
+    /// The signatures `alliance`'s store records for these changes of `plan`.
+    fn recorded(
+        alliance: &Alliance,
+        plan: crate::PlanId,
+        hashes: &[automerge::ChangeHash],
+    ) -> Vec<crate::authorship::carrier::Record> {
+        let doc_id = plan.to_string();
+        alliance
+            .inner
+            .lock()
+            .store
+            .read(|tx| store::load_signatures(tx, &doc_id, Some(hashes)))
+            .unwrap()
     }
 
     /// What waits for its signature on `alliance`'s store for `plan`, and the signatures
@@ -407,12 +410,7 @@ mod tests {
         let key = counselor.enrollment().unwrap().public_key;
         let (still, _) = waiting_and_signed(&counselor, plan);
         assert!(still.is_empty(), "{still:?}");
-        let records = counselor
-            .inner
-            .lock()
-            .store
-            .read(|tx| store::load_signatures(tx, &plan.to_string(), Some(&waiting)))
-            .unwrap();
+        let records = recorded(&counselor, plan, &waiting);
         assert_eq!(records.len(), 1);
         assert!(key.verifies(&records[0].0, &records[0].1));
     }
@@ -459,12 +457,7 @@ mod tests {
             .retire_identity(crate::clock::now_ms())
             .unwrap();
         assert_ne!(counselor.enrollment().unwrap().public_key, old_key);
-        let records = counselor
-            .inner
-            .lock()
-            .store
-            .read(|tx| store::load_signatures(tx, &plan.to_string(), Some(&waiting)))
-            .unwrap();
+        let records = recorded(&counselor, plan, &waiting);
         assert_eq!(records.len(), 1, "signed before the key was left");
         assert!(old_key.verifies(&records[0].0, &records[0].1));
         // That is the key every peer's copy of the plan records for the device it left.
