@@ -476,4 +476,80 @@ mod tests {
             "{recorded:?}"
         );
     }
+    /// Relays sync messages between `from` and `to` about `plan` until both are done, dropping
+    /// the signature records of what `from` sends (a tampered app forwarding bare changes).
+    fn relay_without_records(from: &Alliance, to: &Alliance, plan: crate::PlanId) {
+        for _ in 0..20 {
+            let out = from.generate_sync_message(plan, "to").unwrap();
+            if let Some(bytes) = &out {
+                let (_, bare) = crate::authorship::carrier::split(bytes).unwrap();
+                to.receive_sync_message(plan, "from", bare).unwrap();
+            }
+            let back = to.generate_sync_message(plan, "from").unwrap();
+            if let Some(bytes) = &back {
+                from.receive_sync_message(plan, "to", bytes).unwrap();
+            }
+            if out.is_none() && back.is_none() {
+                return;
+            }
+        }
+        panic!("the stores never finished syncing");
+    }
+
+    /// A change under this device's actor that it did not make — it came from a peer, without
+    /// a signature, while the plan records no key for this device — is never signed with this
+    /// device's key, not even when the plan is rewritten (a peer refused another own change).
+    #[test]
+    fn a_received_change_under_the_own_actor_is_never_signed_by_this_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let (counselor, client, plan) = keyed_pair(&dir.path().join("counselor.db"));
+        let sam = client.identity().unwrap();
+        // The plan enrolled the client's device by id: it records no key for it.
+        assert!(client
+            .plan(plan)
+            .unwrap()
+            .device(sam.device_id)
+            .and_then(|d| d.public_key.clone())
+            .is_none());
+        // Another store writing under the client's device id, with a key of its own.
+        let forger_path = dir.path().join("forger.db");
+        {
+            let mut conn = rusqlite::Connection::open(&forger_path).unwrap();
+            schema::migrate(&mut conn).unwrap();
+            store::save_identity(&conn, &sam, 1).unwrap();
+        }
+        let forger = Alliance::open(&forger_path).unwrap();
+        crate::local_sync::sync_stores(&counselor, &forger).unwrap();
+        forger.propose_goal(plan, "Forged goal").unwrap();
+        let forged: Vec<_> = forger.plan_heads(&[plan]).unwrap().remove(0).1.unwrap();
+        relay_without_records(&forger, &client, plan);
+        assert!(client
+            .plan(plan)
+            .unwrap()
+            .goals
+            .iter()
+            .any(|g| g.client_words == "Forged goal"));
+        assert!(waiting_and_signed(&client, plan).0.is_empty());
+        // The client's own edit, which a peer then refuses: the plan is rewritten without it.
+        client.propose_goal(plan, "Own goal").unwrap();
+        let (own, _) = waiting_and_signed(&client, plan);
+        assert_eq!(own.len(), 1);
+        let set_aside = client
+            .own_changes_refused(plan, &[(own[0].to_string(), "role".to_string())])
+            .unwrap();
+        assert_eq!(set_aside.len(), 1);
+        let (waiting, _) = waiting_and_signed(&client, plan);
+        assert!(
+            !waiting.contains(&forged[0]),
+            "the forged change waits for this device's signature"
+        );
+        let key = client.enrollment().unwrap().public_key;
+        let signed = client.change_signatures(plan).unwrap();
+        assert!(
+            !signed
+                .iter()
+                .any(|(hash, sig)| *hash == forged[0] && key.verifies(hash, sig)),
+            "the forged change was signed with this device's key"
+        );
+    }
 }
