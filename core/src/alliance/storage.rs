@@ -352,7 +352,14 @@ impl Inner {
                         let merged = store::last_chunk_seq(tx, &doc_id)?;
                         let snapshot = open.doc.save();
                         let head_bytes = heads_bytes(&heads);
-                        store::replace_snapshot(tx, &doc_id, &snapshot, &head_bytes, now, merged)?;
+                        store::replace_snapshot(
+                            tx,
+                            &doc_id,
+                            &snapshot,
+                            &head_bytes,
+                            Some(now),
+                            merged,
+                        )?;
                         // Read again by the next write.
                         sizes_after = None;
                     }
