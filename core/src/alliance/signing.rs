@@ -33,6 +33,30 @@ pub(super) fn load_or_make_key(store: &mut Store, has_identity: bool) -> Result<
     store.read(store::load_device_key)
 }
 
+impl OpenDoc {
+    /// Marks the stored document as about to lose changes (the next write replaces it whole,
+    /// see `rewrite`), remembering first which changes of its own actor it holds: they are
+    /// stored already — listed as waiting if this device made them and did not sign them yet,
+    /// or received from a peer — so the rewrite lists none of them again. Without it a
+    /// rewrite would list every own-actor change, and a change a peer sent under this
+    /// device's actor while the plan recorded no key for it would be signed with this
+    /// device's key. Call it before the document changes.
+    pub(super) fn mark_rewrite(&mut self) {
+        if self.stored && !self.rewrite && self.stored_own.is_none() {
+            let doc = self.doc.automerge();
+            let actor = doc.get_actor();
+            self.stored_own = Some(
+                doc.get_changes_meta(&[])
+                    .iter()
+                    .filter(|meta| *meta.actor == *actor)
+                    .map(|meta| meta.hash)
+                    .collect(),
+            );
+        }
+        self.rewrite = true;
+    }
+}
+
 impl Inner {
     /// This device's enrollment payload (device id and public key).
     pub(super) fn enrollment(&self) -> Result<Enrollment> {
@@ -64,6 +88,12 @@ impl Inner {
             .get_changes_meta(since)
             .iter()
             .filter(|meta| *meta.actor == actor && !self.received.contains(&meta.hash))
+            .filter(|meta| {
+                !open
+                    .stored_own
+                    .as_ref()
+                    .is_some_and(|stored| stored.contains(&meta.hash))
+            })
             .map(|meta| meta.hash)
             .collect()
     }
