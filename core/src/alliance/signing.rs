@@ -582,4 +582,48 @@ mod tests {
             "the forged change was signed with this device's key"
         );
     }
+    /// Another connection on the same file left the identity (a copied store) and then wrote
+    /// under the new one between this connection's catching up and its signing (the window
+    /// between `catch_up` and the write lock in `sign_outgoing`): what waits is signed with
+    /// the key the store holds, never with the key this connection still has in memory.
+    #[test]
+    fn what_waits_is_signed_with_the_stored_key_not_a_stale_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counselor.db");
+        let (counselor, _client, _plan) = keyed_pair(&path);
+        let widget = Alliance::open(&path).unwrap();
+        let stale = widget.enrollment().unwrap().public_key;
+        counselor
+            .inner
+            .lock()
+            .retire_identity(crate::clock::now_ms())
+            .unwrap();
+        let fresh = counselor.enrollment().unwrap().public_key;
+        assert_ne!(fresh, stale);
+        let plan = counselor
+            .create_plan(&crate::NewPlan {
+                title: "Second plan".into(),
+                client_name: "Lee".into(),
+                client_member: None,
+                client_device: None,
+            })
+            .unwrap();
+        counselor.set_title(plan, "Second plan, renamed").unwrap();
+        let (waiting, _) = waiting_and_signed(&counselor, plan);
+        assert!(!waiting.is_empty());
+        // The widget signs without having caught up since.
+        widget
+            .inner
+            .lock()
+            .sign_waiting(Some(&plan.to_string()))
+            .unwrap();
+        let records = counselor.change_signatures(plan).unwrap();
+        for hash in &waiting {
+            let record = records.iter().find(|(signed, _)| signed == hash);
+            assert!(
+                matches!(record, Some((h, sig)) if fresh.verifies(h, sig)),
+                "a change made under the new identity was signed with the key it left"
+            );
+        }
+    }
 }
