@@ -104,9 +104,9 @@ impl Inner {
     /// export them, and before the device leaves its key. With nothing waiting it costs one
     /// read; a store without a key (a relay) has nothing waiting.
     pub(super) fn sign_waiting(&mut self, doc_id: Option<&str>) -> Result<()> {
-        let Some(key) = &self.key else {
+        if self.key.is_none() {
             return Ok(());
-        };
+        }
         // The common case, nothing waiting, without the write lock.
         if let Some(doc_id) = doc_id {
             if !self.store.read(|tx| store::has_unsigned(tx, doc_id))? {
@@ -116,6 +116,11 @@ impl Inner {
         // Read, signed and cleared in one write transaction: no other connection adds to the
         // list between the read and the clearing.
         self.store.write(|tx| {
+            // The key the store holds now, not the one in memory: another connection may have
+            // left this identity, and written under the new one, since this one caught up.
+            let Some(key) = store::load_device_key(tx)? else {
+                return Ok(());
+            };
             let mut by_plan: HashMap<String, Vec<Record>> = HashMap::new();
             for (doc, hash) in store::load_unsigned(tx, doc_id)? {
                 let records = by_plan.entry(doc).or_default();
