@@ -631,4 +631,85 @@ mod tests {
             );
         }
     }
+    /// A store written at schema 11 — snapshots inside `documents`, chunks with a rowid, an
+    /// edit waiting in `unsigned_changes` — opens at the current schema, lists and reads every
+    /// plan as before, edits, and its first sync signs both waiting edits, which the client
+    /// (requiring the counselor's signature) accepts.
+    #[test]
+    fn a_store_at_schema_11_with_a_waiting_edit_opens_edits_and_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let now_path = dir.path().join("now.db");
+        let (counselor, client, plan) = keyed_pair(&now_path);
+        for n in 0..5 {
+            counselor.set_title(plan, &format!("Waiting {n}")).unwrap();
+        }
+        let other = counselor
+            .create_plan(&crate::NewPlan {
+                title: "Other".into(),
+                client_name: "Lee".into(),
+                client_member: None,
+                client_device: None,
+            })
+            .unwrap();
+        let listed = counselor.list_plans().unwrap();
+        let plans = [plan, other].map(|p| counselor.plan(p).unwrap());
+        let (waiting, _) = waiting_and_signed(&counselor, plan);
+        assert_eq!(waiting.len(), 5);
+        drop(counselor);
+        // The same rows in schema 11's layout.
+        let old_path = dir.path().join("old.db");
+        {
+            let now = rusqlite::Connection::open(&now_path).unwrap();
+            let unsigned = store::load_unsigned(&now, None).unwrap();
+            let mut conn = rusqlite::Connection::open(&old_path).unwrap();
+            schema::migrate_to(&mut conn, 11).unwrap();
+            conn.execute("ATTACH DATABASE ?1 AS cur", [now_path.to_str().unwrap()])
+                .unwrap();
+            let tables: Vec<String> = conn
+                .prepare(
+                    "SELECT name FROM cur.sqlite_master WHERE type = 'table'
+                     AND name NOT IN ('documents', 'chunks', 'document_snapshots')
+                     AND name NOT LIKE 'sqlite_%'",
+                )
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO main.documents
+                     (doc_id, snapshot, snapshot_heads, heads, chunk_bytes, updated_at)
+                 SELECT d.doc_id, s.snapshot, s.snapshot_heads, d.heads, d.chunk_bytes,
+                        d.updated_at
+                 FROM cur.documents d JOIN cur.document_snapshots s USING (doc_id);
+                 INSERT INTO main.chunks (doc_id, seq, bytes)
+                 SELECT doc_id, seq, bytes FROM cur.chunks;",
+            )
+            .unwrap();
+            for table in tables {
+                conn.execute_batch(&format!(
+                    "INSERT OR REPLACE INTO main.{table} SELECT * FROM cur.{table}"
+                ))
+                .unwrap();
+            }
+            for (doc, hash) in &unsigned {
+                store::save_unsigned(&conn, doc, &[*hash]).unwrap();
+            }
+            assert_eq!(schema::user_version(&conn).unwrap(), 11);
+        }
+        let upgraded = Alliance::open(&old_path).unwrap();
+        assert_eq!(upgraded.list_plans().unwrap(), listed);
+        assert_eq!([plan, other].map(|p| upgraded.plan(p).unwrap()), plans);
+        assert_eq!(waiting_and_signed(&upgraded, plan).0.len(), 5);
+        upgraded.set_title(plan, "After the upgrade").unwrap();
+        assert_eq!(waiting_and_signed(&upgraded, plan).0.len(), 6);
+        let report = crate::local_sync::sync_stores(&upgraded, &client).unwrap();
+        assert!(report.refused.is_empty(), "{:?}", report.refused);
+        assert!(client.refused_changes(None).unwrap().is_empty());
+        assert_eq!(client.plan(plan).unwrap().title, "After the upgrade");
+        assert!(waiting_and_signed(&upgraded, plan).0.is_empty());
+        drop(upgraded);
+        let again = Alliance::open(&old_path).unwrap();
+        assert_eq!(again.plan(plan).unwrap().title, "After the upgrade");
+    }
 }
