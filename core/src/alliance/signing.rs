@@ -697,6 +697,42 @@ mod tests {
             }
             assert_eq!(schema::user_version(&conn).unwrap(), 11);
         }
+        // The same store encrypted (SQLCipher), as shells keep it.
+        let key = crate::StoreKey::new([7; 32]);
+        let encrypted_path = dir.path().join("encrypted.db");
+        {
+            let conn = rusqlite::Connection::open(&encrypted_path).unwrap();
+            conn.execute_batch(&format!(
+                "PRAGMA key = \"x'{}'\";",
+                hex::encode_upper([7u8; 32])
+            ))
+            .unwrap();
+            conn.execute(
+                "ATTACH DATABASE ?1 AS plain KEY ''",
+                [old_path.to_str().unwrap()],
+            )
+            .unwrap();
+            conn.query_row("SELECT sqlcipher_export('main', 'plain')", [], |_| Ok(()))
+                .unwrap();
+            conn.execute_batch("PRAGMA main.user_version = 11;")
+                .unwrap();
+        }
+        let encrypted = Alliance::open_encrypted(&encrypted_path, &key).unwrap();
+        assert_eq!(encrypted.list_plans().unwrap(), listed);
+        assert_eq!([plan, other].map(|p| encrypted.plan(p).unwrap()), plans);
+        encrypted.set_title(plan, "After the upgrade").unwrap();
+        let (waiting, _) = waiting_and_signed(&encrypted, plan);
+        assert_eq!(waiting.len(), 6);
+        let public = encrypted.enrollment().unwrap().public_key;
+        let exported = encrypted.change_signatures(plan).unwrap();
+        for hash in &waiting {
+            assert!(exported
+                .iter()
+                .any(|(h, sig)| h == hash && public.verifies(h, sig)));
+        }
+        assert!(encrypted.integrity_check().unwrap().is_empty());
+        drop(encrypted);
+
         let upgraded = Alliance::open(&old_path).unwrap();
         assert_eq!(upgraded.list_plans().unwrap(), listed);
         assert_eq!([plan, other].map(|p| upgraded.plan(p).unwrap()), plans);
