@@ -400,6 +400,18 @@ mod tests {
         (counselor, client, plan)
     }
 
+    /// A plan of `alliance`'s with no client enrolled yet.
+    fn plan_without_client(alliance: &Alliance, title: &str) -> crate::PlanId {
+        alliance
+            .create_plan(&crate::NewPlan {
+                title: title.into(),
+                client_name: "Lee".into(),
+                client_member: None,
+                client_device: None,
+            })
+            .unwrap()
+    }
+
     /// What waits for its signature on `alliance`'s store for `plan`, and the signatures
     /// recorded for those changes.
     fn waiting_and_signed(
@@ -511,6 +523,7 @@ mod tests {
             "{recorded:?}"
         );
     }
+
     /// Relays sync messages between `from` and `to` about `plan` until both are done, dropping
     /// the signature records of what `from` sends (a tampered app forwarding bare changes).
     fn relay_without_records(from: &Alliance, to: &Alliance, plan: crate::PlanId) {
@@ -587,6 +600,7 @@ mod tests {
             "the forged change was signed with this device's key"
         );
     }
+
     /// Another connection on the same file left the identity (a copied store) and then wrote
     /// under the new one between this connection's catching up and its signing (the window
     /// between `catch_up` and the write lock in `sign_outgoing`): what waits is signed with
@@ -605,14 +619,7 @@ mod tests {
             .unwrap();
         let fresh = counselor.enrollment().unwrap().public_key;
         assert_ne!(fresh, stale);
-        let plan = counselor
-            .create_plan(&crate::NewPlan {
-                title: "Second plan".into(),
-                client_name: "Lee".into(),
-                client_member: None,
-                client_device: None,
-            })
-            .unwrap();
+        let plan = plan_without_client(&counselor, "Second plan");
         counselor.set_title(plan, "Second plan, renamed").unwrap();
         let (waiting, _) = waiting_and_signed(&counselor, plan);
         assert!(!waiting.is_empty());
@@ -631,6 +638,7 @@ mod tests {
             );
         }
     }
+
     /// A store written at schema 11 — snapshots inside `documents`, chunks with a rowid, an
     /// edit waiting in `unsigned_changes` — opens at the current schema, lists and reads every
     /// plan as before, edits, and its first sync signs both waiting edits, which the client
@@ -643,14 +651,7 @@ mod tests {
         for n in 0..5 {
             counselor.set_title(plan, &format!("Waiting {n}")).unwrap();
         }
-        let other = counselor
-            .create_plan(&crate::NewPlan {
-                title: "Other".into(),
-                client_name: "Lee".into(),
-                client_member: None,
-                client_device: None,
-            })
-            .unwrap();
+        let other = plan_without_client(&counselor, "Other");
         let listed = counselor.list_plans().unwrap();
         let plans = [plan, other].map(|p| counselor.plan(p).unwrap());
         let (waiting, _) = waiting_and_signed(&counselor, plan);
