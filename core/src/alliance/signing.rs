@@ -544,6 +544,34 @@ mod tests {
         panic!("the stores never finished syncing");
     }
 
+    /// Another store at `path` writing under `identity`'s device id, with a key of its own.
+    fn forger_of(identity: &crate::model::Identity, path: &std::path::Path) -> Alliance {
+        let mut conn = rusqlite::Connection::open(path).unwrap();
+        schema::migrate(&mut conn).unwrap();
+        store::save_identity(&conn, identity, 1).unwrap();
+        drop(conn);
+        Alliance::open(path).unwrap()
+    }
+
+    /// Changes adopted as a relay's mirror adopts them are not this device's to sign, even
+    /// under its own actor.
+    #[test]
+    fn an_adopted_change_under_the_own_actor_does_not_wait_for_a_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let (counselor, client, plan) = keyed_pair(&dir.path().join("counselor.db"));
+        let forger = forger_of(&client.identity().unwrap(), &dir.path().join("forger.db"));
+        crate::local_sync::sync_stores(&counselor, &forger).unwrap();
+        let before = client.plan_heads(&[plan]).unwrap().remove(0).1.unwrap();
+        forger.propose_goal(plan, "Forged goal").unwrap();
+        let changes = forger.changes_after(plan, &before).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert!(client.adopt_changes(plan, &changes, &[]).unwrap());
+        assert!(
+            waiting_and_signed(&client, plan).0.is_empty(),
+            "an adopted change waits for this device's signature"
+        );
+    }
+
     /// A change under this device's actor that it did not make — it came from a peer, without
     /// a signature, while the plan records no key for this device — is never signed with this
     /// device's key, not even when the plan is rewritten (a peer refused another own change).
@@ -559,14 +587,7 @@ mod tests {
             .device(sam.device_id)
             .and_then(|d| d.public_key.clone())
             .is_none());
-        // Another store writing under the client's device id, with a key of its own.
-        let forger_path = dir.path().join("forger.db");
-        {
-            let mut conn = rusqlite::Connection::open(&forger_path).unwrap();
-            schema::migrate(&mut conn).unwrap();
-            store::save_identity(&conn, &sam, 1).unwrap();
-        }
-        let forger = Alliance::open(&forger_path).unwrap();
+        let forger = forger_of(&sam, &dir.path().join("forger.db"));
         crate::local_sync::sync_stores(&counselor, &forger).unwrap();
         forger.propose_goal(plan, "Forged goal").unwrap();
         let forged: Vec<_> = forger.plan_heads(&[plan]).unwrap().remove(0).1.unwrap();
