@@ -544,6 +544,46 @@ mod tests {
         panic!("the stores never finished syncing");
     }
 
+    /// A sync message whose signing fails (the store cannot write: a full disk, a lock held
+    /// too long) is not taken as sent: the conversation sends its changes again once signing
+    /// works, and the peer gets the edit without starting over.
+    #[test]
+    fn a_message_whose_signing_failed_is_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counselor.db");
+        let (counselor, client, plan) = keyed_pair(&path);
+        counselor.set_title(plan, "Sleep and work").unwrap();
+        let side = rusqlite::Connection::open(&path).unwrap();
+        side.execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON change_signatures
+             BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;",
+        )
+        .unwrap();
+        let mut failed = false;
+        for _ in 0..10 {
+            if let Some(message) = client.generate_sync_message(plan, "counselor").unwrap() {
+                counselor
+                    .receive_sync_message(plan, "client", &message)
+                    .unwrap();
+            }
+            match counselor.generate_sync_message(plan, "client") {
+                Ok(Some(message)) => {
+                    client
+                        .receive_sync_message(plan, "counselor", &message)
+                        .unwrap();
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    failed = true;
+                    side.execute_batch("DROP TRIGGER refuse").unwrap();
+                }
+            }
+        }
+        assert!(failed, "signing never failed");
+        assert!(client.refused_changes(None).unwrap().is_empty());
+        assert_eq!(client.plan(plan).unwrap().title, "Sleep and work");
+    }
+
     /// Another store at `path` writing under `identity`'s device id, with a key of its own.
     fn forger_of(identity: &crate::model::Identity, path: &std::path::Path) -> Alliance {
         let mut conn = rusqlite::Connection::open(path).unwrap();
