@@ -190,7 +190,6 @@ impl Inner {
             return Ok(false);
         }
         let doc_id = plan.to_string();
-        let now = clock::now_ms();
         let verify = self.verify_writes;
         let done = self.store.write_in_place(|tx| {
             let due = store::document_sizes(tx, &doc_id)?
@@ -201,7 +200,8 @@ impl Inner {
             // Caught up under the write lock with the heads unchanged: every stored chunk holds
             // changes of this document, and none is written until this transaction ends.
             let merged = store::last_chunk_seq(tx, &doc_id)?;
-            store::replace_snapshot(tx, &doc_id, snapshot, &heads_bytes(heads), now, merged)?;
+            // Upkeep, not an edit: the catalog keeps the last write's time.
+            store::replace_snapshot(tx, &doc_id, snapshot, &heads_bytes(heads), None, merged)?;
             if verify {
                 verify_stored_heads(tx, &doc_id, heads)?;
             }

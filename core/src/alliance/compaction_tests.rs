@@ -196,3 +196,37 @@ fn compacting_while_another_connection_edits_loses_nothing() {
     assert_eq!(fresh.plan(plan).unwrap(), stored);
     assert_eq!(editor.plan(plan).unwrap(), stored);
 }
+
+/// Compaction is upkeep, not an edit: `compact_due` (run when the app is idle) leaves the
+/// time the catalog lists for the plan as the last write left it.
+#[test]
+fn compact_due_leaves_the_catalog_time_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let p = world_with(Alliance::open(&path).unwrap());
+    let store = &p.counselor;
+    edit_until_due(store, p.plan, p.goal, 0);
+    // The last edit's time, set to a known one (no wall clock in the assertion).
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE documents SET updated_at = 1234", [])
+        .unwrap();
+    let listed = |store: &Alliance| {
+        store
+            .list_plans()
+            .unwrap()
+            .into_iter()
+            .find(|s| s.plan_id == p.plan)
+            .unwrap()
+            .updated_at
+    };
+    let fresh = Alliance::open(&path).unwrap();
+    assert_eq!(listed(&fresh), 1234);
+    assert_eq!(fresh.compact_due(10).unwrap(), 1);
+    assert_eq!(fresh.document_sizes(p.plan).unwrap().chunk_count, 0);
+    assert_eq!(
+        listed(&fresh),
+        1234,
+        "compaction moved the plan's listed time"
+    );
+}

@@ -284,9 +284,9 @@ impl Inner {
         if roots.is_empty() {
             return Ok(None);
         }
+        open.mark_rewrite();
         let (base, left_out) = rebase::without(open.doc.automerge(), &roots)?;
         *open.doc.automerge_mut() = base.with_actor(own.me.clone());
-        open.rewrite = true;
         let now = clock::now_ms();
         let settled = settle(open, &own, left_out, now)?;
         let doc_id = plan.to_string();

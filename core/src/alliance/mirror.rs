@@ -69,11 +69,16 @@ impl Alliance {
         let doc_id = plan.to_string();
         let changed = self.writing(|inner| {
             let open = inner.open_or_empty(plan)?;
+            // Judged and stored elsewhere: none of them is this store's to sign.
+            let adopted = parsed.iter().map(Change::hash).collect();
             open.doc.automerge_mut().apply_changes(parsed)?;
             if open.doc.heads().is_empty() {
                 return Ok(false);
             }
-            inner.persist(plan, |tx| store::save_signatures(tx, &doc_id, &records))
+            inner.received = adopted;
+            let stored = inner.persist(plan, |tx| store::save_signatures(tx, &doc_id, &records));
+            inner.received.clear();
+            stored
         })?;
         if changed {
             self.notify(plan);

@@ -133,6 +133,10 @@ struct OpenDoc {
     /// Changes were taken out of the document (see [`crate::plan::rebase`]): the next write
     /// replaces the stored document instead of appending to it.
     rewrite: bool,
+    /// This device's changes the stored document held when changes were first taken out of
+    /// it (see [`OpenDoc::mark_rewrite`]): the rewrite lists none of them as waiting for its
+    /// signature. None when not known (every own change not received is then listed).
+    stored_own: Option<HashSet<ChangeHash>>,
     /// Own changes set aside while loading (see [`rebase::load_forked`]), recorded by the
     /// write that rewrites the document.
     pending_set_aside: Vec<(SetAsideChange, Vec<u8>)>,
@@ -156,6 +160,7 @@ impl OpenDoc {
             saved_heads,
             stored,
             rewrite: false,
+            stored_own: None,
             pending_set_aside: Vec::new(),
             model: None,
             kept_model_heads: None,

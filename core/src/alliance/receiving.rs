@@ -330,10 +330,10 @@ fn judge(
                 .cloned()
                 .collect();
             if let Some(drop) = own_fork(open.doc.automerge(), &own, actor) {
+                open.mark_rewrite();
                 let (base, left_out) = rebase::without(open.doc.automerge(), &drop)?;
                 let me = open.doc.automerge().get_actor().clone();
                 *open.doc.automerge_mut() = base.with_actor(me);
-                open.rewrite = true;
                 forked.extend(left_out);
                 before_heads = open.doc.heads();
                 // What this conversation believed shared may name changes taken out.

@@ -44,9 +44,9 @@ impl Alliance {
                 return Ok(Vec::new());
             }
             let roots: HashSet<ChangeHash> = rules.keys().copied().collect();
+            open.mark_rewrite();
             let (base, left_out) = rebase::without(open.doc.automerge(), &roots)?;
             *open.doc.automerge_mut() = base.with_actor(actor.clone());
-            open.rewrite = true;
             let later: Vec<Change> = left_out
                 .iter()
                 .filter(|c| !roots.contains(&c.hash()))

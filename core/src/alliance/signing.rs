@@ -33,6 +33,30 @@ pub(super) fn load_or_make_key(store: &mut Store, has_identity: bool) -> Result<
     store.read(store::load_device_key)
 }
 
+impl OpenDoc {
+    /// Marks the stored document as about to lose changes (the next write replaces it whole,
+    /// see `rewrite`), remembering first which changes of its own actor it holds: they are
+    /// stored already — listed as waiting if this device made them and did not sign them yet,
+    /// or received from a peer — so the rewrite lists none of them again. Without it a
+    /// rewrite would list every own-actor change, and a change a peer sent under this
+    /// device's actor while the plan recorded no key for it would be signed with this
+    /// device's key. Call it before the document changes.
+    pub(super) fn mark_rewrite(&mut self) {
+        if self.stored && !self.rewrite && self.stored_own.is_none() {
+            let doc = self.doc.automerge();
+            let actor = doc.get_actor();
+            self.stored_own = Some(
+                doc.get_changes_meta(&[])
+                    .iter()
+                    .filter(|meta| *meta.actor == *actor)
+                    .map(|meta| meta.hash)
+                    .collect(),
+            );
+        }
+        self.rewrite = true;
+    }
+}
+
 impl Inner {
     /// This device's enrollment payload (device id and public key).
     pub(super) fn enrollment(&self) -> Result<Enrollment> {
@@ -64,6 +88,12 @@ impl Inner {
             .get_changes_meta(since)
             .iter()
             .filter(|meta| *meta.actor == actor && !self.received.contains(&meta.hash))
+            .filter(|meta| {
+                !open
+                    .stored_own
+                    .as_ref()
+                    .is_some_and(|stored| stored.contains(&meta.hash))
+            })
             .map(|meta| meta.hash)
             .collect()
     }
@@ -74,9 +104,9 @@ impl Inner {
     /// export them, and before the device leaves its key. With nothing waiting it costs one
     /// read; a store without a key (a relay) has nothing waiting.
     pub(super) fn sign_waiting(&mut self, doc_id: Option<&str>) -> Result<()> {
-        let Some(key) = &self.key else {
+        if self.key.is_none() {
             return Ok(());
-        };
+        }
         // The common case, nothing waiting, without the write lock.
         if let Some(doc_id) = doc_id {
             if !self.store.read(|tx| store::has_unsigned(tx, doc_id))? {
@@ -86,6 +116,11 @@ impl Inner {
         // Read, signed and cleared in one write transaction: no other connection adds to the
         // list between the read and the clearing.
         self.store.write(|tx| {
+            // The key the store holds now, not the one in memory: another connection may have
+            // left this identity, and written under the new one, since this one caught up.
+            let Some(key) = store::load_device_key(tx)? else {
+                return Ok(());
+            };
             let mut by_plan: HashMap<String, Vec<Record>> = HashMap::new();
             for (doc, hash) in store::load_unsigned(tx, doc_id)? {
                 let records = by_plan.entry(doc).or_default();
@@ -368,6 +403,18 @@ mod tests {
             .unwrap()
     }
 
+    /// A plan of `alliance`'s with no client enrolled yet.
+    fn plan_without_client(alliance: &Alliance, title: &str) -> crate::PlanId {
+        alliance
+            .create_plan(&crate::NewPlan {
+                title: title.into(),
+                client_name: "Lee".into(),
+                client_member: None,
+                client_device: None,
+            })
+            .unwrap()
+    }
+
     /// What waits for its signature on `alliance`'s store for `plan`, and the signatures
     /// recorded for those changes.
     fn waiting_and_signed(
@@ -468,5 +515,292 @@ mod tests {
                 .any(|d| d.public_key.as_deref() == Some(old_key.to_string().as_str())),
             "{recorded:?}"
         );
+    }
+
+    /// Relays sync messages between `from` and `to` about `plan` until both are done, dropping
+    /// the signature records of what `from` sends (a tampered app forwarding bare changes).
+    fn relay_without_records(from: &Alliance, to: &Alliance, plan: crate::PlanId) {
+        for _ in 0..20 {
+            let out = from.generate_sync_message(plan, "to").unwrap();
+            if let Some(bytes) = &out {
+                let (_, bare) = crate::authorship::carrier::split(bytes).unwrap();
+                to.receive_sync_message(plan, "from", bare).unwrap();
+            }
+            let back = to.generate_sync_message(plan, "from").unwrap();
+            if let Some(bytes) = &back {
+                from.receive_sync_message(plan, "to", bytes).unwrap();
+            }
+            if out.is_none() && back.is_none() {
+                return;
+            }
+        }
+        panic!("the stores never finished syncing");
+    }
+
+    /// A sync message whose signing fails (the store cannot write: a full disk, a lock held
+    /// too long) is not taken as sent: the conversation sends its changes again once signing
+    /// works, and the peer gets the edit without starting over.
+    #[test]
+    fn a_message_whose_signing_failed_is_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counselor.db");
+        let (counselor, client, plan) = keyed_pair(&path);
+        counselor.set_title(plan, "Sleep and work").unwrap();
+        let side = rusqlite::Connection::open(&path).unwrap();
+        side.execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON change_signatures
+             BEGIN SELECT RAISE(ABORT, 'the disk is full'); END;",
+        )
+        .unwrap();
+        let mut failed = false;
+        for _ in 0..10 {
+            if let Some(message) = client.generate_sync_message(plan, "counselor").unwrap() {
+                counselor
+                    .receive_sync_message(plan, "client", &message)
+                    .unwrap();
+            }
+            match counselor.generate_sync_message(plan, "client") {
+                Ok(Some(message)) => {
+                    client
+                        .receive_sync_message(plan, "counselor", &message)
+                        .unwrap();
+                }
+                Ok(None) => {}
+                Err(_) => {
+                    failed = true;
+                    side.execute_batch("DROP TRIGGER refuse").unwrap();
+                }
+            }
+        }
+        assert!(failed, "signing never failed");
+        assert!(client.refused_changes(None).unwrap().is_empty());
+        assert_eq!(client.plan(plan).unwrap().title, "Sleep and work");
+    }
+
+    /// Another store at `path` writing under `identity`'s device id, with a key of its own.
+    fn forger_of(identity: &crate::model::Identity, path: &std::path::Path) -> Alliance {
+        let mut conn = rusqlite::Connection::open(path).unwrap();
+        schema::migrate(&mut conn).unwrap();
+        store::save_identity(&conn, identity, 1).unwrap();
+        drop(conn);
+        Alliance::open(path).unwrap()
+    }
+
+    /// Changes adopted as a relay's mirror adopts them are not this device's to sign, even
+    /// under its own actor.
+    #[test]
+    fn an_adopted_change_under_the_own_actor_does_not_wait_for_a_signature() {
+        let dir = tempfile::tempdir().unwrap();
+        let (counselor, client, plan) = keyed_pair(&dir.path().join("counselor.db"));
+        let forger = forger_of(&client.identity().unwrap(), &dir.path().join("forger.db"));
+        crate::local_sync::sync_stores(&counselor, &forger).unwrap();
+        let before = client.plan_heads(&[plan]).unwrap().remove(0).1.unwrap();
+        forger.propose_goal(plan, "Forged goal").unwrap();
+        let changes = forger.changes_after(plan, &before).unwrap();
+        assert_eq!(changes.len(), 1);
+        assert!(client.adopt_changes(plan, &changes, &[]).unwrap());
+        assert!(
+            waiting_and_signed(&client, plan).0.is_empty(),
+            "an adopted change waits for this device's signature"
+        );
+    }
+
+    /// A change under this device's actor that it did not make — it came from a peer, without
+    /// a signature, while the plan records no key for this device — is never signed with this
+    /// device's key, not even when the plan is rewritten (a peer refused another own change).
+    #[test]
+    fn a_received_change_under_the_own_actor_is_never_signed_by_this_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let (counselor, client, plan) = keyed_pair(&dir.path().join("counselor.db"));
+        let sam = client.identity().unwrap();
+        // The plan enrolled the client's device by id: it records no key for it.
+        assert!(client
+            .plan(plan)
+            .unwrap()
+            .device(sam.device_id)
+            .and_then(|d| d.public_key.clone())
+            .is_none());
+        let forger = forger_of(&sam, &dir.path().join("forger.db"));
+        crate::local_sync::sync_stores(&counselor, &forger).unwrap();
+        forger.propose_goal(plan, "Forged goal").unwrap();
+        let forged: Vec<_> = forger.plan_heads(&[plan]).unwrap().remove(0).1.unwrap();
+        relay_without_records(&forger, &client, plan);
+        assert!(client
+            .plan(plan)
+            .unwrap()
+            .goals
+            .iter()
+            .any(|g| g.client_words == "Forged goal"));
+        assert!(waiting_and_signed(&client, plan).0.is_empty());
+        // The client's own edit, which a peer then refuses: the plan is rewritten without it.
+        client.propose_goal(plan, "Own goal").unwrap();
+        let (own, _) = waiting_and_signed(&client, plan);
+        assert_eq!(own.len(), 1);
+        let set_aside = client
+            .own_changes_refused(plan, &[(own[0].to_string(), "role".to_string())])
+            .unwrap();
+        assert_eq!(set_aside.len(), 1);
+        let (waiting, _) = waiting_and_signed(&client, plan);
+        assert!(
+            !waiting.contains(&forged[0]),
+            "the forged change waits for this device's signature"
+        );
+        let key = client.enrollment().unwrap().public_key;
+        let signed = client.change_signatures(plan).unwrap();
+        assert!(
+            !signed
+                .iter()
+                .any(|(hash, sig)| *hash == forged[0] && key.verifies(hash, sig)),
+            "the forged change was signed with this device's key"
+        );
+    }
+
+    /// Another connection on the same file left the identity (a copied store) and then wrote
+    /// under the new one between this connection's catching up and its signing (the window
+    /// between `catch_up` and the write lock in `sign_outgoing`): what waits is signed with
+    /// the key the store holds, never with the key this connection still has in memory.
+    #[test]
+    fn what_waits_is_signed_with_the_stored_key_not_a_stale_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("counselor.db");
+        let (counselor, _client, _plan) = keyed_pair(&path);
+        let widget = Alliance::open(&path).unwrap();
+        let stale = widget.enrollment().unwrap().public_key;
+        counselor
+            .inner
+            .lock()
+            .retire_identity(crate::clock::now_ms())
+            .unwrap();
+        let fresh = counselor.enrollment().unwrap().public_key;
+        assert_ne!(fresh, stale);
+        let plan = plan_without_client(&counselor, "Second plan");
+        counselor.set_title(plan, "Second plan, renamed").unwrap();
+        let (waiting, _) = waiting_and_signed(&counselor, plan);
+        assert!(!waiting.is_empty());
+        // The widget signs without having caught up since.
+        widget
+            .inner
+            .lock()
+            .sign_waiting(Some(&plan.to_string()))
+            .unwrap();
+        let records = counselor.change_signatures(plan).unwrap();
+        for hash in &waiting {
+            let record = records.iter().find(|(signed, _)| signed == hash);
+            assert!(
+                matches!(record, Some((h, sig)) if fresh.verifies(h, sig)),
+                "a change made under the new identity was signed with the key it left"
+            );
+        }
+    }
+
+    /// A store written at schema 11 — snapshots inside `documents`, chunks with a rowid, an
+    /// edit waiting in `unsigned_changes` — opens at the current schema, lists and reads every
+    /// plan as before, edits, and its first sync signs both waiting edits, which the client
+    /// (requiring the counselor's signature) accepts.
+    #[test]
+    fn a_store_at_schema_11_with_a_waiting_edit_opens_edits_and_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let now_path = dir.path().join("now.db");
+        let (counselor, client, plan) = keyed_pair(&now_path);
+        for n in 0..5 {
+            counselor.set_title(plan, &format!("Waiting {n}")).unwrap();
+        }
+        let other = plan_without_client(&counselor, "Other");
+        let listed = counselor.list_plans().unwrap();
+        let plans = [plan, other].map(|p| counselor.plan(p).unwrap());
+        let (waiting, _) = waiting_and_signed(&counselor, plan);
+        assert_eq!(waiting.len(), 5);
+        drop(counselor);
+        // The same rows in schema 11's layout.
+        let old_path = dir.path().join("old.db");
+        {
+            let now = rusqlite::Connection::open(&now_path).unwrap();
+            let unsigned = store::load_unsigned(&now, None).unwrap();
+            let mut conn = rusqlite::Connection::open(&old_path).unwrap();
+            schema::migrate_to(&mut conn, 11).unwrap();
+            conn.execute("ATTACH DATABASE ?1 AS cur", [now_path.to_str().unwrap()])
+                .unwrap();
+            let tables: Vec<String> = conn
+                .prepare(
+                    "SELECT name FROM cur.sqlite_master WHERE type = 'table'
+                     AND name NOT IN ('documents', 'chunks', 'document_snapshots')
+                     AND name NOT LIKE 'sqlite_%'",
+                )
+                .unwrap()
+                .query_map([], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO main.documents
+                     (doc_id, snapshot, snapshot_heads, heads, chunk_bytes, updated_at)
+                 SELECT d.doc_id, s.snapshot, s.snapshot_heads, d.heads, d.chunk_bytes,
+                        d.updated_at
+                 FROM cur.documents d JOIN cur.document_snapshots s USING (doc_id);
+                 INSERT INTO main.chunks (doc_id, seq, bytes)
+                 SELECT doc_id, seq, bytes FROM cur.chunks;",
+            )
+            .unwrap();
+            for table in tables {
+                conn.execute_batch(&format!(
+                    "INSERT OR REPLACE INTO main.{table} SELECT * FROM cur.{table}"
+                ))
+                .unwrap();
+            }
+            for (doc, hash) in &unsigned {
+                store::save_unsigned(&conn, doc, &[*hash]).unwrap();
+            }
+            assert_eq!(schema::user_version(&conn).unwrap(), 11);
+        }
+        // The same store encrypted (SQLCipher), as shells keep it.
+        let key = crate::StoreKey::new([7; 32]);
+        let encrypted_path = dir.path().join("encrypted.db");
+        {
+            let conn = rusqlite::Connection::open(&encrypted_path).unwrap();
+            conn.execute_batch(&format!(
+                "PRAGMA key = \"x'{}'\";",
+                hex::encode_upper([7u8; 32])
+            ))
+            .unwrap();
+            conn.execute(
+                "ATTACH DATABASE ?1 AS plain KEY ''",
+                [old_path.to_str().unwrap()],
+            )
+            .unwrap();
+            conn.query_row("SELECT sqlcipher_export('main', 'plain')", [], |_| Ok(()))
+                .unwrap();
+            conn.execute_batch("PRAGMA main.user_version = 11;")
+                .unwrap();
+        }
+        let encrypted = Alliance::open_encrypted(&encrypted_path, &key).unwrap();
+        assert_eq!(encrypted.list_plans().unwrap(), listed);
+        assert_eq!([plan, other].map(|p| encrypted.plan(p).unwrap()), plans);
+        encrypted.set_title(plan, "After the upgrade").unwrap();
+        let (waiting, _) = waiting_and_signed(&encrypted, plan);
+        assert_eq!(waiting.len(), 6);
+        let public = encrypted.enrollment().unwrap().public_key;
+        let exported = encrypted.change_signatures(plan).unwrap();
+        for hash in &waiting {
+            assert!(exported
+                .iter()
+                .any(|(h, sig)| h == hash && public.verifies(h, sig)));
+        }
+        assert!(encrypted.integrity_check().unwrap().is_empty());
+        drop(encrypted);
+
+        let upgraded = Alliance::open(&old_path).unwrap();
+        assert_eq!(upgraded.list_plans().unwrap(), listed);
+        assert_eq!([plan, other].map(|p| upgraded.plan(p).unwrap()), plans);
+        assert_eq!(waiting_and_signed(&upgraded, plan).0.len(), 5);
+        upgraded.set_title(plan, "After the upgrade").unwrap();
+        assert_eq!(waiting_and_signed(&upgraded, plan).0.len(), 6);
+        let report = crate::local_sync::sync_stores(&upgraded, &client).unwrap();
+        assert!(report.refused.is_empty(), "{:?}", report.refused);
+        assert!(client.refused_changes(None).unwrap().is_empty());
+        assert_eq!(client.plan(plan).unwrap().title, "After the upgrade");
+        assert!(waiting_and_signed(&upgraded, plan).0.is_empty());
+        drop(upgraded);
+        let again = Alliance::open(&old_path).unwrap();
+        assert_eq!(again.plan(plan).unwrap().title, "After the upgrade");
     }
 }

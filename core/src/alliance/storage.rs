@@ -166,7 +166,12 @@ impl Inner {
             .ok_or_else(|| Error::not_found("plan", plan))?;
         let (doc, replayed) = rebase::load_forked(&snapshot, &chunks)?;
         let mut open = OpenDoc::new(PlanDoc::from_automerge(doc, self.actor()), true);
-        open.rewrite = true;
+        // The replays are new changes of this device; every other own change was stored.
+        open.mark_rewrite();
+        let copies: HashSet<ChangeHash> = replayed.iter().filter_map(|(_, copy)| *copy).collect();
+        if let Some(stored) = open.stored_own.as_mut() {
+            stored.retain(|hash| !copies.contains(hash));
+        }
         let now = clock::now_ms();
         open.pending_set_aside = replayed
             .into_iter()
@@ -352,7 +357,14 @@ impl Inner {
                         let merged = store::last_chunk_seq(tx, &doc_id)?;
                         let snapshot = open.doc.save();
                         let head_bytes = heads_bytes(&heads);
-                        store::replace_snapshot(tx, &doc_id, &snapshot, &head_bytes, now, merged)?;
+                        store::replace_snapshot(
+                            tx,
+                            &doc_id,
+                            &snapshot,
+                            &head_bytes,
+                            Some(now),
+                            merged,
+                        )?;
                         // Read again by the next write.
                         sizes_after = None;
                     }
@@ -414,6 +426,7 @@ impl Inner {
                     open.saved_heads = heads;
                     open.stored |= changed;
                     open.rewrite = false;
+                    open.stored_own = None;
                     open.pending_set_aside.clear();
                     open.stored_sizes = sizes_after;
                 }

@@ -123,10 +123,16 @@ impl Alliance {
         }
         self.reading(|inner| {
             inner.check_in(plan, out);
-            inner.sessions.insert((plan, peer), state);
-            message
+            let signed = message
                 .map(|message| inner.sign_outgoing(plan, message))
-                .transpose()
+                .transpose();
+            // A message that could not be signed (signing writes) is never sent: the state
+            // that takes it as sent is dropped, and the conversation goes on from the
+            // persisted one, sending its changes again.
+            if signed.is_ok() {
+                inner.sessions.insert((plan, peer), state);
+            }
+            signed
         })
     }
 

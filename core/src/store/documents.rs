@@ -149,13 +149,15 @@ pub fn append_chunk(
 
 /// Compaction: a new snapshot replaces the old one and the chunks it merged, those up to
 /// `merged_up_to` (a chunk `seq`); a chunk written after them (none, while the caller holds
-/// the write lock) would stay.
+/// the write lock) would stay. `now`: the time of the write that changed the document (UTC
+/// milliseconds), which the catalog lists; None for compaction alone, which changes nothing a
+/// user sees and keeps the time of the last write.
 pub fn replace_snapshot(
     conn: &Connection,
     doc_id: &str,
     snapshot: &[u8],
     heads: &[u8],
-    now: i64,
+    now: Option<i64>,
     merged_up_to: i64,
 ) -> Result<()> {
     // The changes of merged chunks that wait for their signature keep waiting, listed apart.
@@ -178,7 +180,7 @@ pub fn replace_snapshot(
     .execute(params![doc_id, snapshot, heads])?;
     let updated = conn
         .prepare_cached(
-            "UPDATE documents SET heads = ?2, updated_at = ?3,
+            "UPDATE documents SET heads = ?2, updated_at = coalesce(?3, updated_at),
             chunk_bytes = (SELECT coalesce(sum(length(bytes)), 0) FROM chunks WHERE doc_id = ?1)
          WHERE doc_id = ?1",
         )?

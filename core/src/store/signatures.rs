@@ -221,7 +221,7 @@ mod tests {
         let plan = |n: u8| ("plan".to_string(), n);
         assert_eq!(waiting(Some("plan")), vec![plan(1), plan(2), plan(3)]);
         // Compaction merges the first two chunks; their waiting change moves apart.
-        replace_snapshot(&conn, "plan", &[9], &[2], 5, 2).unwrap();
+        replace_snapshot(&conn, "plan", &[9], &[2], Some(5), 2).unwrap();
         assert_eq!(waiting(Some("plan")), vec![plan(1), plan(2), plan(3)]);
         assert_eq!(waiting(None).len(), 4);
         assert!(has_unsigned(&conn, "plan").unwrap());
