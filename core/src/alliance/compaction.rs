@@ -105,6 +105,12 @@ impl Alliance {
                     for rest in &plans[n..] {
                         inner.due.note(*rest);
                     }
+                    // Compaction is work for later: when other connections kept the store's
+                    // write lock past the busy timeout, this call ends without an error (an
+                    // app calls it after every sync) and the plans wait for the next one.
+                    if is_busy(&error) {
+                        return Ok(compacted);
+                    }
                     return Err(error);
                 }
             }
@@ -126,6 +132,15 @@ impl Alliance {
         between();
         self.writing(|inner| inner.store_compacted(plan, taken, &snapshot, &heads))
     }
+}
+
+/// Whether `error` is SQLite's busy or locked: another connection held the write lock.
+fn is_busy(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Storage(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 impl Inner {

@@ -230,3 +230,21 @@ fn compact_due_leaves_the_catalog_time_alone() {
         "compaction moved the plan's listed time"
     );
 }
+
+/// A store whose write lock another connection holds past the busy timeout leaves its plans
+/// due and ends the call without an error: an app calls it after every sync, and a busy store
+/// is no failure of that sync (seen under emulation, where editors kept the lock for seconds).
+#[test]
+fn a_busy_store_keeps_its_plans_due_and_reports_no_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let p = world_with(Alliance::open(&path).unwrap());
+    let store = &p.counselor;
+    edit_until_due(store, p.plan, p.goal, 0);
+    let holder = rusqlite::Connection::open(&path).unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    assert_eq!(store.compact_due(10).unwrap(), 0);
+    holder.execute_batch("ROLLBACK").unwrap();
+    assert_eq!(store.compact_due(10).unwrap(), 1, "the plan stayed due");
+    assert_eq!(store.document_sizes(p.plan).unwrap().chunk_count, 0);
+}
