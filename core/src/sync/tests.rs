@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::memory_store::MemoryStore;
 use super::*;
+use crate::SyncPeer;
 
 fn doc() -> DocumentId {
     DocumentId::from_uuid(Uuid::new_v4())
@@ -79,6 +80,90 @@ async fn watch_mode_pushes_local_changes_to_other_devices() {
         .any(|p| p.connected && p.plans_synced == 1));
     watch_a.stop().await;
     watch_b.stop().await;
+}
+
+/// A store that makes a local edit, and announces it, right after it has given the heads
+/// digests of the first connection: the edit falls between the comparison of heads and the end
+/// of the handshake.
+struct EditsDuringHandshake {
+    inner: Arc<MemoryStore>,
+    plan: DocumentId,
+    /// Where the watch handle's change sender arrives; taken on the first call.
+    announce: parking_lot::Mutex<
+        Option<std::sync::mpsc::Receiver<tokio::sync::mpsc::UnboundedSender<DocumentId>>>,
+    >,
+}
+
+impl SyncStore for EditsDuringHandshake {
+    fn storage_id(&self) -> Result<String, SyncError> {
+        self.inner.storage_id()
+    }
+    fn document_ids(&self) -> Result<Vec<DocumentId>, SyncError> {
+        self.inner.document_ids()
+    }
+    fn heads_digests(
+        &self,
+        documents: &[DocumentId],
+    ) -> Result<Vec<(DocumentId, Option<heads::HeadsDigest>)>, SyncError> {
+        let digests = self.inner.heads_digests(documents)?;
+        if let Some(announce) = self.announce.lock().take() {
+            // Called off the reactor: waiting here for the handle is fine.
+            let sender = announce.recv().unwrap();
+            self.inner
+                .put(self.plan, "title", "edited while connecting");
+            sender.send(self.plan).unwrap();
+        }
+        Ok(digests)
+    }
+    fn has_document(&self, document: DocumentId) -> Result<bool, SyncError> {
+        self.inner.has_document(document)
+    }
+    fn generate_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &SyncPeer,
+    ) -> Result<Option<Vec<u8>>, SyncError> {
+        self.inner.generate_sync_message(document, peer)
+    }
+    fn receive_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &SyncPeer,
+        message: &[u8],
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        self.inner.receive_sync_message(document, peer, message)
+    }
+    fn end_sync_session(&self, peer: &SyncPeer) {
+        self.inner.end_sync_session(peer)
+    }
+}
+
+/// An edit announced while watch mode is still connecting is pushed once connected. Before,
+/// the session dropped every announcement queued when the handshake ended as already covered,
+/// so an edit made after the heads were compared waited for the next reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_made_while_connecting_is_pushed() {
+    let relay_store = Arc::new(MemoryStore::new("relay"));
+    let relay = relay(&relay_store).await;
+    let device = Arc::new(MemoryStore::new("device"));
+    let plan = doc();
+    device.put(plan, "title", "before");
+    sync(&device, &relay).await;
+    let (handle_sender, announce) = std::sync::mpsc::channel();
+    let store = Arc::new(EditsDuringHandshake {
+        inner: device.clone(),
+        plan,
+        announce: parking_lot::Mutex::new(Some(announce)),
+    });
+    let watch = spawn_watch(
+        store.clone(),
+        &relay.url(),
+        quick(),
+        Arc::new(|_: &SyncProgress| {}),
+    );
+    handle_sender.send(watch.change_sender()).unwrap();
+    wait_for(|| relay_store.get(plan, "title").as_deref() == Some("edited while connecting")).await;
+    watch.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

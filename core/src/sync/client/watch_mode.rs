@@ -180,6 +180,10 @@ async fn watch_session(
     changes: &mut mpsc::UnboundedReceiver<DocumentId>,
     stop: &mut watch::Receiver<bool>,
 ) -> (SessionEnd, bool) {
+    // Everything stored so far is synced from scratch on connect, so what was announced before
+    // is covered. Announcements from here on are kept: an edit stored after the heads were
+    // compared in the handshake is pushed only through its announcement.
+    while changes.try_recv().is_ok() {}
     let mut driven = tokio::select! {
         driven = connect(store, url, options) => match driven {
             Ok(driven) => driven,
@@ -190,8 +194,6 @@ async fn watch_session(
     if let Some(server) = driven.session().remote() {
         info!(%server, "connected");
     }
-    // Everything is synced from scratch on connect: queued notifications are stale.
-    while changes.try_recv().is_ok() {}
     let mut last_error = reporter.latest().last_error;
     let keepalive = options.keepalive.filter(|every| !every.is_zero());
     let mut pings = keepalive.map(|every| tokio::time::interval_at(Instant::now() + every, every));
