@@ -112,7 +112,7 @@ impl Alliance {
         })?;
         // Without the store lock: other plans' messages are made and judged meanwhile.
         let doc = out.open.doc.automerge();
-        let mut message = doc.generate_sync_message(&mut state);
+        let mut message = generate_in_changes(doc, &mut state);
         if let Some(message) = message.as_mut() {
             for dep in held_deps {
                 if doc.get_change_by_hash(&dep).is_none() && !message.need.contains(&dep) {
@@ -234,4 +234,130 @@ pub(super) fn load_session(
         Some(bytes) => sync::State::decode(&bytes).unwrap_or_else(|_| sync::State::new()),
         None => sync::State::new(),
     })
+}
+
+/// Automerge's next sync message for `state`, carrying what the peer lacks as changes once the
+/// peer holds part of the plan. Automerge sends its whole document instead when a message would
+/// carry more than a third of the plan's changes (a V2 message); that costs the sender a
+/// `save()` and the receiver a load of the whole plan beside its own, only to find the same
+/// changes, which it judges one by one anyway (`docs/design.md`, "Sync messages carry
+/// changes"). A peer that holds nothing of the plan still gets the whole document: the fewest
+/// bytes for a first fetch.
+pub(super) fn generate_in_changes(
+    doc: &Automerge,
+    state: &mut sync::State,
+) -> Option<sync::Message> {
+    let peer_holds_some = state
+        .their_heads
+        .as_ref()
+        .is_some_and(|heads| !heads.is_empty());
+    let capabilities = state.their_capabilities.clone();
+    if peer_holds_some {
+        if let Some(capabilities) = state.their_capabilities.as_mut() {
+            capabilities.retain(|c| *c != sync::Capability::MessageV2);
+        }
+    }
+    let message = doc.generate_sync_message(state);
+    state.their_capabilities = capabilities;
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::chunks;
+
+    /// The kinds of chunk (`chunks::CHANGE`, …) a signed sync message from `store` carries.
+    fn chunk_kinds(message: &[u8]) -> Vec<u8> {
+        let (_, bare) = crate::authorship::carrier::split(message).unwrap();
+        let message = sync::Message::decode(bare).unwrap();
+        message
+            .changes
+            .iter()
+            .flat_map(|blob| {
+                chunks::split(blob)
+                    .unwrap()
+                    .into_iter()
+                    .map(|chunk| chunk[chunks::TYPE_AT])
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Syncs `plan` from `a` to `b` until `a` has nothing more to say, returning the kinds of
+    /// chunk every message carried.
+    fn push(a: &Alliance, b: &Alliance, plan: PlanId) -> Vec<u8> {
+        let mut kinds = Vec::new();
+        for _ in 0..20 {
+            let Some(out) = a.generate_sync_message(plan, "b").unwrap() else {
+                return kinds;
+            };
+            kinds.extend(chunk_kinds(&out));
+            b.receive_sync_message(plan, "a", &out).unwrap();
+            if let Some(back) = b.generate_sync_message(plan, "a").unwrap() {
+                a.receive_sync_message(plan, "b", &back).unwrap();
+            }
+        }
+        panic!("the sync did not end");
+    }
+
+    /// Most of a plan new to a peer that holds the rest goes as changes, not as the whole
+    /// document (which the peer would load beside its own to find the same changes); a peer
+    /// that holds nothing gets the whole document.
+    #[test]
+    fn a_peer_holding_the_plan_gets_changes_not_the_whole_document() {
+        let counselor = Alliance::open_in_memory().unwrap();
+        let client = Alliance::open_in_memory().unwrap();
+        counselor.init("Dana", Role::Counselor, None).unwrap();
+        let sam = client.init("Sam", Role::Client, None).unwrap();
+        let plan = counselor
+            .create_plan(&NewPlan {
+                title: "Plan".into(),
+                client_name: "Sam".into(),
+                client_member: Some(sam.member_id),
+                client_device: Some(sam.device_id),
+            })
+            .unwrap();
+        let first = push(&counselor, &client, plan);
+        assert!(
+            first.contains(&chunks::DOCUMENT),
+            "a first fetch takes the whole document: {first:?}"
+        );
+        let goal = counselor
+            .propose_goal(plan, "Sleep before midnight")
+            .unwrap();
+        for n in 0..12 {
+            counselor
+                .edit_goal(
+                    plan,
+                    goal,
+                    &GoalEdit {
+                        clinical_statement: Some(format!("Sleep hygiene, step {n}")),
+                        ..GoalEdit::default()
+                    },
+                )
+                .unwrap();
+        }
+        let before = client.saved_document(plan).unwrap();
+        let news = counselor.saved_document(plan).unwrap();
+        assert!(
+            Automerge::load(&news).unwrap().get_changes(&[]).len()
+                < 3 * (Automerge::load(&news).unwrap().get_changes(&[]).len()
+                    - Automerge::load(&before).unwrap().get_changes(&[]).len()),
+            "more than a third of the plan is new to the client"
+        );
+        let kinds = push(&counselor, &client, plan);
+        assert_eq!(kinds.len(), 13, "one chunk per new change: {kinds:?}");
+        assert!(
+            kinds
+                .iter()
+                .all(|kind| [chunks::CHANGE, chunks::COMPRESSED_CHANGE].contains(kind)),
+            "{kinds:?}"
+        );
+        assert_eq!(
+            client.plan(plan).unwrap(),
+            counselor.plan(plan).unwrap(),
+            "the client has every change"
+        );
+    }
 }

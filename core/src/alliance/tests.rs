@@ -1084,3 +1084,156 @@ fn an_own_change_refused_for_a_missing_signature_stays_and_goes_again() {
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     assert_eq!(objectives(&w.client, &w), 1);
 }
+
+/// One batch carries the counselor's enrollment of a new device and that device's first
+/// edit, made on top of it: both get in. The judge keeps the plan's members and devices from
+/// one change to the next of a chain only while the changes write goals alone; kept across the
+/// enrollment, it refused the new device's edit as not enrolled.
+#[test]
+fn a_batch_with_an_enrollment_and_the_new_devices_edit_lets_both_in() {
+    let w = world();
+    let before = w
+        .counselor
+        .inner
+        .lock()
+        .open(w.plan)
+        .unwrap()
+        .doc
+        .automerge()
+        .clone();
+    let tablet = Alliance::open_in_memory().unwrap();
+    let dana = tablet.init("Dana", Role::Counselor, None).unwrap();
+    w.counselor
+        .enroll_device(
+            w.plan,
+            &NewDevice {
+                device: dana.device_id,
+                member: dana.member_id,
+                new_member: Some(("Dana".into(), Role::Counselor)),
+                label: "tablet".into(),
+            },
+        )
+        .unwrap();
+    let enrolled = heads(&w.counselor, w.plan);
+    crate::local_sync::sync_stores(&w.counselor, &tablet).unwrap();
+    let statement = GoalEdit {
+        clinical_statement: Some("Delayed sleep phase".into()),
+        ..GoalEdit::default()
+    };
+    tablet.edit_goal(w.plan, w.goal, &statement).unwrap();
+    let doc = tablet
+        .inner
+        .lock()
+        .open(w.plan)
+        .unwrap()
+        .doc
+        .automerge()
+        .clone();
+    let incoming: Vec<Change> = doc.get_changes(&before.get_heads());
+    assert_eq!(incoming.len(), 2, "the enrollment and the edit");
+    assert_eq!(
+        incoming[1].deps(),
+        &enrolled[..],
+        "the edit builds on the enrollment alone"
+    );
+    let signatures: remote::Signatures = w
+        .counselor
+        .change_signatures(w.plan)
+        .unwrap()
+        .into_iter()
+        .chain(tablet.change_signatures(w.plan).unwrap())
+        .collect();
+    let judgement = remote::judge(&before, w.plan, incoming, &HashSet::new(), &signatures);
+    assert!(judgement.refused.is_empty(), "{:?}", judgement.refused);
+    assert_eq!(judgement.accepted.len(), 2);
+}
+
+/// Judging a batch applies the accepted changes together, or adopts the author's view that
+/// already holds them; the outcome is the one of applying each change as it is let in: the
+/// same changes accepted and refused, and the same plan. Here the client's check-ins and a
+/// change the client may not make arrive against the counselor's concurrent edits.
+#[test]
+fn a_batch_judged_together_ends_as_one_judged_change_by_change() {
+    let w = world();
+    let before = w
+        .counselor
+        .inner
+        .lock()
+        .open(w.plan)
+        .unwrap()
+        .doc
+        .automerge()
+        .clone();
+    for n in 0..6 {
+        let statement = GoalEdit {
+            clinical_statement: Some(format!("Delayed sleep phase, week {n}")),
+            ..GoalEdit::default()
+        };
+        w.counselor.edit_goal(w.plan, w.goal, &statement).unwrap();
+        let checkin = crate::model::NewCheckIn {
+            note: format!("day {n}"),
+            ..crate::model::NewCheckIn::default()
+        };
+        w.client.check_in(w.plan, w.goal, &checkin).unwrap();
+    }
+    // A tampered client app writes the clinical statement, which only a counselor writes;
+    // then checks in once more on top of it.
+    let goal = w.goal.to_string();
+    write_unchecked(&w.client, w.plan, |tx| {
+        use automerge::transaction::Transactable;
+        let goals = tx.get(automerge::ROOT, "goals")?.unwrap().1;
+        let goal = tx.get(&goals, goal.as_str())?.unwrap().1;
+        tx.put(&goal, "clinical_statement", "written by the client")?;
+        Ok(())
+    });
+    let last = crate::model::NewCheckIn {
+        note: "after the forged change".into(),
+        ..crate::model::NewCheckIn::default()
+    };
+    let _ = w.client.check_in(w.plan, w.goal, &last);
+    let counselor = w
+        .counselor
+        .inner
+        .lock()
+        .open(w.plan)
+        .unwrap()
+        .doc
+        .automerge()
+        .clone();
+    let client = w
+        .client
+        .inner
+        .lock()
+        .open(w.plan)
+        .unwrap()
+        .doc
+        .automerge()
+        .clone();
+    let incoming: Vec<Change> = client.get_changes(&before.get_heads());
+    let signatures: remote::Signatures = w
+        .client
+        .change_signatures(w.plan)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let together = remote::judge(
+        &counselor,
+        w.plan,
+        incoming.clone(),
+        &HashSet::new(),
+        &signatures,
+    );
+    let each = remote::judge_applying_each(&counselor, w.plan, incoming, &signatures);
+    let hashes = |changes: &[Change]| changes.iter().map(Change::hash).collect::<Vec<_>>();
+    assert_eq!(hashes(&together.accepted), hashes(&each.accepted));
+    assert!(together.accepted.len() >= 6, "the check-ins get in");
+    assert_eq!(together.refused, each.refused);
+    assert!(!together.refused.is_empty(), "the forged change is refused");
+    assert_eq!(hashes(&together.held), hashes(&each.held));
+    let (together, each) = (together.applied.unwrap(), each.applied.unwrap());
+    assert_eq!(together.get_heads(), each.get_heads());
+    assert_eq!(
+        crate::plan::read::read_plan(&together).unwrap(),
+        crate::plan::read::read_plan(&each).unwrap()
+    );
+}

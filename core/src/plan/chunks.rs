@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 
 /// Where a storage chunk's type byte sits (after magic and checksum), and the types.
 pub const TYPE_AT: usize = 8;
+pub const DOCUMENT: u8 = 0;
 pub const CHANGE: u8 = 1;
 pub const COMPRESSED_CHANGE: u8 = 2;
 pub const BUNDLE: u8 = 3;

@@ -93,26 +93,150 @@ pub fn judge_within(
     budgets: &Budgets,
     signatures: &Signatures,
 ) -> Judgement {
+    let context = Context {
+        plan_id,
+        known_refused,
+        budgets,
+        signatures,
+    };
+    // Accepted changes are applied to the plan in one batch; should the batch fail where each
+    // change alone was let into its author's view, everything is judged again applying each
+    // change as it is let in, which names the change that cannot be applied.
+    judge_pass(doc, &context, incoming.clone(), Applying::InBatches).unwrap_or_else(|| {
+        judge_pass(doc, &context, incoming, Applying::OneByOne).unwrap_or_default()
+    })
+}
+
+/// [`judge_within`] applying each accepted change as it is let in, never in a batch: what the
+/// batched judging must agree with (for tests).
+#[cfg(test)]
+pub(crate) fn judge_applying_each(
+    doc: &Automerge,
+    plan_id: PlanId,
+    incoming: Vec<Change>,
+    signatures: &Signatures,
+) -> Judgement {
+    let context = Context {
+        plan_id,
+        known_refused: &HashSet::new(),
+        budgets: &Budgets::default(),
+        signatures,
+    };
+    judge_pass(doc, &context, incoming, Applying::OneByOne).unwrap_or_default()
+}
+
+/// What one judging of a batch needs besides the document and the changes.
+struct Context<'a> {
+    plan_id: PlanId,
+    known_refused: &'a HashSet<ChangeHash>,
+    budgets: &'a Budgets,
+    signatures: &'a Signatures,
+}
+
+/// How accepted changes reach the plan judged: gathered and applied together (Automerge
+/// applies twenty changes of a chain in about a third of the time it takes one by one), or
+/// each as it is let in.
+#[derive(Clone, Copy, PartialEq)]
+enum Applying {
+    InBatches,
+    OneByOne,
+}
+
+/// The plan as judged so far: `doc` with every accepted change applied but those `pending`.
+struct Work {
+    doc: Automerge,
+    pending: Vec<Change>,
+    pending_hashes: HashSet<ChangeHash>,
+    pending_ops: u64,
+    /// The highest change number of each author among `pending`.
+    pending_seq: HashMap<ActorId, u64>,
+    /// The heads (sorted) of `doc` with `pending` applied.
+    heads: Vec<ChangeHash>,
+}
+
+impl Work {
+    fn new(doc: Automerge) -> Self {
+        let heads = doc.get_heads();
+        Work {
+            doc,
+            pending: Vec::new(),
+            pending_hashes: HashSet::new(),
+            pending_ops: 0,
+            pending_seq: HashMap::new(),
+            heads,
+        }
+    }
+
+    fn has(&self, hash: &ChangeHash) -> bool {
+        self.pending_hashes.contains(hash) || has_change(&self.doc, hash)
+    }
+
+    fn operations(&self) -> u64 {
+        self.doc.stats().num_ops.saturating_add(self.pending_ops)
+    }
+
+    fn last_seq(&self, actor: &ActorId) -> u64 {
+        let pending = self.pending_seq.get(actor).copied().unwrap_or(0);
+        crate::plan::rebase::last_seq(&self.doc, actor).max(pending)
+    }
+
+    /// Takes in an accepted change, applied to `doc` later.
+    fn accept(&mut self, change: &Change) {
+        self.pending_hashes.insert(change.hash());
+        self.pending_ops = self.pending_ops.saturating_add(change.len() as u64);
+        let seq = self
+            .pending_seq
+            .entry(change.actor_id().clone())
+            .or_default();
+        *seq = (*seq).max(change.seq());
+        self.heads.retain(|head| !change.deps().contains(head));
+        self.heads.push(change.hash());
+        self.heads.sort();
+        self.pending.push(change.clone());
+    }
+
+    /// Applies what is pending; None when Automerge refuses the batch.
+    fn settle(&mut self) -> Option<&Automerge> {
+        if !self.pending.is_empty() {
+            let pending = std::mem::take(&mut self.pending);
+            self.doc.apply_changes(pending).ok()?;
+            self.pending_hashes.clear();
+            self.pending_ops = 0;
+            self.pending_seq.clear();
+        }
+        Some(&self.doc)
+    }
+}
+
+/// One judging of `incoming` against `doc`; None when a batch of accepted changes could not
+/// be applied (only when `applying` is [`Applying::InBatches`]).
+fn judge_pass(
+    doc: &Automerge,
+    context: &Context<'_>,
+    incoming: Vec<Change>,
+    applying: Applying,
+) -> Option<Judgement> {
     let mut judgement = Judgement::default();
     let mut pending: Vec<Change> = incoming
         .into_iter()
         .filter(|c| !has_change(doc, &c.hash()))
         .collect();
     if pending.is_empty() {
-        return judgement;
+        return Some(judgement);
     }
-    let mut work = doc.fork();
+    let mut work = Work::new(doc.fork());
     // The author's view (see `judge_in_authors_view`) last built, kept one change ahead so
     // the next change of the same chain is judged without forking the document again.
     let mut view: Option<Automerge> = None;
-    let mut refused: HashSet<ChangeHash> = known_refused.clone();
+    let mut roster = change::Roster::default();
+    let mut refused: HashSet<ChangeHash> = context.known_refused.clone();
     let mut seen = HashSet::new();
     loop {
         let mut progress = false;
         let mut next = Vec::new();
         for change in pending {
             let hash = change.hash();
-            if !seen.insert(hash) || has_change(&work, &hash) {
+            if !seen.insert(hash) || work.has(&hash) {
                 progress = true;
                 continue;
             }
@@ -122,23 +246,24 @@ pub fn judge_within(
             }
             if change.deps().iter().any(|d| refused.contains(d)) {
                 refused.insert(hash);
+                let rule = BUILDS_ON_REFUSED;
                 judgement
                     .refused
-                    .push(refusal(&work, &change, BUILDS_ON_REFUSED));
+                    .push(refusal(work.settle()?, &change, rule));
                 progress = true;
                 continue;
             }
-            if !change.deps().iter().all(|d| has_change(&work, d)) {
+            if !change.deps().iter().all(|d| work.has(d)) {
                 seen.remove(&hash);
                 next.push(change);
                 continue;
             }
             progress = true;
             let operations = change.len() as u64;
-            let over = if operations > budgets.operations_per_change {
+            let over = if operations > context.budgets.operations_per_change {
                 Some(TOO_MANY_OPERATIONS)
-            } else if work.stats().num_ops.saturating_add(operations)
-                > budgets.operations_per_document
+            } else if work.operations().saturating_add(operations)
+                > context.budgets.operations_per_document
             {
                 Some(DOCUMENT_TOO_LARGE)
             } else {
@@ -146,36 +271,53 @@ pub fn judge_within(
             };
             if let Some(rule) = over {
                 refused.insert(hash);
-                judgement.refused.push(refusal(&work, &change, rule));
+                judgement
+                    .refused
+                    .push(refusal(work.settle()?, &change, rule));
                 continue;
             }
-            match judge_in_authors_view(&work, &mut view, (plan_id, signatures), &change) {
-                Ok(()) => match work.apply_changes([change.clone()]) {
-                    Ok(()) => judgement.accepted.push(change),
-                    Err(_) => {
-                        refused.insert(hash);
-                        // Its author's change number is taken here by another change that
-                        // passed every check, its signature included: two copies of one
-                        // identity (a copied or restored store used on two phones).
-                        let rule = if crate::plan::rebase::last_seq(&work, change.actor_id())
-                            >= change.seq()
-                        {
-                            COPIED_IDENTITY
-                        } else {
-                            "cannot be applied"
-                        };
-                        judgement.refused.push(refusal(&work, &change, rule));
-                    }
-                },
-                Err(rule) => {
-                    // A change without its proof may come again with it: what builds on it
-                    // waits (held, its dependency missing) rather than being refused with it.
-                    if !crate::authorship::lacks_proof(&rule) {
-                        refused.insert(hash);
-                    }
-                    judgement.refused.push(refusal(&work, &change, &rule));
+            let verdict =
+                judge_in_authors_view(&mut work, &mut view, context, &mut roster, &change)?;
+            let rule = match verdict {
+                Ok(()) if work.last_seq(change.actor_id()) >= change.seq() => {
+                    // Its author's change number is taken here by another change that passed
+                    // every check, its signature included: two copies of one identity (a
+                    // copied or restored store used on two phones).
+                    view = None;
+                    COPIED_IDENTITY.to_owned()
                 }
+                Ok(()) => {
+                    let applied = match applying {
+                        Applying::InBatches => {
+                            work.accept(&change);
+                            true
+                        }
+                        Applying::OneByOne => {
+                            let applied = work.doc.apply_changes([change.clone()]).is_ok();
+                            if applied {
+                                work.heads = work.doc.get_heads();
+                            } else {
+                                view = None;
+                            }
+                            applied
+                        }
+                    };
+                    if applied {
+                        judgement.accepted.push(change);
+                        continue;
+                    }
+                    "cannot be applied".to_owned()
+                }
+                Err(rule) => rule,
+            };
+            // A change without its proof may come again with it: what builds on it waits
+            // (held, its dependency missing) rather than being refused with it.
+            if !crate::authorship::lacks_proof(&rule) {
+                refused.insert(hash);
             }
+            judgement
+                .refused
+                .push(refusal(work.settle()?, &change, &rule));
         }
         pending = next;
         if pending.is_empty() || !progress {
@@ -183,8 +325,18 @@ pub fn judge_within(
         }
     }
     judgement.held = pending;
-    judgement.applied = Some(work);
-    judgement
+    // The view holds exactly the plan as judged when its heads are the plan's: it is adopted
+    // in place of applying the pending changes again.
+    match view {
+        Some(view) if !work.pending.is_empty() && view.get_heads() == work.heads => {
+            judgement.applied = Some(view);
+        }
+        _ => {
+            work.settle()?;
+            judgement.applied = Some(work.doc);
+        }
+    }
+    Some(judgement)
 }
 
 /// Whether `doc` holds the change: read from the change graph (`get_change_by_hash` would
@@ -200,28 +352,48 @@ fn has_change(doc: &Automerge, hash: &ChangeHash) -> bool {
 /// dependencies on an existing plan is judged against the plan as it stands (as before), so a
 /// second "creation" can never claim the plan.
 fn judge_in_authors_view(
-    work: &Automerge,
+    work: &mut Work,
     view: &mut Option<Automerge>,
-    (plan_id, signatures): (PlanId, &Signatures),
+    context: &Context<'_>,
+    roster: &mut change::Roster,
     change: &Change,
-) -> Rule {
+) -> Option<Rule> {
+    let signatures = (context.signatures, &mut *roster);
     let mut deps = change.deps().to_vec();
     deps.sort();
-    if deps.is_empty() || deps == work.get_heads() {
-        return judge_one(work, plan_id, change, signatures);
+    if deps.is_empty() {
+        *view = None;
+        let plan = work.settle()?;
+        return Some(judge_one(plan, context.plan_id, change, signatures));
     }
-    // Same heads, same document: a view left at exactly these dependencies is reused.
-    let mut current = match view.take() {
-        Some(kept) if kept.get_heads() == deps => kept,
-        _ => work
-            .fork_at(&deps)
-            .map_err(|_| "cannot be applied".to_owned())?,
+    // Same changes, same document: a view that holds the dependencies and whose heads are
+    // among them is the plan at the dependencies, and is reused. (A change lists its author's
+    // previous change beside the heads it saw, so its dependencies may name more than heads.)
+    let at_deps = |doc: &Automerge| {
+        doc.get_heads().iter().all(|head| deps.contains(head))
+            && deps.iter().all(|dep| has_change(doc, dep))
     };
-    let verdict = judge_one(&current, plan_id, change, signatures);
+    let mut current = match view.take() {
+        Some(kept) if at_deps(&kept) => kept,
+        _ => {
+            let plan = work.settle()?;
+            let forked = if at_deps(plan) {
+                Ok(plan.fork())
+            } else {
+                plan.fork_at(&deps)
+            };
+            match forked {
+                Ok(forked) => forked,
+                Err(_) => return Some(Err("cannot be applied".to_owned())),
+            }
+        }
+    };
+    let verdict = judge_one(&current, context.plan_id, change, signatures);
+    // A change its view cannot take leaves no view: the plan itself then decides (below).
     if verdict.is_ok() && current.apply_changes([change.clone()]).is_ok() {
         *view = Some(current);
     }
-    verdict
+    Some(verdict)
 }
 
 fn refusal(work: &Automerge, change: &Change, rule: &str) -> Refusal {

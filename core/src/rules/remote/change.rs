@@ -36,25 +36,65 @@ pub(super) struct Place {
     pub(super) exid: Option<automerge::ObjId>,
 }
 
+/// The plan's members and devices as one view of it holds them, kept by that view's heads:
+/// judging a chain of changes that write only goals reads them once, not once per change.
+/// Heads name a document's whole content, so what is kept under the heads of the view being
+/// judged is what reading it afresh would give.
+#[derive(Default)]
+pub(super) struct Roster {
+    /// The heads (sorted) of the view `plan` was read from, or of that view with changes that
+    /// wrote only goals applied.
+    at: Vec<ChangeHash>,
+    plan: Option<crate::model::Plan>,
+}
+
+impl Roster {
+    /// The plan read without its goals (members and devices are what judging needs: reading
+    /// every goal and check-in per change would cost more than judging it).
+    fn read(&mut self, work: &Automerge) -> Result<&crate::model::Plan, String> {
+        let heads = work.get_heads();
+        if self.at != heads || self.plan.is_none() {
+            self.plan = None;
+            let plan = read_plan_for_edit(work, None, false)
+                .map_err(|_| "the plan cannot be read".to_owned())?;
+            self.at = heads;
+            self.plan = Some(plan);
+        }
+        self.plan
+            .as_ref()
+            .ok_or_else(|| "the plan cannot be read".to_owned())
+    }
+
+    /// `change`, judged against the view the roster was read from, was let in: when it wrote
+    /// only goals, the roster is that of the view with the change applied, whose heads are the
+    /// view's but those the change depends on, and the change.
+    fn advance(&mut self, change: &Change, wrote_only_goals: bool) {
+        if wrote_only_goals {
+            self.at.retain(|head| !change.deps().contains(head));
+            self.at.push(change.hash());
+            self.at.sort();
+        } else {
+            self.plan = None;
+        }
+    }
+}
+
 pub(super) fn judge_one(
     work: &Automerge,
     plan_id: PlanId,
     change: &Change,
-    signatures: &Signatures,
+    (signatures, roster): (&Signatures, &mut Roster),
 ) -> Rule {
     if !is_plan(work) {
         return judge_creation(work, plan_id, change, signatures);
     }
-    // Members and devices are all it needs: reading every goal and check-in per change would
-    // cost more than judging it.
-    let plan =
-        read_plan_for_edit(work, None, false).map_err(|_| "the plan cannot be read".to_owned())?;
+    let plan = roster.read(work)?;
     let device = DeviceId::from_actor(change.actor_id())
         .ok_or_else(|| "the author is not a device of this plan".to_owned())?;
     let member = plan
         .member_of_device(device)
         .ok_or_else(|| "the author is not a device enrolled in this plan".to_owned())?;
-    judge_signature(work, &plan, device, change, signatures)?;
+    judge_signature(work, plan, device, change, signatures)?;
     // Revoked in the author's own view: made after the device knew of it. A change concurrent
     // with the revocation (made offline before it arrived) is judged as before.
     if plan.device(device).is_some_and(|d| d.revoked_at.is_some()) {
@@ -64,6 +104,8 @@ pub(super) fn judge_one(
         member_key: member.member_id.to_string(),
         role: member.role,
     };
+    // Whether every operation writes inside a goal: then the roster read above still holds.
+    let mut wrote_only_goals = true;
     let expanded = change.decode();
     let actor = change.actor_id();
     let start = change.start_op().get();
@@ -81,6 +123,7 @@ pub(super) fn judge_one(
                 place
             }
         };
+        wrote_only_goals &= place.path.first().map(String::as_str) == Some(k::GOALS);
         let ops = &expanded.operations[..index];
         judge_references(work, (actor, start, ops), &place, op, &mut found)?;
         let target = match &op.key {
@@ -106,48 +149,24 @@ pub(super) fn judge_one(
             );
         }
     }
-    judge_text_lengths(work, change, &texts)
+    judge_text_lengths(work, change, &texts)?;
+    roster.advance(change, wrote_only_goals);
+    Ok(())
 }
 
-/// Where the characters of a text in the author's view are, found as they are asked for:
-/// by the operation visible at each index (one pass, exact unless a character was put over),
-/// and, for an element not found so, by every index's element id.
-#[derive(Default)]
-pub(super) struct Elements {
-    by_visible: Option<HashMap<String, usize>>,
-    by_element: Option<HashMap<String, usize>>,
-}
-
-impl Elements {
-    /// The index of element `id` (`counter@actor`) in the text `exid` of `work`.
-    pub(super) fn index_of(
-        &mut self,
-        work: &Automerge,
-        exid: &automerge::ObjId,
-        id: &str,
-    ) -> Option<usize> {
-        let element_at = |index: usize| {
-            work.get_cursor(exid, index, None)
-                .ok()
-                .map(|c| c.to_string())
-        };
-        let by_visible = self.by_visible.get_or_insert_with(|| {
-            work.list_range(exid, ..)
-                .filter_map(|item| Some((exid_key(&item.id())?, item.index)))
-                .collect()
-        });
-        if let Some(&index) = by_visible.get(id) {
-            if element_at(index).as_deref() == Some(id) {
-                return Some(index);
-            }
-        }
-        let by_element = self.by_element.get_or_insert_with(|| {
-            (0..work.length(exid))
-                .filter_map(|index| Some((element_at(index)?, index)))
-                .collect()
-        });
-        by_element.get(id).copied()
-    }
+/// The index of the character `element` (the id of the operation that inserted it) among
+/// the visible characters of the text `exid` in `work`, or None when it is not visible there
+/// (deleted, or unknown). Found through Automerge's cursor for the element: one seek, where
+/// reading every character's id would cost the length of the text per change judged.
+pub(super) fn element_index(
+    work: &Automerge,
+    exid: &automerge::ObjId,
+    element: &automerge::legacy::OpId,
+) -> Option<usize> {
+    let cursor = automerge::Cursor::try_from(obj_key(element).as_str()).ok()?;
+    let index = work.get_cursor_position(exid, &cursor, None).ok()?;
+    // A deleted character's cursor gives the place it was: only the character itself counts.
+    (work.get_cursor(exid, index, None).ok()? == cursor).then_some(index)
 }
 
 /// The first change of a plan: it must create this plan and enroll its author as a

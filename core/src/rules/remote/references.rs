@@ -18,12 +18,12 @@ pub(super) fn exid_key(id: &automerge::ObjId) -> Option<String> {
 /// in the same change (`earlier`: the change's operations before this one, numbered from
 /// `start`), or present in the author's view `work`. Automerge trusts both and panics, or
 /// stores a document it cannot save, on one that does not exist.
-pub(super) fn judge_references<'a>(
+pub(super) fn judge_references(
     work: &Automerge,
     (actor, start, earlier): (&ActorId, u64, &[Op]),
     place: &Place,
-    op: &'a Op,
-    found: &mut Found<'a>,
+    op: &Op,
+    found: &mut Found,
 ) -> Rule {
     let made_here = |id: &OpId| -> Option<&Op> {
         let at = id.0.checked_sub(start)?;
@@ -31,7 +31,7 @@ pub(super) fn judge_references<'a>(
     };
     // An operation this one replaces: written at the same key, earlier in this change or
     // already in the plan.
-    let same_key = |p: &OpId, found: &mut Found<'a>| {
+    let same_key = |p: &OpId, found: &mut Found| {
         let at_key = |o: &Op| o.obj == op.obj && !o.insert && o.key == op.key;
         made_here(p).is_some_and(at_key) || found.stored(work, p).is_some_and(|o| at_key(&o))
     };
@@ -51,8 +51,7 @@ pub(super) fn judge_references<'a>(
                 let Some(exid) = existing else {
                     return refuse(DANGLING);
                 };
-                let text = found.texts.entry(&op.obj).or_default();
-                match text.index_of(work, exid, &obj_key(element)) {
+                match element_index(work, exid, element) {
                     Some(index) if !op.insert => visible_at(work, exid, index),
                     Some(_) => Vec::new(),
                     // Not among the visible characters (one put over): looked up among the
@@ -88,17 +87,15 @@ fn visible_at(work: &Automerge, exid: &automerge::ObjId, prop: impl Into<Prop>) 
         .collect()
 }
 
-/// What one change's references were found to be: texts' characters, and where the plan's
-/// changes number their operations when one had to be looked up (read once per change, from
-/// the change graph: metadata only).
+/// Where the plan's changes number their operations, when one of a change's references had to
+/// be looked up (read once per change, from the change graph: metadata only).
 #[derive(Default)]
-pub(super) struct Found<'a> {
-    texts: HashMap<&'a ObjectId, Elements>,
+pub(super) struct Found {
     /// Each change's author, first and last operation number, and hash.
     changes: Option<Vec<(ActorId, u64, u64, ChangeHash)>>,
 }
 
-impl Found<'_> {
+impl Found {
     /// The operation `id` of the plan `work`, decoded (only the change holding it is).
     fn stored(&mut self, work: &Automerge, id: &OpId) -> Option<Op> {
         let changes = self.changes.get_or_insert_with(|| {
