@@ -148,8 +148,6 @@ struct Work {
     pending: Vec<Change>,
     pending_hashes: HashSet<ChangeHash>,
     pending_ops: u64,
-    /// The highest change number of each author among `pending`.
-    pending_seq: HashMap<ActorId, u64>,
     /// The heads (sorted) of `doc` with `pending` applied.
     heads: Vec<ChangeHash>,
 }
@@ -162,7 +160,6 @@ impl Work {
             pending: Vec::new(),
             pending_hashes: HashSet::new(),
             pending_ops: 0,
-            pending_seq: HashMap::new(),
             heads,
         }
     }
@@ -175,20 +172,10 @@ impl Work {
         self.doc.stats().num_ops.saturating_add(self.pending_ops)
     }
 
-    fn last_seq(&self, actor: &ActorId) -> u64 {
-        let pending = self.pending_seq.get(actor).copied().unwrap_or(0);
-        crate::plan::rebase::last_seq(&self.doc, actor).max(pending)
-    }
-
     /// Takes in an accepted change, applied to `doc` later.
     fn accept(&mut self, change: &Change) {
         self.pending_hashes.insert(change.hash());
         self.pending_ops = self.pending_ops.saturating_add(change.len() as u64);
-        let seq = self
-            .pending_seq
-            .entry(change.actor_id().clone())
-            .or_default();
-        *seq = (*seq).max(change.seq());
         self.heads.retain(|head| !change.deps().contains(head));
         self.heads.push(change.hash());
         self.heads.sort();
@@ -202,7 +189,6 @@ impl Work {
             self.doc.apply_changes(pending).ok()?;
             self.pending_hashes.clear();
             self.pending_ops = 0;
-            self.pending_seq.clear();
         }
         Some(&self.doc)
     }
@@ -279,26 +265,17 @@ fn judge_pass(
             let verdict =
                 judge_in_authors_view(&mut work, &mut view, context, &mut roster, &change)?;
             let rule = match verdict {
-                Ok(()) if work.last_seq(change.actor_id()) >= change.seq() => {
-                    // Its author's change number is taken here by another change that passed
-                    // every check, its signature included: two copies of one identity (a
-                    // copied or restored store used on two phones).
-                    view = None;
-                    COPIED_IDENTITY.to_owned()
-                }
                 Ok(()) => {
                     let applied = match applying {
+                        // A change number taken twice fails the batch, and the message is
+                        // judged again one change at a time (below).
                         Applying::InBatches => {
                             work.accept(&change);
                             true
                         }
                         Applying::OneByOne => {
                             let applied = work.doc.apply_changes([change.clone()]).is_ok();
-                            if applied {
-                                work.heads = work.doc.get_heads();
-                            } else {
-                                view = None;
-                            }
+                            work.heads = work.doc.get_heads();
                             applied
                         }
                     };
@@ -306,7 +283,15 @@ fn judge_pass(
                         judgement.accepted.push(change);
                         continue;
                     }
-                    "cannot be applied".to_owned()
+                    view = None;
+                    // Its author's change number is taken here by another change that passed
+                    // every check, its signature included: two copies of one identity (a
+                    // copied or restored store used on two phones).
+                    if crate::plan::rebase::last_seq(&work.doc, change.actor_id()) >= change.seq() {
+                        COPIED_IDENTITY.to_owned()
+                    } else {
+                        "cannot be applied".to_owned()
+                    }
                 }
                 Err(rule) => rule,
             };
