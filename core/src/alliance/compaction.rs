@@ -10,9 +10,14 @@ use super::*;
 /// [`Alliance::compact_due`]: off the edit path it compacts early, so a store it keeps holds at
 /// most about 1.5× what `save()` gives (BENCHMARKS.md, P6).
 const DUE_DIVISOR: usize = 2;
-/// Chunks holding more than this many times the snapshot's bytes compact inline, in the write
-/// that appended them.
+/// Chunks holding more than this many times the snapshot's bytes, and more than
+/// [`INLINE_FLOOR`], compact inline, in the write that appended them.
 const INLINE_FACTOR: usize = 4;
+/// Chunks under this many bytes never compact inline by [`INLINE_FACTOR`]: a new plan's
+/// snapshot is a few KB, so a burst of edits passed four times it at once and was compacted in
+/// the middle of the burst, then again after it (BENCHMARKS.md, P5). A store nobody compacts
+/// holds at most this much in chunks beside a small plan.
+const INLINE_FLOOR: usize = 32 * 1024;
 /// More chunks than this compact inline, whatever their size (each chunk is loaded by itself).
 const INLINE_CHUNKS: usize = 1_000;
 
@@ -29,9 +34,9 @@ pub(super) enum Policy {
 
 impl Policy {
     pub(super) fn of(sizes: &DocumentSizes) -> Self {
-        if sizes.chunk_bytes > sizes.snapshot_len.saturating_mul(INLINE_FACTOR)
-            || sizes.chunk_count > INLINE_CHUNKS
-        {
+        let past_factor = sizes.chunk_bytes > sizes.snapshot_len.saturating_mul(INLINE_FACTOR)
+            && sizes.chunk_bytes > INLINE_FLOOR;
+        if past_factor || sizes.chunk_count > INLINE_CHUNKS {
             Policy::Inline
         } else if sizes.chunk_bytes.saturating_mul(DUE_DIVISOR) > sizes.snapshot_len {
             Policy::Due

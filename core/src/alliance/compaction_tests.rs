@@ -248,3 +248,38 @@ fn a_busy_store_keeps_its_plans_due_and_reports_no_error() {
     assert_eq!(store.compact_due(10).unwrap(), 1, "the plan stayed due");
     assert_eq!(store.document_sizes(p.plan).unwrap().chunk_count, 0);
 }
+
+/// A small plan's chunks past four times its snapshot, but under the floor, wait for
+/// `compact_due`: a new plan edited twenty times in a row compacted inline in the middle of
+/// the burst, and again after it. Past the floor, the factor caps as before; past 1,000
+/// chunks, whatever their size.
+#[test]
+fn a_small_plan_past_the_factor_but_under_the_floor_waits_for_compact_due() {
+    let sizes = |snapshot_len, chunk_bytes, chunk_count| crate::store::DocumentSizes {
+        snapshot_len,
+        chunk_bytes,
+        chunk_count,
+    };
+    assert_eq!(Policy::of(&sizes(2_000, 12_000, 40)), Policy::Due);
+    assert_eq!(Policy::of(&sizes(2_000, 40_000, 40)), Policy::Inline);
+    assert_eq!(Policy::of(&sizes(20_000, 81_000, 40)), Policy::Inline);
+    assert_eq!(Policy::of(&sizes(20_000, 79_000, 40)), Policy::Due);
+    assert_eq!(Policy::of(&sizes(2_000, 12_000, 1_001)), Policy::Inline);
+    assert_eq!(Policy::of(&sizes(2_000, 900, 3)), Policy::Keep);
+
+    // Through the API: twenty check-ins on a new plan append, and leave it due.
+    let p = world_with(Alliance::open_in_memory().unwrap());
+    let before = p.counselor.document_sizes(p.plan).unwrap();
+    for n in 0..20 {
+        check_in(&p.counselor, p.plan, p.goal, n);
+    }
+    let after = p.counselor.document_sizes(p.plan).unwrap();
+    assert!(
+        after.chunk_bytes > 4 * after.snapshot_len,
+        "past the factor: {after:?}"
+    );
+    assert_eq!(after.chunk_count, before.chunk_count + 20, "{after:?}");
+    assert_eq!(Policy::of(&after), Policy::Due);
+    assert_eq!(p.counselor.compact_due(10).unwrap(), 1);
+    assert_eq!(p.counselor.document_sizes(p.plan).unwrap().chunk_count, 0);
+}
