@@ -429,7 +429,7 @@ pub(crate) fn proves(doc: &Automerge, change: &Change, signature: Signature) -> 
         return false;
     };
     let one: Signatures = HashMap::from([(change.hash(), signature)]);
-    change::judge_signature(doc, &plan, device, change, &one).is_ok()
+    change::judge_signature(doc, (&plan, None), device, change, &one).is_ok()
 }
 
 mod change;

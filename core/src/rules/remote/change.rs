@@ -46,12 +46,15 @@ pub(super) struct Roster {
     /// wrote only goals applied.
     at: Vec<ChangeHash>,
     plan: Option<crate::model::Plan>,
+    /// Public keys as the plan spells them, parsed (None: one that does not parse): a pure
+    /// function of the text, kept across views.
+    keys: HashMap<String, Option<PublicKey>>,
 }
 
 impl Roster {
     /// The plan read without its goals (members and devices are what judging needs: reading
     /// every goal and check-in per change would cost more than judging it).
-    fn read(&mut self, work: &Automerge) -> Result<&crate::model::Plan, String> {
+    fn read(&mut self, work: &Automerge) -> Result<(), String> {
         let heads = work.get_heads();
         if self.at != heads || self.plan.is_none() {
             self.plan = None;
@@ -60,9 +63,7 @@ impl Roster {
             self.at = heads;
             self.plan = Some(plan);
         }
-        self.plan
-            .as_ref()
-            .ok_or_else(|| "the plan cannot be read".to_owned())
+        Ok(())
     }
 
     /// `change`, judged against the view the roster was read from, was let in: when it wrote
@@ -88,13 +89,17 @@ pub(super) fn judge_one(
     if !is_plan(work) {
         return judge_creation(work, plan_id, change, signatures);
     }
-    let plan = roster.read(work)?;
+    roster.read(work)?;
+    let Roster { plan, keys, .. } = &mut *roster;
+    let plan = plan
+        .as_ref()
+        .ok_or_else(|| "the plan cannot be read".to_owned())?;
     let device = DeviceId::from_actor(change.actor_id())
         .ok_or_else(|| "the author is not a device of this plan".to_owned())?;
     let member = plan
         .member_of_device(device)
         .ok_or_else(|| "the author is not a device enrolled in this plan".to_owned())?;
-    judge_signature(work, plan, device, change, signatures)?;
+    judge_signature(work, (plan, Some(keys)), device, change, signatures)?;
     // Revoked in the author's own view: made after the device knew of it. A change concurrent
     // with the revocation (made offline before it arrived) is judged as before.
     if plan.device(device).is_some_and(|d| d.revoked_at.is_some()) {
@@ -197,7 +202,7 @@ pub(super) fn judge_creation(
     }
     // The creation records its author's key itself: it must already carry its signature.
     if let Some(device) = DeviceId::from_actor(change.actor_id()) {
-        judge_signature(&scratch, &plan, device, change, signatures)?;
+        judge_signature(&scratch, (&plan, None), device, change, signatures)?;
     }
     judge_creation_ops(change)
 }
@@ -207,18 +212,27 @@ pub(super) fn judge_creation(
 /// by id alone: older plans, peers that cannot sign) needs, when the plan pins a relay key, that
 /// relay's voucher ([`crate::authorship::voucher`]); in a plan that pins none it is trusted by
 /// its actor id as before (SECURITY.md §6).
+/// `keys`, when given, keeps the keys parsed (see [`Roster`]).
 pub(super) fn judge_signature(
     view: &Automerge,
-    plan: &crate::model::Plan,
+    (plan, keys): (
+        &crate::model::Plan,
+        Option<&mut HashMap<String, Option<PublicKey>>>,
+    ),
     device: DeviceId,
     change: &Change,
     signatures: &Signatures,
 ) -> Rule {
-    let Some(key) = plan.device(device).and_then(|d| d.public_key.as_deref()) else {
+    let Some(text) = plan.device(device).and_then(|d| d.public_key.as_deref()) else {
         return judge_voucher(view, device, change, signatures);
     };
+    let parse = |text: &str| PublicKey::parse(text).ok();
+    let key = match keys {
+        Some(keys) => *keys.entry(text.to_owned()).or_insert_with(|| parse(text)),
+        None => parse(text),
+    };
     // The rules let only a valid key into `public_key`; one that does not parse proves nothing.
-    let key = PublicKey::parse(key).map_err(|_| FORGED.to_owned())?;
+    let key = key.ok_or_else(|| FORGED.to_owned())?;
     let hash = change.hash();
     match signatures.get(&hash) {
         Some(signature) if key.verifies(&hash, signature) => Ok(()),
