@@ -12,6 +12,9 @@ use crate::error::{Error, Result};
 use crate::plan::expansion::{self, ChangeOutline, Outline};
 use crate::plan::{chunks, rebase};
 
+/// Where a storage chunk's checksum sits (after the magic bytes), and its length.
+const CHECKSUM_AT: std::ops::Range<usize> = 4..8;
+
 /// Most changes past the change budget one message may carry; each is refused and recorded,
 /// past this the message is refused whole (no honest peer sends one).
 const MAX_OVERSIZED_PER_MESSAGE: usize = 16;
@@ -70,8 +73,23 @@ pub(crate) fn screen(message: &sync::Message, budgets: &Budgets) -> Result<Scree
                 }
                 Outline::Change(_) => {
                     let change = unwinding(|| {
-                        Change::from_bytes(chunk.to_vec())
-                            .map_err(|e| Error::SyncMessage(e.to_string()))
+                        let change = Change::from_bytes(chunk.to_vec())
+                            .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                        // The header's checksum is the first bytes of the change's hash.
+                        // Automerge does not check it on parsing; a change whose bytes were
+                        // altered hashes to one thing here and, once stored and encoded
+                        // again, to another: its signature and every record of it would
+                        // name a change the plan no longer holds.
+                        if chunk.get(CHECKSUM_AT) != Some(&change.hash().0[..4]) {
+                            return Err(Error::SyncMessage(
+                                "a change whose checksum is not its hash's".into(),
+                            ));
+                        }
+                        // A change that parses may still name actors its header does not
+                        // list; Automerge panics decoding it, as the judge does for every
+                        // change: found here, outside every lock, as a malformed message.
+                        drop(change.decode());
+                        Ok(change)
                     })?;
                     screened.changes.push(change);
                 }
@@ -80,10 +98,12 @@ pub(crate) fn screen(message: &sync::Message, budgets: &Budgets) -> Result<Scree
                 }
                 Outline::Many { .. } if chunk.get(chunks::TYPE_AT) == Some(&chunks::BUNDLE) => {
                     let bundled = unwinding(|| {
-                        automerge::Bundle::try_from(chunk)
+                        let changes = automerge::Bundle::try_from(chunk)
                             .map_err(|e| Error::SyncMessage(e.to_string()))?
                             .to_changes()
-                            .map_err(|e| Error::SyncMessage(e.to_string()))
+                            .map_err(|e| Error::SyncMessage(e.to_string()))?;
+                        changes.iter().for_each(|change| drop(change.decode()));
+                        Ok(changes)
                     })?;
                     screened.changes.extend(bundled);
                 }
@@ -216,5 +236,41 @@ mod tests {
         assert_eq!(read.iter().map(Change::hash).collect::<Vec<_>>(), vec![two]);
         // Only the current actor tried: the collision is an error, as before this was fixed.
         assert!(document_chunk_changes(&ours, &chunk, &[current]).is_err());
+    }
+
+    /// A change whose bytes were altered after its checksum was written still parses, with a
+    /// hash of the altered bytes; stored and encoded again it would hash to another. It is
+    /// refused as a malformed message before anything is judged or stored (the fuzz target
+    /// found it: the stored plan then held a change under two hashes). Its honest original
+    /// passes.
+    #[test]
+    fn a_change_whose_checksum_is_not_its_hash_is_refused() {
+        let mut doc = Automerge::new();
+        let mut tx = doc.transaction();
+        tx.put(automerge::ROOT, "title", "Plan").unwrap();
+        tx.commit_with(automerge::transaction::CommitOptions::default().with_message("abc"));
+        let honest = doc.get_changes(&[])[0].raw_bytes().to_vec();
+        let mut altered = honest.clone();
+        let at = altered.windows(3).position(|w| w == b"abc").unwrap();
+        altered[at] = b'x';
+        assert!(
+            Change::from_bytes(altered.clone()).is_ok(),
+            "Automerge parses it"
+        );
+        let message = |bytes: Vec<u8>| sync::Message {
+            heads: vec![],
+            need: vec![],
+            have: vec![],
+            changes: vec![bytes].into(),
+            flags: None,
+            version: sync::MessageVersion::V1,
+        };
+        let budgets = Budgets::default();
+        assert_eq!(screen(&message(honest), &budgets).unwrap().changes.len(), 1);
+        match screen(&message(altered), &budgets) {
+            Err(Error::SyncMessage(reason)) => assert!(reason.contains("checksum"), "{reason}"),
+            Err(other) => panic!("a malformed message, not {other}"),
+            Ok(_) => panic!("the altered change was let through"),
+        }
     }
 }

@@ -186,7 +186,9 @@ impl Work {
     fn settle(&mut self) -> Option<&Automerge> {
         if !self.pending.is_empty() {
             let pending = std::mem::take(&mut self.pending);
-            self.doc.apply_changes(pending).ok()?;
+            if !apply(&mut self.doc, pending) {
+                return None;
+            }
             self.pending_hashes.clear();
             self.pending_ops = 0;
         }
@@ -274,8 +276,13 @@ fn judge_pass(
                             true
                         }
                         Applying::OneByOne => {
-                            let applied = work.doc.apply_changes([change.clone()]).is_ok();
-                            work.heads = work.doc.get_heads();
+                            // On a copy: a change Automerge panics on leaves the plan as it was.
+                            let mut next = work.doc.fork();
+                            let applied = apply(&mut next, vec![change.clone()]);
+                            if applied {
+                                work.doc = next;
+                                work.heads = work.doc.get_heads();
+                            }
                             applied
                         }
                     };
@@ -322,6 +329,15 @@ fn judge_pass(
         }
     }
     Some(judgement)
+}
+
+/// Applies `changes` to `doc`; false when Automerge refuses them or panics on them (a peer's
+/// change can make it do either). After false, `doc` is not to be used again.
+fn apply(doc: &mut Automerge, changes: Vec<Change>) -> bool {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        doc.apply_changes(changes).is_ok()
+    }))
+    .unwrap_or(false)
 }
 
 /// Whether `doc` holds the change: read from the change graph (`get_change_by_hash` would
@@ -375,7 +391,7 @@ fn judge_in_authors_view(
     };
     let verdict = judge_one(&current, context.plan_id, change, signatures);
     // A change its view cannot take leaves no view: the plan itself then decides (below).
-    if verdict.is_ok() && current.apply_changes([change.clone()]).is_ok() {
+    if verdict.is_ok() && apply(&mut current, vec![change.clone()]) {
         *view = Some(current);
     }
     Some(verdict)
