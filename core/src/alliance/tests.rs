@@ -38,6 +38,18 @@ pub(super) fn world_with(counselor: Alliance) -> World {
     }
 }
 
+/// The plan's document as `store` holds it in memory.
+fn document(store: &Alliance, plan: PlanId) -> Automerge {
+    store
+        .inner
+        .lock()
+        .open(plan)
+        .unwrap()
+        .doc
+        .automerge()
+        .clone()
+}
+
 fn heads(store: &Alliance, plan: PlanId) -> Vec<ChangeHash> {
     store.inner.lock().open(plan).unwrap().doc.heads()
 }
@@ -1092,15 +1104,7 @@ fn an_own_change_refused_for_a_missing_signature_stays_and_goes_again() {
 #[test]
 fn a_batch_with_an_enrollment_and_the_new_devices_edit_lets_both_in() {
     let w = world();
-    let before = w
-        .counselor
-        .inner
-        .lock()
-        .open(w.plan)
-        .unwrap()
-        .doc
-        .automerge()
-        .clone();
+    let before = document(&w.counselor, w.plan);
     let tablet = Alliance::open_in_memory().unwrap();
     let dana = tablet.init("Dana", Role::Counselor, None).unwrap();
     w.counselor
@@ -1121,14 +1125,7 @@ fn a_batch_with_an_enrollment_and_the_new_devices_edit_lets_both_in() {
         ..GoalEdit::default()
     };
     tablet.edit_goal(w.plan, w.goal, &statement).unwrap();
-    let doc = tablet
-        .inner
-        .lock()
-        .open(w.plan)
-        .unwrap()
-        .doc
-        .automerge()
-        .clone();
+    let doc = document(&tablet, w.plan);
     let incoming: Vec<Change> = doc.get_changes(&before.get_heads());
     assert_eq!(incoming.len(), 2, "the enrollment and the edit");
     assert_eq!(
@@ -1155,15 +1152,7 @@ fn a_batch_with_an_enrollment_and_the_new_devices_edit_lets_both_in() {
 #[test]
 fn a_batch_judged_together_ends_as_one_judged_change_by_change() {
     let w = world();
-    let before = w
-        .counselor
-        .inner
-        .lock()
-        .open(w.plan)
-        .unwrap()
-        .doc
-        .automerge()
-        .clone();
+    let before = document(&w.counselor, w.plan);
     for n in 0..6 {
         let statement = GoalEdit {
             clinical_statement: Some(format!("Delayed sleep phase, week {n}")),
@@ -1191,24 +1180,8 @@ fn a_batch_judged_together_ends_as_one_judged_change_by_change() {
         ..crate::model::NewCheckIn::default()
     };
     let _ = w.client.check_in(w.plan, w.goal, &last);
-    let counselor = w
-        .counselor
-        .inner
-        .lock()
-        .open(w.plan)
-        .unwrap()
-        .doc
-        .automerge()
-        .clone();
-    let client = w
-        .client
-        .inner
-        .lock()
-        .open(w.plan)
-        .unwrap()
-        .doc
-        .automerge()
-        .clone();
+    let counselor = document(&w.counselor, w.plan);
+    let client = document(&w.client, w.plan);
     let incoming: Vec<Change> = client.get_changes(&before.get_heads());
     let signatures: remote::Signatures = w
         .client
