@@ -27,9 +27,6 @@ use crate::sync::DocumentId;
 /// The protocol version an in-person session speaks.
 const PROTOCOL_VERSION: &str = "1";
 
-/// Most plans compacted when an in-person session ends; the rest wait for the next.
-const COMPACT_AFTER_SESSION: usize = 64;
-
 /// One device's side of an in-person sync with one other device. `S` holds the store: an
 /// `Arc<Alliance>` for a shell's session, `&Alliance` for an in-process loop
 /// ([`crate::local_sync::sync_stores`]).
@@ -254,7 +251,10 @@ impl<S: Deref<Target = Alliance>> InPersonSession<S> {
             }
             // What the session appended is compacted now, off the sync path (docs/design.md,
             // Compaction); a failure leaves the plans as stored.
-            if let Err(error) = self.store.compact_due(COMPACT_AFTER_SESSION) {
+            if let Err(error) = self
+                .store
+                .compact_due(crate::alliance::COMPACT_AFTER_SESSION)
+            {
                 tracing::warn!(%error, "compaction after an in-person session failed");
             }
         }

@@ -21,6 +21,10 @@ const INLINE_FLOOR: usize = 32 * 1024;
 /// More chunks than this compact inline, whatever their size (each chunk is loaded by itself).
 const INLINE_CHUNKS: usize = 1_000;
 
+/// Most plans compacted when a sync session ends (with a server, or in person); the rest wait
+/// for the next.
+pub(crate) const COMPACT_AFTER_SESSION: usize = 64;
+
 /// What a document's stored sizes call for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Policy {

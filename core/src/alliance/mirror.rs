@@ -75,10 +75,9 @@ impl Alliance {
             if open.doc.heads().is_empty() {
                 return Ok(false);
             }
-            inner.received = adopted;
-            let stored = inner.persist(plan, |tx| store::save_signatures(tx, &doc_id, &records));
-            inner.received.clear();
-            stored
+            inner.persist_received(plan, adopted, |tx| {
+                store::save_signatures(tx, &doc_id, &records)
+            })
         })?;
         if changed {
             self.notify(plan);

@@ -575,6 +575,7 @@ pub struct SyncReceipt {
 
 mod audit;
 mod compaction;
+pub(crate) use compaction::COMPACT_AFTER_SESSION;
 mod copied;
 mod edits;
 mod held;

@@ -537,13 +537,10 @@ fn commit(
         Ok(())
     };
     let changed = if has_content {
-        inner.received = received;
-        let persisted = inner.persist(plan, |tx| {
+        inner.persist_received(plan, received, |tx| {
             write_records(tx)?;
             store::save_sync_state(tx, &doc_id, &peer.key, &encoded)
-        });
-        inner.received.clear();
-        persisted?
+        })?
     } else {
         inner.store.write(write_records)?;
         false

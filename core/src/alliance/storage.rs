@@ -260,6 +260,21 @@ impl Inner {
         self.persist(plan, |_| Ok(()))
     }
 
+    /// [`Inner::persist`] of a write whose new changes `received` came from elsewhere (a peer,
+    /// an import, a relay's mirror): none of them is listed as this device's own, waiting for
+    /// its signature, even under its actor.
+    pub(super) fn persist_received(
+        &mut self,
+        plan: PlanId,
+        received: HashSet<ChangeHash>,
+        extra: impl FnOnce(&rusqlite::Connection) -> Result<()>,
+    ) -> Result<bool> {
+        self.received = received;
+        let persisted = self.persist(plan, extra);
+        self.received.clear();
+        persisted
+    }
+
     /// Writes what changed in the document since it was last saved, in one SQLite
     /// transaction with `extra`. When SQLite fails the in-memory copy is dropped, so memory
     /// never runs ahead of the file.

@@ -69,12 +69,12 @@ impl Alliance {
                 .iter()
                 .filter_map(|c| Some((c.hash(), *signatures.get(&c.hash())?)))
                 .collect();
-            inner.received = judgement.accepted.iter().map(Change::hash).collect();
+            let received = judgement.accepted.iter().map(Change::hash).collect();
             inner.docs.insert(plan, OpenDoc::new(doc, false));
             let doc_id = plan.to_string();
-            let stored = inner.persist(plan, |tx| store::save_signatures(tx, &doc_id, &kept));
-            inner.received.clear();
-            stored
+            inner.persist_received(plan, received, |tx| {
+                store::save_signatures(tx, &doc_id, &kept)
+            })
         })?;
         drop(in_lane);
         self.notify(plan);

@@ -57,7 +57,6 @@ impl Roster {
     fn read(&mut self, work: &Automerge) -> Result<(), String> {
         let heads = work.get_heads();
         if self.at != heads || self.plan.is_none() {
-            self.plan = None;
             let plan = read_plan_for_edit(work, None, false)
                 .map_err(|_| "the plan cannot be read".to_owned())?;
             self.at = heads;

@@ -41,9 +41,6 @@ enum Phase {
 }
 
 /// One device's conversation with one server.
-/// Most plans compacted after one session or burst; the rest wait for the next.
-const COMPACT_AFTER_SESSION: usize = 64;
-
 pub(crate) struct ClientSession {
     store: Arc<dyn SyncStore>,
     me: PeerId,
@@ -231,11 +228,14 @@ impl ClientSession {
         self.compact();
     }
 
-    /// Compacts up to [`COMPACT_AFTER_SESSION`] plans whose chunks outgrew half their snapshot,
+    /// Compacts up to [`crate::alliance::COMPACT_AFTER_SESSION`] plans whose chunks outgrew half their snapshot,
     /// off the sync path (`docs/design.md`, "Compaction"): after a session, or when a watch
     /// session's burst of messages is over. A failure is logged; the plans stay as stored.
     pub(crate) fn compact(&self) {
-        match self.store.compact_due(COMPACT_AFTER_SESSION) {
+        match self
+            .store
+            .compact_due(crate::alliance::COMPACT_AFTER_SESSION)
+        {
             Ok(0) => {}
             Ok(plans) => tracing::debug!(plans, "compacted after a sync"),
             Err(error) => tracing::warn!(%error, "compaction after a sync failed"),
