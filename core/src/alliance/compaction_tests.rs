@@ -283,3 +283,48 @@ fn a_small_plan_past_the_factor_but_under_the_floor_waits_for_compact_due() {
     assert_eq!(p.counselor.compact_due(10).unwrap(), 1);
     assert_eq!(p.counselor.document_sizes(p.plan).unwrap().chunk_count, 0);
 }
+
+/// A small plan's snapshot is stored undeflated (deflating it cost zlib's set-up per column,
+/// more than the bytes it saved); one past `DEFLATE_FROM` undeflated is deflated as before.
+/// Both load to the same plan.
+#[test]
+fn a_small_snapshot_is_stored_undeflated_and_a_large_one_deflated() {
+    use crate::plan::DEFLATE_FROM;
+    let undeflated = |doc: &Automerge| {
+        doc.save_with_options(automerge::SaveOptions {
+            deflate: false,
+            retain_orphans: true,
+        })
+    };
+    let p = world_with(Alliance::open_in_memory().unwrap());
+    let store = &p.counselor;
+    let made = edit_until_due(store, p.plan, p.goal, 0);
+    assert_eq!(store.compact_due(10).unwrap(), 1);
+    let small = super::tests::document(store, p.plan);
+    let sizes = store.document_sizes(p.plan).unwrap();
+    assert_eq!(sizes.snapshot_len, undeflated(&small).len(), "{sizes:?}");
+    assert!(sizes.snapshot_len > small.save().len(), "{sizes:?}");
+
+    let mut n = made;
+    while undeflated(&super::tests::document(store, p.plan)).len() <= DEFLATE_FROM {
+        check_in(store, p.plan, p.goal, n);
+        n += 1;
+        assert!(
+            n < 3_000,
+            "3,000 check-ins stayed under {DEFLATE_FROM} bytes"
+        );
+    }
+    n = edit_until_due(store, p.plan, p.goal, n);
+    store.compact_due(10).unwrap();
+    let large = super::tests::document(store, p.plan);
+    let sizes = store.document_sizes(p.plan).unwrap();
+    assert_eq!(sizes.chunk_count, 0, "{sizes:?}");
+    assert_eq!(sizes.snapshot_len, large.save().len(), "{sizes:?}");
+    assert!(sizes.snapshot_len < undeflated(&large).len(), "{sizes:?}");
+    let stored = store.saved_document(p.plan).unwrap();
+    assert_eq!(
+        Automerge::load(&stored).unwrap().get_heads(),
+        large.get_heads()
+    );
+    assert_eq!(store.plan(p.plan).unwrap().goals[0].checkins.len(), n);
+}

@@ -39,7 +39,7 @@ pub(super) fn world_with(counselor: Alliance) -> World {
 }
 
 /// The plan's document as `store` holds it in memory.
-fn document(store: &Alliance, plan: PlanId) -> Automerge {
+pub(super) fn document(store: &Alliance, plan: PlanId) -> Automerge {
     store
         .inner
         .lock()

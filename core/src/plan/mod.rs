@@ -32,6 +32,13 @@ pub struct DeviceAccess {
 use crate::error::Result;
 use crate::model::{DeviceId, GoalId, HistoryEntry, Plan};
 
+/// Snapshots up to this many bytes undeflated are stored as they are: zlib sets up its window
+/// and tables for each column it deflates (about 0.9 M instructions), which costs more than
+/// the few KB it saves on a small plan, and such a plan is saved whole at every compaction.
+/// A year plan (about 50 KB undeflated, 21 KB deflated) is still deflated (BENCHMARKS.md, P5
+/// and P6).
+pub const DEFLATE_FROM: usize = 16 * 1024;
+
 /// One plan's Automerge document.
 #[derive(Debug, Clone)]
 pub struct PlanDoc {
@@ -138,9 +145,18 @@ impl PlanDoc {
         self.doc.save_after(heads)
     }
 
-    /// A compact snapshot of the whole document.
+    /// A compact snapshot of the whole document: deflated only when its columns, undeflated,
+    /// take more than [`DEFLATE_FROM`] bytes (`docs/design.md`, "Compaction").
     pub fn save(&self) -> Vec<u8> {
-        self.doc.save()
+        let plain = self.doc.save_with_options(automerge::SaveOptions {
+            deflate: false,
+            retain_orphans: true,
+        });
+        if plain.len() <= DEFLATE_FROM {
+            plain
+        } else {
+            self.doc.save()
+        }
     }
 
     /// Every change in the document.

@@ -49,6 +49,10 @@ fn random_suffix() -> String {
 /// device and a server that answers as it reads each wait for the other to read, for ever.
 pub(crate) const PUSH_WINDOW: usize = 32;
 
+/// Most messages already received that one step acts on together
+/// (see `Driven::receive_ready`).
+const READY_AT_ONCE: usize = 16;
+
 /// How long a session with plans still to push waits for an answer before pushing the next
 /// window anyway (a server may have nothing to say about some plans).
 const PUSH_QUIET: Duration = Duration::from_millis(500);
@@ -60,6 +64,9 @@ struct Driven<S> {
     /// Locked by one step at a time, on the blocking pool, and briefly by the driver to read
     /// its state between steps.
     session: Arc<Mutex<ClientSession>>,
+    /// How the connection ended, when that was met gathering messages already received
+    /// (see `Driven::receive_ready`).
+    ended: Option<SyncError>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Driven<S> {
@@ -86,6 +93,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driven<S> {
     /// server quiet for [`PUSH_QUIET`] returns `Ok(None)`: the caller tells the session
     /// ([`ClientSession::quiet`]). Cancel-safe.
     async fn next_message(&mut self, deadline: Instant) -> Result<Option<Message>, SyncError> {
+        if let Some(ended) = self.ended.take() {
+            return Err(ended);
+        }
         let wait = if self.session().waits_to_push() {
             deadline.min(Instant::now() + PUSH_QUIET)
         } else {
@@ -102,9 +112,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driven<S> {
     /// Waits for one message by `deadline` and acts on it (or on the quiet).
     async fn turn(&mut self, deadline: Instant) -> Result<(), SyncError> {
         match self.next_message(deadline).await? {
-            Some(message) => self.step(move |session| session.receive(message)).await,
+            Some(message) => self.receive_ready(message).await,
             None => self.step(ClientSession::quiet).await,
         }
+    }
+
+    /// Acts on `first` and on the messages already here behind it (up to [`READY_AT_ONCE`]),
+    /// in one step: the session works on different plans' messages in parallel
+    /// ([`ClientSession::receive_all`]). A transport error or close met while gathering them
+    /// is kept for the next wait for a message (`ended`).
+    async fn receive_ready(&mut self, first: Message) -> Result<(), SyncError> {
+        use futures_util::FutureExt;
+        let mut messages = vec![first];
+        let mut ended = None;
+        while messages.len() < READY_AT_ONCE {
+            // `recv` keeps a frame it has not returned: asking without waiting loses nothing.
+            match self.conn.recv().now_or_never() {
+                Some(Some(Ok(message))) => messages.push(message),
+                Some(Some(Err(error))) => {
+                    ended = Some(error);
+                    break;
+                }
+                Some(None) => {
+                    ended = Some(SyncError::Closed);
+                    break;
+                }
+                None => break,
+            }
+        }
+        self.step(move |session| session.receive_all(messages))
+            .await?;
+        // Met by the next wait for a message: a session that is done by now never waits.
+        self.ended = ended;
+        Ok(())
     }
 
     /// Closes the socket and ends the conversation in the store.
@@ -155,6 +195,7 @@ async fn connect(
     let mut driven = Driven {
         conn,
         session: Arc::new(Mutex::new(session)),
+        ended: None,
     };
     driven.conn.send(&join).await?;
     // The server's `peer`, then (with the heads digest) its answer to the digests.

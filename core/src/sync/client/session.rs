@@ -40,6 +40,62 @@ enum Phase {
     Syncing,
 }
 
+/// Most plans whose received messages the store works on at once ([`ClientSession::receive_all`]).
+pub(crate) const PARALLEL_PLANS: usize = 4;
+
+/// A sync message about a document of the session, waiting for the store.
+struct Received {
+    document: DocumentId,
+    data: Vec<u8>,
+    envelope: SyncEnvelope,
+}
+
+/// The store's reply to one received message (None: nothing to say), or its error.
+type Reply = Result<Option<Vec<u8>>, SyncError>;
+
+/// For each message of `run`, in order: the store takes it in, then makes its reply (None:
+/// nothing to say). Different plans go on different threads (at most [`PARALLEL_PLANS`], and
+/// no more than the machine's cores); one plan's messages go in order on one thread.
+fn store_in_parallel(store: &Arc<dyn SyncStore>, peer: &SyncPeer, run: &[Received]) -> Vec<Reply> {
+    let work = |received: &Received| {
+        store.receive_sync_message(received.document, peer, &received.data)?;
+        store.generate_sync_message(received.document, peer)
+    };
+    // Each plan's messages, by their place in `run`.
+    let mut plans: BTreeMap<DocumentId, Vec<usize>> = BTreeMap::new();
+    for (index, received) in run.iter().enumerate() {
+        plans.entry(received.document).or_default().push(index);
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(PARALLEL_PLANS)
+        .min(plans.len());
+    if threads <= 1 {
+        return run.iter().map(work).collect();
+    }
+    let plans: Vec<Vec<usize>> = plans.into_values().collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done: parking_lot::Mutex<Vec<(usize, Reply)>> =
+        parking_lot::Mutex::new(Vec::with_capacity(run.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let taken = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(indices) = plans.get(taken) else {
+                    break;
+                };
+                for &index in indices {
+                    let result = work(&run[index]);
+                    done.lock().push((index, result));
+                }
+            });
+        }
+    });
+    let mut done = done.into_inner();
+    done.sort_by_key(|(index, _)| *index);
+    done.into_iter().map(|(_, result)| result).collect()
+}
+
 /// One device's conversation with one server.
 pub(crate) struct ClientSession {
     store: Arc<dyn SyncStore>,
@@ -135,6 +191,94 @@ impl ClientSession {
                 Ok(out)
             }
         }
+    }
+
+    /// [`ClientSession::receive`] for messages that arrived together, in order. While
+    /// syncing, the store's work on a run of sync messages about different plans (judging and
+    /// storing what came, making the reply) runs on up to [`PARALLEL_PLANS`] threads, one plan
+    /// per thread at a time and each plan's messages in order: the store judges each plan in
+    /// its own lane, without its lock (`docs/design.md`, "Plans in parallel"). The session's
+    /// own bookkeeping stays in message order, so the outcome is the one-by-one outcome.
+    ///
+    /// Errors: as [`ClientSession::receive`], the first in message order.
+    pub(crate) fn receive_all(
+        &mut self,
+        messages: Vec<Message>,
+    ) -> Result<Vec<Message>, SyncError> {
+        let mut out = Vec::new();
+        let mut run: Vec<Received> = Vec::new();
+        for message in messages {
+            if self.phase != Phase::Syncing {
+                out.extend(self.finish_run(std::mem::take(&mut run))?);
+                out.extend(self.receive(message)?);
+                continue;
+            }
+            match message {
+                Message::Sync(message) | Message::Request(message) => {
+                    self.opening.remove(&message.document_id);
+                    match self.accept(message)? {
+                        Ok(received) => run.push(received),
+                        Err(declined) => out.push(declined),
+                    }
+                }
+                other => {
+                    out.extend(self.finish_run(std::mem::take(&mut run))?);
+                    out.extend(self.receive(other)?);
+                }
+            }
+        }
+        out.extend(self.finish_run(run)?);
+        if self.phase == Phase::Syncing {
+            out.extend(self.push_queued()?);
+        }
+        Ok(out)
+    }
+
+    /// A sync message about a document of this session, read and ready for the store; or,
+    /// for a document nobody here asked for, the message declining it.
+    fn accept(&mut self, message: DocumentMessage) -> Result<Result<Received, Message>, SyncError> {
+        let document = message.document_id;
+        let envelope = SyncEnvelope::read(&message.data)?;
+        let ours = self.documents.contains_key(&document) || self.store.has_document(document)?;
+        if !ours {
+            // A server offering documents nobody here asked for: decline.
+            debug!(%document, "declined an unrequested document");
+            return Ok(Err(Message::DocUnavailable {
+                sender_id: self.me.clone(),
+                target_id: self.remote_id()?,
+                document_id: document,
+            }));
+        }
+        Ok(Ok(Received {
+            document,
+            data: message.data,
+            envelope,
+        }))
+    }
+
+    /// The store's work on `run` (in parallel across plans), then each message's bookkeeping
+    /// and reply in order.
+    fn finish_run(&mut self, run: Vec<Received>) -> Result<Vec<Message>, SyncError> {
+        if run.is_empty() {
+            return Ok(Vec::new());
+        }
+        let replies = store_in_parallel(&self.store, &self.peer, &run);
+        let mut out = Vec::new();
+        for (received, reply) in run.into_iter().zip(replies) {
+            let reply = reply?;
+            let document = received.document;
+            self.documents
+                .entry(document)
+                .or_default()
+                .received(&received.envelope);
+            if received.envelope.carries_changes {
+                self.updated.insert(document);
+            }
+            if let Some(data) = reply {
+                out.push(self.sent(document, data)?);
+            }
+        }
+        Ok(out)
     }
 
     /// A document changed in the store: its next sync message, if it has one.
@@ -384,11 +528,18 @@ impl ClientSession {
 
     /// The next sync message for a document, if there is one.
     fn push(&mut self, document: DocumentId) -> Result<Option<Message>, SyncError> {
-        let remote = self.remote_id()?;
-        let progress = self.documents.entry(document).or_default();
+        self.remote_id()?;
         let Some(data) = self.store.generate_sync_message(document, &self.peer)? else {
+            self.documents.entry(document).or_default();
             return Ok(None);
         };
+        self.sent(document, data).map(Some)
+    }
+
+    /// The sync message the store made for a document (`data`), noted as sent.
+    fn sent(&mut self, document: DocumentId, data: Vec<u8>) -> Result<Message, SyncError> {
+        let remote = self.remote_id()?;
+        let progress = self.documents.entry(document).or_default();
         let envelope = SyncEnvelope::read(&data)?;
         progress.sent(&envelope);
         let message = DocumentMessage {
@@ -398,41 +549,20 @@ impl ClientSession {
             data,
         };
         // Like automerge-repo: a peer with nothing of the document asks for it.
-        Ok(Some(if envelope.heads.is_empty() {
+        Ok(if envelope.heads.is_empty() {
             Message::Request(message)
         } else {
             Message::Sync(message)
-        }))
+        })
     }
 
     /// Acts on one message from the server once the session is open.
     fn handle(&mut self, message: Message) -> Result<Vec<Message>, SyncError> {
         match message {
-            Message::Sync(message) | Message::Request(message) => {
-                let document = message.document_id;
-                let envelope = SyncEnvelope::read(&message.data)?;
-                let ours =
-                    self.documents.contains_key(&document) || self.store.has_document(document)?;
-                if !ours {
-                    // A server offering documents nobody here asked for: decline.
-                    debug!(%document, "declined an unrequested document");
-                    return Ok(vec![Message::DocUnavailable {
-                        sender_id: self.me.clone(),
-                        target_id: self.remote_id()?,
-                        document_id: document,
-                    }]);
-                }
-                self.store
-                    .receive_sync_message(document, &self.peer, &message.data)?;
-                self.documents
-                    .entry(document)
-                    .or_default()
-                    .received(&envelope);
-                if envelope.carries_changes {
-                    self.updated.insert(document);
-                }
-                Ok(self.push(document)?.into_iter().collect())
-            }
+            Message::Sync(message) | Message::Request(message) => match self.accept(message)? {
+                Ok(received) => self.finish_run(vec![received]),
+                Err(declined) => Ok(vec![declined]),
+            },
             Message::DocUnavailable { document_id, .. } => {
                 if let Some(progress) = self.documents.get_mut(&document_id) {
                     progress.unavailable = true;

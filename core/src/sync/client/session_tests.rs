@@ -262,3 +262,162 @@ fn what_a_server_says_before_peer_is_a_typed_error() {
     ));
     assert_eq!(session.awaiting(), "the server's `peer` message");
 }
+
+/// Every frame waiting for the device is handed over in one `receive_all`, as the driver does
+/// with the frames already received: several plans' messages, and one
+/// about a document nobody asked for, which is declined.
+#[test]
+fn messages_received_together_sync_every_plan_as_one_by_one_does() {
+    let (device, plans) = device_with_plans(9);
+    let server_store = Arc::new(MemoryStore::new("server"));
+    for plan in &plans[..5] {
+        server_store.put(*plan, "reviewed", "yes");
+    }
+    let unasked = doc();
+    server_store.put(unasked, "title", "not asked for");
+    let mut server = Server::new(&server_store);
+    let (mut session, first) = session_of(&device);
+    let mut to_server: VecDeque<Message> = first.into();
+    let mut to_device: Vec<Message> = Vec::new();
+    let mut together = 0;
+    let mut declined = 0;
+    let mut injected = false;
+    for _ in 0..1_000 {
+        if let Some(message) = to_server.pop_front() {
+            to_device.extend(server.answer(message));
+            continue;
+        }
+        if to_device.is_empty() && !session.waits_to_push() {
+            break;
+        }
+        if to_device.is_empty() {
+            to_server.extend(session.quiet().unwrap());
+            continue;
+        }
+        if session.is_syncing() && !injected {
+            injected = true;
+            // A document nobody asked for, in the same batch as the plans.
+            to_device.push(Message::Sync(DocumentMessage {
+                sender_id: server.me.clone(),
+                target_id: PeerId::new("device"),
+                document_id: unasked,
+                data: server_store
+                    .generate_sync_message(unasked, &SyncPeer::conversation("other"))
+                    .unwrap()
+                    .unwrap(),
+            }));
+        }
+        let batch = std::mem::take(&mut to_device);
+        together = together.max(batch.len());
+        let out = session.receive_all(batch).unwrap();
+        declined += out
+            .iter()
+            .filter(|m| matches!(m, Message::DocUnavailable { document_id, .. } if *document_id == unasked))
+            .count();
+        to_server.extend(out);
+    }
+    assert!(together >= 4, "batches of {together}");
+    assert_eq!(declined, 1);
+    assert!(session.all_settled());
+    for plan in &plans {
+        assert_eq!(server_store.heads(*plan), device.heads(*plan));
+    }
+    assert_eq!(device.get(plans[0], "reviewed").as_deref(), Some("yes"));
+    assert!(device.heads(unasked).is_empty());
+    let summary = session.summary(Traffic::default());
+    assert_eq!(summary.documents_synced, 9);
+    let mut updated = plans[..5].to_vec();
+    updated.sort();
+    assert_eq!(summary.documents_updated, updated);
+}
+
+/// A store whose `receive_sync_message` notes how many calls are inside it at once, holding
+/// each call until a second one arrives (or 2 s pass).
+struct Overlapping {
+    inner: Arc<MemoryStore>,
+    inside: parking_lot::Mutex<usize>,
+    most: parking_lot::Mutex<usize>,
+    arrived: parking_lot::Condvar,
+}
+
+impl SyncStore for Overlapping {
+    fn storage_id(&self) -> Result<String, SyncError> {
+        self.inner.storage_id()
+    }
+    fn document_ids(&self) -> Result<Vec<DocumentId>, SyncError> {
+        self.inner.document_ids()
+    }
+    fn has_document(&self, document: DocumentId) -> Result<bool, SyncError> {
+        self.inner.has_document(document)
+    }
+    fn generate_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &SyncPeer,
+    ) -> Result<Option<Vec<u8>>, SyncError> {
+        self.inner.generate_sync_message(document, peer)
+    }
+    fn receive_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &SyncPeer,
+        message: &[u8],
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        {
+            let mut inside = self.inside.lock();
+            *inside += 1;
+            let mut most = self.most.lock();
+            *most = (*most).max(*inside);
+            drop(most);
+            self.arrived.notify_all();
+            if *inside < 2 {
+                let _ = self
+                    .arrived
+                    .wait_for(&mut inside, std::time::Duration::from_secs(2));
+            }
+        }
+        let result = self.inner.receive_sync_message(document, peer, message);
+        *self.inside.lock() -= 1;
+        result
+    }
+    fn end_sync_session(&self, peer: &SyncPeer) {
+        self.inner.end_sync_session(peer)
+    }
+}
+
+/// Messages about different plans received together are taken in by the store at the same
+/// time, on more than one thread (on a machine with more than one core).
+#[test]
+fn messages_about_different_plans_are_stored_in_parallel() {
+    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        eprintln!("one core: nothing runs in parallel here");
+        return;
+    }
+    let (device, plans) = device_with_plans(4);
+    let server_store = Arc::new(MemoryStore::new("server"));
+    for plan in &plans {
+        server_store.put(*plan, "reviewed", "yes");
+    }
+    let store = Arc::new(Overlapping {
+        inner: Arc::clone(&device),
+        inside: parking_lot::Mutex::new(0),
+        most: parking_lot::Mutex::new(0),
+        arrived: parking_lot::Condvar::new(),
+    });
+    let dyn_store: Arc<dyn SyncStore> = store.clone();
+    let (mut session, join) = ClientSession::new(dyn_store, "device".into(), &options());
+    let mut server = Server::new(&server_store);
+    let peer = server.answer(join).remove(0);
+    let pushed = session.receive(peer).unwrap();
+    let answers: Vec<Message> = pushed.into_iter().flat_map(|m| server.answer(m)).collect();
+    assert_eq!(answers.len(), 4);
+    session.receive_all(answers).unwrap();
+    assert_eq!(
+        *store.most.lock(),
+        2,
+        "two plans' messages in the store at once"
+    );
+    for plan in &plans {
+        assert_eq!(device.get(*plan, "reviewed").as_deref(), Some("yes"));
+    }
+}

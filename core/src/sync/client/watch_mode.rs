@@ -219,7 +219,7 @@ async fn watch_session(
                     match message? {
                         Some(message) => {
                             burst_over = Some(Instant::now() + BURST_QUIET);
-                            driven.step(move |s| s.receive(message)).await?
+                            driven.receive_ready(message).await?
                         }
                         None => driven.step(ClientSession::quiet).await?,
                     }
