@@ -70,12 +70,12 @@ impl Alliance {
         let changed = self.writing(|inner| {
             let open = inner.open_or_empty(plan)?;
             // Judged and stored elsewhere: none of them is this store's to sign.
-            let adopted = parsed.iter().map(Change::hash).collect();
+            let adopted = parsed.clone();
             open.doc.automerge_mut().apply_changes(parsed)?;
             if open.doc.heads().is_empty() {
                 return Ok(false);
             }
-            inner.persist_received(plan, adopted, |tx| {
+            inner.persist_received(plan, &adopted, |tx| {
                 store::save_signatures(tx, &doc_id, &records)
             })
         })?;

@@ -111,6 +111,9 @@ struct Inner {
     in_flight: HashMap<PlanId, remote::Signatures>,
     /// Changes the write under way took from a peer: never signed as this device's own.
     received: HashSet<ChangeHash>,
+    /// Those changes' bytes, joined in dependency order: stored as they came when they are
+    /// all the write appends (see [`Inner::persist_received`]).
+    received_bytes: Vec<u8>,
     /// Plans due for compaction (see [`Alliance::compact_due`]).
     due: compaction::Due,
 }
@@ -274,6 +277,7 @@ impl Alliance {
                 key,
                 in_flight: HashMap::new(),
                 received: HashSet::new(),
+                received_bytes: Vec::new(),
                 due: compaction::Due::default(),
             }),
             lanes: lanes::Lanes::default(),

@@ -53,7 +53,8 @@ struct PutBack {
 struct Judged {
     refused: Vec<remote::Refusal>,
     still_held: Vec<Change>,
-    received: HashSet<ChangeHash>,
+    /// The changes let in, in dependency order.
+    accepted: Vec<Change>,
     settled: copied::Settled,
     accepted_signatures: Vec<crate::authorship::carrier::Record>,
     has_content: bool,
@@ -267,6 +268,7 @@ fn judge(
     let open = &mut taken.out.open;
     let mut still_held = Vec::new();
     let mut received: HashSet<ChangeHash> = HashSet::new();
+    let mut accepted: Vec<Change> = Vec::new();
     let mut refused: Vec<remote::Refusal> = Vec::new();
     // Own changes taken out of the document because the peer holds others with the same
     // seq: replayed once the peer's are in.
@@ -349,10 +351,11 @@ fn judge(
             &taken.kept_signatures,
         );
         received.extend(judgement.accepted.iter().map(Change::hash));
+        accepted = judgement.accepted;
         still_held = judgement.held;
         refused.extend(judgement.refused);
         match judgement.applied {
-            Some(mut applied) if !judgement.accepted.is_empty() => {
+            Some(mut applied) if !accepted.is_empty() => {
                 applied.set_actor(open.doc.automerge().get_actor().clone());
                 *open.doc.automerge_mut() = applied;
                 adopted = true;
@@ -442,7 +445,7 @@ fn judge(
     Ok(Judged {
         refused,
         still_held,
-        received,
+        accepted,
         settled,
         accepted_signatures,
         has_content,
@@ -492,7 +495,7 @@ fn commit(
     let Judged {
         refused,
         still_held,
-        received,
+        accepted,
         settled,
         accepted_signatures,
         has_content,
@@ -537,7 +540,7 @@ fn commit(
         Ok(())
     };
     let changed = if has_content {
-        inner.persist_received(plan, received, |tx| {
+        inner.persist_received(plan, &accepted, |tx| {
             write_records(tx)?;
             store::save_sync_state(tx, &doc_id, &peer.key, &encoded)
         })?

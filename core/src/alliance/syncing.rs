@@ -69,10 +69,9 @@ impl Alliance {
                 .iter()
                 .filter_map(|c| Some((c.hash(), *signatures.get(&c.hash())?)))
                 .collect();
-            let received = judgement.accepted.iter().map(Change::hash).collect();
             inner.docs.insert(plan, OpenDoc::new(doc, false));
             let doc_id = plan.to_string();
-            inner.persist_received(plan, received, |tx| {
+            inner.persist_received(plan, &judgement.accepted, |tx| {
                 store::save_signatures(tx, &doc_id, &kept)
             })
         })?;

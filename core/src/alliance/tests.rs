@@ -1210,3 +1210,99 @@ fn a_batch_judged_together_ends_as_one_judged_change_by_change() {
         crate::plan::read::read_plan(&each).unwrap()
     );
 }
+
+/// Changes taken from a peer are stored as the bytes they came in: the chunk a receive
+/// appends is the accepted changes' own bytes, joined in dependency order, beside the
+/// receiver's own edits made meanwhile; the store reopened holds the same plan.
+#[test]
+fn a_receive_appends_the_accepted_changes_own_bytes_and_reloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("client.db");
+    let counselor = Alliance::open_in_memory().unwrap();
+    let client = Alliance::open(&path).unwrap();
+    counselor.init("Dana", Role::Counselor, None).unwrap();
+    let sam = client.init("Sam", Role::Client, None).unwrap();
+    let plan = counselor
+        .create_plan(&NewPlan {
+            title: "Plan".into(),
+            client_name: "Sam".into(),
+            client_member: Some(sam.member_id),
+            client_device: Some(sam.device_id),
+        })
+        .unwrap();
+    let goal = counselor
+        .propose_goal(plan, "Sleep through the night")
+        .unwrap();
+    crate::local_sync::sync_stores(&counselor, &client).unwrap();
+    let before = document(&counselor, plan).get_heads();
+    for n in 0..3 {
+        counselor
+            .check_in(
+                plan,
+                goal,
+                &NewCheckIn {
+                    note: format!("night {n}"),
+                    ..NewCheckIn::default()
+                },
+            )
+            .unwrap();
+    }
+    // The client's own edit, concurrent with the counselor's check-ins.
+    client
+        .check_in(
+            plan,
+            goal,
+            &NewCheckIn {
+                note: "my own".into(),
+                ..NewCheckIn::default()
+            },
+        )
+        .unwrap();
+    let theirs: Vec<u8> = document(&counselor, plan)
+        .get_changes(&before)
+        .iter()
+        .flat_map(|change| change.raw_bytes().to_vec())
+        .collect();
+    let chunks = |store: &Alliance| {
+        let doc_id = plan.to_string();
+        store
+            .inner
+            .lock()
+            .store
+            .read(|tx| crate::store::load_document_parts(tx, &doc_id))
+            .unwrap()
+            .unwrap()
+            .1
+    };
+    let held_before = chunks(&client);
+    // Message by message (an in-person session would compact its chunks when it ends).
+    for _ in 0..10 {
+        if let Some(out) = counselor.generate_sync_message(plan, "client").unwrap() {
+            client
+                .receive_sync_message(plan, "counselor", &out)
+                .unwrap();
+        }
+        match client.generate_sync_message(plan, "counselor").unwrap() {
+            Some(back) => counselor
+                .receive_sync_message(plan, "client", &back)
+                .unwrap(),
+            None => break,
+        };
+    }
+    let appended: Vec<Vec<u8>> = chunks(&client)
+        .into_iter()
+        .filter(|chunk| !held_before.contains(chunk))
+        .collect();
+    let lengths: Vec<usize> = appended.iter().map(Vec::len).collect();
+    assert!(
+        appended.contains(&theirs),
+        "the counselor's three changes as one chunk: {} bytes, appended {lengths:?}",
+        theirs.len()
+    );
+    let heads = document(&client, plan).get_heads();
+    assert_eq!(heads, document(&counselor, plan).get_heads());
+    drop(client);
+    let reopened = Alliance::open(&path).unwrap();
+    assert_eq!(document(&reopened, plan).get_heads(), heads);
+    assert_eq!(reopened.plan(plan).unwrap().goals[0].checkins.len(), 4);
+}
