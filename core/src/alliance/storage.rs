@@ -380,7 +380,7 @@ impl Inner {
                             None => store::document_sizes(tx, &doc_id)?
                                 .ok_or_else(|| Error::not_found("plan", plan))?,
                         };
-                        store::append_chunk(tx, &doc_id, &bytes, &head_bytes, now, &own_unsigned)?;
+                        store::append_chunk(tx, &doc_id, bytes, &head_bytes, now, &own_unsigned)?;
                         listed_in_chunk = true;
                         let sizes = DocumentSizes {
                             chunk_bytes: before.chunk_bytes.saturating_add(bytes.len()),
