@@ -1,6 +1,7 @@
 //! An in-memory [`SyncStore`] over plain Automerge documents, for the sync layer's own tests.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use automerge::sync::{self, SyncDoc};
 use automerge::transaction::Transactable;
@@ -188,4 +189,75 @@ fn session(inner: &mut Inner, key: &(DocumentId, SyncPeer)) -> sync::State {
         .get(&(key.0, key.1.key.clone()))
         .and_then(|bytes| sync::State::decode(bytes).ok())
         .unwrap_or_default()
+}
+
+/// A store whose `receive_sync_message` notes how many calls are inside it at once, holding
+/// each call until a second one arrives (or 2 s pass): for tests that messages about
+/// different plans are taken in side by side.
+pub(crate) struct Overlapping {
+    inner: Arc<MemoryStore>,
+    inside: parking_lot::Mutex<usize>,
+    most: parking_lot::Mutex<usize>,
+    arrived: parking_lot::Condvar,
+}
+
+impl Overlapping {
+    pub(crate) fn new(inner: Arc<MemoryStore>) -> Self {
+        Self {
+            inner,
+            inside: parking_lot::Mutex::new(0),
+            most: parking_lot::Mutex::new(0),
+            arrived: parking_lot::Condvar::new(),
+        }
+    }
+
+    /// The most calls of `receive_sync_message` that were inside at once.
+    pub(crate) fn most(&self) -> usize {
+        *self.most.lock()
+    }
+}
+
+impl SyncStore for Overlapping {
+    fn storage_id(&self) -> Result<String, SyncError> {
+        self.inner.storage_id()
+    }
+    fn document_ids(&self) -> Result<Vec<DocumentId>, SyncError> {
+        self.inner.document_ids()
+    }
+    fn has_document(&self, document: DocumentId) -> Result<bool, SyncError> {
+        self.inner.has_document(document)
+    }
+    fn generate_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &SyncPeer,
+    ) -> Result<Option<Vec<u8>>, SyncError> {
+        self.inner.generate_sync_message(document, peer)
+    }
+    fn receive_sync_message(
+        &self,
+        document: DocumentId,
+        peer: &SyncPeer,
+        message: &[u8],
+    ) -> Result<Vec<ChangeRefusal>, SyncError> {
+        {
+            let mut inside = self.inside.lock();
+            *inside += 1;
+            let mut most = self.most.lock();
+            *most = (*most).max(*inside);
+            drop(most);
+            self.arrived.notify_all();
+            if *inside < 2 {
+                let _ = self
+                    .arrived
+                    .wait_for(&mut inside, std::time::Duration::from_secs(2));
+            }
+        }
+        let result = self.inner.receive_sync_message(document, peer, message);
+        *self.inside.lock() -= 1;
+        result
+    }
+    fn end_sync_session(&self, peer: &SyncPeer) {
+        self.inner.end_sync_session(peer)
+    }
 }

@@ -17,6 +17,7 @@ pub use crate::sync_error as error;
 pub mod heads;
 #[cfg(feature = "relay")]
 pub mod metrics;
+mod parallel;
 pub mod protocol;
 #[cfg(feature = "relay")]
 pub mod relay;

@@ -19,6 +19,7 @@ use crate::sync::connection::Traffic;
 use crate::sync::doc_id::DocumentId;
 use crate::sync::error::SyncError;
 use crate::sync::heads::{DocumentProgress, HeadsDigest, SyncEnvelope};
+use crate::sync::parallel::per_plan;
 use crate::sync::protocol::{
     check_selected_version, ChangeRefusal, DocumentMessage, HeadsDigests, Message, PeerId,
     PeerMetadata, PROTOCOL_V1,
@@ -40,60 +41,11 @@ enum Phase {
     Syncing,
 }
 
-/// Most plans whose received messages the store works on at once ([`ClientSession::receive_all`]).
-pub(crate) const PARALLEL_PLANS: usize = 4;
-
 /// A sync message about a document of the session, waiting for the store.
 struct Received {
     document: DocumentId,
     data: Vec<u8>,
     envelope: SyncEnvelope,
-}
-
-/// The store's reply to one received message (None: nothing to say), or its error.
-type Reply = Result<Option<Vec<u8>>, SyncError>;
-
-/// For each message of `run`, in order: the store takes it in, then makes its reply (None:
-/// nothing to say). Different plans go on different threads (at most [`PARALLEL_PLANS`], and
-/// no more than the machine's cores); one plan's messages go in order on one thread.
-fn store_in_parallel(store: &Arc<dyn SyncStore>, peer: &SyncPeer, run: &[Received]) -> Vec<Reply> {
-    let work = |received: &Received| {
-        store.receive_sync_message(received.document, peer, &received.data)?;
-        store.generate_sync_message(received.document, peer)
-    };
-    // Each plan's messages, by their place in `run`.
-    let mut plans: BTreeMap<DocumentId, Vec<usize>> = BTreeMap::new();
-    for (index, received) in run.iter().enumerate() {
-        plans.entry(received.document).or_default().push(index);
-    }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, usize::from)
-        .min(PARALLEL_PLANS)
-        .min(plans.len());
-    if threads <= 1 {
-        return run.iter().map(work).collect();
-    }
-    let plans: Vec<Vec<usize>> = plans.into_values().collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done: parking_lot::Mutex<Vec<(usize, Reply)>> =
-        parking_lot::Mutex::new(Vec::with_capacity(run.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let taken = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(indices) = plans.get(taken) else {
-                    break;
-                };
-                for &index in indices {
-                    let result = work(&run[index]);
-                    done.lock().push((index, result));
-                }
-            });
-        }
-    });
-    let mut done = done.into_inner();
-    done.sort_by_key(|(index, _)| *index);
-    done.into_iter().map(|(_, result)| result).collect()
 }
 
 /// One device's conversation with one server.
@@ -195,8 +147,8 @@ impl ClientSession {
 
     /// [`ClientSession::receive`] for messages that arrived together, in order. While
     /// syncing, the store's work on a run of sync messages about different plans (judging and
-    /// storing what came, making the reply) runs on up to [`PARALLEL_PLANS`] threads, one plan
-    /// per thread at a time and each plan's messages in order: the store judges each plan in
+    /// storing what came, making the reply) runs side by side ([`per_plan`]), one plan per
+    /// thread at a time and each plan's messages in order: the store judges each plan in
     /// its own lane, without its lock (`docs/design.md`, "Plans in parallel"). The session's
     /// own bookkeeping stays in message order, so the outcome is the one-by-one outcome.
     ///
@@ -262,7 +214,15 @@ impl ClientSession {
         if run.is_empty() {
             return Ok(Vec::new());
         }
-        let replies = store_in_parallel(&self.store, &self.peer, &run);
+        let (store, peer) = (&self.store, &self.peer);
+        let replies = per_plan(
+            &run,
+            |received| received.document,
+            |received| {
+                store.receive_sync_message(received.document, peer, &received.data)?;
+                store.generate_sync_message(received.document, peer)
+            },
+        );
         let mut out = Vec::new();
         for (received, reply) in run.into_iter().zip(replies) {
             let reply = reply?;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::*;
-use crate::sync::memory_store::MemoryStore;
+use crate::sync::memory_store::{MemoryStore, Overlapping};
 
 fn doc() -> DocumentId {
     DocumentId::from_uuid(Uuid::new_v4())
@@ -331,60 +331,6 @@ fn messages_received_together_sync_every_plan_as_one_by_one_does() {
     assert_eq!(summary.documents_updated, updated);
 }
 
-/// A store whose `receive_sync_message` notes how many calls are inside it at once, holding
-/// each call until a second one arrives (or 2 s pass).
-struct Overlapping {
-    inner: Arc<MemoryStore>,
-    inside: parking_lot::Mutex<usize>,
-    most: parking_lot::Mutex<usize>,
-    arrived: parking_lot::Condvar,
-}
-
-impl SyncStore for Overlapping {
-    fn storage_id(&self) -> Result<String, SyncError> {
-        self.inner.storage_id()
-    }
-    fn document_ids(&self) -> Result<Vec<DocumentId>, SyncError> {
-        self.inner.document_ids()
-    }
-    fn has_document(&self, document: DocumentId) -> Result<bool, SyncError> {
-        self.inner.has_document(document)
-    }
-    fn generate_sync_message(
-        &self,
-        document: DocumentId,
-        peer: &SyncPeer,
-    ) -> Result<Option<Vec<u8>>, SyncError> {
-        self.inner.generate_sync_message(document, peer)
-    }
-    fn receive_sync_message(
-        &self,
-        document: DocumentId,
-        peer: &SyncPeer,
-        message: &[u8],
-    ) -> Result<Vec<ChangeRefusal>, SyncError> {
-        {
-            let mut inside = self.inside.lock();
-            *inside += 1;
-            let mut most = self.most.lock();
-            *most = (*most).max(*inside);
-            drop(most);
-            self.arrived.notify_all();
-            if *inside < 2 {
-                let _ = self
-                    .arrived
-                    .wait_for(&mut inside, std::time::Duration::from_secs(2));
-            }
-        }
-        let result = self.inner.receive_sync_message(document, peer, message);
-        *self.inside.lock() -= 1;
-        result
-    }
-    fn end_sync_session(&self, peer: &SyncPeer) {
-        self.inner.end_sync_session(peer)
-    }
-}
-
 /// Messages about different plans received together are taken in by the store at the same
 /// time, on more than one thread (on a machine with more than one core).
 #[test]
@@ -398,12 +344,7 @@ fn messages_about_different_plans_are_stored_in_parallel() {
     for plan in &plans {
         server_store.put(*plan, "reviewed", "yes");
     }
-    let store = Arc::new(Overlapping {
-        inner: Arc::clone(&device),
-        inside: parking_lot::Mutex::new(0),
-        most: parking_lot::Mutex::new(0),
-        arrived: parking_lot::Condvar::new(),
-    });
+    let store = Arc::new(Overlapping::new(Arc::clone(&device)));
     let dyn_store: Arc<dyn SyncStore> = store.clone();
     let (mut session, join) = ClientSession::new(dyn_store, "device".into(), &options());
     let mut server = Server::new(&server_store);
@@ -412,11 +353,7 @@ fn messages_about_different_plans_are_stored_in_parallel() {
     let answers: Vec<Message> = pushed.into_iter().flat_map(|m| server.answer(m)).collect();
     assert_eq!(answers.len(), 4);
     session.receive_all(answers).unwrap();
-    assert_eq!(
-        *store.most.lock(),
-        2,
-        "two plans' messages in the store at once"
-    );
+    assert_eq!(store.most(), 2, "two plans' messages in the store at once");
     for plan in &plans {
         assert_eq!(device.get(*plan, "reviewed").as_deref(), Some("yes"));
     }

@@ -103,7 +103,15 @@ pub(super) async fn serve<S>(
                 Some(Ok(message)) => {
                     idle_deadline = tokio::time::Instant::now() + idle;
                     burst_over = Some(tokio::time::Instant::now() + BURST_QUIET);
-                    step(&mut conn, &mut session, move |s| s.handle(message)).await
+                    let (messages, ended) = ready_behind(&mut conn, message);
+                    let going_on =
+                        step(&mut conn, &mut session, move |s| s.handle_all(messages)).await;
+                    match (going_on, ended) {
+                        // The peer closed, or its connection failed, behind those messages.
+                        (Ok(true), Some(None)) => Ok(false),
+                        (Ok(true), Some(Some(error))) => Err(error),
+                        (going_on, _) => going_on,
+                    }
                 }
             },
             _ = tokio::time::sleep_until(idle_deadline) => {
@@ -181,6 +189,33 @@ pub(super) async fn serve<S>(
     if burst_over.is_some() {
         compact_after_burst(shared).await;
     }
+}
+
+/// Most messages already received that one step acts on together (see [`ready_behind`]).
+const READY_AT_ONCE: usize = 16;
+
+/// `first` and the messages already received behind it, up to [`READY_AT_ONCE`], for one step
+/// ([`PeerSession::handle_all`] works on different plans' messages side by side); and how the
+/// connection ended, when that came behind them (None inside: closed; else the error).
+fn ready_behind<S>(
+    conn: &mut Connection<S>,
+    first: Message,
+) -> (Vec<Message>, Option<Option<SyncError>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures_util::FutureExt;
+    let mut messages = vec![first];
+    while messages.len() < READY_AT_ONCE {
+        // `recv` keeps a frame it has not returned: asking without waiting loses nothing.
+        match conn.recv().now_or_never() {
+            Some(Some(Ok(message))) => messages.push(message),
+            Some(Some(Err(error))) => return (messages, Some(Some(error))),
+            Some(None) => return (messages, Some(None)),
+            None => break,
+        }
+    }
+    (messages, None)
 }
 
 /// How long a peer sends nothing before its burst of messages counts as over.

@@ -6,7 +6,91 @@
 
 use super::connection::JoinedPeer;
 use super::*;
+use crate::sync::parallel::per_plan;
 use crate::SyncPeer;
+
+/// What a peer's sync message calls for once checked ([`PeerSession::handle_all`]).
+enum Prepared {
+    /// Answered already (the document is unavailable): nothing for the store.
+    Answered,
+    /// A new plan pushed under open enrollment: stored one message at a time.
+    Enrolling(DocumentMessage),
+    /// For the store to take in and answer.
+    Store(Checked),
+}
+
+/// A sync message that may go to the store.
+struct Checked {
+    document: DocumentId,
+    data: Vec<u8>,
+    carries_changes: bool,
+}
+
+/// The changes the store refused from a message, and its reply (None: nothing to say).
+type Stored = Result<(Vec<ChangeRefusal>, Option<Vec<u8>>), SyncError>;
+
+/// The store takes in `checked` from the peer of `conversation` (bound to its token's plans,
+/// `access`), then makes its reply. Runs on any thread ([`per_plan`]).
+fn store_checked(
+    shared: &Shared,
+    conversation: &SyncPeer,
+    access: &Option<Access>,
+    checked: &Checked,
+) -> Stored {
+    let refused = received_timed(shared, || {
+        receive_as(
+            shared,
+            conversation,
+            access,
+            checked.document,
+            &checked.data,
+            false,
+        )
+    })?;
+    let reply = shared
+        .store
+        .generate_sync_message(checked.document, conversation)?;
+    Ok((refused, reply))
+}
+
+/// Applies a peer's message; with tokens, the plan must stay bound to them ([`TokenVoucher`])
+/// — and, for a new plan pushed under open enrollment (`enrolling`), list the peer's token —
+/// or nothing of the message is stored.
+fn receive_as(
+    shared: &Shared,
+    conversation: &SyncPeer,
+    access: &Option<Access>,
+    document: DocumentId,
+    data: &[u8],
+    enrolling: bool,
+) -> Result<Vec<ChangeRefusal>, SyncError> {
+    match access {
+        Some(access) => {
+            let voucher = TokenVoucher {
+                token_hash: access.hash.clone(),
+                must_be_listed: enrolling,
+            };
+            shared
+                .store
+                .receive_vouched_sync_message(document, conversation, data, &voucher)
+        }
+        None => shared
+            .store
+            .receive_sync_message(document, conversation, data),
+    }
+}
+
+/// Stores what a peer sent, telling the metrics how long the store took.
+fn received_timed(
+    shared: &Shared,
+    receive: impl FnOnce() -> Result<Vec<ChangeRefusal>, SyncError>,
+) -> Result<Vec<ChangeRefusal>, SyncError> {
+    let started = std::time::Instant::now();
+    let refused = receive()?;
+    let elapsed = started.elapsed();
+    shared.options.metrics.with(|m| m.store_write(elapsed));
+    Ok(refused)
+}
 
 /// One joined peer: the documents it syncs with the relay.
 pub(super) struct PeerSession {
@@ -102,6 +186,98 @@ impl PeerSession {
     }
 
     fn receive(&mut self, message: DocumentMessage) -> Result<(), SyncError> {
+        match self.prepare(message)? {
+            Prepared::Answered => Ok(()),
+            Prepared::Enrolling(message) => self.enroll(message),
+            Prepared::Store(checked) => {
+                let stored =
+                    store_checked(&self.shared, &self.conversation, &self.access, &checked);
+                self.stored(checked, stored)
+            }
+        }
+    }
+
+    /// Acts on messages that arrived together, in order, as [`PeerSession::handle`] does one
+    /// by one; `Ok(false)` ends the connection quietly. The store's work on a run of sync
+    /// messages about different plans (judging and storing what came, making the reply) runs
+    /// side by side ([`per_plan`]): the store judges each plan in its own lane
+    /// (`docs/design.md`, "Plans in parallel"). A message about a plan already in the run, a
+    /// plan pushed under open enrollment, or any other message first finishes the run, so each
+    /// plan's messages, and everything else, keep their order.
+    pub(super) fn handle_all(&mut self, messages: Vec<Message>) -> Result<bool, SyncError> {
+        // Each sync message's round trip is counted from the step's start to its reply.
+        let started = std::time::Instant::now();
+        let mut run: Vec<Checked> = Vec::new();
+        for message in messages {
+            let (Message::Request(message) | Message::Sync(message)) = message else {
+                self.finish_run(std::mem::take(&mut run), started)?;
+                if !self.handle(message)? {
+                    return Ok(false);
+                }
+                continue;
+            };
+            if run
+                .iter()
+                .any(|checked| checked.document == message.document_id)
+            {
+                self.finish_run(std::mem::take(&mut run), started)?;
+            }
+            let prepared = match self.prepare(message) {
+                Ok(prepared) => prepared,
+                Err(error) => {
+                    self.finish_run(run, started)?;
+                    return Err(error);
+                }
+            };
+            match prepared {
+                Prepared::Answered => self.answered(started),
+                Prepared::Store(checked) => run.push(checked),
+                Prepared::Enrolling(message) => {
+                    self.finish_run(std::mem::take(&mut run), started)?;
+                    self.enroll(message)?;
+                    self.answered(started);
+                }
+            }
+        }
+        self.finish_run(run, started)?;
+        Ok(true)
+    }
+
+    /// Counts a sync message answered, `started` being when its step began.
+    fn answered(&self, started: std::time::Instant) {
+        let elapsed = started.elapsed();
+        self.shared
+            .options
+            .metrics
+            .with(|m| m.sync_round_trip(elapsed));
+    }
+
+    /// The store's work on `run`, side by side across plans, then each message's notices,
+    /// audit and reply in order; the first error ends it.
+    fn finish_run(
+        &mut self,
+        run: Vec<Checked>,
+        started: std::time::Instant,
+    ) -> Result<(), SyncError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let (shared, conversation, access) = (&self.shared, &self.conversation, &self.access);
+        let stored = per_plan(
+            &run,
+            |checked| checked.document,
+            |checked| store_checked(shared, conversation, access, checked),
+        );
+        for (checked, stored) in run.into_iter().zip(stored) {
+            self.stored(checked, stored)?;
+            self.answered(started);
+        }
+        Ok(())
+    }
+
+    /// A peer's sync message read and checked: what it may sync, and whether there is
+    /// anything for the store to do.
+    fn prepare(&mut self, message: DocumentMessage) -> Result<Prepared, SyncError> {
         if message.sender_id != self.peer.id {
             return Err(SyncError::UnexpectedMessage(
                 "message from another sender id".into(),
@@ -127,7 +303,7 @@ impl PeerSession {
                     target_id: self.peer.id.clone(),
                     document_id: document,
                 });
-                return Ok(());
+                return Ok(Prepared::Answered);
             }
             if self.shared.store.has_document(document)? {
                 return Err(SyncError::Unauthorized(
@@ -145,26 +321,7 @@ impl PeerSession {
             )));
         }
         if enrolling {
-            // A new plan pushed under open enrollment: the sync exchange runs until the plan
-            // is stored, and it is stored only if it lists this token; until then nothing is
-            // relayed.
-            let refused = self.receive_from_peer(document, message.data, true)?;
-            self.tell_refused(document, refused)?;
-            if self.shared.store.has_document(document)? {
-                self.who
-                    .accessed(self.shared.store.as_ref(), document, AuditKind::Write)?;
-                if !self.may_sync(document, true)? {
-                    return Err(SyncError::Unauthorized(
-                        "the pushed plan does not list this token",
-                    ));
-                }
-                self.documents.insert(document);
-                let _ = self.shared.events.send(RelayEvent::Changed {
-                    document,
-                    origin: self.id,
-                });
-            }
-            return self.push(document);
+            return Ok(Prepared::Enrolling(message));
         }
         self.documents.insert(document);
         if envelope.heads.is_empty() && !self.shared.store.has_document(document)? {
@@ -175,11 +332,46 @@ impl PeerSession {
                 target_id: self.peer.id.clone(),
                 document_id: document,
             });
-            return Ok(());
+            return Ok(Prepared::Answered);
         }
-        let refused = self.receive_from_peer(document, message.data, false)?;
+        Ok(Prepared::Store(Checked {
+            document,
+            data: message.data,
+            carries_changes: envelope.carries_changes,
+        }))
+    }
+
+    /// A new plan pushed under open enrollment: the sync exchange runs until the plan is
+    /// stored, and it is stored only if it lists this token; until then nothing is relayed.
+    fn enroll(&mut self, message: DocumentMessage) -> Result<(), SyncError> {
+        let document = message.document_id;
+        let refused = self.receive_from_peer(document, message.data, true)?;
         self.tell_refused(document, refused)?;
-        if envelope.carries_changes {
+        if self.shared.store.has_document(document)? {
+            self.who
+                .accessed(self.shared.store.as_ref(), document, AuditKind::Write)?;
+            if !self.may_sync(document, true)? {
+                return Err(SyncError::Unauthorized(
+                    "the pushed plan does not list this token",
+                ));
+            }
+            self.documents.insert(document);
+            let _ = self.shared.events.send(RelayEvent::Changed {
+                document,
+                origin: self.id,
+            });
+        }
+        self.push(document)
+    }
+
+    /// What the store did with a checked message (`stored`: the changes it refused and its
+    /// reply): the peer is told of refusals before the reply, a write is audited and passed on
+    /// to other connections, and the reply goes out.
+    fn stored(&mut self, checked: Checked, stored: Stored) -> Result<(), SyncError> {
+        let (refused, reply) = stored?;
+        let document = checked.document;
+        self.tell_refused(document, refused)?;
+        if checked.carries_changes {
             self.who
                 .accessed(self.shared.store.as_ref(), document, AuditKind::Write)?;
             let _ = self.shared.events.send(RelayEvent::Changed {
@@ -187,7 +379,10 @@ impl PeerSession {
                 origin: self.id,
             });
         }
-        self.push(document)
+        match reply {
+            Some(data) => self.send_reply(document, data),
+            None => Ok(()),
+        }
     }
 
     /// Applies the peer's message; with tokens, the plan must stay bound to them
@@ -199,32 +394,16 @@ impl PeerSession {
         data: Vec<u8>,
         enrolling: bool,
     ) -> Result<Vec<ChangeRefusal>, SyncError> {
-        match &self.access {
-            Some(access) => {
-                let voucher = TokenVoucher {
-                    token_hash: access.hash.clone(),
-                    must_be_listed: enrolling,
-                };
-                self.received_timed(|store, peer| {
-                    store.receive_vouched_sync_message(document, peer, &data, &voucher)
-                })
-            }
-            None => {
-                self.received_timed(|store, peer| store.receive_sync_message(document, peer, &data))
-            }
-        }
-    }
-
-    /// Stores what a peer sent, telling the metrics how long the store took.
-    fn received_timed(
-        &self,
-        receive: impl FnOnce(&dyn SyncStore, &SyncPeer) -> Result<Vec<ChangeRefusal>, SyncError>,
-    ) -> Result<Vec<ChangeRefusal>, SyncError> {
-        let started = std::time::Instant::now();
-        let refused = receive(self.shared.store.as_ref(), &self.conversation)?;
-        let elapsed = started.elapsed();
-        self.shared.options.metrics.with(|m| m.store_write(elapsed));
-        Ok(refused)
+        received_timed(&self.shared, || {
+            receive_as(
+                &self.shared,
+                &self.conversation,
+                &self.access,
+                document,
+                &data,
+                enrolling,
+            )
+        })
     }
 
     /// Tells the peer which changes of its last message about `document` the rules refused
@@ -364,6 +543,12 @@ impl PeerSession {
         else {
             return Ok(());
         };
+        self.send_reply(document, data)
+    }
+
+    /// Sends the store's sync message `data` about `document`, audited as a read when it
+    /// carries changes.
+    fn send_reply(&mut self, document: DocumentId, data: Vec<u8>) -> Result<(), SyncError> {
         let envelope = SyncEnvelope::read(&data)?;
         {
             if envelope.carries_changes {

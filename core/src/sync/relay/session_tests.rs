@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::sim::{settle, Faults, SimRelay};
 use super::*;
-use crate::sync::memory_store::MemoryStore;
+use crate::sync::memory_store::{MemoryStore, Overlapping};
 use crate::sync::SyncOptions;
 
 fn doc() -> DocumentId {
@@ -102,4 +102,77 @@ fn a_dropped_connection_loses_nothing_and_the_next_one_finishes() {
     for plan in &plans {
         assert_eq!(relay_store.heads(*plan), a.heads(*plan));
     }
+}
+
+/// Both sides take every frame waiting for them in one step (the relay's `handle_all`, the
+/// device's `receive_all`), frames reordered between plans: two devices still converge on
+/// every plan, each edited on both sides, and the relay holds what they hold.
+#[test]
+fn frames_arriving_together_on_both_sides_still_converge() {
+    for seed in 0..6 {
+        let relay_store = Arc::new(MemoryStore::new("relay"));
+        let relay = relay(&relay_store);
+        let a = Arc::new(MemoryStore::new("device-a"));
+        let b = Arc::new(MemoryStore::new("device-b"));
+        let plans: Vec<DocumentId> = (0..8).map(|_| doc()).collect();
+        for plan in &plans {
+            a.put(*plan, "title", "from a");
+            b.want(*plan);
+        }
+        let options = SyncOptions::default();
+        let faults = |n: u64| Faults::reordering(seed + n).batching();
+        let mut devices = vec![relay.open_with(a.clone(), &options, faults(0)).unwrap()];
+        settle(&mut devices).unwrap();
+        for plan in &plans {
+            a.put(*plan, "note", "a again");
+        }
+        devices.push(relay.open_with(b.clone(), &options, faults(100)).unwrap());
+        settle(&mut devices).unwrap();
+        for plan in &plans {
+            b.put(*plan, "reply", "from b");
+            devices[1].local_change(*plan).unwrap();
+        }
+        settle(&mut devices).unwrap();
+        for plan in &plans {
+            assert_eq!(
+                a.get(*plan, "reply").as_deref(),
+                Some("from b"),
+                "seed {seed}"
+            );
+            assert_eq!(
+                b.get(*plan, "note").as_deref(),
+                Some("a again"),
+                "seed {seed}"
+            );
+            assert_eq!(relay_store.heads(*plan), a.heads(*plan), "seed {seed}");
+            assert_eq!(relay_store.heads(*plan), b.heads(*plan), "seed {seed}");
+        }
+    }
+}
+
+/// Messages about different plans that reach the relay together are taken in by its store
+/// side by side (on a machine with more than one core).
+#[test]
+fn the_relay_stores_messages_about_different_plans_in_parallel() {
+    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+        eprintln!("one core: nothing runs in parallel here");
+        return;
+    }
+    let relay_store = Arc::new(Overlapping::new(Arc::new(MemoryStore::new("relay"))));
+    let relay = SimRelay::new(relay_store.clone(), RelayOptions::default()).unwrap();
+    let a = Arc::new(MemoryStore::new("device-a"));
+    let plans: Vec<DocumentId> = (0..4).map(|_| doc()).collect();
+    for plan in &plans {
+        a.put(*plan, "title", "from a");
+    }
+    let options = SyncOptions::default();
+    let mut device = relay
+        .open_with(a.clone(), &options, Faults::none().batching())
+        .unwrap();
+    device.settle().unwrap();
+    assert_eq!(
+        relay_store.most(),
+        2,
+        "two plans' messages in the store at once"
+    );
 }

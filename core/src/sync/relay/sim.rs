@@ -160,6 +160,9 @@ pub struct Faults {
     reorder: Option<u64>,
     /// The link drops once this many frames moved.
     drop_after: Option<usize>,
+    /// Each side takes every frame waiting for it in one step, as the drivers do with the
+    /// frames already received (`receive_all`, `handle_all`).
+    batching: bool,
     moved: usize,
 }
 
@@ -176,6 +179,12 @@ impl Faults {
             reorder: Some(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1),
             ..Self::default()
         }
+    }
+
+    /// Every frame waiting for a side arrives together (in the order `pick` gives).
+    pub fn batching(mut self) -> Self {
+        self.batching = true;
+        self
     }
 
     /// The link drops after `frames` frames moved (either way); what was in flight is lost.
@@ -264,6 +273,30 @@ impl SimConnection {
     /// The peer sends `message`.
     pub fn send(&mut self, message: &Message) {
         self.send_frame(&message.encode());
+    }
+
+    /// The peer's frames that arrive together, handled in one step once joined (each frame
+    /// alone before that, or when one does not decode).
+    pub fn send_frames(&mut self, frames: Vec<Vec<u8>>) {
+        let joined = matches!(self.end, End::Joined { .. });
+        let limit = self.shared.options.max_frame_bytes;
+        let decoded: Option<Vec<Message>> = frames
+            .iter()
+            .map(|bytes| Message::decode_with_limit(bytes, limit).ok())
+            .collect();
+        match decoded {
+            Some(messages) if joined => {
+                let outcome = self.step(|session| session.handle_all(messages));
+                if let Ok(false) = outcome {
+                    self.finish();
+                }
+            }
+            _ => {
+                for bytes in frames {
+                    self.send_frame(&bytes);
+                }
+            }
+        }
     }
 
     /// The peer sends one binary frame of any bytes; ignored once the connection is closed.
@@ -431,6 +464,18 @@ impl SimDevice {
     pub fn step(&mut self) -> Result<bool, SyncError> {
         // What the relay said on its own (a refused token, before `join`).
         self.collect();
+        if self.faults.batching && !self.to_relay.is_empty() {
+            let mut frames = Vec::new();
+            while let Some(frame) = self.to_relay.pop_front() {
+                if !self.faults.carry() {
+                    return Err(self.drop_link());
+                }
+                frames.push(frame.bytes);
+            }
+            self.relay.send_frames(frames);
+            self.collect();
+            return Ok(true);
+        }
         if let Some(frame) = self.to_relay.pop_front() {
             if !self.faults.carry() {
                 return Err(self.drop_link());
@@ -441,6 +486,26 @@ impl SimDevice {
         }
         if self.relay.pump() {
             self.collect();
+            return Ok(true);
+        }
+        if self.faults.batching && !self.to_device.is_empty() {
+            let mut messages = Vec::new();
+            while !self.to_device.is_empty() {
+                if !self.faults.carry() {
+                    return Err(self.drop_link());
+                }
+                let at = self.faults.pick(&self.to_device);
+                let frame = self.to_device.remove(at);
+                self.traffic.frames_received += 1;
+                self.traffic.bytes_received += frame.bytes.len() as u64;
+                messages.push(Message::decode_with_limit(
+                    &frame.bytes,
+                    self.max_frame_bytes,
+                )?);
+            }
+            for message in self.session.receive_all(messages)? {
+                self.send(&message);
+            }
             return Ok(true);
         }
         if !self.to_device.is_empty() {
