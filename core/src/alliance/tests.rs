@@ -1211,6 +1211,76 @@ fn a_batch_judged_together_ends_as_one_judged_change_by_change() {
     );
 }
 
+/// The usual message, the other device's chain of edits concurrent with this one's, is
+/// judged together: applied at once, each change judged at its dependencies in the result.
+/// It lets in what judging change by change lets in, and ends at the same plan. A chain with
+/// a change the rules refuse is not judged together (judging change by change names it).
+#[test]
+fn a_chain_of_edits_is_judged_together_as_change_by_change_judges_it() {
+    let w = world();
+    let before = document(&w.counselor, w.plan);
+    for n in 0..8 {
+        let statement = GoalEdit {
+            clinical_statement: Some(format!("Delayed sleep phase, week {n}")),
+            ..GoalEdit::default()
+        };
+        w.counselor.edit_goal(w.plan, w.goal, &statement).unwrap();
+        let words = GoalEdit {
+            client_words: Some(format!("I want to sleep by {n} am")),
+            ..GoalEdit::default()
+        };
+        w.client.edit_goal(w.plan, w.goal, &words).unwrap();
+        let checkin = crate::model::NewCheckIn {
+            note: format!("day {n}"),
+            ..crate::model::NewCheckIn::default()
+        };
+        w.client.check_in(w.plan, w.goal, &checkin).unwrap();
+    }
+    let counselor = document(&w.counselor, w.plan);
+    let client = document(&w.client, w.plan);
+    let incoming: Vec<Change> = client.get_changes(&before.get_heads());
+    assert_eq!(incoming.len(), 16);
+    let signatures: remote::Signatures = w
+        .client
+        .change_signatures(w.plan)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let together = remote::judged_together(&counselor, w.plan, &incoming, &signatures)
+        .expect("a chain of honest edits is judged together");
+    let each = remote::judge_applying_each(&counselor, w.plan, incoming.clone(), &signatures);
+    let hashes = |changes: &[Change]| {
+        let mut hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
+        hashes.sort();
+        hashes
+    };
+    assert_eq!(hashes(&together.accepted), hashes(&incoming));
+    assert_eq!(hashes(&together.accepted), hashes(&each.accepted));
+    assert!(each.refused.is_empty());
+    let (applied, by_each) = (together.applied.unwrap(), each.applied.unwrap());
+    assert_eq!(applied.get_heads(), by_each.get_heads());
+    assert_eq!(
+        crate::plan::read::read_plan(&applied).unwrap(),
+        crate::plan::read::read_plan(&by_each).unwrap()
+    );
+
+    // The same chain, and a change the client may not make on top of it.
+    let goal = w.goal.to_string();
+    write_unchecked(&w.client, w.plan, |tx| {
+        use automerge::transaction::Transactable;
+        let goals = tx.get(automerge::ROOT, "goals")?.unwrap().1;
+        let goal = tx.get(&goals, goal.as_str())?.unwrap().1;
+        tx.put(&goal, "clinical_statement", "written by the client")?;
+        Ok(())
+    });
+    let client = document(&w.client, w.plan);
+    let incoming: Vec<Change> = client.get_changes(&before.get_heads());
+    assert!(remote::judged_together(&counselor, w.plan, &incoming, &signatures).is_none());
+    let judged = remote::judge(&counselor, w.plan, incoming, &HashSet::new(), &signatures);
+    assert_eq!(judged.accepted.len(), 16);
+    assert_eq!(judged.refused.len(), 1);
+}
+
 /// Changes taken from a peer are stored as the bytes they came in: the chunk a receive
 /// appends is the accepted changes' own bytes, joined in dependency order, beside the
 /// receiver's own edits made meanwhile; the store reopened holds the same plan.

@@ -99,11 +99,252 @@ pub fn judge_within(
         budgets,
         signatures,
     };
-    // Accepted changes are applied to the plan in one batch; should the batch fail where each
-    // change alone was let into its author's view, everything is judged again applying each
-    // change as it is let in, which names the change that cannot be applied.
-    judge_pass(doc, &context, incoming.clone(), Applying::InBatches).unwrap_or_else(|| {
-        judge_pass(doc, &context, incoming, Applying::OneByOne).unwrap_or_default()
+    // The usual message, a chain of changes all let in, is applied at once and each change
+    // judged at its dependencies in the result.
+    if let Some(together) = judge_together(doc, &context, &incoming) {
+        // Debug builds (every test) judge it change by change too: both must agree.
+        #[cfg(debug_assertions)]
+        agrees_with_each(doc, &context, incoming, &together);
+        return together;
+    }
+    judge_changes(doc, &context, incoming)
+}
+
+/// Judges change by change: accepted changes are applied to the plan in batches; should a
+/// batch fail where each change alone was let into its author's view, everything is judged
+/// again applying each change as it is let in, which names the change that cannot be applied.
+fn judge_changes(doc: &Automerge, context: &Context<'_>, incoming: Vec<Change>) -> Judgement {
+    judge_pass(doc, context, incoming.clone(), Applying::InBatches).unwrap_or_else(|| {
+        judge_pass(doc, context, incoming, Applying::OneByOne).unwrap_or_default()
+    })
+}
+
+/// Panics unless judging `incoming` change by change gives what [`judge_together`] gave:
+/// the same changes let in, nothing refused or held, the same plan.
+#[cfg(debug_assertions)]
+fn agrees_with_each(
+    doc: &Automerge,
+    context: &Context<'_>,
+    incoming: Vec<Change>,
+    together: &Judgement,
+) {
+    let each = judge_changes(doc, context, incoming);
+    let hashes = |changes: &[Change]| {
+        let mut hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
+        hashes.sort();
+        hashes
+    };
+    assert_eq!(
+        each.refused, together.refused,
+        "judged together and one by one"
+    );
+    assert_eq!(hashes(&each.accepted), hashes(&together.accepted));
+    assert_eq!(hashes(&each.held), hashes(&together.held));
+    let heads = |judgement: &Judgement| judgement.applied.as_ref().map(Automerge::get_heads);
+    assert_eq!(heads(&each), heads(together));
+}
+
+/// Changes larger than this are judged change by change: one such change is a batch of its
+/// own, and its view's reads (a long text read at the change's dependencies, a copy of the
+/// plan at them to measure a long rewrite) would cost more than applying it alone saves.
+const TOGETHER_MAX_OPERATIONS: u64 = 256;
+
+/// Judges a message whose changes all come in, the usual case, in one step: every new change
+/// is applied to a copy of the plan in one batch (Automerge applies a chain of twenty in about
+/// a third of the time it takes one by one), then each is judged in its author's view, read
+/// from that copy at the change's dependencies ([`View::at`]), which holds what a fork at
+/// them would. None, and the message is judged change by change, when anything is not
+/// usual: a change refused, held for a missing dependency, without dependencies, building on
+/// a refused change, past a budget, refused by Automerge, or naming an operation its
+/// author's view does not hold.
+fn judge_together(
+    doc: &Automerge,
+    context: &Context<'_>,
+    incoming: &[Change],
+) -> Option<Judgement> {
+    let mut fresh: Vec<&Change> = Vec::new();
+    let mut hashes: HashSet<ChangeHash> = HashSet::new();
+    for change in incoming {
+        let hash = change.hash();
+        if !has_change(doc, &hash) && hashes.insert(hash) {
+            fresh.push(change);
+        }
+    }
+    if fresh.is_empty() {
+        return None;
+    }
+    let mut operations = doc.stats().num_ops;
+    for change in &fresh {
+        let deps = change.deps();
+        let refused = |hash: &ChangeHash| context.known_refused.contains(hash);
+        let present = |hash: &ChangeHash| hashes.contains(hash) || has_change(doc, hash);
+        if deps.is_empty()
+            || refused(&change.hash())
+            || deps.iter().any(refused)
+            || !deps.iter().all(present)
+        {
+            return None;
+        }
+        let length = change.len() as u64;
+        operations = operations.saturating_add(length);
+        if length > context.budgets.operations_per_change
+            || operations > context.budgets.operations_per_document
+            || length > TOGETHER_MAX_OPERATIONS
+        {
+            return None;
+        }
+    }
+    // Dependencies first.
+    let mut ordered: Vec<Change> = Vec::with_capacity(fresh.len());
+    let mut placed: HashSet<ChangeHash> = HashSet::new();
+    while !fresh.is_empty() {
+        let before = fresh.len();
+        fresh.retain(|change| {
+            let ready = change
+                .deps()
+                .iter()
+                .all(|d| placed.contains(d) || !hashes.contains(d));
+            if ready {
+                placed.insert(change.hash());
+                ordered.push((*change).clone());
+            }
+            !ready
+        });
+        if fresh.len() == before {
+            return None;
+        }
+    }
+    let mut all = doc.fork();
+    if !apply(&mut all, ordered.clone()) || !ordered.iter().all(|c| has_change(&all, &c.hash())) {
+        return None;
+    }
+    let mut roster = change::Roster::default();
+    let outside = outside_views(doc, &ordered);
+    let decoded: Vec<automerge::ExpandedChange> = ordered.iter().map(Change::decode).collect();
+    let mut batch_ops = view::BatchOps::new();
+    for (change, expanded) in ordered.iter().zip(&decoded) {
+        let actor = change.actor_id();
+        let start = change.start_op().get();
+        for (index, op) in expanded.operations.iter().enumerate() {
+            let id = start.saturating_add(index as u64);
+            batch_ops.insert((id, actor.clone()), (op.obj.clone(), op.insert));
+        }
+    }
+    for ((change, outside), expanded) in ordered.iter().zip(&outside).zip(&decoded) {
+        let mut deps = change.deps().to_vec();
+        deps.sort();
+        if !names_only_its_view(change, expanded, outside) {
+            return None;
+        }
+        let view = View::at(&all, &deps, &batch_ops);
+        let signatures = (context.signatures, &mut roster);
+        let judged = judge_decoded(&view, context.plan_id, (change, Some(expanded)), signatures);
+        if judged.is_err() {
+            return None;
+        }
+    }
+    Some(Judgement {
+        accepted: ordered,
+        refused: Vec::new(),
+        held: Vec::new(),
+        applied: Some(all),
+    })
+}
+
+/// Who made which operations: an author and the first and last operation counters of one
+/// of its changes.
+type Made = (ActorId, u64, u64);
+
+/// For each change of `ordered` (dependencies first), the changes of `doc` with `ordered`
+/// applied that its view (the document at its dependencies) does not hold: the batch's
+/// changes that are not its ancestors, itself included, and `doc`'s changes that are not
+/// ancestors of its dependencies.
+fn outside_views(doc: &Automerge, ordered: &[Change]) -> Vec<Vec<Made>> {
+    let at: HashMap<ChangeHash, usize> = ordered
+        .iter()
+        .enumerate()
+        .map(|(index, change)| (change.hash(), index))
+        .collect();
+    // Each change's ancestors in the batch, and the changes of `doc` it builds on.
+    let mut ancestors: Vec<HashSet<usize>> = Vec::with_capacity(ordered.len());
+    let mut in_doc: Vec<Vec<ChangeHash>> = Vec::with_capacity(ordered.len());
+    for change in ordered {
+        let mut mine = HashSet::new();
+        let mut below: HashSet<ChangeHash> = HashSet::new();
+        for dep in change.deps() {
+            match at.get(dep) {
+                Some(&index) => {
+                    mine.insert(index);
+                    mine.extend(ancestors[index].iter().copied());
+                    below.extend(in_doc[index].iter().copied());
+                }
+                None => {
+                    below.insert(*dep);
+                }
+            }
+        }
+        let mut below: Vec<ChangeHash> = below.into_iter().collect();
+        below.sort();
+        ancestors.push(mine);
+        in_doc.push(below);
+    }
+    let made = |change: &Change| -> Made {
+        let start = change.start_op().get();
+        let last = start.saturating_add((change.len() as u64).saturating_sub(1));
+        (change.actor_id().clone(), start, last)
+    };
+    let mut past_in_doc: HashMap<Vec<ChangeHash>, Vec<Made>> = HashMap::new();
+    (0..ordered.len())
+        .map(|index| {
+            let mut outside: Vec<Made> = past_in_doc
+                .entry(in_doc[index].clone())
+                .or_insert_with(|| {
+                    doc.get_changes_meta(&in_doc[index])
+                        .into_iter()
+                        .map(|m| (m.actor.into_owned(), m.start_op, m.max_op))
+                        .collect()
+                })
+                .clone();
+            outside.extend(
+                (0..ordered.len())
+                    .filter(|other| !ancestors[index].contains(other))
+                    .map(|other| made(&ordered[other])),
+            );
+            outside
+        })
+        .collect()
+}
+
+/// Whether every object, character and replaced value `change` names, besides what it makes
+/// itself, was made by a change its view holds, not by one of `outside` (a later change of
+/// the same chain, or one concurrent with it). A fork at its dependencies would not hold
+/// those: reading them from the document past the view might find them, so such a change is
+/// judged on a fork.
+fn names_only_its_view(
+    change: &Change,
+    expanded: &automerge::ExpandedChange,
+    outside: &[Made],
+) -> bool {
+    let actor = change.actor_id();
+    let start = change.start_op().get();
+    let end = start.saturating_add(change.len() as u64);
+    let past_view = |id: &OpId| {
+        let made_here = &id.1 == actor && start <= id.0 && id.0 < end;
+        !made_here
+            && outside
+                .iter()
+                .any(|(author, first, last)| author == &id.1 && *first <= id.0 && id.0 <= *last)
+    };
+    expanded.operations.iter().all(|op| {
+        let object = match &op.obj {
+            ObjectId::Id(id) => past_view(id),
+            ObjectId::Root => false,
+        };
+        let element = match &op.key {
+            Key::Seq(ElementId::Id(id)) => past_view(id),
+            _ => false,
+        };
+        !object && !element && !op.pred.iter().any(past_view)
     })
 }
 
@@ -123,6 +364,24 @@ pub(crate) fn judge_applying_each(
         signatures,
     };
     judge_pass(doc, &context, incoming, Applying::OneByOne).unwrap_or_default()
+}
+
+/// [`judge_together`] alone, with no budgets but the defaults (for tests): None when the
+/// message is not one it judges.
+#[cfg(test)]
+pub(crate) fn judged_together(
+    doc: &Automerge,
+    plan_id: PlanId,
+    incoming: &[Change],
+    signatures: &Signatures,
+) -> Option<Judgement> {
+    let context = Context {
+        plan_id,
+        known_refused: &HashSet::new(),
+        budgets: &Budgets::default(),
+        signatures,
+    };
+    judge_together(doc, &context, incoming)
 }
 
 /// What one judging of a batch needs besides the document and the changes.
@@ -365,7 +624,12 @@ fn judge_in_authors_view(
     if deps.is_empty() {
         *view = None;
         let plan = work.settle()?;
-        return Some(judge_one(plan, context.plan_id, change, signatures));
+        return Some(judge_one(
+            &View::whole(plan),
+            context.plan_id,
+            change,
+            signatures,
+        ));
     }
     // Same changes, same document: a view that holds the dependencies and whose heads are
     // among them is the plan at the dependencies, and is reused. (A change lists its author's
@@ -389,7 +653,7 @@ fn judge_in_authors_view(
             }
         }
     };
-    let verdict = judge_one(&current, context.plan_id, change, signatures);
+    let verdict = judge_one(&View::whole(&current), context.plan_id, change, signatures);
     // A change its view cannot take leaves no view: the plan itself then decides (below).
     if verdict.is_ok() && apply(&mut current, vec![change.clone()]) {
         *view = Some(current);
@@ -445,12 +709,14 @@ pub(crate) fn proves(doc: &Automerge, change: &Change, signature: Signature) -> 
         return false;
     };
     let one: Signatures = HashMap::from([(change.hash(), signature)]);
-    change::judge_signature(doc, (&plan, None), device, change, &one).is_ok()
+    change::judge_signature(&View::whole(doc), (&plan, None), device, change, &one).is_ok()
 }
 
 mod change;
 mod references;
 mod values;
+mod view;
 use change::*;
 use references::*;
 use values::*;
+pub(crate) use view::View;

@@ -54,8 +54,8 @@ pub(super) struct Roster {
 impl Roster {
     /// The plan read without its goals (members and devices are what judging needs: reading
     /// every goal and check-in per change would cost more than judging it).
-    fn read(&mut self, work: &Automerge) -> Result<(), String> {
-        let heads = work.get_heads();
+    fn read(&mut self, work: &View<'_>) -> Result<(), String> {
+        let heads = work.heads();
         if self.at != heads || self.plan.is_none() {
             let plan = read_plan_for_edit(work, None, false)
                 .map_err(|_| "the plan cannot be read".to_owned())?;
@@ -80,9 +80,19 @@ impl Roster {
 }
 
 pub(super) fn judge_one(
-    work: &Automerge,
+    work: &View<'_>,
     plan_id: PlanId,
     change: &Change,
+    signatures: (&Signatures, &mut Roster),
+) -> Rule {
+    judge_decoded(work, plan_id, (change, None), signatures)
+}
+
+/// [`judge_one`] of a change whose operations were decoded already (`decoded`).
+pub(super) fn judge_decoded(
+    work: &View<'_>,
+    plan_id: PlanId,
+    (change, decoded): (&Change, Option<&automerge::ExpandedChange>),
     (signatures, roster): (&Signatures, &mut Roster),
 ) -> Rule {
     if !is_plan(work) {
@@ -110,7 +120,14 @@ pub(super) fn judge_one(
     };
     // Whether every operation writes inside a goal: then the roster read above still holds.
     let mut wrote_only_goals = true;
-    let expanded = change.decode();
+    let decoding;
+    let expanded = match decoded {
+        Some(decoded) => decoded,
+        None => {
+            decoding = change.decode();
+            &decoding
+        }
+    };
     let actor = change.actor_id();
     let start = change.start_op().get();
     let mut created: HashMap<u64, Place> = HashMap::new();
@@ -163,7 +180,7 @@ pub(super) fn judge_one(
 /// (deleted, or unknown). Found through Automerge's cursor for the element: one seek, where
 /// reading every character's id would cost the length of the text per change judged.
 pub(super) fn element_index(
-    work: &Automerge,
+    work: &View<'_>,
     exid: &automerge::ObjId,
     element: &automerge::legacy::OpId,
 ) -> Option<usize> {
@@ -176,7 +193,7 @@ pub(super) fn element_index(
 /// The first change of a plan: it must create this plan and enroll its author as a
 /// counselor device — the first counselor device of a plan is its creator.
 pub(super) fn judge_creation(
-    work: &Automerge,
+    work: &View<'_>,
     plan_id: PlanId,
     change: &Change,
     signatures: &Signatures,
@@ -185,7 +202,7 @@ pub(super) fn judge_creation(
         return refuse("a plan starts with its creation");
     }
     judge_creation_references(change)?;
-    let mut scratch = work.fork();
+    let mut scratch = work.fork().map_err(|_| "cannot be applied".to_owned())?;
     scratch
         .apply_changes([change.clone()])
         .map_err(|_| "cannot be applied".to_owned())?;
@@ -201,7 +218,13 @@ pub(super) fn judge_creation(
     }
     // The creation records its author's key itself: it must already carry its signature.
     if let Some(device) = DeviceId::from_actor(change.actor_id()) {
-        judge_signature(&scratch, (&plan, None), device, change, signatures)?;
+        judge_signature(
+            &View::whole(&scratch),
+            (&plan, None),
+            device,
+            change,
+            signatures,
+        )?;
     }
     judge_creation_ops(change)
 }
@@ -213,7 +236,7 @@ pub(super) fn judge_creation(
 /// its actor id as before (SECURITY.md §6).
 /// `keys`, when given, keeps the keys parsed (see [`Roster`]).
 pub(super) fn judge_signature(
-    view: &Automerge,
+    view: &View<'_>,
     (plan, keys): (
         &crate::model::Plan,
         Option<&mut HashMap<String, Option<PublicKey>>>,
@@ -242,7 +265,7 @@ pub(super) fn judge_signature(
 /// A keyless device's change in a plan that pins a relay key (in its author's view): accepted
 /// only with that relay's voucher for it and its device.
 fn judge_voucher(
-    view: &Automerge,
+    view: &View<'_>,
     device: DeviceId,
     change: &Change,
     signatures: &Signatures,
@@ -324,7 +347,7 @@ pub(super) fn judge_creation_ops(change: &Change) -> Rule {
 }
 
 pub(super) fn resolve(
-    work: &Automerge,
+    work: &View<'_>,
     actor: &ActorId,
     created: &HashMap<u64, Place>,
     obj: &ObjectId,
@@ -366,7 +389,7 @@ pub(super) fn resolve(
 }
 
 pub(super) fn judge_map_op(
-    work: &Automerge,
+    work: &View<'_>,
     author: &Author,
     place: &Place,
     path: &[String],
@@ -417,7 +440,7 @@ pub(super) fn judge_characters(parts: &[&str], op: &Op) -> Rule {
 
 /// Who may write a field of the plan: its row of the role table ([`table`]).
 pub(super) fn judge_role(
-    work: &Automerge,
+    work: &View<'_>,
     author: &Author,
     place: &Place,
     parts: &[&str],
@@ -453,7 +476,7 @@ pub(super) fn judge_role(
 /// A delete of a map key is allowed only when it settles a conflict: it removes some of the
 /// key's concurrent values and one survives. It is then judged as writing the survivor.
 pub(super) fn judge_settling(
-    work: &Automerge,
+    work: &View<'_>,
     author: &Author,
     place: &Place,
     path: &[String],
@@ -485,7 +508,7 @@ pub(super) fn judge_settling(
     }
 }
 
-pub(super) fn exists(work: &Automerge, path: &[String]) -> bool {
+pub(super) fn exists(work: &View<'_>, path: &[String]) -> bool {
     let mut obj = automerge::ROOT;
     for (i, key) in path.iter().enumerate() {
         match work.get(&obj, key.as_str()) {
@@ -508,7 +531,7 @@ pub(super) fn exists(work: &Automerge, path: &[String]) -> bool {
 /// is judged once per text object; what the change writes into it is counted to bound its
 /// length (see [`judge_text_lengths`]).
 pub(super) fn judge_text_op<'a>(
-    work: &Automerge,
+    work: &View<'_>,
     author: &Author,
     place: &Place,
     op: &'a Op,
@@ -583,7 +606,7 @@ pub(super) fn text_limit(path: &[String]) -> usize {
 /// written" settles nearly every change; a long rewrite (which deletes as much as it writes)
 /// is measured exactly on a copy with the change applied.
 pub(super) fn judge_text_lengths(
-    work: &Automerge,
+    work: &View<'_>,
     change: &Change,
     texts: &HashMap<&ObjectId, TextWrite>,
 ) -> Rule {
@@ -594,7 +617,7 @@ pub(super) fn judge_text_lengths(
     if over.is_empty() {
         return Ok(());
     }
-    let mut after = work.fork();
+    let mut after = work.fork().map_err(|_| "cannot be applied".to_owned())?;
     after
         .apply_changes([change.clone()])
         .map_err(|_| "cannot be applied".to_owned())?;

@@ -19,7 +19,7 @@ pub(super) fn exid_key(id: &automerge::ObjId) -> Option<String> {
 /// `start`), or present in the author's view `work`. Automerge trusts both and panics, or
 /// stores a document it cannot save, on one that does not exist.
 pub(super) fn judge_references(
-    work: &Automerge,
+    work: &View<'_>,
     (actor, start, earlier): (&ActorId, u64, &[Op]),
     place: &Place,
     op: &Op,
@@ -51,15 +51,32 @@ pub(super) fn judge_references(
                 let Some(exid) = existing else {
                     return refuse(DANGLING);
                 };
-                match element_index(work, exid, element) {
-                    Some(index) if !op.insert => visible_at(work, exid, index),
-                    Some(_) => Vec::new(),
-                    // Not among the visible characters (one put over): looked up among the
-                    // plan's operations.
-                    None if found.stored(work, element).is_some_and(|o| is_element(&o)) => {
-                        Vec::new()
+                // In a view read past its heads (see `View::at`), an insertion after the
+                // character, or a deletion naming only the character itself, needs no more
+                // than that the character is one of this text's: inserted into it by a change
+                // applied together, or by one stored before (the caller made sure no change past
+                // the view made it). Finding its place in the view would scan the text.
+                let only_itself = op.pred.iter().all(|p| p == element);
+                if work.is_past() && (op.insert || only_itself) {
+                    let known = match work.batch_op(element) {
+                        Some((obj, insert)) => *insert && obj == &op.obj,
+                        None => found.stored(work, element).is_some_and(|o| is_element(&o)),
+                    };
+                    if !known {
+                        return refuse(DANGLING);
                     }
-                    None => return refuse(DANGLING),
+                    Vec::new()
+                } else {
+                    match element_index(work, exid, element) {
+                        Some(index) if !op.insert => visible_at(work, exid, index),
+                        Some(_) => Vec::new(),
+                        // Not among the visible characters (one put over): looked up among the
+                        // plan's operations.
+                        None if found.stored(work, element).is_some_and(|o| is_element(&o)) => {
+                            Vec::new()
+                        }
+                        None => return refuse(DANGLING),
+                    }
                 }
             }
         }
@@ -79,7 +96,7 @@ pub(super) fn judge_references(
 }
 
 /// The ids of the operations visible at `prop` of `exid` in `work`.
-fn visible_at(work: &Automerge, exid: &automerge::ObjId, prop: impl Into<Prop>) -> Vec<String> {
+fn visible_at(work: &View<'_>, exid: &automerge::ObjId, prop: impl Into<Prop>) -> Vec<String> {
     work.get_all(exid, prop)
         .unwrap_or_default()
         .iter()
@@ -97,9 +114,10 @@ pub(super) struct Found {
 
 impl Found {
     /// The operation `id` of the plan `work`, decoded (only the change holding it is).
-    fn stored(&mut self, work: &Automerge, id: &OpId) -> Option<Op> {
+    fn stored(&mut self, work: &View<'_>, id: &OpId) -> Option<Op> {
         let changes = self.changes.get_or_insert_with(|| {
-            work.get_changes_meta(&[])
+            work.document()
+                .get_changes_meta(&[])
                 .into_iter()
                 .map(|m| (m.actor.into_owned(), m.start_op, m.max_op, m.hash))
                 .collect()
@@ -108,7 +126,8 @@ impl Found {
             .iter()
             .find(|(actor, first, last, _)| actor == &id.1 && *first <= id.0 && id.0 <= *last)?;
         let at = usize::try_from(id.0 - first).ok()?;
-        work.get_change_by_hash(hash)?
+        work.document()
+            .get_change_by_hash(hash)?
             .decode()
             .operations
             .get(at)

@@ -59,7 +59,7 @@ pub(super) fn is_rating(value: i64) -> bool {
     u8::try_from(value).is_ok_and(|rating| validate::rating("rating", rating).is_ok())
 }
 
-pub(super) fn goal_status(work: &Automerge, goal: &str) -> Option<GoalStatus> {
+pub(super) fn goal_status(work: &View<'_>, goal: &str) -> Option<GoalStatus> {
     let goal = crate::model::GoalId::parse(goal).ok()?;
     let obj = goal_obj(work, goal).ok()?;
     get_string(work, &obj, k::STATUS)?.parse().ok()
