@@ -16,7 +16,11 @@ fn world() -> World {
 
 /// [`world`] with the counselor's store given (a file, say).
 pub(super) fn world_with(counselor: Alliance) -> World {
-    let client = Alliance::open_in_memory().unwrap();
+    world_of(counselor, Alliance::open_in_memory().unwrap())
+}
+
+/// [`world`] with both stores given.
+fn world_of(counselor: Alliance, client: Alliance) -> World {
     counselor.init("Dana", Role::Counselor, None).unwrap();
     let sam = client.init("Sam", Role::Client, None).unwrap();
     let plan = counselor
@@ -1145,6 +1149,27 @@ fn a_batch_with_an_enrollment_and_the_new_devices_edit_lets_both_in() {
     assert_eq!(judgement.accepted.len(), 2);
 }
 
+/// The client's signatures of its changes to the world's plan.
+fn client_signatures(w: &World) -> remote::Signatures {
+    w.client
+        .change_signatures(w.plan)
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// A tampered client app writes the goal's clinical statement, which only a counselor writes.
+fn forge_clinical_statement(w: &World) {
+    let goal = w.goal.to_string();
+    write_unchecked(&w.client, w.plan, |tx| {
+        use automerge::transaction::Transactable;
+        let goals = tx.get(automerge::ROOT, "goals")?.unwrap().1;
+        let goal = tx.get(&goals, goal.as_str())?.unwrap().1;
+        tx.put(&goal, "clinical_statement", "written by the client")?;
+        Ok(())
+    });
+}
+
 /// Judging a batch applies the accepted changes together, or adopts the author's view that
 /// already holds them; the outcome is the one of applying each change as it is let in: the
 /// same changes accepted and refused, and the same plan. Here the client's check-ins and a
@@ -1167,14 +1192,7 @@ fn a_batch_judged_together_ends_as_one_judged_change_by_change() {
     }
     // A tampered client app writes the clinical statement, which only a counselor writes;
     // then checks in once more on top of it.
-    let goal = w.goal.to_string();
-    write_unchecked(&w.client, w.plan, |tx| {
-        use automerge::transaction::Transactable;
-        let goals = tx.get(automerge::ROOT, "goals")?.unwrap().1;
-        let goal = tx.get(&goals, goal.as_str())?.unwrap().1;
-        tx.put(&goal, "clinical_statement", "written by the client")?;
-        Ok(())
-    });
+    forge_clinical_statement(&w);
     let last = crate::model::NewCheckIn {
         note: "after the forged change".into(),
         ..crate::model::NewCheckIn::default()
@@ -1183,12 +1201,7 @@ fn a_batch_judged_together_ends_as_one_judged_change_by_change() {
     let counselor = document(&w.counselor, w.plan);
     let client = document(&w.client, w.plan);
     let incoming: Vec<Change> = client.get_changes(&before.get_heads());
-    let signatures: remote::Signatures = w
-        .client
-        .change_signatures(w.plan)
-        .unwrap()
-        .into_iter()
-        .collect();
+    let signatures = client_signatures(&w);
     let together = remote::judge(
         &counselor,
         w.plan,
@@ -1240,12 +1253,7 @@ fn a_chain_of_edits_is_judged_together_as_change_by_change_judges_it() {
     let client = document(&w.client, w.plan);
     let incoming: Vec<Change> = client.get_changes(&before.get_heads());
     assert_eq!(incoming.len(), 16);
-    let signatures: remote::Signatures = w
-        .client
-        .change_signatures(w.plan)
-        .unwrap()
-        .into_iter()
-        .collect();
+    let signatures = client_signatures(&w);
     let together = remote::judged_together(&counselor, w.plan, &incoming, &signatures)
         .expect("a chain of honest edits is judged together");
     let each = remote::judge_applying_each(&counselor, w.plan, incoming.clone(), &signatures);
@@ -1265,14 +1273,7 @@ fn a_chain_of_edits_is_judged_together_as_change_by_change_judges_it() {
     );
 
     // The same chain, and a change the client may not make on top of it.
-    let goal = w.goal.to_string();
-    write_unchecked(&w.client, w.plan, |tx| {
-        use automerge::transaction::Transactable;
-        let goals = tx.get(automerge::ROOT, "goals")?.unwrap().1;
-        let goal = tx.get(&goals, goal.as_str())?.unwrap().1;
-        tx.put(&goal, "clinical_statement", "written by the client")?;
-        Ok(())
-    });
+    forge_clinical_statement(&w);
     let client = document(&w.client, w.plan);
     let incoming: Vec<Change> = client.get_changes(&before.get_heads());
     assert!(remote::judged_together(&counselor, w.plan, &incoming, &signatures).is_none());
@@ -1288,22 +1289,11 @@ fn a_chain_of_edits_is_judged_together_as_change_by_change_judges_it() {
 fn a_receive_appends_the_accepted_changes_own_bytes_and_reloads() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("client.db");
-    let counselor = Alliance::open_in_memory().unwrap();
-    let client = Alliance::open(&path).unwrap();
-    counselor.init("Dana", Role::Counselor, None).unwrap();
-    let sam = client.init("Sam", Role::Client, None).unwrap();
-    let plan = counselor
-        .create_plan(&NewPlan {
-            title: "Plan".into(),
-            client_name: "Sam".into(),
-            client_member: Some(sam.member_id),
-            client_device: Some(sam.device_id),
-        })
-        .unwrap();
-    let goal = counselor
-        .propose_goal(plan, "Sleep through the night")
-        .unwrap();
-    crate::local_sync::sync_stores(&counselor, &client).unwrap();
+    let w = world_of(
+        Alliance::open_in_memory().unwrap(),
+        Alliance::open(&path).unwrap(),
+    );
+    let (counselor, client, plan, goal) = (w.counselor, w.client, w.plan, w.goal);
     let before = document(&counselor, plan).get_heads();
     for n in 0..3 {
         counselor

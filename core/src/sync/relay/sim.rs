@@ -285,7 +285,7 @@ impl SimConnection {
             .map(|bytes| Message::decode_with_limit(bytes, limit).ok())
             .collect();
         match decoded {
-            Some(messages) if joined => {
+            Some(messages) if joined && messages.len() > 1 => {
                 let outcome = self.step(|session| session.handle_all(messages));
                 if let Ok(false) = outcome {
                     self.finish();
@@ -464,23 +464,19 @@ impl SimDevice {
     pub fn step(&mut self) -> Result<bool, SyncError> {
         // What the relay said on its own (a refused token, before `join`).
         self.collect();
-        if self.faults.batching && !self.to_relay.is_empty() {
+        if !self.to_relay.is_empty() {
+            // One frame, or (batching) every waiting frame at once.
             let mut frames = Vec::new();
             while let Some(frame) = self.to_relay.pop_front() {
                 if !self.faults.carry() {
                     return Err(self.drop_link());
                 }
                 frames.push(frame.bytes);
+                if !self.faults.batching {
+                    break;
+                }
             }
             self.relay.send_frames(frames);
-            self.collect();
-            return Ok(true);
-        }
-        if let Some(frame) = self.to_relay.pop_front() {
-            if !self.faults.carry() {
-                return Err(self.drop_link());
-            }
-            self.relay.send_frame(&frame.bytes);
             self.collect();
             return Ok(true);
         }
@@ -488,7 +484,7 @@ impl SimDevice {
             self.collect();
             return Ok(true);
         }
-        if self.faults.batching && !self.to_device.is_empty() {
+        if !self.to_device.is_empty() {
             let mut messages = Vec::new();
             while !self.to_device.is_empty() {
                 if !self.faults.carry() {
@@ -502,22 +498,16 @@ impl SimDevice {
                     &frame.bytes,
                     self.max_frame_bytes,
                 )?);
+                if !self.faults.batching {
+                    break;
+                }
             }
-            for message in self.session.receive_all(messages)? {
-                self.send(&message);
-            }
-            return Ok(true);
-        }
-        if !self.to_device.is_empty() {
-            if !self.faults.carry() {
-                return Err(self.drop_link());
-            }
-            let at = self.faults.pick(&self.to_device);
-            let frame = self.to_device.remove(at);
-            self.traffic.frames_received += 1;
-            self.traffic.bytes_received += frame.bytes.len() as u64;
-            let message = Message::decode_with_limit(&frame.bytes, self.max_frame_bytes)?;
-            for message in self.session.receive(message)? {
+            let out = if self.faults.batching {
+                self.session.receive_all(messages)?
+            } else {
+                self.session.receive(messages.remove(0))?
+            };
+            for message in out {
                 self.send(&message);
             }
             return Ok(true);
