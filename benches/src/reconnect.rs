@@ -32,9 +32,9 @@ pub fn relay_at(path: &Path) -> Result<BackgroundRelay> {
 
 pub fn sync(device: &Device, url: &str, wanted: &[PlanId]) -> Result<SyncSummary> {
     let options = SyncOptions {
-        // C2 first pushes 20,000 new plans: more than two minutes on 2 cores since changes
-        // are signed and judged (it timed out at 120 s, before and after this session).
-        settle_timeout: Duration::from_secs(900),
+        // C2's setup push of 20,000 new plans stalls and never settles, whatever the limit
+        // (BENCHMARKS.md, "P5 within its budget"): found, not yet fixed.
+        settle_timeout: Duration::from_secs(120),
         also_request: wanted
             .iter()
             .map(|plan| DocumentId::from_uuid(plan.as_uuid()))
