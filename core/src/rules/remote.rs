@@ -154,6 +154,11 @@ fn agrees_with_each(
 /// (`docs/design.md`, "Applying each change once").
 const TOGETHER_MAX_OPERATIONS: u64 = 256;
 
+/// Messages with more new changes than this are judged change by change: what each change's
+/// view does not hold ([`outside_views`]) is listed per change, which grows with the square of
+/// the changes (a phone's year-long backlog in one message would list millions).
+const TOGETHER_MAX_CHANGES: usize = 128;
+
 /// Judges a message whose changes all come in, the usual case, in one step: every new change
 /// is applied to a copy of the plan in one batch (Automerge applies a chain of twenty in about
 /// a third of the time it takes one by one), then each is judged in its author's view, read
@@ -175,7 +180,7 @@ fn judge_together(
             fresh.push(change);
         }
     }
-    if fresh.is_empty() {
+    if fresh.is_empty() || fresh.len() > TOGETHER_MAX_CHANGES {
         return None;
     }
     let mut operations = doc.stats().num_ops;
